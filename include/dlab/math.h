@@ -1,0 +1,71 @@
+/* Per-element math shared by the CPU loops and the CUDA kernels.
+ *
+ * Every function here is compiled twice: by the host C compiler for the CPU
+ * backend and by nvcc for the kernels. The CPU tests therefore exercise the
+ * same arithmetic that runs on the GPU. Keep these small, branch-light and
+ * free of library calls other than expf/logf/sqrtf/powf.
+ */
+#ifndef DLAB_MATH_H
+#define DLAB_MATH_H
+
+#include <math.h>
+
+#ifdef __CUDACC__
+#define DL_HD static inline __host__ __device__
+#else
+#define DL_HD static inline
+#endif
+
+DL_HD float dl_relu(float x) { return x > 0.0f ? x : 0.0f; }
+
+/* Gradient through ReLU given the forward output h = relu(x): h > 0 iff x > 0. */
+DL_HD float dl_relu_grad(float h, float g) { return h > 0.0f ? g : 0.0f; }
+
+/* Optimiser steps on one parameter. `t` is the 1-based step number. */
+DL_HD float dl_sgd_step(float p, float g, float lr) { return p - lr * g; }
+
+DL_HD float dl_momentum_step(float p, float g, float *vel, float lr, float mu)
+{
+    float v = mu * *vel + g;
+    *vel = v;
+    return p - lr * v;
+}
+
+DL_HD float dl_adam_step(float p, float g, float *m, float *v, float lr, float b1,
+                         float b2, float eps, int t)
+{
+    float mt = b1 * *m + (1.0f - b1) * g;
+    float vt = b2 * *v + (1.0f - b2) * g * g;
+    *m = mt;
+    *v = vt;
+    float mhat = mt / (1.0f - powf(b1, (float)t));
+    float vhat = vt / (1.0f - powf(b2, (float)t));
+    return p - lr * mhat / (sqrtf(vhat) + eps);
+}
+
+/* Softmax cross-entropy of one row of `c` logits against class `label`.
+ * Returns the loss -log softmax(z)[label]. If `grad` is not NULL it receives
+ * (softmax(z) - onehot(label)) * scale. `*correct` is set to 1 when the
+ * first maximal logit is the label (ties go to the lowest index), else 0.
+ * Max-subtraction keeps expf finite for any finite logits. */
+DL_HD float dl_softmax_xent_row(const float *z, int c, int label, float *grad,
+                                float scale, int *correct)
+{
+    float zmax = z[0];
+    int arg = 0;
+    for (int j = 1; j < c; j++)
+        if (z[j] > zmax) { zmax = z[j]; arg = j; }
+    float sum = 0.0f;
+    for (int j = 0; j < c; j++) sum += expf(z[j] - zmax);
+    float logsum = logf(sum);
+    if (grad) {
+        for (int j = 0; j < c; j++) {
+            float p = expf(z[j] - zmax - logsum);
+            grad[j] = (p - (j == label ? 1.0f : 0.0f)) * scale;
+        }
+    }
+    *correct = (arg == label);
+    return logsum - (z[label] - zmax);
+}
+
+#endif
