@@ -1,0 +1,183 @@
+/* Deterministic reductions: the fused residual + squared-error sum of the
+ * factorisation, and column sums (bias gradients of the MLP).
+ *
+ * No floating-point atomics anywhere: the order of every addition is fixed
+ * by the launch shape, and the launch shape is fixed by the per-model size
+ * alone. Partial sums are doubles, so the float results are the correctly
+ * rounded sums in all but pathological cases and agree with the CPU
+ * backend's double accumulation. */
+#include "dlab/kernels.h"
+
+/* --- sq_err -------------------------------------------------------------- */
+
+/* A block takes at least this many elements per thread before another block
+ * joins the same model: small models (iris is 600 elements) get one block,
+ * large ones (20000 x 2000) spread over many. */
+#define DL_SQ_ERR_ELEMS_PER_THREAD 16
+#define DL_SQ_ERR_MAX_BLOCKS 1024
+
+/* Stage 1: block x of model y subtracts A from E over its grid-stride slice
+ * and writes the block's sum of squares to partials[y][x]. */
+static __global__ void sq_err_partials_kernel(float *e, const float *a, size_t n, int models,
+                                              size_t a_stride, double *partials)
+{
+    __shared__ double shared[DL_BLOCK];
+    for (int b = blockIdx.y; b < models; b += gridDim.y) {
+        float *eb = e + (size_t)b * n;
+        const float *ab = a + (size_t)b * a_stride;
+        double acc = 0.0;
+        for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+             i += (size_t)gridDim.x * blockDim.x) {
+            float r = eb[i] - ab[i];
+            eb[i] = r;
+            acc += (double)r * (double)r; /* exact: a float square fits a double */
+        }
+        double total = dl_block_sum(acc, shared);
+        if (threadIdx.x == 0) partials[(size_t)b * gridDim.x + blockIdx.x] = total;
+    }
+}
+
+/* Stage 2: one thread per model adds its `parts` partials in index order. */
+static __global__ void sum_partials_kernel(const double *partials, int parts, int models,
+                                           float *out)
+{
+    for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < models;
+         b += gridDim.x * blockDim.x) {
+        const double *pb = partials + (size_t)b * parts;
+        double total = 0.0;
+        for (int k = 0; k < parts; k++) total += pb[k];
+        out[b] = (float)total;
+    }
+}
+
+extern "C" cudaError_t dl_launch_sq_err(float *e, const float *a, size_t n, int batch,
+                                        size_t a_stride, float *sse, double *scratch,
+                                        size_t scratch_len, cudaStream_t stream)
+{
+    if (batch < 0) return cudaErrorInvalidValue;
+    if (batch == 0) return cudaSuccess;
+    if (!e || !a || !scratch || scratch_len == 0) return cudaErrorInvalidValue;
+
+    size_t per_block = (size_t)DL_BLOCK * DL_SQ_ERR_ELEMS_PER_THREAD;
+    size_t blocks = (n + per_block - 1) / per_block;
+    if (blocks < 1) blocks = 1;
+    if (blocks > DL_SQ_ERR_MAX_BLOCKS) blocks = DL_SQ_ERR_MAX_BLOCKS;
+    if (blocks > scratch_len) blocks = scratch_len;
+    /* Models go in groups whose partials fit the scratch buffer; stream order
+     * keeps one group's stage 2 ahead of the next group's stage 1. */
+    size_t group = scratch_len / blocks;
+
+    for (size_t b0 = 0; b0 < (size_t)batch; b0 += group) {
+        size_t left = (size_t)batch - b0;
+        int models = (int)(left < group ? left : group);
+        dim3 grid((unsigned)blocks, (unsigned)models < DL_MAX_GRID_Y ? (unsigned)models
+                                                                     : DL_MAX_GRID_Y);
+        sq_err_partials_kernel<<<grid, DL_BLOCK, 0, stream>>>(e + b0 * n, a + b0 * a_stride, n,
+                                                              models, a_stride, scratch);
+        cudaError_t err = cudaGetLastError();
+        if (err != cudaSuccess) return err;
+        if (sse) {
+            sum_partials_kernel<<<dl_grid_for((size_t)models), DL_BLOCK, 0, stream>>>(
+                scratch, (int)blocks, models, sse + b0);
+            err = cudaGetLastError();
+            if (err != cudaSuccess) return err;
+        }
+    }
+    return cudaSuccess;
+}
+
+/* --- col_sum ------------------------------------------------------------- */
+
+/* Up to this many rows are summed by one thread. Longer columns are cut into
+ * parts whose partial sums a second kernel adds, so tall matrices still get
+ * many threads. */
+#define DL_COL_SUM_ROWS_PER_PART 256
+
+/* One thread per (model, column): the whole column in row order, which is
+ * also the CPU backend's order, so the two agree bit for bit. */
+static __global__ void col_sum_direct_kernel(const float *g, int rows, int cols, size_t total,
+                                             float *out, size_t out_stride)
+{
+    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (size_t)gridDim.x * blockDim.x) {
+        size_t b = idx / (size_t)cols, c = idx % (size_t)cols;
+        const float *col = g + b * (size_t)rows * cols + c;
+        double acc = 0.0;
+        for (int r = 0; r < rows; r++) acc += col[(size_t)r * cols];
+        out[b * out_stride + c] = (float)acc;
+    }
+}
+
+/* One thread per (model, part, column); idx enumerates them column-fastest,
+ * so neighbouring threads read neighbouring floats and partials[idx] is the
+ * partial of that triple. */
+static __global__ void col_sum_parts_kernel(const float *g, int rows, int cols, int parts,
+                                            int rows_per_part, size_t total, double *partials)
+{
+    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (size_t)gridDim.x * blockDim.x) {
+        size_t c = idx % (size_t)cols;
+        size_t k = (idx / (size_t)cols) % (size_t)parts;
+        size_t b = idx / ((size_t)cols * parts);
+        size_t r0 = k * (size_t)rows_per_part;
+        size_t r1 = r0 + (size_t)rows_per_part < (size_t)rows ? r0 + rows_per_part : (size_t)rows;
+        const float *col = g + b * (size_t)rows * cols + c;
+        double acc = 0.0;
+        for (size_t r = r0; r < r1; r++) acc += col[r * cols];
+        partials[idx] = acc;
+    }
+}
+
+/* One thread per (model, column) adds the column's parts in order. */
+static __global__ void col_sum_finish_kernel(const double *partials, int cols, int parts,
+                                             size_t total, float *out, size_t out_stride)
+{
+    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (size_t)gridDim.x * blockDim.x) {
+        size_t b = idx / (size_t)cols, c = idx % (size_t)cols;
+        const double *pb = partials + b * (size_t)parts * cols + c;
+        double acc = 0.0;
+        for (int k = 0; k < parts; k++) acc += pb[(size_t)k * cols];
+        out[b * out_stride + c] = (float)acc;
+    }
+}
+
+extern "C" cudaError_t dl_launch_col_sum(const float *g, int rows, int cols, int batch,
+                                         float *out, size_t out_stride, double *scratch,
+                                         size_t scratch_len, cudaStream_t stream)
+{
+    if (rows < 0 || cols < 0 || batch < 0) return cudaErrorInvalidValue;
+    if (cols == 0 || batch == 0) return cudaSuccess;
+    if (!out || (rows > 0 && !g)) return cudaErrorInvalidValue;
+
+    size_t parts = ((size_t)rows + DL_COL_SUM_ROWS_PER_PART - 1) / DL_COL_SUM_ROWS_PER_PART;
+    if (parts > 1 && (!scratch || parts * (size_t)cols > scratch_len))
+        parts = scratch ? scratch_len / (size_t)cols : 1;
+    if (parts <= 1) {
+        size_t total = (size_t)batch * (size_t)cols;
+        col_sum_direct_kernel<<<dl_grid_for(total), DL_BLOCK, 0, stream>>>(g, rows, cols, total,
+                                                                          out, out_stride);
+        return cudaGetLastError();
+    }
+    int rows_per_part = (int)(((size_t)rows + parts - 1) / parts);
+    parts = ((size_t)rows + rows_per_part - 1) / (size_t)rows_per_part; /* no empty parts */
+    size_t per_model = parts * (size_t)cols;
+    size_t group = scratch_len / per_model;
+
+    for (size_t b0 = 0; b0 < (size_t)batch; b0 += group) {
+        size_t left = (size_t)batch - b0;
+        size_t models = left < group ? left : group;
+        const float *gb = g + b0 * (size_t)rows * cols;
+        size_t part_total = models * per_model;
+        col_sum_parts_kernel<<<dl_grid_for(part_total), DL_BLOCK, 0, stream>>>(
+            gb, rows, cols, (int)parts, rows_per_part, part_total, scratch);
+        cudaError_t err = cudaGetLastError();
+        if (err != cudaSuccess) return err;
+        size_t out_total = models * (size_t)cols;
+        col_sum_finish_kernel<<<dl_grid_for(out_total), DL_BLOCK, 0, stream>>>(
+            scratch, cols, (int)parts, out_total, out + b0 * out_stride, out_stride);
+        err = cudaGetLastError();
+        if (err != cudaSuccess) return err;
+    }
+    return cudaSuccess;
+}
