@@ -3,7 +3,7 @@
  * Tasks (factorise, mlp) are written once against this struct and never call
  * CUDA, cuBLAS or CBLAS themselves. Two implementations exist: "cpu"
  * (host/backend_cpu.c: CBLAS, LAPACKE, OpenMP loops) and "cuda"
- * (host/backend_cuda.c + kernels/*.cu: custom kernels, cuBLAS, cuSOLVER,
+ * (host/backend_cuda.c + kernels/: custom kernels, cuBLAS, cuSOLVER,
  * cuRAND on one stream).
  *
  * Conventions

@@ -1,0 +1,555 @@
+/* The CPU backend: CBLAS (OpenBLAS) for gemm, LAPACKE for the SVD, cuRAND's
+ * host generator for random fills, and plain loops (OpenMP where the work is
+ * large enough to pay for a parallel region) for the custom ops. The custom
+ * ops call the same per-element functions as the CUDA kernels (dlab/math.h).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "dlab/backend.h"
+#include "dlab/math.h"
+#include "dlab/ref.h"
+#include "dlab/rng.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef DLAB_HAVE_CBLAS
+#include <cblas.h>
+#endif
+#ifdef DLAB_HAVE_LAPACKE
+#include <lapacke.h>
+#endif
+#if defined(DLAB_HAVE_CUDA) || defined(DLAB_HAVE_CURAND)
+#define DLAB_CPU_CURAND 1
+#include <curand.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Below this many elements a parallel region costs more than it saves. */
+#define DL_CPU_PAR_MIN 32768
+
+/* for (size_t i = 0; i < n; i++) body, in an OpenMP team only when `big`.
+ * An `if` clause alone would still enter libgomp (and allocate) on every
+ * call, which dominates the tiny ops of an iris epoch. */
+#define DL_FOR(big, i, n, ...)                                          \
+    do {                                                                \
+        if (big) {                                                      \
+            _Pragma("omp parallel for schedule(static)")                \
+            for (size_t i = 0; i < (size_t)(n); i++) { __VA_ARGS__ }    \
+        } else {                                                        \
+            for (size_t i = 0; i < (size_t)(n); i++) { __VA_ARGS__ }    \
+        }                                                               \
+    } while (0)
+/* Fixed chunk of a deterministic reduction: partial sums per chunk are
+ * added in chunk order, whatever the thread count. */
+#define DL_CPU_RED_CHUNK 16384
+/* Below this many multiply-adds the plain loop beats a BLAS call's setup. */
+#define DL_CPU_SMALL_GEMM 16384
+
+typedef struct {
+    struct timespec t0;
+#ifdef DLAB_CPU_CURAND
+    curandGenerator_t gen;
+#endif
+} cpu_impl;
+
+struct dl_graph {
+    dl_epoch_fn fn;
+    void *ctx;
+};
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* --- memory ------------------------------------------------------------ */
+
+static dl_status cpu_alloc(dl_backend *be, size_t bytes, void **out)
+{
+    *out = NULL;
+    size_t rounded = (bytes + 63) / 64 * 64;
+    void *p = rounded ? aligned_alloc(64, rounded) : NULL;
+    if (!p) return DL_FAIL(DL_E_MEMORY, "out of host memory allocating %zu bytes", bytes);
+    memset(p, 0, rounded);
+    *out = p;
+    return DL_OK;
+}
+
+static void cpu_free(dl_backend *be, void *p) { free(p); }
+
+static dl_status cpu_copy(dl_backend *be, void *dst, const void *src, size_t bytes)
+{
+    if (bytes) memmove(dst, src, bytes);
+    return DL_OK;
+}
+
+static dl_status cpu_fill(dl_backend *be, float *x, size_t n, float v)
+{
+    DL_FOR(n > DL_CPU_PAR_MIN, i, n, x[i] = v;);
+    return DL_OK;
+}
+
+/* MemAvailable from /proc/meminfo: what can be allocated without swapping. */
+static dl_status cpu_mem_info(dl_backend *be, size_t *free_bytes, size_t *total_bytes)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    *total_bytes = (pages > 0 && page > 0) ? (size_t)pages * (size_t)page : 0;
+    *free_bytes = *total_bytes;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        unsigned long long kb;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+                *free_bytes = (size_t)kb * 1024;
+                break;
+            }
+        fclose(f);
+    }
+    return DL_OK;
+}
+
+/* --- dense linear algebra --------------------------------------------- */
+
+/* Tiny products (iris: 150x4 at rank 2) cost less as plain dot products
+ * than a BLAS call's packing and dispatch, and less than vectorised loops
+ * whose set-up outweighs inner loops of 2 to 4 elements. Two accumulators
+ * halve the chain of dependent adds in the long (k = 150) dot products. */
+static void small_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a,
+                        int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    /* op(A)[i][p] = a[i*ai + p*ap], op(B)[p][j] = b[p*bp + j*bj] */
+    const size_t ai = ta ? 1 : (size_t)lda, ap = ta ? (size_t)lda : 1;
+    const size_t bp = tb ? 1 : (size_t)ldb, bj = tb ? (size_t)ldb : 1;
+    for (int i = 0; i < m; i++) {
+        const float *x = a + i * ai;
+        float *ci = c + (size_t)i * ldc;
+        for (int j = 0; j < n; j++) {
+            const float *y = b + j * bj;
+            float s0 = 0.0f, s1 = 0.0f;
+            int p = 0;
+            for (; p + 1 < k; p += 2) {
+                s0 += x[p * ap] * y[p * bp];
+                s1 += x[(p + 1) * ap] * y[(p + 1) * bp];
+            }
+            if (p < k) s0 += x[p * ap] * y[p * bp];
+            float v = alpha * (s0 + s1);
+            ci[j] = beta == 0.0f ? v : v + beta * ci[j];
+        }
+    }
+}
+
+static void gemm_one(const dl_gemm_args *g, size_t b, bool small)
+{
+    const float *a = g->a + b * g->stride_a;
+    const float *bb = g->b + b * g->stride_b;
+    float *c = g->c + b * g->stride_c;
+    if (small) {
+        small_sgemm(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, a, g->lda, bb, g->ldb,
+                    g->beta, c, g->ldc);
+        return;
+    }
+#ifdef DLAB_HAVE_CBLAS
+    cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
+                g->trans_b ? CblasTrans : CblasNoTrans, g->m, g->n, g->k, g->alpha, a, g->lda,
+                bb, g->ldb, g->beta, c, g->ldc);
+#else
+    dl_ref_sgemm(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, a, g->lda, bb, g->ldb,
+                 g->beta, c, g->ldc);
+#endif
+}
+
+static dl_status cpu_gemm(dl_backend *be, const dl_gemm_args *g)
+{
+    if (g->m < 0 || g->n < 0 || g->k < 0 || g->batch < 1)
+        return DL_FAIL(DL_E_RUNTIME, "gemm: invalid shape m=%d n=%d k=%d batch=%d", g->m,
+                       g->n, g->k, g->batch);
+    double work = (double)g->m * g->n * g->k;
+    bool small = work < DL_CPU_SMALL_GEMM;
+    /* Many models: one model per thread (BLAS then runs single-threaded
+     * inside each, as OpenBLAS does for calls from a parallel region). */
+    DL_FOR(g->batch > 1 && work * g->batch > DL_CPU_PAR_MIN, b, g->batch, gemm_one(g, b, small););
+    return DL_OK;
+}
+
+static dl_status cpu_svd(dl_backend *be, int m, int n, const float *a, float *s, float *u,
+                         float *vt)
+{
+    int p = m < n ? m : n;
+#ifdef DLAB_HAVE_LAPACKE
+    float *work = malloc(sizeof(float) * (size_t)m * n);
+    float *uu = malloc(sizeof(float) * (size_t)m * p);
+    float *vv = malloc(sizeof(float) * (size_t)p * n);
+    float *superb = malloc(sizeof(float) * (size_t)(p > 1 ? p : 2));
+    dl_status st = DL_OK;
+    if (!work || !uu || !vv || !superb) {
+        st = DL_FAIL(DL_E_MEMORY, "svd: out of host memory for a %dx%d matrix", m, n);
+    } else {
+        memcpy(work, a, sizeof(float) * (size_t)m * n);
+        lapack_int info = LAPACKE_sgesvd(LAPACK_ROW_MAJOR, 'S', 'S', m, n, work, n, s, uu, p,
+                                         vv, n, superb);
+        if (info != 0)
+            st = DL_FAIL(DL_E_RUNTIME, "LAPACKE_sgesvd failed: info=%d", (int)info);
+        else {
+            if (u) memcpy(u, uu, sizeof(float) * (size_t)m * p);
+            if (vt) memcpy(vt, vv, sizeof(float) * (size_t)p * n);
+        }
+    }
+    free(work), free(uu), free(vv), free(superb);
+    return st;
+#else
+    size_t mn = (size_t)m * n;
+    double *ad = malloc(sizeof(double) * mn), *sd = malloc(sizeof(double) * (size_t)p);
+    double *ud = u ? malloc(sizeof(double) * (size_t)m * p) : NULL;
+    double *vd = vt ? malloc(sizeof(double) * (size_t)p * n) : NULL;
+    dl_status st = DL_OK;
+    if (!ad || !sd || (u && !ud) || (vt && !vd)) {
+        st = DL_FAIL(DL_E_MEMORY, "svd: out of host memory for a %dx%d matrix", m, n);
+    } else {
+        for (size_t i = 0; i < mn; i++) ad[i] = a[i];
+        st = dl_ref_svd(m, n, ad, sd, ud, vd);
+        if (st == DL_OK) {
+            for (int i = 0; i < p; i++) s[i] = (float)sd[i];
+            if (u) for (size_t i = 0; i < (size_t)m * p; i++) u[i] = (float)ud[i];
+            if (vt) for (size_t i = 0; i < (size_t)p * n; i++) vt[i] = (float)vd[i];
+        }
+    }
+    free(ad), free(sd), free(ud), free(vd);
+    return st;
+#endif
+}
+
+/* --- random numbers ---------------------------------------------------- */
+
+#ifdef DLAB_CPU_CURAND
+static const char *curand_name(curandStatus_t s)
+{
+    switch (s) {
+    case CURAND_STATUS_SUCCESS: return "CURAND_STATUS_SUCCESS";
+    case CURAND_STATUS_ALLOCATION_FAILED: return "CURAND_STATUS_ALLOCATION_FAILED";
+    case CURAND_STATUS_LENGTH_NOT_MULTIPLE: return "CURAND_STATUS_LENGTH_NOT_MULTIPLE";
+    case CURAND_STATUS_NOT_INITIALIZED: return "CURAND_STATUS_NOT_INITIALIZED";
+    default: return "curand error";
+    }
+}
+#define CURAND_TRY(call)                                                            \
+    do {                                                                            \
+        curandStatus_t cs_ = (call);                                                \
+        if (cs_ != CURAND_STATUS_SUCCESS)                                           \
+            return DL_FAIL(DL_E_RUNTIME, "%s failed: %s", #call, curand_name(cs_)); \
+    } while (0)
+
+static dl_status cpu_rand_prepare(cpu_impl *im, uint64_t seed, uint64_t offset)
+{
+    CURAND_TRY(curandSetPseudoRandomGeneratorSeed(im->gen, seed));
+    CURAND_TRY(curandSetGeneratorOffset(im->gen, offset));
+    return DL_OK;
+}
+#endif
+
+static dl_status cpu_rand_uniform(dl_backend *be, float *x, size_t n, uint64_t seed,
+                                  uint64_t offset)
+{
+    if (!n) return DL_OK;
+#ifdef DLAB_CPU_CURAND
+    cpu_impl *im = be->impl;
+    DL_TRY(cpu_rand_prepare(im, seed, offset));
+    CURAND_TRY(curandGenerateUniform(im->gen, x, n));
+#else
+    dl_rng r;
+    dl_rng_seed(&r, seed);
+    for (uint64_t i = 0; i < offset; i++) dl_rng_next(&r);
+    for (size_t i = 0; i < n; i++) x[i] = (float)dl_rng_uniform(&r);
+#endif
+    return DL_OK;
+}
+
+static dl_status cpu_rand_normal(dl_backend *be, float *x, size_t n, float mean, float stddev,
+                                 uint64_t seed, uint64_t offset)
+{
+    if (!n) return DL_OK;
+#ifdef DLAB_CPU_CURAND
+    cpu_impl *im = be->impl;
+    DL_TRY(cpu_rand_prepare(im, seed, offset));
+    /* cuRAND draws normals in pairs: round up, then keep the first n. */
+    size_t even = (n + 1) & ~(size_t)1;
+    float *tmp = even == n ? x : malloc(sizeof(float) * even);
+    if (!tmp) return DL_FAIL(DL_E_MEMORY, "rand_normal: out of host memory");
+    curandStatus_t cs = curandGenerateNormal(im->gen, tmp, even, mean, stddev);
+    if (tmp != x) {
+        memcpy(x, tmp, sizeof(float) * n);
+        free(tmp);
+    }
+    if (cs != CURAND_STATUS_SUCCESS)
+        return DL_FAIL(DL_E_RUNTIME, "curandGenerateNormal failed: %s", curand_name(cs));
+#else
+    dl_rng r;
+    dl_rng_seed(&r, seed);
+    for (uint64_t i = 0; i < offset; i++) dl_rng_next(&r);
+    for (size_t i = 0; i < n; i++) x[i] = mean + stddev * (float)dl_rng_normal(&r);
+#endif
+    return DL_OK;
+}
+
+/* --- custom ops ---------------------------------------------------------- */
+
+/* E -= A over n elements and the sum of the squared residuals, in double.
+ * The range is cut into at most DL_CPU_RED_PARTS fixed chunks whose partial
+ * sums are added in chunk order: the result does not depend on the thread
+ * count, and no memory is allocated (this runs inside the epoch loop). */
+#define DL_CPU_RED_PARTS 256
+static double residual_sse(float *e, const float *a, size_t n)
+{
+    size_t chunk = (n + DL_CPU_RED_PARTS - 1) / DL_CPU_RED_PARTS;
+    if (chunk < DL_CPU_RED_CHUNK) chunk = DL_CPU_RED_CHUNK;
+    size_t parts = (n + chunk - 1) / chunk;
+    double part[DL_CPU_RED_PARTS];
+    DL_FOR(parts > 1, c, parts,
+        size_t lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
+        double acc = 0.0;
+        for (size_t i = lo; i < hi; i++) {
+            float r = e[i] - a[i];
+            e[i] = r;
+            acc += (double)r * r;
+        }
+        part[c] = acc;
+    );
+    double total = 0.0;
+    for (size_t c = 0; c < parts; c++) total += part[c];
+    return total;
+}
+
+static dl_status cpu_sq_err(dl_backend *be, float *e, const float *a, size_t n, int batch,
+                            size_t a_stride, float *sse)
+{
+    if (batch == 1) {
+        sse[0] = (float)residual_sse(e, a, n);
+        return DL_OK;
+    }
+    /* Many models: one model per thread; the inner sum keeps the same chunk
+     * order as a single-model run (nested regions run serially), so a model
+     * trained in a batch matches the same model trained alone bit for bit. */
+    DL_FOR((size_t)batch * n > DL_CPU_PAR_MIN, b, batch,
+           sse[b] = (float)residual_sse(e + b * n, a + b * a_stride, n););
+    return DL_OK;
+}
+
+static dl_status cpu_optim_step(dl_backend *be, const dl_optim *o, float *p, const float *g,
+                                float *m, float *v, size_t n, int32_t *t)
+{
+    const float lr = o->lr;
+    switch (o->kind) {
+    case DL_OPTIM_SGD:
+        DL_FOR(n > DL_CPU_PAR_MIN, i, n, p[i] = dl_sgd_step(p[i], g[i], lr););
+        break;
+    case DL_OPTIM_MOMENTUM:
+        DL_FOR(n > DL_CPU_PAR_MIN, i, n, p[i] = dl_momentum_step(p[i], g[i], &m[i], lr, o->momentum););
+        break;
+    case DL_OPTIM_ADAM: {
+        int step = ++*t;
+        DL_FOR(n > DL_CPU_PAR_MIN, i, n,
+               p[i] = dl_adam_step(p[i], g[i], &m[i], &v[i], lr, o->beta1, o->beta2, o->eps, step););
+        break;
+    }
+    default:
+        return DL_FAIL(DL_E_RUNTIME, "optim_step: unknown optimiser %d", (int)o->kind);
+    }
+    return DL_OK;
+}
+
+static dl_status cpu_bias_act(dl_backend *be, float *y, const float *bias, int rows, int cols,
+                              int batch, size_t bias_stride, bool relu)
+{
+    size_t per = (size_t)rows * cols;
+    DL_FOR(per * batch > DL_CPU_PAR_MIN, br, (size_t)batch * rows,
+        size_t b = br / (size_t)rows;
+        float *yr = y + br * cols;
+        const float *bb = bias + b * bias_stride;
+        if (relu)
+            for (int c = 0; c < cols; c++) yr[c] = dl_relu(yr[c] + bb[c]);
+        else
+            for (int c = 0; c < cols; c++) yr[c] += bb[c];
+    );
+    return DL_OK;
+}
+
+static dl_status cpu_relu_bwd(dl_backend *be, float *dh, const float *h, size_t n)
+{
+    DL_FOR(n > DL_CPU_PAR_MIN, i, n, dh[i] = dl_relu_grad(h[i], dh[i]););
+    return DL_OK;
+}
+
+static dl_status cpu_softmax_xent(dl_backend *be, const float *logits, const int32_t *labels,
+                                  int rows, int classes, int batch, size_t label_stride,
+                                  float *dlogits, float *loss, float *acc)
+{
+    size_t per = (size_t)rows * classes;
+    float scale = 1.0f / (float)rows;
+    DL_FOR(per * batch > DL_CPU_PAR_MIN && batch > 1, b, batch,
+        double lsum = 0.0;
+        long correct = 0;
+        for (int r = 0; r < rows; r++) {
+            size_t off = b * per + (size_t)r * classes;
+            int ok;
+            lsum += dl_softmax_xent_row(logits + off, classes,
+                                        labels[b * label_stride + r],
+                                        dlogits ? dlogits + off : NULL, scale, &ok);
+            correct += ok;
+        }
+        if (loss) loss[b] = (float)(lsum / rows);
+        if (acc) acc[b] = (float)((double)correct / rows);
+    );
+    return DL_OK;
+}
+
+static dl_status cpu_col_sum(dl_backend *be, const float *g, int rows, int cols, int batch,
+                             float *out, size_t out_stride)
+{
+    size_t per = (size_t)rows * cols;
+    DL_FOR(per * batch > DL_CPU_PAR_MIN && batch > 1, b, batch,
+        double accs[64];
+        for (int c0 = 0; c0 < cols; c0 += 64) {
+            int w = cols - c0 < 64 ? cols - c0 : 64;
+            for (int c = 0; c < w; c++) accs[c] = 0.0;
+            for (int r = 0; r < rows; r++) {
+                const float *gr = g + b * per + (size_t)r * cols + c0;
+                for (int c = 0; c < w; c++) accs[c] += gr[c];
+            }
+            for (int c = 0; c < w; c++) out[b * out_stride + c0 + c] = (float)accs[c];
+        }
+    );
+    return DL_OK;
+}
+
+static dl_status cpu_record(dl_backend *be, float *hist, const float *vals, int n,
+                            int32_t *counter)
+{
+    memcpy(hist + (size_t)*counter * n, vals, sizeof(float) * (size_t)n);
+    ++*counter;
+    return DL_OK;
+}
+
+/* --- sync, timing, graphs --------------------------------------------- */
+
+static dl_status cpu_sync(dl_backend *be) { return DL_OK; }
+
+static dl_status cpu_timer_start(dl_backend *be)
+{
+    cpu_impl *im = be->impl;
+    clock_gettime(CLOCK_MONOTONIC, &im->t0);
+    return DL_OK;
+}
+
+static dl_status cpu_timer_stop(dl_backend *be, double *seconds)
+{
+    cpu_impl *im = be->impl;
+    *seconds = now_seconds() - ((double)im->t0.tv_sec + 1e-9 * (double)im->t0.tv_nsec);
+    return DL_OK;
+}
+
+static dl_status cpu_graph_create(dl_backend *be, dl_epoch_fn fn, void *ctx, dl_graph **out)
+{
+    *out = malloc(sizeof **out);
+    if (!*out) return DL_FAIL(DL_E_MEMORY, "graph_create: out of host memory");
+    (*out)->fn = fn;
+    (*out)->ctx = ctx;
+    return DL_OK;
+}
+
+static dl_status cpu_graph_run(dl_backend *be, dl_graph *g, int times)
+{
+    for (int i = 0; i < times; i++) DL_TRY(g->fn(be, g->ctx));
+    return DL_OK;
+}
+
+static void cpu_graph_free(dl_backend *be, dl_graph *g) { free(g); }
+
+static void cpu_destroy(dl_backend *be)
+{
+    if (!be) return;
+    cpu_impl *im = be->impl;
+#ifdef DLAB_CPU_CURAND
+    if (im && im->gen) curandDestroyGenerator(im->gen);
+#endif
+    free(im);
+    free(be);
+}
+
+static void describe_cpu(char *out, size_t len)
+{
+    char model[128] = "CPU";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof line, f)) {
+            char *colon = strchr(line, ':');
+            if (strncmp(line, "model name", 10) == 0 && colon) {
+                snprintf(model, sizeof model, "%s", colon + 2);
+                model[strcspn(model, "\n")] = '\0';
+                break;
+            }
+        }
+        fclose(f);
+    }
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    snprintf(out, len, "%s, %d thread%s", model, threads, threads == 1 ? "" : "s");
+}
+
+dl_status dl_backend_cpu_create(dl_backend **out)
+{
+    *out = NULL;
+    dl_backend *be = calloc(1, sizeof *be);
+    cpu_impl *im = calloc(1, sizeof *im);
+    if (!be || !im) {
+        free(be), free(im);
+        return DL_FAIL(DL_E_MEMORY, "out of host memory creating the CPU backend");
+    }
+#ifdef DLAB_CPU_CURAND
+    curandStatus_t cs = curandCreateGeneratorHost(&im->gen, CURAND_RNG_PSEUDO_PHILOX4_32_10);
+    if (cs != CURAND_STATUS_SUCCESS) {
+        free(be), free(im);
+        return DL_FAIL(DL_E_RUNTIME, "curandCreateGeneratorHost failed: %s", curand_name(cs));
+    }
+#endif
+    be->name = "cpu";
+    be->impl = im;
+    describe_cpu(be->device, sizeof be->device);
+    be->destroy = cpu_destroy;
+    be->alloc = cpu_alloc;
+    be->free = cpu_free;
+    be->upload = cpu_copy;
+    be->download = cpu_copy;
+    be->copy = cpu_copy;
+    be->fill = cpu_fill;
+    be->mem_info = cpu_mem_info;
+    be->gemm = cpu_gemm;
+    be->svd = cpu_svd;
+    be->rand_uniform = cpu_rand_uniform;
+    be->rand_normal = cpu_rand_normal;
+    be->sq_err = cpu_sq_err;
+    be->optim_step = cpu_optim_step;
+    be->bias_act = cpu_bias_act;
+    be->relu_bwd = cpu_relu_bwd;
+    be->softmax_xent = cpu_softmax_xent;
+    be->col_sum = cpu_col_sum;
+    be->record = cpu_record;
+    be->sync = cpu_sync;
+    be->timer_start = cpu_timer_start;
+    be->timer_stop = cpu_timer_stop;
+    be->graph_create = cpu_graph_create;
+    be->graph_run = cpu_graph_run;
+    be->graph_free = cpu_graph_free;
+    *out = be;
+    return DL_OK;
+}

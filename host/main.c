@@ -1,0 +1,91 @@
+/* dlab-gpu: parse options, pick a backend, run the task, map the outcome to
+ * an exit status (0 ok, 1 runtime failure, 2 bad usage or input, 130
+ * interrupted). */
+#define _POSIX_C_SOURCE 200809L
+#include "dlab/cmd.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    if (stop_requested) _exit(130); /* second Ctrl-C: leave at once */
+    stop_requested = 1;
+}
+
+typedef struct {
+    bool active;       /* stderr is a terminal and --quiet was not given */
+    bool drawn;
+} progress_state;
+
+/* One line on stderr, redrawn in place, once a run has lasted a second;
+ * called with p == NULL (or the last epoch) to clear it before a report. */
+static void show_progress(void *ud, const dl_progress *p)
+{
+    progress_state *ps = ud;
+    if (!p || p->done == p->total) { /* finished: clear the line for the report */
+        if (ps->drawn) fputs("\r\033[K", stderr);
+        ps->drawn = false;
+        return;
+    }
+    if (!ps->active || p->elapsed < 1.0) return;
+    double rate = p->done / p->elapsed;
+    double left = rate > 0 ? (p->total - p->done) / rate : 0.0;
+    fprintf(stderr, "\r\033[Kepoch %d/%d  loss %.6g  %.0f epochs/s  %.1f s left", p->done,
+            p->total, (double)p->last[0], rate, left);
+    fflush(stderr);
+    ps->drawn = true;
+}
+
+static int fail(dl_status st)
+{
+    const char *msg = dl_errmsg();
+    if (st == DL_E_RUNTIME && dl_errwhere()[0])
+        fprintf(stderr, "dlab-gpu: error: %s [%s]\n", msg, dl_errwhere());
+    else if (st == DL_E_INTERRUPTED || st == DL_E_DIVERGED)
+        fprintf(stderr, "dlab-gpu: %s\n", msg);
+    else
+        fprintf(stderr, "dlab-gpu: error: %s\n", msg);
+    return dl_exit_code(st);
+}
+
+int main(int argc, char **argv)
+{
+    dl_options opt;
+    dl_status st = dl_cli_parse(argc, argv, &opt);
+    if (st != DL_OK) return fail(st);
+    if (opt.help) {
+        dl_cli_usage(stdout);
+        return 0;
+    }
+    if (opt.version) {
+        printf("dlab-gpu %s (CUDA backend %s)\n", DLAB_VERSION,
+               dl_have_cuda_build() ? "built in" : "not built");
+        return 0;
+    }
+
+    char note[512];
+    dl_backend *be = NULL;
+    st = dl_backend_create(opt.device, &be, note, sizeof note);
+    if (st != DL_OK) return fail(st);
+    if (note[0] && !opt.quiet) fprintf(stderr, "dlab-gpu: %s\n", note);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+
+    progress_state ps = {.active = !opt.quiet && isatty(STDERR_FILENO)};
+    dl_cmd cmd = {.be = be, .opt = &opt, .text = opt.json ? stderr : stdout,
+                  .stop = &stop_requested, .progress = show_progress, .progress_ud = &ps};
+    st = dl_cmd_factorise(&cmd);
+    show_progress(&ps, NULL);
+    dl_backend_destroy(be);
+    return st == DL_OK ? 0 : fail(st);
+}

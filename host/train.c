@@ -1,0 +1,74 @@
+#define _POSIX_C_SOURCE 200809L
+#include "dlab/train.h"
+
+#include <math.h>
+#include <time.h>
+
+static double wall(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static dl_status check_finite(const float *h, int from, int count, const dl_loop *o, int total)
+{
+    for (int e = 0; e < count; e++) {
+        const float *row = h + (size_t)e * o->per_epoch;
+        for (int i = o->check_first; i < o->check_first + o->check_count; i++)
+            if (!isfinite(row[i]))
+                return DL_FAIL(DL_E_DIVERGED,
+                               "training diverged: the loss became %s at epoch %d of %d; "
+                               "try a smaller learning rate (--lr, now %g)",
+                               isnan(row[i]) ? "NaN" : "Inf", from + e + 1, total, (double)o->lr);
+    }
+    return DL_OK;
+}
+
+dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hist_dev,
+                        float *hist_host, const dl_loop *o, int *done, double *seconds)
+{
+    *done = 0;
+    *seconds = 0.0;
+    int max_chunk = o->max_chunk > 0 ? o->max_chunk : 256;
+    int chunk = 1;
+    double t0 = wall();
+    DL_TRY(be->timer_start(be));
+    dl_status st = DL_OK;
+    while (*done < epochs) {
+        int n = epochs - *done < chunk ? epochs - *done : chunk;
+        double c0 = wall();
+        st = be->graph_run(be, g, n);
+        if (st != DL_OK) break;
+        size_t off = (size_t)*done * o->per_epoch;
+        st = be->download(be, hist_host + off, hist_dev + off, sizeof(float) * (size_t)n * o->per_epoch);
+        if (st != DL_OK) break;
+        st = check_finite(hist_host + off, *done, n, o, epochs);
+        *done += n;
+        if (st != DL_OK) break;
+        if (o->progress) {
+            dl_progress p = {*done, epochs, wall() - t0, hist_host + (size_t)(*done - 1) * o->per_epoch};
+            o->progress(o->progress_ud, &p);
+        }
+        if (o->stop && *o->stop) {
+            st = DL_FAIL(DL_E_INTERRUPTED, "interrupted after epoch %d of %d", *done, epochs);
+            break;
+        }
+        if (wall() - c0 < 0.05 && chunk < max_chunk) chunk = chunk * 2 < max_chunk ? chunk * 2 : max_chunk;
+    }
+    dl_status ts = be->timer_stop(be, seconds);
+    return st != DL_OK ? st : ts;
+}
+
+dl_status dl_check_fits(dl_backend *be, size_t bytes, const char *what)
+{
+    size_t free_b = 0, total_b = 0;
+    DL_TRY(be->mem_info(be, &free_b, &total_b));
+    /* Leave a margin for library workspaces and the rest of the process. */
+    size_t usable = free_b - free_b / 10;
+    if (bytes > usable)
+        return DL_FAIL(DL_E_MEMORY, "%s needs %.2f GiB of %s memory, but only %.2f GiB of %.2f GiB is free",
+                       what, bytes / 1073741824.0, be->name, free_b / 1073741824.0,
+                       total_b / 1073741824.0);
+    return DL_OK;
+}

@@ -1,0 +1,35 @@
+/* Command-line options of dlab-gpu, parsed and checked. */
+#ifndef DLAB_CLI_H
+#define DLAB_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dlab/backend.h"
+
+typedef enum { DL_TASK_NONE = 0, DL_TASK_FACTORISE, DL_TASK_MLP } dl_task;
+
+typedef struct {
+    dl_task task;
+    const char *data;          /* NULL: the bundled iris file */
+    int synth_m, synth_n;      /* --synthetic MxN (factorise) */
+    int rank, epochs, seeds, hidden, batch, train;
+    float lr, momentum;
+    uint64_t seed;
+    bool center, svd, json, quiet, force;
+    const char *out;
+    const char *optim;         /* sgd | momentum | adam */
+    const char *preset;        /* lab | careful */
+    dl_device device;
+    bool given_epochs, given_lr, given_optim, given_momentum; /* explicit, beats a preset */
+    bool help, version;
+} dl_options;
+
+/* Parses argv. Failures are DL_E_USAGE with a one-line message naming the
+ * option. --help/--version set the flags and stop parsing. */
+dl_status dl_cli_parse(int argc, char **argv, dl_options *o);
+void dl_cli_usage(FILE *f);
+const char *dl_default_data_path(void);
+
+#endif
