@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The command line: exit codes and one-line messages for bad usage and bad
+# input, and the --json report's contents on iris.
+# usage: test_cli.sh path/to/dlab-gpu path/to/iris.data
+set -u
+bin=$1
+iris=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+
+# expect CODE PATTERN -- ARGS...: exit status CODE, stderr's last line matches
+# PATTERN (grep -E), stderr's error is one line.
+expect() {
+  local code=$1 pattern=$2
+  shift 3
+  "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  local msg
+  msg=$(grep -v '^dlab-gpu: no GPU backend' "$tmp/err" | grep '^dlab-gpu' | tail -n 1)
+  if [ "$rc" -ne "$code" ]; then
+    echo "FAIL: dlab-gpu $* -> exit $rc, expected $code; stderr: $(tail -n 3 "$tmp/err")"
+    fail=$((fail + 1))
+  elif ! grep -Eq -- "$pattern" <<<"$msg"; then
+    echo "FAIL: dlab-gpu $* -> message '$msg' does not match '$pattern'"
+    fail=$((fail + 1))
+  else
+    pass=$((pass + 1))
+  fi
+}
+
+f() { printf "$2" >"$tmp/$1"; echo "$tmp/$1"; }
+
+# usage
+expect 2 "missing --task" --
+expect 2 "unknown option '--bogus'" -- --task factorise --bogus
+expect 2 "--task: unknown value 'svm'" -- --task svm
+expect 2 "--epochs needs a value" -- --task factorise --epochs
+expect 2 "--epochs: 0 is out of range" -- --task factorise --epochs 0
+expect 2 "--epochs: -5 is out of range" -- --task factorise --epochs -5
+expect 2 "--epochs: expected an integer, got '2x'" -- --task factorise --epochs 2x
+expect 2 "--epochs: expected an integer" -- --task factorise --epochs=
+expect 2 "--lr: 0 is out of range" -- --task factorise --lr 0
+expect 2 "--lr: -0.1 is out of range" -- --task factorise --lr -0.1
+expect 2 "--lr: expected a number, got 'nan'" -- --task factorise --lr nan
+expect 2 "--lr: inf is out of range" -- --task factorise --lr inf
+expect 2 "--lr: expected a number, got 'fast'" -- --task factorise --lr fast
+expect 2 "--rank: 0 is out of range" -- --task factorise --rank 0
+expect 2 "--rank 5 is out of range for a 150x4 matrix" -- --task factorise --rank 5 --device cpu
+expect 2 "--seed: expected a non-negative integer" -- --task factorise --seed -1
+expect 2 "--device: unknown device 'tpu'" -- --task factorise --device tpu
+expect 2 "--data and --synthetic cannot be used together" -- --task factorise --data "$iris" --synthetic 10x10
+expect 2 "--synthetic: expected ROWSxCOLS" -- --task factorise --synthetic 100
+expect 2 "--hidden applies to --task mlp" -- --task factorise --hidden 4
+expect 2 "--no-center takes no value" -- --task factorise --no-center=1
+expect 2 "unexpected argument 'extra'" -- --task factorise extra
+expect 0 "" -- --help
+expect 0 "" -- --version
+
+# bad input files
+expect 2 "nope.csv: cannot open" -- --task factorise --data "$tmp/nope.csv"
+expect 2 "empty.csv: the file is empty" -- --task factorise --data "$(f empty.csv '')"
+expect 2 "bin.csv:1: binary data" -- --task factorise --data "$(f bin.csv '1,2\0\1\2')"
+expect 2 "ragged.csv:3: ragged row" -- --task factorise --data "$(f ragged.csv '1,2\n3,4\n5\n')"
+expect 2 "word.csv:2: column 1: not a number" -- --task factorise --data "$(f word.csv '1,2\nx1,4\n')"
+expect 2 "hole.csv:2: column 2: empty field" -- --task factorise --data "$(f hole.csv '1,2\n3,\n')"
+expect 2 "nan.csv:2: column 1: NaN and Inf" -- --task factorise --data "$(f nan.csv '1,2\nNaN,4\n')"
+expect 2 "inf.csv:1: column 2: NaN and Inf" -- --task factorise --data "$(f inf.csv '1,-inf\n3,4\n')"
+expect 2 "big.csv:2: column 2: number out of float range" -- --task factorise --data "$(f big.csv '1,2\n3,4e40\n')"
+expect 2 "one.csv: needs at least 2 data rows, found 1" -- --task factorise --data "$(f one.csv '1,2,3\n')"
+expect 2 "--rank 2 is out of range for a 3x1 matrix" -- --task factorise --data "$(f col.csv '1\n2\n3\n')"
+expect 2 "is a directory|cannot read" -- --task factorise --data "$tmp"
+
+# runtime failures
+expect 1 "diverged: the loss became (NaN|Inf) at epoch [0-9]+ of 1000; try a smaller learning rate" -- --task factorise --lr 10 --device cpu
+if ! "$bin" --task factorise --device cuda --epochs 1 >/dev/null 2>"$tmp/err"; then
+  expect 1 "no usable CUDA GPU|no CUDA backend" -- --task factorise --device cuda --epochs 1
+fi
+
+# the JSON report on iris: stdout is one JSON object with the lab's numbers
+if "$bin" --task factorise --device cpu --json >"$tmp/json" 2>"$tmp/err"; then
+  if python3 - "$tmp/json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+need = ["sse_gd", "sse_svd", "singular_values", "rank", "epochs", "lr", "seed", "backend",
+        "train_seconds", "loss_history"]
+missing = [k for k in need if k not in d]
+assert not missing, f"missing keys {missing}"
+assert abs(d["sse_svd"] - 15.22883) < 1e-4, d["sse_svd"]
+assert abs(d["sse_gd"] - 15.2289) < 1e-3, d["sse_gd"]
+assert d["sse_gd"] >= d["sse_svd"] - 1e-3
+sv = [25.0899, 6.0079, 3.4205, 1.8785]
+assert all(abs(a - b) < 1e-4 for a, b in zip(d["singular_values"], sv)), d["singular_values"]
+assert d["rank"] == 2 and d["epochs"] == 1000 and d["seed"] == 1 and d["backend"] == "cpu"
+assert len(d["loss_history"]) == 1000 and d["loss_history"][0] > d["loss_history"][-1]
+assert 0 < d["train_seconds"] < 10
+PY
+  then pass=$((pass + 1)); else echo "FAIL: --json report"; fail=$((fail + 1)); fi
+  grep -q "gradient descent SSE" "$tmp/err" && pass=$((pass + 1)) || { echo "FAIL: text report not on stderr with --json"; fail=$((fail + 1)); }
+else
+  echo "FAIL: dlab-gpu --task factorise --json exited non-zero: $(cat "$tmp/err")"
+  fail=$((fail + 1))
+fi
+
+echo "test_cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,227 @@
+/* The factorisation task: the lab's reference numbers on iris, the gradient
+ * against finite differences, divergence, many models at once, and (on the
+ * cuda backend) agreement with the CPU. */
+#include <string.h>
+
+#include "backend_arg.h"
+#include "dl_test.h"
+#include "dlab/data.h"
+#include "dlab/factorise.h"
+
+static dl_backend *be;
+static dl_dataset iris;
+static const char *iris_path;
+
+static dl_factorise_config lab_config(uint64_t seed)
+{
+    return (dl_factorise_config){.rank = 2, .epochs = 1000, .lr = 0.01f, .seed = seed, .seeds = 1, .svd = true};
+}
+
+static void test_reference_numbers(void)
+{
+    dl_factorise_config cfg = lab_config(1);
+    dl_factorise_result r;
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_OK, "factorise: %s", dl_errmsg());
+    DL_CHECK_NEAR(r.sse_svd, 15.22883, 1e-4, "rank-2 SVD error");
+    DL_CHECK_NEAR(r.sse_svd_recon, r.sse_svd, 1e-3, "SVD error from the reconstruction");
+    const double sv[4] = {25.0899, 6.0079, 3.4205, 1.8785};
+    for (int i = 0; i < 4; i++) DL_CHECK_NEAR(r.singular_values[i], sv[i], 1e-4, "singular value");
+    DL_CHECK(r.epochs_run == 1000 && r.stop == DL_OK, "ran %d epochs", r.epochs_run);
+    DL_CHECK(r.sse_gd[0] >= r.sse_svd - 1e-3, "gradient descent ended below the optimum: %g < %g", (double)r.sse_gd[0], r.sse_svd);
+    DL_CHECK_NEAR(r.sse_gd[0], 15.2289, 1e-3, "gradient-descent error, seed 1");
+    /* The loss history starts high and ends at the final error. */
+    DL_CHECK(r.loss_history[0] > 10 * r.sse_gd[0], "first loss %g is not far above the end", (double)r.loss_history[0]);
+    DL_CHECK_NEAR(r.loss_history[999], r.sse_gd[0], 1e-3, "last recorded loss");
+    dl_factorise_result_free(&r);
+}
+
+/* Over 20 seeds: none below the optimum, the median gap small (DESIGN.md:
+ * median 1.1e-4 over 200 seeds in float64; a few starts stall). */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_gap_over_seeds(void)
+{
+    double gaps[20];
+    for (int s = 0; s < 20; s++) {
+        dl_factorise_config cfg = lab_config(100 + s);
+        cfg.svd = s == 0;
+        dl_factorise_result r;
+        DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_OK, "seed %d: %s", 100 + s, dl_errmsg());
+        gaps[s] = r.sse_gd[0] - 15.22883;
+        DL_CHECK(gaps[s] > -1e-3, "seed %d ended below the SVD optimum (gap %g)", 100 + s, gaps[s]);
+        dl_factorise_result_free(&r);
+    }
+    qsort(gaps, 20, sizeof gaps[0], cmp_double);
+    double median = 0.5 * (gaps[9] + gaps[10]);
+    DL_CHECK(median < 1e-3, "median gap over 20 seeds is %g", median);
+}
+
+/* One epoch: U1 = U0 - lr * dL/dU with both gradients taken at (U0, V0).
+ * The gradient is checked against central differences of the loss in
+ * double, and the loss history's first entry against the double loss. */
+static double loss_d(const double *u, const double *v, const float *a, int m, int n, int k)
+{
+    double sum = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double p = 0;
+            for (int r = 0; r < k; r++) p += u[i * k + r] * v[j * k + r];
+            double e = p - a[i * n + j];
+            sum += e * e;
+        }
+    return sum;
+}
+
+static void check_gradient(const float *a, int m, int n, int k, uint64_t seed)
+{
+    const float lr = 1e-3f;
+    size_t P = (size_t)(m + n) * k;
+    float *init = NULL;
+    be->alloc(be, sizeof(float) * P, (void **)&init);
+    be->rand_uniform(be, init, P, seed, 0);
+    float *h = malloc(sizeof(float) * P);
+    be->download(be, h, init, sizeof(float) * P);
+    be->free(be, init);
+    double *u = malloc(sizeof(double) * P), *v;
+    for (size_t i = 0; i < P; i++) u[i] = h[i];
+    v = u + (size_t)m * k;
+
+    dl_factorise_config cfg = {.rank = k, .epochs = 1, .lr = lr, .seed = seed, .seeds = 1, .svd = false};
+    dl_factorise_result r;
+    DL_CHECK(dl_factorise(be, a, m, n, &cfg, &r) == DL_OK, "factorise: %s", dl_errmsg());
+    double l0 = loss_d(u, v, a, m, n, k);
+    DL_CHECK(fabs(r.loss_history[0] - l0) <= 1e-5 * l0, "first loss %g, double %g", (double)r.loss_history[0], l0);
+    double num = 0, den = 0;
+    for (int i = 0; i < m * k; i++) {
+        double keep = u[i], hstep = 1e-4;
+        u[i] = keep + hstep;
+        double lp = loss_d(u, v, a, m, n, k);
+        u[i] = keep - hstep;
+        double lm = loss_d(u, v, a, m, n, k);
+        u[i] = keep;
+        double g_fd = (lp - lm) / (2 * hstep);
+        double g_task = ((double)h[i] - r.u_gd[i]) / lr; /* what the task applied */
+        num += (g_task - g_fd) * (g_task - g_fd);
+        den += g_fd * g_fd;
+    }
+    DL_CHECK(sqrt(num / den) < 2e-3, "%dx%d rank %d: dU differs from finite differences (rel %.3g)", m, n, k, sqrt(num / den));
+    dl_factorise_result_free(&r);
+    free(h), free(u);
+}
+
+static void test_gradient(void)
+{
+    check_gradient(iris.x, iris.rows, iris.cols, 2, 5);
+    float a[7 * 5];
+    for (int i = 0; i < 35; i++) a[i] = (float)sin(i * 1.7) * 2;
+    check_gradient(a, 7, 5, 3, 11);
+    check_gradient(a, 5, 7, 1, 12);
+}
+
+static void test_divergence(void)
+{
+    dl_factorise_config cfg = lab_config(1);
+    cfg.lr = 10.0f;
+    dl_factorise_result r;
+    dl_status st = dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r);
+    DL_CHECK(st == DL_E_DIVERGED, "lr 10 returned %s, expected diverged", dl_status_name(st));
+    DL_CHECK(strstr(dl_errmsg(), "epoch") && strstr(dl_errmsg(), "smaller learning rate"), "message: %s", dl_errmsg());
+    DL_CHECK(r.epochs_run >= 1 && r.epochs_run < 1000, "diverged run reports %d epochs", r.epochs_run);
+    if (st == DL_E_DIVERGED) dl_factorise_result_free(&r);
+}
+
+static void test_bad_config(void)
+{
+    dl_factorise_config cfg = lab_config(1);
+    dl_factorise_result r;
+    cfg.rank = 5;
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_E_USAGE, "rank 5 of 150x4 accepted");
+    DL_CHECK(strstr(dl_errmsg(), "--rank") != NULL, "message: %s", dl_errmsg());
+    cfg.rank = 0;
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_E_USAGE, "rank 0 accepted");
+    cfg = lab_config(1);
+    cfg.epochs = 0;
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_E_USAGE, "0 epochs accepted");
+    cfg = lab_config(1);
+    cfg.lr = -1;
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_E_USAGE, "negative lr accepted");
+}
+
+/* N models in one run equal N separate runs with the same seeds. */
+static void test_many_models(void)
+{
+    dl_factorise_config cfg = lab_config(7);
+    cfg.seeds = 3;
+    cfg.epochs = 200;
+    cfg.svd = false;
+    dl_factorise_result all;
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &all) == DL_OK, "3 models: %s", dl_errmsg());
+    for (int s = 0; s < 3; s++) {
+        dl_factorise_config one = cfg;
+        one.seeds = 1;
+        one.seed = 7 + s;
+        dl_factorise_result r;
+        DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &one, &r) == DL_OK, "seed %d: %s", 7 + s, dl_errmsg());
+        DL_CHECK(r.sse_gd[0] == all.sse_gd[s], "seed %d alone %.9g, in a batch %.9g", 7 + s, (double)r.sse_gd[0], (double)all.sse_gd[s]);
+        DL_CHECK(r.loss_history[150] == all.loss_history[150 * 3 + s], "seed %d history differs at epoch 150", 7 + s);
+        dl_factorise_result_free(&r);
+    }
+    dl_factorise_result_free(&all);
+}
+
+static void test_synthetic(void)
+{
+    dl_factorise_config cfg = {.rank = 4, .epochs = 300, .lr = 2e-4f, .seed = 3, .seeds = 1, .svd = true};
+    dl_factorise_result r;
+    DL_CHECK(dl_factorise_synthetic(be, 300, 60, 4, 0.1f, 99, &cfg, &r) == DL_OK, "synthetic: %s", dl_errmsg());
+    /* Noise 0.1 on 300x60: the optimum is near the noise energy, 18000 * 0.01 * (56/60). */
+    DL_CHECK(r.sse_svd > 100 && r.sse_svd < 250, "synthetic SVD error %g", r.sse_svd);
+    DL_CHECK(r.sse_gd[0] >= r.sse_svd * (1 - 1e-4), "gd %g below svd %g", (double)r.sse_gd[0], r.sse_svd);
+    DL_CHECK(r.loss_history[r.epochs_run - 1] < r.loss_history[0], "loss did not fall");
+    dl_factorise_result_free(&r);
+}
+
+/* GPU only: the CPU and GPU agree on the same seed, and reruns are identical. */
+static void test_matches_cpu(void)
+{
+    dl_backend *cpu = NULL;
+    DL_CHECK(dl_backend_cpu_create(&cpu) == DL_OK, "cpu backend: %s", dl_errmsg());
+    dl_factorise_config cfg = lab_config(1);
+    dl_factorise_result g1, g2, c;
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &g1) == DL_OK, "gpu run 1: %s", dl_errmsg());
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &g2) == DL_OK, "gpu run 2: %s", dl_errmsg());
+    DL_CHECK(dl_factorise(cpu, iris.x, iris.rows, iris.cols, &cfg, &c) == DL_OK, "cpu run: %s", dl_errmsg());
+    DL_CHECK(memcmp(g1.loss_history, g2.loss_history, sizeof(float) * 1000) == 0, "GPU reruns differ");
+    DL_CHECK(fabs(g1.sse_gd[0] - c.sse_gd[0]) <= 1e-4 * c.sse_gd[0], "GPU %.9g vs CPU %.9g", (double)g1.sse_gd[0], (double)c.sse_gd[0]);
+    DL_CHECK(fabs(g1.sse_svd - c.sse_svd) <= 1e-4 * c.sse_svd, "GPU SVD %.9g vs CPU %.9g", g1.sse_svd, c.sse_svd);
+    dl_factorise_result_free(&g1), dl_factorise_result_free(&g2), dl_factorise_result_free(&c);
+    dl_backend_destroy(cpu);
+}
+
+int main(int argc, char **argv)
+{
+    be = dl_test_backend(argc, argv);
+    iris_path = DLAB_DATA_DIR "/iris.data";
+    if (dl_dataset_load(iris_path, &iris) != DL_OK) {
+        fprintf(stderr, "cannot load %s: %s\n", iris_path, dl_errmsg());
+        return 1;
+    }
+    dl_dataset_center(&iris, NULL);
+    DL_RUN(test_reference_numbers);
+    DL_RUN(test_gap_over_seeds);
+    DL_RUN(test_gradient);
+    DL_RUN(test_divergence);
+    DL_RUN(test_bad_config);
+    DL_RUN(test_many_models);
+    DL_RUN(test_synthetic);
+    if (strcmp(be->name, "cpu") != 0) DL_RUN(test_matches_cpu);
+    char suite[40];
+    snprintf(suite, sizeof suite, "test_factorise[%s]", be->name);
+    dl_dataset_free(&iris);
+    dl_backend_destroy(be);
+    return dl_test_summary(suite);
+}
