@@ -6,7 +6,8 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libopenblas-dev liblapacke-dev
-      libplplot-dev plplot-driver-cairo libcmocka-dev)
+      libplplot-dev plplot-driver-cairo python3 valgrind
+      clang libclang-rt-14-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

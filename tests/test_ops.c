@@ -459,7 +459,7 @@ static void test_memory(void)
     free(h), free(back);
 }
 
-typedef struct { float *hist, *vals; int32_t *counter; float *x; } graph_ctx;
+typedef struct { float *hist, *vals, *tmp; int32_t *counter; float *x; } graph_ctx;
 
 /* Each replay appends vals and then doubles them: the recorded history
  * shows whether replays run in order and see the previous replay's data. */
@@ -467,15 +467,16 @@ static dl_status graph_epoch(dl_backend *b, void *vctx)
 {
     graph_ctx *c = vctx;
     DL_TRY(b->record(b, c->hist, c->vals, 3, c->counter));
-    dl_gemm_args g = {.m = 1, .n = 3, .k = 1, .alpha = 1.0f, .a = c->x, .lda = 1, .b = c->vals,
-                      .ldb = 3, .beta = 1.0f, .c = c->vals, .ldc = 3, .batch = 1};
-    return b->gemm(b, &g); /* vals += 1 * vals */
+    dl_gemm_args g = {.m = 1, .n = 3, .k = 1, .alpha = 2.0f, .a = c->x, .lda = 1, .b = c->vals,
+                      .ldb = 3, .beta = 0.0f, .c = c->tmp, .ldc = 3, .batch = 1};
+    DL_TRY(b->gemm(b, &g)); /* tmp = 2 * x * vals, x = 1 */
+    return b->copy(b, c->vals, c->tmp, 3 * sizeof(float));
 }
 
 static void test_record_and_graph(void)
 {
     const float v0[3] = {1, 2, 3}, one = 1.0f;
-    graph_ctx c = {.hist = poisoned_dev(3 * 6), .vals = dev_from(v0, sizeof v0),
+    graph_ctx c = {.hist = poisoned_dev(3 * 6), .vals = dev_from(v0, sizeof v0), .tmp = poisoned_dev(3),
                    .counter = dev_from(NULL, sizeof(int32_t)), .x = dev_from(&one, sizeof one)};
     dl_graph *g = NULL;
     DL_CHECK(be->graph_create(be, graph_epoch, &c, &g) == DL_OK, "graph_create: %s", dl_errmsg());
@@ -492,7 +493,7 @@ static void test_record_and_graph(void)
             DL_CHECK(hist[e * 3 + i] == v0[i] * (float)(1 << e), "replay %d value %d is %g, expected %g", e, i,
                      (double)hist[e * 3 + i], (double)(v0[i] * (float)(1 << e)));
     be->graph_free(be, g);
-    be->free(be, c.hist), be->free(be, c.vals), be->free(be, c.counter), be->free(be, c.x);
+    be->free(be, c.hist), be->free(be, c.vals), be->free(be, c.tmp), be->free(be, c.counter), be->free(be, c.x);
 }
 
 static void test_timer(void)

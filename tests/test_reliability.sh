@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Faults and interruptions: a problem too large for memory is refused before
+# anything is allocated; an allocation that fails mid-way exits 1 cleanly;
+# Ctrl-C stops training, keeps and reports what was done, exits 130.
+# usage: test_reliability.sh path/to/dlab-gpu
+set -u
+bin=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+
+# Too large: refused up front with the size needed and what is free.
+"$bin" --task factorise --synthetic 1000000x1000000 --device cpu >/dev/null 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -Eq "needs [0-9.]+ GiB of cpu memory, but only [0-9.]+ GiB of [0-9.]+ GiB is free" "$tmp/err"; then ok
+else bad "huge problem: exit $rc, $(cat "$tmp/err")"; fi
+
+# An allocation failing during the run (address space capped below what the
+# run needs, above what the program needs to start): exit 1, one line.
+(ulimit -v $((3000 * 1024)); exec "$bin" --task factorise --synthetic 20000x20000 --rank 2 --no-svd \
+  --device cpu --epochs 1) >/dev/null 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "out of host memory allocating" "$tmp/err" && [ "$(wc -l <"$tmp/err")" -eq 1 ]; then ok
+else bad "allocation failure: exit $rc, $(cat "$tmp/err")"; fi
+
+# Ctrl-C: stops at the end of the current chunk of epochs, reports what was
+# done (status "interrupted"), exits 130.
+"$bin" --task factorise --synthetic 1000x300 --rank 8 --lr 1e-6 --epochs 100000000 --no-svd \
+  --device cpu --json >"$tmp/json" 2>"$tmp/err" &
+pid=$!
+sleep 1.5
+kill -INT $pid
+wait $pid
+rc=$?
+if [ $rc -eq 130 ] && python3 - "$tmp/json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["status"] == "interrupted", d["status"]
+assert 0 < d["epochs_run"] < d["epochs"], d["epochs_run"]
+assert len(d["loss_history"]) == d["epochs_run"]
+assert d["sse_gd"] is not None and d["sse_gd"] > 0
+PY
+then ok; else bad "SIGINT: exit $rc, $(tail -n 2 "$tmp/err")"; fi
+grep -Eq "interrupted after epoch [0-9]+ of 100000000" "$tmp/err" && ok || bad "SIGINT message: $(cat "$tmp/err")"
+
+# A second Ctrl-C leaves at once, also with 130.
+"$bin" --task factorise --synthetic 1000x300 --rank 8 --lr 1e-6 --epochs 100000000 --no-svd \
+  --device cpu >/dev/null 2>&1 &
+pid=$!
+sleep 1
+kill -INT $pid
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] && ok || bad "double SIGINT: exit $rc"
+
+echo "test_reliability: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
