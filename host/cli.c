@@ -1,5 +1,6 @@
 #include "dlab/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -57,12 +58,15 @@ void dl_cli_usage(FILE *f)
 
 /* --- strict value parsers: the whole argument must be consumed ---------- */
 
+/* strtol and friends skip leading blanks; a value should not have any. */
+static bool starts_clean(const char *s) { return *s && !isspace((unsigned char)*s); }
+
 static dl_status parse_int(const char *opt, const char *s, long lo, long hi, int *out)
 {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno == ERANGE)
+    if (!starts_clean(s) || end == s || *end != '\0' || errno == ERANGE)
         return DL_FAIL(DL_E_USAGE, "%s: expected an integer, got '%s'", opt, s);
     if (v < lo || v > hi)
         return DL_FAIL(DL_E_USAGE, "%s: %ld is out of range (%ld to %ld)", opt, v, lo, hi);
@@ -76,7 +80,7 @@ static dl_status parse_float(const char *opt, const char *s, double lo, double h
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || *end != '\0' || isnan(v))
+    if (!starts_clean(s) || end == s || *end != '\0' || isnan(v))
         return DL_FAIL(DL_E_USAGE, "%s: expected a number, got '%s'", opt, s);
     if (!isfinite(v) || errno == ERANGE || v < lo || v > hi || (lo_open && v == lo))
         return DL_FAIL(DL_E_USAGE, "%s: %s is out of range (%s%g to %g)", opt, s,
@@ -91,7 +95,7 @@ static dl_status parse_u64(const char *opt, const char *s, uint64_t *out)
     errno = 0;
     if (*s == '-') return DL_FAIL(DL_E_USAGE, "%s: expected a non-negative integer, got '%s'", opt, s);
     unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || *end != '\0' || errno == ERANGE)
+    if (!starts_clean(s) || end == s || *end != '\0' || errno == ERANGE)
         return DL_FAIL(DL_E_USAGE, "%s: expected a non-negative integer, got '%s'", opt, s);
     *out = v;
     return DL_OK;

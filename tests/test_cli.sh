@@ -58,6 +58,25 @@ expect 2 "unexpected argument 'extra'" -- --task factorise extra
 expect 0 "" -- --help
 expect 0 "" -- --version
 
+# every option with an invalid value names the option
+expect 2 "--epochs: 99999999999 is out of range" -- --task factorise --epochs 99999999999
+expect 2 "--epochs: expected an integer, got '1e3'" -- --task factorise --epochs 1e3
+expect 2 "--lr: 1e400 is out of range" -- --task factorise --lr 1e400
+expect 2 "--lr: expected a number, got '0.1x'" -- --task factorise --lr 0.1x
+expect 2 "--rank: expected an integer, got ' 2'" -- --task factorise --rank " 2"
+expect 2 "--rank: 9999999 is out of range" -- --task factorise --rank 9999999
+expect 2 "--seed: expected a non-negative integer, got '99999999999999999999999'" -- --task factorise --seed 99999999999999999999999
+expect 2 "--seeds: 0 is out of range" -- --task factorise --seeds 0
+expect 2 "--seeds: expected an integer, got 'many'" -- --task factorise --seeds many
+expect 2 "--synthetic: 0 is out of range" -- --task factorise --synthetic 0x10
+expect 2 "--synthetic: expected an integer, got '10y'" -- --task factorise --synthetic 10x10y
+expect 2 "--device needs a value" -- --task factorise --device
+expect 2 "--data needs a value" -- --task factorise --data
+expect 2 "--data: empty path" -- --task factorise --data ""
+expect 2 "--out needs a value" -- --task factorise --out
+expect 2 "--force only makes sense with --out" -- --task factorise --force
+expect 2 "--json takes no value" -- --task factorise --json=yes
+
 # bad input files
 expect 2 "nope.csv: cannot open" -- --task factorise --data "$tmp/nope.csv"
 expect 2 "empty.csv: the file is empty" -- --task factorise --data "$(f empty.csv '')"
