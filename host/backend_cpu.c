@@ -119,30 +119,62 @@ static dl_status cpu_mem_info(dl_backend *be, size_t *free_bytes, size_t *total_
 
 /* --- dense linear algebra --------------------------------------------- */
 
-/* Tiny products (iris: 150x4 at rank 2) cost less as plain dot products
- * than a BLAS call's packing and dispatch, and less than vectorised loops
- * whose set-up outweighs inner loops of 2 to 4 elements. Two accumulators
- * halve the chain of dependent adds in the long (k = 150) dot products. */
+/* Tiny products (iris: 150x4 at rank 2) cost less as plain loops than a
+ * BLAS call's packing and dispatch. op(A)[i][p] = a[i*ai + p*ap] and
+ * op(B)[p][j] = b[p*bp + j*bj] cover all four transpose cases.
+ *
+ * Narrow outputs (n <= 8 columns: the rank, or the feature count) get one
+ * function per width, so the row's accumulators live in registers and the
+ * inner loop has a constant trip count; wider ones use dot products. */
+#define SMALL_GEMM_NARROW(N)                                                       \
+    static void small_gemm_n##N(int m, int k, float alpha, const float *a, size_t ai, \
+                                size_t ap, const float *b, size_t bp, size_t bj,   \
+                                float beta, float *c, int ldc)                     \
+    {                                                                              \
+        for (int i = 0; i < m; i++) {                                              \
+            float acc[N] = {0};                                                    \
+            const float *x = a + i * ai;                                           \
+            for (int p = 0; p < k; p++) {                                          \
+                const float xp = x[p * ap], *y = b + p * bp;                       \
+                for (int j = 0; j < N; j++) acc[j] += xp * y[j * bj];              \
+            }                                                                      \
+            float *ci = c + (size_t)i * ldc;                                       \
+            for (int j = 0; j < N; j++)                                            \
+                ci[j] = beta == 0.0f ? alpha * acc[j] : alpha * acc[j] + beta * ci[j]; \
+        }                                                                          \
+    }
+SMALL_GEMM_NARROW(1)
+SMALL_GEMM_NARROW(2)
+SMALL_GEMM_NARROW(3)
+SMALL_GEMM_NARROW(4)
+SMALL_GEMM_NARROW(5)
+SMALL_GEMM_NARROW(6)
+SMALL_GEMM_NARROW(7)
+SMALL_GEMM_NARROW(8)
+
+typedef void (*small_gemm_fn)(int, int, float, const float *, size_t, size_t, const float *,
+                              size_t, size_t, float, float *, int);
+static const small_gemm_fn small_gemm_narrow[9] = {
+    NULL, small_gemm_n1, small_gemm_n2, small_gemm_n3, small_gemm_n4,
+    small_gemm_n5, small_gemm_n6, small_gemm_n7, small_gemm_n8};
+
 static void small_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a,
                         int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
-    /* op(A)[i][p] = a[i*ai + p*ap], op(B)[p][j] = b[p*bp + j*bj] */
     const size_t ai = ta ? 1 : (size_t)lda, ap = ta ? (size_t)lda : 1;
     const size_t bp = tb ? 1 : (size_t)ldb, bj = tb ? (size_t)ldb : 1;
+    if (n >= 1 && n <= 8) {
+        small_gemm_narrow[n](m, k, alpha, a, ai, ap, b, bp, bj, beta, c, ldc);
+        return;
+    }
     for (int i = 0; i < m; i++) {
         const float *x = a + i * ai;
         float *ci = c + (size_t)i * ldc;
         for (int j = 0; j < n; j++) {
             const float *y = b + j * bj;
-            float s0 = 0.0f, s1 = 0.0f;
-            int p = 0;
-            for (; p + 1 < k; p += 2) {
-                s0 += x[p * ap] * y[p * bp];
-                s1 += x[(p + 1) * ap] * y[(p + 1) * bp];
-            }
-            if (p < k) s0 += x[p * ap] * y[p * bp];
-            float v = alpha * (s0 + s1);
-            ci[j] = beta == 0.0f ? v : v + beta * ci[j];
+            float acc = 0.0f;
+            for (int p = 0; p < k; p++) acc += x[p * ap] * y[p * bp];
+            ci[j] = beta == 0.0f ? alpha * acc : alpha * acc + beta * ci[j];
         }
     }
 }
