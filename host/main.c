@@ -84,7 +84,7 @@ int main(int argc, char **argv)
     progress_state ps = {.active = !opt.quiet && isatty(STDERR_FILENO)};
     dl_cmd cmd = {.be = be, .opt = &opt, .text = opt.json ? stderr : stdout,
                   .stop = &stop_requested, .progress = show_progress, .progress_ud = &ps};
-    st = dl_cmd_factorise(&cmd);
+    st = opt.task == DL_TASK_MLP ? dl_cmd_mlp(&cmd) : dl_cmd_factorise(&cmd);
     show_progress(&ps, NULL);
     dl_backend_destroy(be);
     return st == DL_OK ? 0 : fail(st);

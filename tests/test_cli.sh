@@ -122,5 +122,64 @@ else
   fail=$((fail + 1))
 fi
 
+# --task mlp: refusals, divergence and the JSON report
+expect 2 "--hidden: 0 is out of range" -- --task mlp --hidden 0
+expect 2 "--preset: unknown value 'fast'" -- --task mlp --preset fast
+expect 2 "--optim: unknown value 'rmsprop'" -- --task mlp --optim rmsprop
+expect 2 "--rank applies to --task factorise, not mlp" -- --task mlp --rank 2
+expect 2 "--train 150 leaves no validation rows: the data has 150 rows" -- --task mlp --train 150 --device cpu
+expect 2 "nolabel.csv: the data has no label column" -- --task mlp --train 2 --device cpu --data "$(f nolabel.csv '1,2\n3,4\n5,6\n')"
+expect 2 "oneclass.csv: every row has the same label \('a'\)" -- --task mlp --train 2 --device cpu --data "$(f oneclass.csv '1,2,a\n3,4,a\n5,6,a\n')"
+expect 1 "diverged: the loss became (NaN|Inf) at epoch [0-9]+ of 100; try a smaller learning rate" -- --task mlp --preset lab --lr 1e6 --device cpu
+
+# mlp_json NAME CHECK ARGS...: runs with --json and checks stdout's object with
+# the python expression CHECK over d (the object) and rc (the exit status).
+mlp_json() {
+  local name=$1 check=$2
+  shift 2
+  "$bin" --task mlp --device cpu --json "$@" >"$tmp/json" 2>"$tmp/err"
+  local rc=$?
+  if python3 - "$tmp/json" "$rc" "$check" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+rc = int(sys.argv[2])
+need = ["status", "val_accuracy", "train_accuracy", "val_loss", "train_loss", "best_epoch",
+        "backend", "device", "train_seconds", "config", "history"]
+missing = [k for k in need if k not in d]
+assert not missing, f"missing keys {missing}"
+cfg_need = ["hidden", "epochs", "lr", "optim", "momentum", "batch", "train", "seed", "preset",
+            "classes", "features"]
+missing = [k for k in cfg_need if k not in d["config"]]
+assert not missing, f"missing config keys {missing}"
+h = d["history"]
+assert [e["epoch"] for e in h] == list(range(1, len(h) + 1))
+assert all(set(e) == {"epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy"} for e in h)
+if d["status"] == "ok":
+    assert rc == 0 and len(h) == d["config"]["epochs"], (rc, len(h))
+    assert d["val_accuracy"] == h[-1]["val_accuracy"] and d["train_loss"] == h[-1]["train_loss"]
+    best = max(e["val_accuracy"] for e in h)
+    assert d["best_epoch"] == next(e["epoch"] for e in h if e["val_accuracy"] == best)
+assert eval("(" + sys.argv[3] + ")"), sys.argv[3]
+PY
+  then pass=$((pass + 1)); else echo "FAIL: mlp --json ($name): $* ; stderr: $(tail -n 2 "$tmp/err")"; fail=$((fail + 1)); fi
+}
+mlp_json lab-defaults 'd["status"] == "ok" and d["config"]["preset"] == "lab" and d["config"]["epochs"] == 100
+  and abs(d["config"]["lr"] - 0.01) < 1e-6 and d["config"]["optim"] == "sgd" and d["config"]["hidden"] == 12
+  and d["config"]["batch"] == 100 and d["config"]["train"] == 100 and d["config"]["classes"] == 3
+  and d["config"]["features"] == 4 and d["backend"] == "cpu" and 0 < d["train_seconds"] < 10' --preset lab
+mlp_json careful-defaults 'd["status"] == "ok" and d["config"]["preset"] == "careful" and d["config"]["epochs"] == 300
+  and d["config"]["optim"] == "momentum" and d["val_accuracy"] >= 0.9 and d["train_accuracy"] >= 0.95'
+mlp_json overrides 'd["config"]["optim"] == "adam" and d["config"]["epochs"] == 20 and abs(d["config"]["lr"] - 0.02) < 1e-6
+  and d["config"]["batch"] == 32 and d["config"]["train"] == 120 and d["config"]["hidden"] == 5 and d["config"]["seed"] == 7' \
+  --optim adam --epochs 20 --lr 0.02 --batch 32 --train 120 --hidden 5 --seed 7
+mlp_json seeds 'd["status"] == "ok" and [s["seed"] for s in d["per_seed"]] == [3, 4, 5]' --seeds 3 --seed 3 --epochs 10
+mlp_json diverged 'd["status"] == "diverged" and rc == 1 and 1 <= len(d["history"]) <= 100' --preset lab --lr 1e6
+if "$bin" --task mlp --device cpu --epochs 5 >"$tmp/out" 2>"$tmp/err" &&
+   grep -q "validation           loss" "$tmp/out" && grep -q "best validation" "$tmp/out"; then
+  pass=$((pass + 1))
+else
+  echo "FAIL: mlp text report: $(cat "$tmp/out" "$tmp/err")"; fail=$((fail + 1))
+fi
+
 echo "test_cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

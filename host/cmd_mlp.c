@@ -1,0 +1,186 @@
+/* dlab-gpu --task mlp: load the labelled data, train, report in text and
+ * JSON. */
+#include "dlab/cmd.h"
+#include "dlab/data.h"
+#include "dlab/json.h"
+#include "dlab/mlp.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *optim_name(dl_optim_kind k)
+{
+    return k == DL_OPTIM_ADAM ? "adam" : k == DL_OPTIM_MOMENTUM ? "momentum" : "sgd";
+}
+
+static const char *status_name(dl_status st)
+{
+    return st == DL_OK ? "ok" : st == DL_E_DIVERGED ? "diverged" : "interrupted";
+}
+
+/* The preset's defaults, overridden by whatever was given explicitly. */
+static dl_mlp_config config_from_options(const dl_cmd *c)
+{
+    const dl_options *o = c->opt;
+    dl_mlp_config cfg = dl_mlp_defaults(strcmp(o->preset, "lab") == 0 ? DL_MLP_LAB : DL_MLP_CAREFUL);
+    cfg.hidden = o->hidden;
+    cfg.batch = o->batch;
+    cfg.train = o->train;
+    cfg.seed = o->seed;
+    cfg.seeds = o->seeds;
+    cfg.momentum = o->momentum;
+    if (o->given_epochs) cfg.epochs = o->epochs;
+    if (o->given_lr) cfg.lr = o->lr;
+    if (o->given_optim)
+        cfg.optim = !strcmp(o->optim, "adam") ? DL_OPTIM_ADAM
+                  : !strcmp(o->optim, "momentum") ? DL_OPTIM_MOMENTUM : DL_OPTIM_SGD;
+    cfg.loop = (dl_loop){.progress = c->progress, .progress_ud = c->progress_ud, .stop = c->stop};
+    return cfg;
+}
+
+static void write_history(dl_json *j, const dl_mlp_result *r)
+{
+    dl_json_arr_begin(j, "history");
+    for (int e = 0; e < r->epochs_run; e++) {
+        dl_json_obj_begin(j, NULL);
+        dl_json_int(j, "epoch", e + 1);
+        dl_json_num(j, "train_loss", dl_mlp_history(r, e, DL_MLP_TRAIN_LOSS, 0));
+        dl_json_num(j, "val_loss", dl_mlp_history(r, e, DL_MLP_VAL_LOSS, 0));
+        dl_json_num(j, "train_accuracy", dl_mlp_history(r, e, DL_MLP_TRAIN_ACCURACY, 0));
+        dl_json_num(j, "val_accuracy", dl_mlp_history(r, e, DL_MLP_VAL_ACCURACY, 0));
+        dl_json_obj_end(j);
+    }
+    dl_json_arr_end(j);
+}
+
+/* With --seeds N > 1: the final figures of every model. */
+static void write_per_seed(dl_json *j, const dl_mlp_config *cfg, const dl_mlp_result *r)
+{
+    dl_json_arr_begin(j, "per_seed");
+    for (int b = 0; b < r->models; b++) {
+        dl_json_obj_begin(j, NULL);
+        dl_json_int(j, "seed", (long long)(cfg->seed + (uint64_t)b));
+        dl_json_num(j, "train_loss", r->train_loss[b]);
+        dl_json_num(j, "val_loss", r->val_loss[b]);
+        dl_json_num(j, "train_accuracy", r->train_accuracy[b]);
+        dl_json_num(j, "val_accuracy", r->val_accuracy[b]);
+        dl_json_int(j, "best_epoch", r->best_epoch[b]);
+        dl_json_obj_end(j);
+    }
+    dl_json_arr_end(j);
+}
+
+static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_mlp_config *cfg,
+                       const dl_mlp_result *r)
+{
+    dl_json j;
+    dl_json_init(&j, f, false);
+    dl_json_obj_begin(&j, NULL);
+    dl_json_str(&j, "task", "mlp");
+    dl_json_str(&j, "status", status_name(r->stop));
+    dl_json_str(&j, "data", source);
+    dl_json_str(&j, "backend", c->be->name);
+    dl_json_str(&j, "device", c->be->device);
+    dl_json_num(&j, "train_loss", r->train_loss[0]);
+    dl_json_num(&j, "val_loss", r->val_loss[0]);
+    dl_json_num(&j, "train_accuracy", r->train_accuracy[0]);
+    dl_json_num(&j, "val_accuracy", r->val_accuracy[0]);
+    dl_json_int(&j, "best_epoch", r->best_epoch[0]);
+    dl_json_int(&j, "epochs_run", r->epochs_run);
+    dl_json_num(&j, "train_seconds", r->train_seconds);
+    dl_json_obj_begin(&j, "config");
+    dl_json_int(&j, "hidden", r->hidden);
+    dl_json_int(&j, "epochs", cfg->epochs);
+    dl_json_num(&j, "lr", cfg->lr);
+    dl_json_str(&j, "optim", optim_name(cfg->optim));
+    dl_json_num(&j, "momentum", cfg->momentum);
+    dl_json_int(&j, "batch", r->batch);
+    dl_json_int(&j, "train", r->n_train);
+    dl_json_int(&j, "validation", r->n_val);
+    dl_json_int(&j, "seed", (long long)cfg->seed);
+    dl_json_int(&j, "seeds", r->models);
+    dl_json_str(&j, "preset", cfg->preset == DL_MLP_LAB ? "lab" : "careful");
+    dl_json_int(&j, "classes", r->classes);
+    dl_json_int(&j, "features", r->features);
+    dl_json_obj_end(&j);
+    write_history(&j, r);
+    if (r->models > 1) write_per_seed(&j, cfg, r);
+    dl_json_obj_end(&j);
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* With --seeds N > 1: the spread of the final validation accuracy. */
+static void write_seed_spread(FILE *f, const dl_mlp_result *r)
+{
+    float *acc = malloc(sizeof(float) * (size_t)r->models);
+    if (!acc) return;
+    memcpy(acc, r->val_accuracy, sizeof(float) * (size_t)r->models);
+    qsort(acc, (size_t)r->models, sizeof(float), cmp_float);
+    char label[32];
+    snprintf(label, sizeof label, "over %d seeds", r->models);
+    fprintf(f, "  %-21svalidation accuracy median %.4f, min %.4f, max %.4f\n", label,
+            (double)acc[r->models / 2], (double)acc[0], (double)acc[r->models - 1]);
+    free(acc);
+}
+
+static void write_text(FILE *f, const dl_cmd *c, const char *source, const dl_mlp_config *cfg,
+                       const dl_mlp_result *r)
+{
+    fprintf(f, "mlp %s: %d features, %d classes, %d training / %d validation rows\n", source,
+            r->features, r->classes, r->n_train, r->n_val);
+    fprintf(f, "  model                %d-%d-%d, %s preset, %s", r->features, r->hidden, r->classes,
+            cfg->preset == DL_MLP_LAB ? "lab" : "careful", optim_name(cfg->optim));
+    if (cfg->optim == DL_OPTIM_MOMENTUM) fprintf(f, " %g", (double)cfg->momentum);
+    fprintf(f, ", lr %g, %d epochs, batch %d%s, seed %llu\n", (double)cfg->lr, cfg->epochs,
+            r->batch, r->batch == r->n_train ? " (full)" : "", (unsigned long long)cfg->seed);
+    fprintf(f, "  backend              %s (%s)\n", c->be->name, c->be->device);
+    fprintf(f, "  training             loss %.6f  accuracy %.4f%s\n", (double)r->train_loss[0],
+            (double)r->train_accuracy[0], r->epochs_run < cfg->epochs ? "  (stopped early)" : "");
+    fprintf(f, "  validation           loss %.6f  accuracy %.4f\n", (double)r->val_loss[0],
+            (double)r->val_accuracy[0]);
+    if (r->best_epoch[0] > 0)
+        fprintf(f, "  best validation      accuracy %.4f at epoch %d\n",
+                (double)dl_mlp_history(r, r->best_epoch[0] - 1, DL_MLP_VAL_ACCURACY, 0),
+                r->best_epoch[0]);
+    if (r->models > 1) write_seed_spread(f, r);
+    fprintf(f, "  training time        %.3f ms  (%d epochs, %.2f us/epoch)\n",
+            r->train_seconds * 1e3, r->epochs_run,
+            r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
+}
+
+/* Bad data gets the file's name in front of the library's message. */
+static dl_status name_the_file(dl_status st, const char *path)
+{
+    if (st != DL_E_INPUT) return st;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", dl_errmsg());
+    return DL_FAIL(st, "%s: %s", path, msg);
+}
+
+dl_status dl_cmd_mlp(dl_cmd *c)
+{
+    dl_mlp_config cfg = config_from_options(c);
+    const char *path = c->opt->data ? c->opt->data : dl_default_data_path();
+    dl_dataset d;
+    DL_TRY(dl_dataset_load(path, &d));
+    dl_mlp_result r;
+    dl_status st = name_the_file(dl_mlp_validate(&d, &cfg), path);
+    if (st == DL_OK) st = dl_mlp_run(c->be, &d, &cfg, &r);
+    dl_dataset_free(&d);
+    if (st != DL_OK && st != DL_E_DIVERGED && st != DL_E_INTERRUPTED) return st;
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", dl_errmsg());
+    if (c->progress) c->progress(c->progress_ud, NULL);
+    write_text(c->text, c, path, &cfg, &r);
+    if (c->opt->json) write_json(stdout, c, path, &cfg, &r);
+    fflush(stdout);
+    dl_mlp_result_free(&r);
+    if (st != DL_OK) DL_FAIL(st, "%s", saved);
+    return st;
+}

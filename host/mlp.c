@@ -1,0 +1,554 @@
+#include "dlab/mlp.h"
+#include "dlab/rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Offsets of the tensors inside one model's block of parameters. */
+typedef struct {
+    int d, h, c;           /* features, hidden units, classes */
+    size_t w1, b1, w2, b2; /* element offsets */
+    size_t n;              /* P: parameters per model */
+} mlp_layout;
+
+static mlp_layout make_layout(int d, int h, int c)
+{
+    mlp_layout l = {.d = d, .h = h, .c = c};
+    l.w1 = 0;
+    l.b1 = (size_t)d * h;
+    l.w2 = l.b1 + (size_t)h;
+    l.b2 = l.w2 + (size_t)h * c;
+    l.n = l.b2 + (size_t)c;
+    return l;
+}
+
+size_t dl_mlp_param_count(int features, int hidden, int classes)
+{
+    return make_layout(features, hidden, classes).n;
+}
+
+/* Device buffers of one run. Activations are packed per model with a stride
+ * of rows*width for whatever row count an op runs on, as bias_act and
+ * softmax_xent expect; they are sized for the largest such count. */
+typedef struct {
+    mlp_layout l;
+    int models, n_train, n_val, batch;
+    float *params, *grads;       /* models x P */
+    float *m, *v;                /* optimiser state, models x P (NULL when unused) */
+    int32_t *step;               /* Adam's step counter */
+    float *x_train, *x_val;      /* models x rows x features */
+    int32_t *y_train, *y_val;    /* models x rows */
+    float *hid, *dhid;           /* models x rows x hidden */
+    float *logits, *dlogits;     /* models x rows x classes */
+    float *metrics;              /* DL_MLP_METRICS x models */
+    float *hist;                 /* epochs x DL_MLP_METRICS x models */
+    int32_t *counter;
+    dl_optim opt;
+} mlp_ctx;
+
+/* --- the network, as backend ops --------------------------------------- */
+
+/* hid = relu(X W1 + b1), logits = hid W2 + b2 for `rows` rows of every
+ * model; model b reads its rows at x + b*x_stride. */
+static dl_status forward(dl_backend *be, const mlp_ctx *c, const float *x, size_t x_stride,
+                         int rows)
+{
+    const mlp_layout *l = &c->l;
+    const size_t P = l->n, rh = (size_t)rows * l->h, rc = (size_t)rows * l->c;
+    dl_gemm_args g1 = {.m = rows, .n = l->h, .k = l->d, .alpha = 1.0f,
+                       .a = x, .lda = l->d, .stride_a = x_stride,
+                       .b = c->params + l->w1, .ldb = l->h, .stride_b = P,
+                       .beta = 0.0f, .c = c->hid, .ldc = l->h, .stride_c = rh, .batch = c->models};
+    DL_TRY(be->gemm(be, &g1));
+    DL_TRY(be->bias_act(be, c->hid, c->params + l->b1, rows, l->h, c->models, P, true));
+    dl_gemm_args g2 = {.m = rows, .n = l->c, .k = l->h, .alpha = 1.0f,
+                       .a = c->hid, .lda = l->h, .stride_a = rh,
+                       .b = c->params + l->w2, .ldb = l->c, .stride_b = P,
+                       .beta = 0.0f, .c = c->logits, .ldc = l->c, .stride_c = rc, .batch = c->models};
+    DL_TRY(be->gemm(be, &g2));
+    return be->bias_act(be, c->logits, c->params + l->b2, rows, l->c, c->models, P, false);
+}
+
+/* Softmax cross-entropy of the logits forward() left, against model b's
+ * labels at y + b*y_stride: the logit gradient (softmax - onehot) / rows if
+ * `grad`, and each model's loss and accuracy where loss / acc are given. */
+static dl_status xent(dl_backend *be, const mlp_ctx *c, const int32_t *y, size_t y_stride,
+                      int rows, bool grad, float *loss, float *acc)
+{
+    return be->softmax_xent(be, c->logits, y, rows, c->l.c, c->models, y_stride,
+                            grad ? c->dlogits : NULL, loss, acc);
+}
+
+/* grads = d(mean loss)/d(params) from the logit gradient xent() left and
+ * the activations of the same forward() over X (model b at x + b*x_stride). */
+static dl_status backprop(dl_backend *be, const mlp_ctx *c, const float *x, size_t x_stride,
+                          int rows)
+{
+    const mlp_layout *l = &c->l;
+    const size_t P = l->n, rh = (size_t)rows * l->h, rc = (size_t)rows * l->c;
+    /* dW2 = hid^T dlogits, db2 = column sums of dlogits */
+    dl_gemm_args gw2 = {.trans_a = true, .m = l->h, .n = l->c, .k = rows, .alpha = 1.0f,
+                        .a = c->hid, .lda = l->h, .stride_a = rh,
+                        .b = c->dlogits, .ldb = l->c, .stride_b = rc,
+                        .beta = 0.0f, .c = c->grads + l->w2, .ldc = l->c, .stride_c = P,
+                        .batch = c->models};
+    DL_TRY(be->gemm(be, &gw2));
+    DL_TRY(be->col_sum(be, c->dlogits, rows, l->c, c->models, c->grads + l->b2, P));
+    /* dhid = dlogits W2^T, masked by the ReLU */
+    dl_gemm_args gh = {.trans_b = true, .m = rows, .n = l->h, .k = l->c, .alpha = 1.0f,
+                       .a = c->dlogits, .lda = l->c, .stride_a = rc,
+                       .b = c->params + l->w2, .ldb = l->c, .stride_b = P,
+                       .beta = 0.0f, .c = c->dhid, .ldc = l->h, .stride_c = rh, .batch = c->models};
+    DL_TRY(be->gemm(be, &gh));
+    DL_TRY(be->relu_bwd(be, c->dhid, c->hid, rh * (size_t)c->models));
+    /* dW1 = X^T dhid, db1 = column sums of dhid */
+    dl_gemm_args gw1 = {.trans_a = true, .m = l->d, .n = l->h, .k = rows, .alpha = 1.0f,
+                        .a = x, .lda = l->d, .stride_a = x_stride,
+                        .b = c->dhid, .ldb = l->h, .stride_b = rh,
+                        .beta = 0.0f, .c = c->grads + l->w1, .ldc = l->h, .stride_c = P,
+                        .batch = c->models};
+    DL_TRY(be->gemm(be, &gw1));
+    return be->col_sum(be, c->dhid, rows, l->h, c->models, c->grads + l->b1, P);
+}
+
+/* Loss and accuracy of every model on a whole split, into c->metrics; with
+ * `grad` also the logit gradient of that split's mean loss. */
+static dl_status evaluate(dl_backend *be, const mlp_ctx *c, const float *x, const int32_t *y,
+                          int rows, bool grad, dl_mlp_metric loss_k, dl_mlp_metric acc_k)
+{
+    DL_TRY(forward(be, c, x, (size_t)rows * c->l.d, rows));
+    return xent(be, c, y, (size_t)rows, rows, grad, c->metrics + (size_t)loss_k * c->models,
+                c->metrics + (size_t)acc_k * c->models);
+}
+
+static bool full_batch(const mlp_ctx *c) { return c->batch == c->n_train; }
+
+/* One epoch: the mini-batches in order (the last one may be short; its ops
+ * simply get its own row count), one optimiser step each, then the metrics
+ * of the updated models. Every pointer is fixed by the context, so the same
+ * ops are issued on every call and the epoch can be replayed as a graph.
+ *
+ * With a full batch, the training-set evaluation that ends an epoch runs the
+ * very forward pass and logit gradient the next epoch's step needs, so it
+ * computes the gradient too and the step starts straight from it (the first
+ * epoch's comes from prime_full_batch()); the validation set is evaluated
+ * first so that those activations are still in place. */
+static dl_status mlp_epoch(dl_backend *be, void *vctx)
+{
+    mlp_ctx *c = vctx;
+    const bool full = full_batch(c);
+    const size_t x_stride = (size_t)c->n_train * c->l.d, n_all = c->l.n * (size_t)c->models;
+    for (int r0 = 0; r0 < c->n_train; r0 += c->batch) {
+        int rows = c->n_train - r0 < c->batch ? c->n_train - r0 : c->batch;
+        const float *x = c->x_train + (size_t)r0 * c->l.d;
+        if (!full) {
+            DL_TRY(forward(be, c, x, x_stride, rows));
+            DL_TRY(xent(be, c, c->y_train + r0, (size_t)c->n_train, rows, true, NULL, NULL));
+        }
+        DL_TRY(backprop(be, c, x, x_stride, rows));
+        DL_TRY(be->optim_step(be, &c->opt, c->params, c->grads, c->m, c->v, n_all, c->step));
+    }
+    DL_TRY(evaluate(be, c, c->x_val, c->y_val, c->n_val, false, DL_MLP_VAL_LOSS,
+                    DL_MLP_VAL_ACCURACY));
+    DL_TRY(evaluate(be, c, c->x_train, c->y_train, c->n_train, full, DL_MLP_TRAIN_LOSS,
+                    DL_MLP_TRAIN_ACCURACY));
+    return be->record(be, c->hist, c->metrics, DL_MLP_METRICS * c->models, c->counter);
+}
+
+/* The first full-batch epoch's activations and logit gradient, issued once
+ * before the epoch graph. */
+static dl_status prime_full_batch(dl_backend *be, const mlp_ctx *c)
+{
+    if (!full_batch(c)) return DL_OK;
+    DL_TRY(forward(be, c, c->x_train, (size_t)c->n_train * c->l.d, c->n_train));
+    return xent(be, c, c->y_train, (size_t)c->n_train, c->n_train, true, NULL, NULL);
+}
+
+/* --- device buffers ------------------------------------------------------ */
+
+typedef struct {
+    void **ptr;
+    size_t bytes;
+} dev_buf;
+
+#define MLP_MAX_BUFS 18
+
+/* Every device buffer of a run with its size; a size of zero means unused. */
+static int ctx_buffers(mlp_ctx *c, int epochs, dev_buf *out)
+{
+    const size_t S = (size_t)c->models, P = c->l.n, D = (size_t)c->l.d, F = sizeof(float),
+                 I = sizeof(int32_t);
+    const size_t rows = (size_t)(c->n_train > c->n_val ? c->n_train : c->n_val);
+    const bool has_m = c->opt.kind != DL_OPTIM_SGD, adam = c->opt.kind == DL_OPTIM_ADAM;
+    int n = 0;
+    out[n++] = (dev_buf){(void **)&c->params, F * S * P};
+    out[n++] = (dev_buf){(void **)&c->grads, F * S * P};
+    out[n++] = (dev_buf){(void **)&c->m, has_m ? F * S * P : 0};
+    out[n++] = (dev_buf){(void **)&c->v, adam ? F * S * P : 0};
+    out[n++] = (dev_buf){(void **)&c->step, adam ? I : 0};
+    out[n++] = (dev_buf){(void **)&c->x_train, F * S * (size_t)c->n_train * D};
+    out[n++] = (dev_buf){(void **)&c->y_train, I * S * (size_t)c->n_train};
+    out[n++] = (dev_buf){(void **)&c->x_val, F * S * (size_t)c->n_val * D};
+    out[n++] = (dev_buf){(void **)&c->y_val, I * S * (size_t)c->n_val};
+    out[n++] = (dev_buf){(void **)&c->hid, F * S * rows * (size_t)c->l.h};
+    out[n++] = (dev_buf){(void **)&c->dhid, F * S * rows * (size_t)c->l.h};
+    out[n++] = (dev_buf){(void **)&c->logits, F * S * rows * (size_t)c->l.c};
+    out[n++] = (dev_buf){(void **)&c->dlogits, F * S * rows * (size_t)c->l.c};
+    out[n++] = (dev_buf){(void **)&c->metrics, F * S * DL_MLP_METRICS};
+    out[n++] = (dev_buf){(void **)&c->hist, F * S * DL_MLP_METRICS * (size_t)epochs};
+    out[n++] = (dev_buf){(void **)&c->counter, epochs > 0 ? I : 0};
+    return n;
+}
+
+static size_t ctx_bytes(mlp_ctx *c, int epochs)
+{
+    dev_buf bufs[MLP_MAX_BUFS];
+    int n = ctx_buffers(c, epochs, bufs);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += bufs[i].bytes;
+    return total;
+}
+
+static void ctx_free(dl_backend *be, mlp_ctx *c)
+{
+    dev_buf bufs[MLP_MAX_BUFS];
+    int n = ctx_buffers(c, 0, bufs);
+    for (int i = 0; i < n; i++) {
+        be->free(be, *bufs[i].ptr);
+        *bufs[i].ptr = NULL;
+    }
+}
+
+/* Allocates every buffer (zeroed), after checking they fit. */
+static dl_status ctx_alloc(dl_backend *be, mlp_ctx *c, int epochs)
+{
+    DL_TRY(dl_check_fits(be, ctx_bytes(c, epochs), "this MLP"));
+    dev_buf bufs[MLP_MAX_BUFS];
+    int n = ctx_buffers(c, epochs, bufs);
+    for (int i = 0; i < n; i++) {
+        *bufs[i].ptr = NULL;
+        if (bufs[i].bytes == 0) continue;
+        dl_status st = be->alloc(be, bufs[i].bytes, bufs[i].ptr);
+        if (st != DL_OK) {
+            ctx_free(be, c);
+            return st;
+        }
+    }
+    return DL_OK;
+}
+
+static dl_status upload_data(dl_backend *be, mlp_ctx *c, const dl_mlp_data *data)
+{
+    const size_t S = (size_t)c->models, D = (size_t)c->l.d;
+    const size_t ntr = S * (size_t)c->n_train, nva = S * (size_t)c->n_val;
+    DL_TRY(be->upload(be, c->x_train, data->x_train, sizeof(float) * ntr * D));
+    DL_TRY(be->upload(be, c->y_train, data->y_train, sizeof(int32_t) * ntr));
+    DL_TRY(be->upload(be, c->x_val, data->x_val, sizeof(float) * nva * D));
+    return be->upload(be, c->y_val, data->y_val, sizeof(int32_t) * nva);
+}
+
+/* The preset's initial weights from the backend's generator (so both
+ * backends start from the same numbers), biases zero (buffers come zeroed):
+ * N(0, 1) for the lab, He-normal N(0, 2/fan_in) otherwise. Model b draws
+ * from seed + b; W2 starts past W1's numbers in that stream, at a multiple
+ * of Philox's four-value block. */
+static dl_status init_params(dl_backend *be, const mlp_ctx *c, const dl_mlp_config *cfg)
+{
+    const mlp_layout *l = &c->l;
+    const bool lab = cfg->preset == DL_MLP_LAB;
+    const float std1 = lab ? 1.0f : sqrtf(2.0f / (float)l->d);
+    const float std2 = lab ? 1.0f : sqrtf(2.0f / (float)l->h);
+    const uint64_t w2_offset = ((uint64_t)l->d * (uint64_t)l->h + 3) / 4 * 4;
+    for (int b = 0; b < c->models; b++) {
+        float *p = c->params + (size_t)b * l->n;
+        uint64_t seed = cfg->seed + (uint64_t)b;
+        DL_TRY(be->rand_normal(be, p + l->w1, (size_t)l->d * l->h, 0.0f, std1, seed, 0));
+        DL_TRY(be->rand_normal(be, p + l->w2, (size_t)l->h * l->c, 0.0f, std2, seed, w2_offset));
+    }
+    return DL_OK;
+}
+
+/* --- configuration ------------------------------------------------------- */
+
+dl_mlp_config dl_mlp_defaults(dl_mlp_preset preset)
+{
+    dl_mlp_config cfg = {.preset = preset, .hidden = 12, .momentum = 0.9f, .batch = 0,
+                         .train = 100, .seed = 1, .seeds = 1};
+    if (preset == DL_MLP_LAB) {
+        cfg.optim = DL_OPTIM_SGD;
+        cfg.lr = 0.01f;
+        cfg.epochs = 100;
+    } else {
+        cfg.optim = DL_OPTIM_MOMENTUM;
+        cfg.lr = 0.05f;
+        cfg.epochs = 300;
+    }
+    return cfg;
+}
+
+/* The checks that do not need the data. */
+static dl_status check_config(const dl_mlp_config *cfg)
+{
+    if (cfg->preset != DL_MLP_LAB && cfg->preset != DL_MLP_CAREFUL)
+        return DL_FAIL(DL_E_USAGE, "unknown MLP preset %d", (int)cfg->preset);
+    if (cfg->optim != DL_OPTIM_SGD && cfg->optim != DL_OPTIM_MOMENTUM && cfg->optim != DL_OPTIM_ADAM)
+        return DL_FAIL(DL_E_USAGE, "unknown optimiser %d", (int)cfg->optim);
+    if (cfg->hidden < 1) return DL_FAIL(DL_E_USAGE, "--hidden must be at least 1 (got %d)", cfg->hidden);
+    if (cfg->epochs < 1) return DL_FAIL(DL_E_USAGE, "--epochs must be at least 1 (got %d)", cfg->epochs);
+    if (!(cfg->lr > 0.0f) || !isfinite(cfg->lr))
+        return DL_FAIL(DL_E_USAGE, "--lr must be a positive finite number (got %g)", (double)cfg->lr);
+    if (!(cfg->momentum >= 0.0f && cfg->momentum < 1.0f))
+        return DL_FAIL(DL_E_USAGE, "--momentum must be in [0, 1) (got %g)", (double)cfg->momentum);
+    if (cfg->batch < 0) return DL_FAIL(DL_E_USAGE, "--batch must be at least 1 (got %d)", cfg->batch);
+    if (cfg->seeds < 1) return DL_FAIL(DL_E_USAGE, "--seeds must be at least 1 (got %d)", cfg->seeds);
+    return DL_OK;
+}
+
+dl_status dl_mlp_validate(const dl_dataset *d, const dl_mlp_config *cfg)
+{
+    if (!d->labels)
+        return DL_FAIL(DL_E_INPUT, "the data has no label column; --task mlp needs a class "
+                                   "label in the last column of every row");
+    if (d->n_classes < 2)
+        return DL_FAIL(DL_E_INPUT, "every row has the same label ('%s'); --task mlp needs at "
+                                   "least two classes", d->class_names ? d->class_names[0] : "?");
+    if (d->cols < 1) return DL_FAIL(DL_E_INPUT, "the data has no feature columns");
+    DL_TRY(check_config(cfg));
+    if (cfg->train < 1)
+        return DL_FAIL(DL_E_USAGE, "--train %d leaves no training rows (need at least 1)", cfg->train);
+    if (cfg->train >= d->rows)
+        return DL_FAIL(DL_E_USAGE, "--train %d leaves no validation rows: the data has %d rows "
+                                   "(use at most %d)", cfg->train, d->rows, d->rows - 1);
+    return DL_OK;
+}
+
+/* --- data preparation (host) ------------------------------------------- */
+
+/* Per-column shift and scale from the rows idx[0..n): the population mean,
+ * and 1/std (by_std) or 1/variance (the lab's choice). A constant column
+ * keeps scale 1. */
+static void column_scaling(const dl_dataset *d, const int32_t *idx, int n, bool by_std,
+                           double *shift, double *scale)
+{
+    for (int j = 0; j < d->cols; j++) {
+        double mean = 0.0, var = 0.0;
+        for (int i = 0; i < n; i++) mean += d->x[(size_t)idx[i] * d->cols + j];
+        mean /= n;
+        for (int i = 0; i < n; i++) {
+            double dx = d->x[(size_t)idx[i] * d->cols + j] - mean;
+            var += dx * dx;
+        }
+        var /= n;
+        shift[j] = mean;
+        scale[j] = var > 0.0 ? 1.0 / (by_std ? sqrt(var) : var) : 1.0;
+    }
+}
+
+/* Copies the rows idx[0..n), scaled, and their labels. */
+static void gather_rows(const dl_dataset *d, const int32_t *idx, int n, const double *shift,
+                        const double *scale, float *x, int32_t *y)
+{
+    for (int i = 0; i < n; i++) {
+        const float *src = d->x + (size_t)idx[i] * d->cols;
+        for (int j = 0; j < d->cols; j++)
+            x[(size_t)i * d->cols + j] = (float)((src[j] - shift[j]) * scale[j]);
+        y[i] = d->labels[idx[i]];
+    }
+}
+
+void dl_mlp_data_free(dl_mlp_data *data)
+{
+    if (!data) return;
+    free(data->x_train), free(data->y_train), free(data->x_val), free(data->y_val);
+    memset(data, 0, sizeof *data);
+}
+
+dl_status dl_mlp_prepare(const dl_dataset *d, const dl_mlp_config *cfg, dl_mlp_data *out)
+{
+    memset(out, 0, sizeof *out);
+    DL_TRY(dl_mlp_validate(d, cfg));
+    const int S = cfg->seeds, N = d->rows, D = d->cols, ntr = cfg->train, nva = N - ntr;
+    *out = (dl_mlp_data){.models = S, .features = D, .classes = d->n_classes,
+                         .n_train = ntr, .n_val = nva};
+    out->x_train = malloc(sizeof(float) * (size_t)S * ntr * D);
+    out->y_train = malloc(sizeof(int32_t) * (size_t)S * ntr);
+    out->x_val = malloc(sizeof(float) * (size_t)S * nva * D);
+    out->y_val = malloc(sizeof(int32_t) * (size_t)S * nva);
+    int32_t *perm = malloc(sizeof(int32_t) * (size_t)N);
+    double *shift = malloc(sizeof(double) * (size_t)D), *scale = malloc(sizeof(double) * (size_t)D);
+    if (!out->x_train || !out->y_train || !out->x_val || !out->y_val || !perm || !shift || !scale) {
+        free(perm), free(shift), free(scale);
+        dl_mlp_data_free(out);
+        return DL_FAIL(DL_E_MEMORY, "out of host memory preparing %d shuffles of %d rows", S, N);
+    }
+    if (cfg->preset == DL_MLP_LAB) { /* statistics of the whole data, shared by every model */
+        for (int i = 0; i < N; i++) perm[i] = i;
+        column_scaling(d, perm, N, false, shift, scale);
+    }
+    for (int b = 0; b < S; b++) {
+        dl_rng rng;
+        dl_rng_seed(&rng, cfg->seed + (uint64_t)b);
+        dl_rng_permutation(&rng, perm, (size_t)N);
+        if (cfg->preset == DL_MLP_CAREFUL) column_scaling(d, perm, ntr, true, shift, scale);
+        gather_rows(d, perm, ntr, shift, scale, out->x_train + (size_t)b * ntr * D,
+                    out->y_train + (size_t)b * ntr);
+        gather_rows(d, perm + ntr, nva, shift, scale, out->x_val + (size_t)b * nva * D,
+                    out->y_val + (size_t)b * nva);
+    }
+    free(perm), free(shift), free(scale);
+    return DL_OK;
+}
+
+/* --- training ------------------------------------------------------------ */
+
+void dl_mlp_result_free(dl_mlp_result *r)
+{
+    if (!r) return;
+    free(r->history);
+    free(r->train_loss), free(r->val_loss), free(r->train_accuracy), free(r->val_accuracy);
+    free(r->best_epoch);
+    free(r->params);
+    memset(r, 0, sizeof *r);
+}
+
+static dl_status result_alloc(dl_mlp_result *r, int epochs)
+{
+    const size_t S = (size_t)r->models;
+    r->history = malloc(sizeof(float) * (size_t)epochs * DL_MLP_METRICS * S);
+    r->train_loss = malloc(sizeof(float) * S);
+    r->val_loss = malloc(sizeof(float) * S);
+    r->train_accuracy = malloc(sizeof(float) * S);
+    r->val_accuracy = malloc(sizeof(float) * S);
+    r->best_epoch = malloc(sizeof(int) * S);
+    r->params = malloc(sizeof(float) * S * r->n_params);
+    if (!r->history || !r->train_loss || !r->val_loss || !r->train_accuracy ||
+        !r->val_accuracy || !r->best_epoch || !r->params)
+        return DL_FAIL(DL_E_MEMORY, "out of host memory for the history of %d epochs", epochs);
+    return DL_OK;
+}
+
+/* Final figures (the last epoch run) and each model's best validation
+ * epoch among the epochs whose losses are finite. */
+static void summarise(dl_mlp_result *r)
+{
+    for (int b = 0; b < r->models; b++) {
+        int last = r->epochs_run - 1;
+        r->train_loss[b] = last >= 0 ? dl_mlp_history(r, last, DL_MLP_TRAIN_LOSS, b) : NAN;
+        r->val_loss[b] = last >= 0 ? dl_mlp_history(r, last, DL_MLP_VAL_LOSS, b) : NAN;
+        r->train_accuracy[b] = last >= 0 ? dl_mlp_history(r, last, DL_MLP_TRAIN_ACCURACY, b) : NAN;
+        r->val_accuracy[b] = last >= 0 ? dl_mlp_history(r, last, DL_MLP_VAL_ACCURACY, b) : NAN;
+        int best = 0;
+        float best_acc = -1.0f;
+        for (int e = 0; e < r->epochs_run; e++) {
+            if (!isfinite(dl_mlp_history(r, e, DL_MLP_TRAIN_LOSS, b)) ||
+                !isfinite(dl_mlp_history(r, e, DL_MLP_VAL_LOSS, b)))
+                continue;
+            float acc = dl_mlp_history(r, e, DL_MLP_VAL_ACCURACY, b);
+            if (acc > best_acc) best_acc = acc, best = e + 1;
+        }
+        r->best_epoch[b] = best;
+    }
+}
+
+static dl_status train_loop(dl_backend *be, mlp_ctx *c, const dl_mlp_config *cfg,
+                            dl_mlp_result *res)
+{
+    DL_TRY(result_alloc(res, cfg->epochs));
+    DL_TRY(prime_full_batch(be, c));
+    dl_graph *graph = NULL;
+    DL_TRY(be->graph_create(be, mlp_epoch, c, &graph));
+    dl_loop loop = cfg->loop;
+    loop.per_epoch = DL_MLP_METRICS * c->models;
+    loop.check_first = 0;
+    loop.check_count = 2 * c->models; /* the training and validation losses */
+    loop.lr = cfg->lr;
+    dl_status st = dl_train_loop(be, graph, cfg->epochs, c->hist, res->history, &loop,
+                                 &res->epochs_run, &res->train_seconds);
+    be->graph_free(be, graph);
+    if (st != DL_OK && st != DL_E_DIVERGED && st != DL_E_INTERRUPTED) return st;
+    res->stop = st;
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", dl_errmsg());
+    summarise(res);
+    DL_TRY(be->download(be, res->params, c->params, sizeof(float) * c->l.n * (size_t)c->models));
+    if (st != DL_OK) DL_FAIL(st, "%s", saved); /* restore the stop's message */
+    return st;
+}
+
+static dl_status check_data(const dl_mlp_data *data)
+{
+    if (data->models < 1 || data->features < 1 || data->classes < 2 || data->n_train < 1 ||
+        data->n_val < 1)
+        return DL_FAIL(DL_E_INPUT, "MLP data needs at least 1 model, 1 feature, 2 classes, 1 "
+                                   "training and 1 validation row (got %d, %d, %d, %d, %d)",
+                       data->models, data->features, data->classes, data->n_train, data->n_val);
+    return DL_OK;
+}
+
+dl_status dl_mlp_train(dl_backend *be, const dl_mlp_data *data, const dl_mlp_config *cfg,
+                       const float *init, dl_mlp_result *res)
+{
+    memset(res, 0, sizeof *res);
+    DL_TRY(check_config(cfg));
+    DL_TRY(check_data(data));
+    mlp_ctx c = {.l = make_layout(data->features, cfg->hidden, data->classes),
+                 .models = data->models, .n_train = data->n_train, .n_val = data->n_val,
+                 .opt = {.kind = cfg->optim, .lr = cfg->lr, .momentum = cfg->momentum,
+                         .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f}};
+    c.batch = cfg->batch > 0 && cfg->batch < c.n_train ? cfg->batch : c.n_train;
+    *res = (dl_mlp_result){.features = c.l.d, .hidden = c.l.h, .classes = c.l.c,
+                           .models = c.models, .n_train = c.n_train, .n_val = c.n_val,
+                           .batch = c.batch, .n_params = c.l.n};
+    DL_TRY(ctx_alloc(be, &c, cfg->epochs));
+    dl_status st = upload_data(be, &c, data);
+    if (st == DL_OK)
+        st = init ? be->upload(be, c.params, init, sizeof(float) * c.l.n * (size_t)c.models)
+                  : init_params(be, &c, cfg);
+    if (st == DL_OK) st = train_loop(be, &c, cfg, res);
+    ctx_free(be, &c);
+    if (st != DL_OK && st != DL_E_DIVERGED && st != DL_E_INTERRUPTED) dl_mlp_result_free(res);
+    return st;
+}
+
+dl_status dl_mlp_run(dl_backend *be, const dl_dataset *d, const dl_mlp_config *cfg,
+                     dl_mlp_result *res)
+{
+    memset(res, 0, sizeof *res);
+    dl_mlp_data data;
+    DL_TRY(dl_mlp_prepare(d, cfg, &data));
+    dl_status st = dl_mlp_train(be, &data, cfg, NULL, res);
+    dl_mlp_data_free(&data);
+    return st;
+}
+
+/* --- gradient (for tests) ------------------------------------------------ */
+
+dl_status dl_mlp_gradient(dl_backend *be, int models, int rows, int features, int hidden,
+                          int classes, const float *x, const int32_t *labels,
+                          const float *params, float *grad, float *loss)
+{
+    if (models < 1 || rows < 1 || features < 1 || hidden < 1 || classes < 1)
+        return DL_FAIL(DL_E_USAGE, "dl_mlp_gradient: invalid shape (models %d, rows %d, "
+                                   "features %d, hidden %d, classes %d)",
+                       models, rows, features, hidden, classes);
+    mlp_ctx c = {.l = make_layout(features, hidden, classes), .models = models,
+                 .n_train = rows, .batch = rows, .opt = {.kind = DL_OPTIM_SGD}};
+    const size_t S = (size_t)models, P = c.l.n;
+    DL_TRY(ctx_alloc(be, &c, 0));
+    const size_t x_stride = (size_t)rows * features;
+    dl_status st;
+    if ((st = be->upload(be, c.x_train, x, sizeof(float) * S * x_stride)) ||
+        (st = be->upload(be, c.y_train, labels, sizeof(int32_t) * S * rows)) ||
+        (st = be->upload(be, c.params, params, sizeof(float) * S * P)) ||
+        (st = forward(be, &c, c.x_train, x_stride, rows)) ||
+        (st = xent(be, &c, c.y_train, (size_t)rows, rows, true, c.metrics, NULL)) ||
+        (st = backprop(be, &c, c.x_train, x_stride, rows)) ||
+        (st = be->download(be, grad, c.grads, sizeof(float) * S * P)))
+        goto done;
+    if (loss) st = be->download(be, loss, c.metrics, sizeof(float) * S);
+done:
+    ctx_free(be, &c);
+    return st;
+}

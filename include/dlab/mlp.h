@@ -1,0 +1,126 @@
+/* Task: a one-hidden-layer classifier, inputs -> hidden (ReLU) -> one logit
+ * per class, trained on softmax cross-entropy (mean over the batch).
+ *
+ * Every model's parameters sit in one contiguous block of P floats,
+ *   [W1 (features x hidden) | b1 (hidden) | W2 (hidden x classes) | b2 (classes)],
+ * model b at params + b*P; gradients and optimiser state mirror that layout,
+ * so one optimiser launch updates every tensor of every model. `models`
+ * models (seeds seed, seed+1, ...) train together, each on its own shuffle
+ * of the data, through strided-batched gemm.
+ *
+ * Each epoch runs the mini-batches in a fixed order over the shuffled
+ * training split, then evaluates every model on the full training and
+ * validation sets and records 4*models metrics on the device:
+ *   [train_loss | val_loss | train_accuracy | val_accuracy], each `models` wide.
+ */
+#ifndef DLAB_MLP_H
+#define DLAB_MLP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dlab/backend.h"
+#include "dlab/data.h"
+#include "dlab/train.h"
+
+typedef enum {
+    DL_MLP_LAB = 0, /* the lab's protocol: N(0,1) weights, (x - mean)/var over all rows, GD */
+    DL_MLP_CAREFUL, /* He-normal weights, standardised by the training split, momentum */
+} dl_mlp_preset;
+
+typedef struct {
+    dl_mlp_preset preset;  /* initialisation and input scaling */
+    int hidden;
+    int epochs;
+    dl_optim_kind optim;
+    float lr;
+    float momentum;        /* DL_OPTIM_MOMENTUM */
+    int batch;             /* rows per mini-batch; 0 or >= the training rows: full batch */
+    int train;             /* rows used for training after shuffling; the rest validate */
+    uint64_t seed;         /* shuffle and initial weights of model 0; model b uses seed + b */
+    int seeds;             /* models trained together, >= 1 */
+    dl_loop loop;          /* progress and stop hooks (per_epoch etc. are set by the task) */
+} dl_mlp_config;
+
+/* Metrics per epoch, in the order they are recorded. */
+typedef enum {
+    DL_MLP_TRAIN_LOSS = 0,
+    DL_MLP_VAL_LOSS,
+    DL_MLP_TRAIN_ACCURACY,
+    DL_MLP_VAL_ACCURACY,
+    DL_MLP_METRICS
+} dl_mlp_metric;
+
+/* Data ready for training: per model a shuffled, scaled training and
+ * validation split (host memory, row-major). */
+typedef struct {
+    int models, features, classes;
+    int n_train, n_val;
+    float *x_train;        /* models x n_train x features */
+    int32_t *y_train;      /* models x n_train class ids */
+    float *x_val;          /* models x n_val x features */
+    int32_t *y_val;        /* models x n_val */
+} dl_mlp_data;
+
+typedef struct {
+    int features, hidden, classes, models;
+    int n_train, n_val, batch;     /* batch: the effective mini-batch size */
+    size_t n_params;               /* P, per model */
+    int epochs_run;
+    float *history;        /* epochs_run x (DL_MLP_METRICS * models), see dl_mlp_history */
+    float *train_loss, *val_loss;  /* per model: after the last epoch run */
+    float *train_accuracy, *val_accuracy;
+    int *best_epoch;       /* per model: 1-based epoch of the highest validation
+                              accuracy (earliest on ties; finite-loss epochs only) */
+    float *params;         /* models x P: the final parameters */
+    double train_seconds;
+    dl_status stop;        /* DL_OK, DL_E_DIVERGED or DL_E_INTERRUPTED */
+} dl_mlp_result;
+
+/* The value of metric `k` of model `model` after epoch `epoch` (0-based). */
+static inline float dl_mlp_history(const dl_mlp_result *r, int epoch, dl_mlp_metric k, int model)
+{
+    return r->history[((size_t)epoch * DL_MLP_METRICS + (size_t)k) * (size_t)r->models + (size_t)model];
+}
+
+/* Parameters per model: features*hidden + hidden + hidden*classes + classes. */
+size_t dl_mlp_param_count(int features, int hidden, int classes);
+
+/* The preset's optimiser, learning rate and epochs, with the other fields at
+ * their defaults (hidden 12, train 100, full batch, momentum 0.9, seed 1). */
+dl_mlp_config dl_mlp_defaults(dl_mlp_preset preset);
+
+/* Checks the configuration against the data: a label column with at least
+ * two classes (DL_E_INPUT), positive sizes, epochs and learning rate, and a
+ * split that leaves both training and validation rows (DL_E_USAGE). */
+dl_status dl_mlp_validate(const dl_dataset *d, const dl_mlp_config *cfg);
+
+/* Shuffles and splits `d` once per model (dl_rng seeded with seed + b) and
+ * scales the features as the preset says. Host only. */
+dl_status dl_mlp_prepare(const dl_dataset *d, const dl_mlp_config *cfg, dl_mlp_data *out);
+void dl_mlp_data_free(dl_mlp_data *data);
+
+/* Trains data->models models. `init` (host, models x P) gives the initial
+ * parameters; NULL draws them with the preset's initialisation from the
+ * backend's generator (seed + b per model). On DL_E_DIVERGED and
+ * DL_E_INTERRUPTED the result keeps the finished epochs (res->stop says
+ * which); other failures leave it empty. */
+dl_status dl_mlp_train(dl_backend *be, const dl_mlp_data *data, const dl_mlp_config *cfg,
+                       const float *init, dl_mlp_result *res);
+
+/* dl_mlp_validate + dl_mlp_prepare + dl_mlp_train with the preset's init. */
+dl_status dl_mlp_run(dl_backend *be, const dl_dataset *d, const dl_mlp_config *cfg,
+                     dl_mlp_result *res);
+
+void dl_mlp_result_free(dl_mlp_result *r);
+
+/* One forward and backward pass of `models` models on the same op sequence
+ * training uses. Host arrays: x models x rows x features, labels models x
+ * rows, params models x P; out: grad models x P (d mean loss / d params) and,
+ * if not NULL, loss[models]. */
+dl_status dl_mlp_gradient(dl_backend *be, int models, int rows, int features, int hidden,
+                          int classes, const float *x, const int32_t *labels,
+                          const float *params, float *grad, float *loss);
+
+#endif
