@@ -1,0 +1,95 @@
+#include "dlab/summary.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double quantile(const double *sorted, int n, double q)
+{
+    double pos = q * (n - 1);
+    int lo = (int)floor(pos), hi = lo + 1 < n ? lo + 1 : lo;
+    return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
+}
+
+void dl_stats_compute(const float *v, int n, int stride, dl_stats *out)
+{
+    *out = (dl_stats){.min = NAN, .p10 = NAN, .median = NAN, .p90 = NAN, .max = NAN, .mean = NAN};
+    double *s = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    if (!s) return;
+    int k = 0;
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        double x = v[(size_t)i * stride];
+        if (isfinite(x)) s[k++] = x, sum += x;
+        else out->non_finite++;
+    }
+    out->n = k;
+    if (k > 0) {
+        qsort(s, (size_t)k, sizeof(double), cmp_double);
+        out->min = s[0];
+        out->max = s[k - 1];
+        out->p10 = quantile(s, k, 0.10);
+        out->median = quantile(s, k, 0.50);
+        out->p90 = quantile(s, k, 0.90);
+        out->mean = sum / k;
+    }
+    free(s);
+}
+
+void dl_print_histogram(FILE *f, const float *v, int n, int stride, double lo, double hi,
+                        int bins, const char *fmt)
+{
+    enum { WIDTH = 40 };
+    if (bins < 1 || !(hi > lo)) return;
+    int *count = calloc((size_t)bins, sizeof(int));
+    if (!count) return;
+    int most = 0;
+    for (int i = 0; i < n; i++) {
+        double x = v[(size_t)i * stride];
+        if (!isfinite(x)) continue;
+        int b = (int)floor((x - lo) / (hi - lo) * bins);
+        b = b < 0 ? 0 : b >= bins ? bins - 1 : b;
+        if (++count[b] > most) most = count[b];
+    }
+    for (int b = 0; b < bins; b++) {
+        char left[32], right[32];
+        snprintf(left, sizeof left, fmt, lo + (hi - lo) * b / bins);
+        snprintf(right, sizeof right, fmt, lo + (hi - lo) * (b + 1) / bins);
+        int bar = most ? (count[b] * WIDTH + most - 1) / most : 0;
+        fprintf(f, "  %8s - %-8s |%-*.*s| %d\n", left, right, WIDTH, bar,
+                "########################################", count[b]);
+    }
+    free(count);
+}
+
+void dl_json_stats(dl_json *j, const char *key, const dl_stats *s)
+{
+    dl_json_obj_begin(j, key);
+    dl_json_int(j, "n", s->n);
+    dl_json_int(j, "non_finite", s->non_finite);
+    dl_json_num(j, "min", s->min);
+    dl_json_num(j, "p10", s->p10);
+    dl_json_num(j, "median", s->median);
+    dl_json_num(j, "p90", s->p90);
+    dl_json_num(j, "max", s->max);
+    dl_json_num(j, "mean", s->mean);
+    dl_json_obj_end(j);
+}
+
+void dl_print_stats(FILE *f, const char *label, const dl_stats *s, const char *fmt)
+{
+    const char *names[5] = {"min", "p10", "median", "p90", "max"};
+    double vals[5] = {s->min, s->p10, s->median, s->p90, s->max};
+    fprintf(f, "  %s over %d model%s:", label, s->n, s->n == 1 ? "" : "s");
+    for (int i = 0; i < 5; i++) {
+        fprintf(f, "  %s ", names[i]);
+        fprintf(f, fmt, vals[i]);
+    }
+    if (s->non_finite) fprintf(f, "  (%d diverged)", s->non_finite);
+    fputc('\n', f);
+}

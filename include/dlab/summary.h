@@ -1,0 +1,33 @@
+/* Distributions over many models (--seeds N): order statistics, a text
+ * histogram, and their JSON form. */
+#ifndef DLAB_SUMMARY_H
+#define DLAB_SUMMARY_H
+
+#include <stdio.h>
+
+#include "dlab/json.h"
+
+typedef struct {
+    int n;                 /* finite values counted */
+    int non_finite;        /* NaN/Inf values left out (diverged models) */
+    double min, p10, median, p90, max, mean;
+} dl_stats;
+
+/* Order statistics of v[0..n) (stride apart); percentiles by linear
+ * interpolation between closest ranks. */
+void dl_stats_compute(const float *v, int n, int stride, dl_stats *out);
+
+/* A horizontal text histogram of `bins` equal bins over [lo, hi] (values
+ * outside are clamped into the end bins), one line per bin:
+ *   "  0.90 - 0.93 |#########            |  41"
+ * `fmt` formats the bin edges (e.g. "%.2f"). */
+void dl_print_histogram(FILE *f, const float *v, int n, int stride, double lo, double hi,
+                        int bins, const char *fmt);
+
+/* "key": {"n":..,"min":..,"p10":..,"median":..,"p90":..,"max":..,"mean":..} */
+void dl_json_stats(dl_json *j, const char *key, const dl_stats *s);
+
+/* "  min 0.72  p10 0.88  median 0.96  p90 0.98  max 1.00" with `fmt` per value. */
+void dl_print_stats(FILE *f, const char *label, const dl_stats *s, const char *fmt);
+
+#endif

@@ -1,0 +1,72 @@
+/* Order statistics and the text histogram used for --seeds N reports. */
+#include <string.h>
+
+#include "dl_test.h"
+#include "dlab/summary.h"
+
+static void test_stats(void)
+{
+    float v[11] = {10, 0, 9, 1, 8, 2, 7, 3, 6, 4, 5}; /* 0..10 shuffled */
+    dl_stats s;
+    dl_stats_compute(v, 11, 1, &s);
+    DL_CHECK(s.n == 11 && s.non_finite == 0, "n %d", s.n);
+    DL_CHECK_NEAR(s.min, 0, 0, "min");
+    DL_CHECK_NEAR(s.max, 10, 0, "max");
+    DL_CHECK_NEAR(s.median, 5, 1e-12, "median");
+    DL_CHECK_NEAR(s.p10, 1, 1e-12, "p10");
+    DL_CHECK_NEAR(s.p90, 9, 1e-12, "p90");
+    DL_CHECK_NEAR(s.mean, 5, 1e-12, "mean");
+    float w[4] = {1, NAN, 3, INFINITY}; /* diverged models are counted apart */
+    dl_stats_compute(w, 4, 1, &s);
+    DL_CHECK(s.n == 2 && s.non_finite == 2, "n %d non-finite %d", s.n, s.non_finite);
+    DL_CHECK_NEAR(s.median, 2, 1e-12, "median of 1 and 3");
+    float strided[6] = {1, -1, 2, -1, 4, -1};
+    dl_stats_compute(strided, 3, 2, &s);
+    DL_CHECK_NEAR(s.max, 4, 0, "strided max");
+    DL_CHECK_NEAR(s.p10, 1.2, 1e-6, "interpolated p10");
+}
+
+static void test_histogram(void)
+{
+    float v[7] = {0.05f, 0.15f, 0.15f, 0.95f, 1.5f, -3.0f, NAN};
+    FILE *f = tmpfile();
+    dl_print_histogram(f, v, 7, 1, 0.0, 1.0, 10, "%.1f");
+    rewind(f);
+    char line[256];
+    int lines = 0, counts[10] = {0};
+    while (fgets(line, sizeof line, f)) {
+        char *bar = strrchr(line, '|');
+        if (lines < 10 && bar) counts[lines] = atoi(bar + 1);
+        lines++;
+    }
+    fclose(f);
+    DL_CHECK(lines == 10, "%d lines", lines);
+    DL_CHECK(counts[0] == 2 && counts[1] == 2 && counts[9] == 2, "bins %d %d %d (clamped ends)", counts[0], counts[1], counts[9]);
+}
+
+static void test_json(void)
+{
+    FILE *f = tmpfile();
+    dl_json j;
+    dl_json_init(&j, f, false);
+    float v[3] = {0.5f, 1.0f, 0.75f};
+    dl_stats s;
+    dl_stats_compute(v, 3, 1, &s);
+    dl_json_obj_begin(&j, NULL);
+    dl_json_stats(&j, "val_accuracy", &s);
+    dl_json_obj_end(&j);
+    rewind(f);
+    char buf[512] = {0};
+    size_t got = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    DL_CHECK(got > 0 && strstr(buf, "{\"val_accuracy\":{\"n\":3,") == buf, "json: %s", buf);
+    DL_CHECK(strstr(buf, "\"median\":0.75") != NULL, "json: %s", buf);
+}
+
+int main(void)
+{
+    DL_RUN(test_stats);
+    DL_RUN(test_histogram);
+    DL_RUN(test_json);
+    return dl_test_summary("test_summary");
+}
