@@ -119,24 +119,31 @@ static dl_status cpu_mem_info(dl_backend *be, size_t *free_bytes, size_t *total_
 
 /* --- dense linear algebra --------------------------------------------- */
 
-/* Tiny products (iris: 150x4 at rank 2) cost less as plain loops than a
- * BLAS call's packing and dispatch. op(A)[i][p] = a[i*ai + p*ap] and
- * op(B)[p][j] = b[p*bp + j*bj] cover all four transpose cases.
+/* Tiny products (iris: 150x4 at rank 2; the MLP's 4-12-3 layers) cost less
+ * as plain loops than a BLAS call's packing and dispatch.
+ * op(A)[i][p] = a[i*ai + p*ap] and op(B)[p][j] = b[p*bp + j*bj] cover the
+ * four transpose cases.
  *
- * Narrow outputs (n <= 8 columns: the rank, or the feature count) get one
- * function per width, so the row's accumulators live in registers and the
- * inner loop has a constant trip count; wider ones use dot products. */
+ * Outputs up to 16 columns wide (the rank, the feature count, a small hidden
+ * layer) get one function per width: the row's accumulators stay in
+ * registers and, with op(B)'s rows contiguous, the inner loop is a constant
+ * number of vector FMAs. A transposed B is first copied into row order on
+ * the stack (it is at most SMALL_BT floats). Wider outputs use dot
+ * products. */
+#define SMALL_NARROW_MAX 16
+#define SMALL_BT 4096
+
 #define SMALL_GEMM_NARROW(N)                                                       \
     static void small_gemm_n##N(int m, int k, float alpha, const float *a, size_t ai, \
-                                size_t ap, const float *b, size_t bp, size_t bj,   \
-                                float beta, float *c, int ldc)                     \
+                                size_t ap, const float *b, size_t bp, float beta,  \
+                                float *c, int ldc)                                 \
     {                                                                              \
         for (int i = 0; i < m; i++) {                                              \
             float acc[N] = {0};                                                    \
             const float *x = a + i * ai;                                           \
             for (int p = 0; p < k; p++) {                                          \
                 const float xp = x[p * ap], *y = b + p * bp;                       \
-                for (int j = 0; j < N; j++) acc[j] += xp * y[j * bj];              \
+                for (int j = 0; j < N; j++) acc[j] += xp * y[j];                   \
             }                                                                      \
             float *ci = c + (size_t)i * ldc;                                       \
             for (int j = 0; j < N; j++)                                            \
@@ -151,22 +158,41 @@ SMALL_GEMM_NARROW(5)
 SMALL_GEMM_NARROW(6)
 SMALL_GEMM_NARROW(7)
 SMALL_GEMM_NARROW(8)
+SMALL_GEMM_NARROW(9)
+SMALL_GEMM_NARROW(10)
+SMALL_GEMM_NARROW(11)
+SMALL_GEMM_NARROW(12)
+SMALL_GEMM_NARROW(13)
+SMALL_GEMM_NARROW(14)
+SMALL_GEMM_NARROW(15)
+SMALL_GEMM_NARROW(16)
 
 typedef void (*small_gemm_fn)(int, int, float, const float *, size_t, size_t, const float *,
-                              size_t, size_t, float, float *, int);
-static const small_gemm_fn small_gemm_narrow[9] = {
-    NULL, small_gemm_n1, small_gemm_n2, small_gemm_n3, small_gemm_n4,
-    small_gemm_n5, small_gemm_n6, small_gemm_n7, small_gemm_n8};
+                              size_t, float, float *, int);
+static const small_gemm_fn small_gemm_narrow[SMALL_NARROW_MAX + 1] = {
+    NULL,           small_gemm_n1,  small_gemm_n2,  small_gemm_n3,  small_gemm_n4,
+    small_gemm_n5,  small_gemm_n6,  small_gemm_n7,  small_gemm_n8,  small_gemm_n9,
+    small_gemm_n10, small_gemm_n11, small_gemm_n12, small_gemm_n13, small_gemm_n14,
+    small_gemm_n15, small_gemm_n16};
 
 static void small_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a,
                         int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
     const size_t ai = ta ? 1 : (size_t)lda, ap = ta ? (size_t)lda : 1;
-    const size_t bp = tb ? 1 : (size_t)ldb, bj = tb ? (size_t)ldb : 1;
-    if (n >= 1 && n <= 8) {
-        small_gemm_narrow[n](m, k, alpha, a, ai, ap, b, bp, bj, beta, c, ldc);
+    if (n >= 1 && n <= SMALL_NARROW_MAX && (!tb || (size_t)k * n <= SMALL_BT)) {
+        float bt[SMALL_BT];
+        const float *rows = b;
+        size_t row_stride = (size_t)ldb;
+        if (tb) { /* op(B)[p][j] = B[j][p]: gather into row order */
+            for (int p = 0; p < k; p++)
+                for (int j = 0; j < n; j++) bt[(size_t)p * n + j] = b[(size_t)j * ldb + p];
+            rows = bt;
+            row_stride = (size_t)n;
+        }
+        small_gemm_narrow[n](m, k, alpha, a, ai, ap, rows, row_stride, beta, c, ldc);
         return;
     }
+    const size_t bp = tb ? 1 : (size_t)ldb, bj = tb ? (size_t)ldb : 1;
     for (int i = 0; i < m; i++) {
         const float *x = a + i * ai;
         float *ci = c + (size_t)i * ldc;

@@ -92,7 +92,8 @@ static void check_gemm(bool ta, bool tb, int m, int n, int k, float alpha, float
 static void test_gemm(void)
 {
     static const int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {150, 4, 2}, {4, 2, 150}, {150, 2, 4},
-                                    {33, 65, 17}, {128, 96, 64}, {257, 31, 129}, {3, 300, 1}};
+                                    {33, 65, 17}, {128, 96, 64}, {257, 31, 129}, {3, 300, 1},
+                                    {5, 16, 7}, {5, 17, 7}, {100, 12, 4}, {3, 10, 450}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int t = 0; t < 4; t++)
             check_gemm(t & 1, t & 2, shapes[s][0], shapes[s][1], shapes[s][2], 1.0f, 0.0f, 1, false);
