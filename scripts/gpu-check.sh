@@ -7,6 +7,9 @@
 #      against the reference value, and agreement with the CPU backend
 #   4. a large synthetic factorisation (20000 x 2000, rank 32, 100 epochs,
 #      with its cuSOLVER SVD baseline)
+#   4b. dlab-bench --quick on both backends (SGEMM and copy ceilings, the
+#      timed cases, crossovers; key rows in the table), and the large
+#      factorisation of step 4 against its floor on the measured GPU ceilings
 #   5. compute-sanitizer memcheck and racecheck over the CUDA test runs, as
 #      far as the time budget allows (they run last for that reason)
 # and prints a table last. Every step runs even when an earlier one failed
@@ -27,9 +30,10 @@ case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 4)}
 LOGS=$BUILD/gpu-check-logs
 # Time limits (seconds since start) that keep the whole run under 5 minutes:
-# the large factorisation starts only before LARGE_START_BY, each sanitizer
-# run only before SANITIZER_START_BY.
+# the large factorisation starts only before LARGE_START_BY, the benchmark
+# only before BENCH_START_BY, each sanitizer run only before SANITIZER_START_BY.
 LARGE_START_BY=200
+BENCH_START_BY=210
 SANITIZER_START_BY=220
 mkdir -p "$LOGS"
 
@@ -241,6 +245,90 @@ if ((BUILT)) && [ -x "$EXE" ]; then
             record FAIL "factorise 20000x2000 r32" "$desc (see factorise-large.err)" "exit 0, status ok"
             tail -n 5 "$LOGS/factorise-large.err"
         fi
+    fi
+fi
+
+# --- 4b. benchmark harness -------------------------------------------------
+# dlab-bench --quick times every quick case on both backends (about 20-40 s
+# here) and measures each backend's ceilings: SGEMM through be->gemm and a
+# device copy through be->copy. The large run of step 4 is then held against
+# its floor, flops / SGEMM rate + bytes / copy bandwidth, with the per-epoch
+# flops and bytes the bench counts for the same 20000x2000 rank-32 epoch.
+BENCH=$BUILD/dlab-bench
+if ((BUILT)) && [ -x "$BENCH" ]; then
+    if past "$BENCH_START_BY"; then
+        record SKIP "dlab-bench --quick" "time budget spent" "exit 0, every case ok"
+    else
+        timeout 120 "$BENCH" --quick --device both --json >"$LOGS/bench.json" 2>"$LOGS/bench.txt"
+        rc=$?
+        while IFS=$'\t' read -r verdict check result target; do
+            record "$verdict" "$check" "$result" "$target"
+        done < <(python3 - "$LOGS/bench.json" "$LOGS/factorise-large.json" "$rc" <<'PY'
+import json, sys
+
+def row(*fields):
+    print("\t".join(str(f) for f in fields))
+
+def per_epoch(t):
+    s = t["median_s"]
+    return f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"
+
+bench_path, large_path, rc = sys.argv[1], sys.argv[2], int(sys.argv[3])
+try:
+    b = json.load(open(bench_path))
+except (OSError, ValueError) as e:
+    row("FAIL", "dlab-bench --quick", f"rc {rc}, no JSON (see bench.txt)", "exit 0, every case ok")
+    sys.exit()
+cases, ran = b["cases"], b["backends"]
+bad = [f"{c['name']}@{k}" for c in cases for k in ran if c[k]["status"] not in ("ok", "skipped")]
+row("PASS" if rc == 0 and not bad and "cuda" in ran else "FAIL", "dlab-bench --quick",
+    f"rc {rc}, backends {'+'.join(ran)}, {len(cases)} cases, {b['wall_seconds']:.0f}s"
+    + (f", failed: {' '.join(bad)}" if bad else ""), "exit 0, both backends, every case ok")
+for k in ("cuda", "cpu"):
+    c = b["ceilings"][k]
+    if c["status"] == "ok":
+        row("INFO", f"bench ceilings {k}",
+            f"SGEMM {c['sgemm_gflops']:.0f} GFLOP/s (n={c['sgemm_n']}), copy {c['copy_gbps']:.0f} GB/s",
+            "measured")
+# Key rows: the iris cases and the largest size of each synthetic family.
+largest = {}
+for c in cases:
+    if c["data"] != "iris" and c["size"] >= largest.get(c["family"], c)["size"]:
+        largest[c["family"]] = c
+for c in [c for c in cases if c["data"] == "iris"] + list(largest.values()):
+    parts = []
+    for k in ("cuda", "cpu"):
+        t = c[k]
+        if t["status"] == "ok":
+            of = f", {t['of_floor']:.1f}x floor" if t.get("of_floor") else ""
+            parts.append(f"{k} {per_epoch(t)}/epoch{of}")
+        else:
+            parts.append(f"{k} {t['status']}")
+    if c["speedup"]:
+        parts.append(f"speedup {c['speedup']:.1f}x")
+    row("INFO", f"bench {c['name']}", ", ".join(parts), "report")
+for x in b["crossovers"]:
+    row("INFO", f"bench crossover {x['family']}", x["note"], "report")
+
+gpu = b["ceilings"]["cuda"]
+big = [c for c in cases if c["workload"] == "factorise" and (c["m"], c["n"], c["rank"]) == (20000, 2000, 32)]
+try:
+    large = json.load(open(large_path))
+except (OSError, ValueError):
+    large = None
+if gpu["status"] != "ok" or not big or not large or not large.get("epochs_run"):
+    row("SKIP", "factorise 20000x2000 r32 vs floor", "no GPU ceilings or no large run", "within 2x of floor")
+    sys.exit()
+c = big[0]
+floor = large["epochs_run"] * (c["flops_per_epoch"] / (gpu["sgemm_gflops"] * 1e9)
+                               + c["bytes_per_epoch"] / (gpu["copy_gbps"] * 1e9))
+ratio = large["train_seconds"] / floor
+row("PASS" if ratio <= 2.0 else "FAIL", "factorise 20000x2000 r32 vs floor",
+    f"train {large['train_seconds'] * 1e3:.1f} ms = {ratio:.2f}x floor {floor * 1e3:.1f} ms "
+    f"({large['epochs_run']} epochs)", "within 2x of floor")
+PY
+)
+        sed -n '/^case/,/^$/p' "$LOGS/bench.txt"
     fi
 fi
 

@@ -1,0 +1,146 @@
+/* dlab-bench: the same training work timed on the CPU and GPU backends.
+ *
+ * bench.c         options, backends, the machine's ceilings, the timing loop,
+ *                 crossovers
+ * bench_work.c    the workloads: which cases exist, what one epoch costs
+ *                 (flops and minimum bytes, counted analytically), how much
+ *                 memory a case needs, and one timed run through the task's
+ *                 public API (dl_factorise*, dl_mlp_run)
+ * bench_report.c  the aligned table and the JSON document
+ * bench_plot.c    the PLplot figure per workload family
+ */
+#ifndef DLAB_BENCH_H
+#define DLAB_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dlab/backend.h"
+
+enum { BENCH_CPU = 0, BENCH_CUDA = 1, BENCH_BACKENDS = 2 };
+
+/* How much runs: smoke < quick < full. A case is part of every level from
+ * its own upwards. */
+typedef enum { BENCH_SMOKE = 0, BENCH_QUICK = 1, BENCH_FULL = 2 } bench_level;
+
+typedef enum { BENCH_FACTORISE = 0, BENCH_MLP } bench_kind;
+
+/* One workload at one size, as listed in bench_work.c. */
+typedef struct {
+    bench_kind kind;
+    const char *family;    /* e.g. "factorise-r32"; crossovers are per family */
+    bool iris;             /* the lab's iris data and settings */
+    bench_level level;     /* the smallest level that runs it */
+    int m, n, rank;        /* factorise: m x n, rank (synthetic true rank = rank) */
+    int samples, hidden;   /* mlp: rows of data, hidden width */
+} bench_spec;
+
+typedef enum {
+    BENCH_NOT_RUN = 0,     /* this backend was not asked for (--device) */
+    BENCH_NO_GPU,          /* asked for both, no GPU answered */
+    BENCH_SKIPPED,         /* does not fit in memory */
+    BENCH_FAILED,          /* the task returned an error (reason says which) */
+    BENCH_OK,
+} bench_outcome;
+
+/* The timings of one case on one backend. Seconds are per epoch. */
+typedef struct {
+    bench_outcome outcome;
+    char reason[256];
+    int epochs;            /* epochs per timed run */
+    int repeats;           /* timed runs */
+    double median_s, min_s, max_s;
+    double gflops, gbps;   /* achieved, at the median */
+    double floor_s;        /* flops / sgemm ceiling + bytes / copy ceiling */
+    double final_loss;     /* the training loss after the last timed run */
+} bench_timing;
+
+typedef struct {
+    bench_spec spec;
+    char name[96];         /* family/size, what --filter matches */
+    char size_label[48];   /* "20000x2000 r32", "100000 x16 h1024" */
+    double size;           /* the x axis: elements of A, or samples */
+    const char *size_unit; /* "elements" or "samples" */
+    /* The work as the task runs it. */
+    int features, classes, n_train, batch; /* mlp */
+    float lr;
+    uint64_t seed, data_seed;
+    double flops, bytes;   /* per epoch */
+    bench_timing t[BENCH_BACKENDS];
+    double speedup;        /* cpu median / cuda median; 0 when not both ok */
+} bench_case;
+
+typedef struct {
+    bool ok;
+    char reason[160];
+    int gemm_n;            /* square SGEMM of this size */
+    double gemm_gflops;    /* best of the repeats */
+    size_t copy_bytes;     /* buffer size of the device copy */
+    double copy_gbps;      /* (read + write) bytes per second, best of the repeats */
+} bench_ceiling;
+
+typedef struct {
+    const char *family;
+    const char *size_unit;
+    int points;            /* sizes where both backends ran */
+    /* GPU faster from `from` upwards (every larger size too). `estimate` is
+     * where the speedup crosses 1, interpolated in log-log between the last
+     * size the CPU won and `from`; 0 when there is no bracket. */
+    double from, below, estimate;
+    char note[200];
+} bench_crossover;
+
+typedef struct {
+    bench_level level;
+    int repeats;
+    bool want[BENCH_BACKENDS];
+    dl_backend *be[BENCH_BACKENDS];
+    char gpu_note[256];    /* why there is no GPU column, when there is none */
+    /* machine */
+    char host[128];
+    char cpu_desc[160], gpu_desc[160];
+    int omp_threads, blas_threads; /* blas_threads 0: unknown */
+    char blas_config[160];
+    char env[256];         /* the threading variables set in the environment */
+    size_t host_total, host_free, gpu_total, gpu_free;
+    char started[32];
+    double wall_s;
+    bench_ceiling ceil[BENCH_BACKENDS];
+    bench_case *cases;
+    int n_cases;
+    bench_crossover *cross;
+    int n_cross;
+} bench_run;
+
+/* bench_work.c */
+const bench_spec *bench_specs(int *count);
+/* Fills the case's name, sizes, settings and per-epoch costs. */
+void bench_case_init(bench_case *c, const bench_spec *s);
+/* Bytes a run of `epochs` epochs allocates on the backend, and on the host
+ * besides (the CPU backend's buffers are host memory too: the caller adds). */
+void bench_case_memory(const bench_case *c, int epochs, size_t *device_bytes, size_t *host_bytes);
+/* Host data the case needs before its runs (the MLP's samples); freed by
+ * bench_case_release. */
+dl_status bench_case_prepare(bench_case *c, void **data);
+void bench_case_release(bench_case *c, void *data);
+/* One training run of `epochs` epochs through the task's public API.
+ * *seconds is the task's own train_seconds (CUDA events on the GPU, the
+ * monotonic clock on the CPU), *epochs_run what it ran, *loss the final
+ * training loss. */
+dl_status bench_case_run(dl_backend *be, const bench_case *c, void *data, int epochs,
+                         double *seconds, int *epochs_run, double *loss);
+
+/* bench_report.c */
+const char *bench_outcome_name(bench_outcome o);
+const char *bench_level_name(bench_level l);
+void bench_print_table(FILE *f, const bench_run *r);
+void bench_write_json(FILE *f, const bench_run *r);
+
+/* bench_plot.c: one figure, a panel per family with more than one size,
+ * both backends, as dir/bench.png and dir/bench.svg; *figures counts the
+ * files written. DL_E_RUNTIME when PLplot is not built in or cannot write. */
+dl_status bench_plot(const bench_run *r, const char *dir, int *figures);
+
+#endif

@@ -1,0 +1,176 @@
+/* dlab-bench's figure: one panel per workload family, median seconds per
+ * epoch against problem size on log-log axes for both backends, min-max as
+ * error bars, and the crossover marked where the GPU starts to win. Drawn
+ * with PLplot's cairo driver as DIR/bench.png and DIR/bench.svg. */
+#include "bench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef DLAB_HAVE_PLPLOT
+#include <plplot.h>
+
+/* cmap0 entries: background, ink, cpu, cuda, the crossover. */
+enum { COL_BG = 0, COL_INK = 1, COL_CPU = 2, COL_CUDA = 3, COL_CROSS = 4 };
+
+/* PLplot ends the process on any error (plexit), so everything that can fail
+ * is checked before it is asked: the driver exists and the file opens. */
+static bool have_device(const char *name)
+{
+    enum { MAX_DEV = 128 };
+    const char *menu[MAX_DEV], *dev[MAX_DEV];
+    const char **pm = menu, **pd = dev;
+    int n = MAX_DEV;
+    plgDevs(&pm, &pd, &n);
+    for (int i = 0; i < n; i++)
+        if (dev[i] && !strcmp(dev[i], name)) return true;
+    return false;
+}
+
+static void panel(const bench_run *r, const bench_crossover *x)
+{
+    double lx[2][64], ly[2][64], lo[2][64], hi[2][64];
+    int n[2] = {0, 0};
+    double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
+    for (int i = 0; i < r->n_cases; i++) {
+        const bench_case *c = &r->cases[i];
+        if (strcmp(c->spec.family, x->family)) continue;
+        for (int b = 0; b < BENCH_BACKENDS; b++) {
+            const bench_timing *t = &c->t[b];
+            if (t->outcome != BENCH_OK || n[b] == 64) continue;
+            int k = n[b]++;
+            lx[b][k] = log10(c->size);
+            ly[b][k] = log10(t->median_s);
+            lo[b][k] = log10(t->min_s);
+            hi[b][k] = log10(t->max_s);
+            xmin = fmin(xmin, lx[b][k]), xmax = fmax(xmax, lx[b][k]);
+            ymin = fmin(ymin, lo[b][k]), ymax = fmax(ymax, hi[b][k]);
+        }
+    }
+    pladv(0);
+    plvsta();
+    if (n[0] + n[1] == 0) { /* nothing ran: an empty frame that says so */
+        plwind(0.0, 1.0, 0.0, 1.0);
+        plcol0(COL_INK);
+        plbox("bc", 0.0, 0, "bc", 0.0, 0);
+        plptex(0.5, 0.5, 1.0, 0.0, 0.5, "no timings");
+        pllab("", "", x->family);
+        return;
+    }
+    xmin = floor(xmin - 0.25), xmax = ceil(xmax + 0.25);
+    ymin = floor(ymin - 0.1), ymax = ceil(ymax + 0.1);
+    plwind(xmin, xmax, ymin, ymax);
+    plcol0(COL_INK);
+    plwidth(1.0);
+    plbox("bcgnstl", 0.0, 0, "bcgnstlv", 0.0, 0);
+    char title[160];
+    snprintf(title, sizeof title, "%s: time per epoch", x->family);
+    pllab(x->size_unit, "seconds per epoch", title);
+
+    const int colours[BENCH_BACKENDS] = {COL_CPU, COL_CUDA};
+    const int symbols[BENCH_BACKENDS] = {4, 5};
+    for (int b = 0; b < BENCH_BACKENDS; b++) {
+        if (!n[b]) continue;
+        plcol0(colours[b]);
+        plwidth(2.0);
+        plline(n[b], lx[b], ly[b]);
+        plwidth(1.0);
+        plpoin(n[b], lx[b], ly[b], symbols[b]);
+        plerry(n[b], lx[b], lo[b], hi[b]);
+    }
+
+    if (x->from > 0) {
+        double at = log10(x->estimate > 0 ? x->estimate : x->from);
+        double vx[2] = {at, at}, vy[2] = {ymin, ymax};
+        char label[64];
+        snprintf(label, sizeof label, x->estimate > 0 ? " crossover ~%.2g" : " GPU faster from %.2g",
+                 x->estimate > 0 ? x->estimate : x->from);
+        plcol0(COL_CROSS);
+        pllsty(2);
+        plline(2, vx, vy);
+        pllsty(1);
+        plptex(at, ymax - 0.08 * (ymax - ymin), 1.0, 0.0, 0.0, label);
+    }
+
+    /* Legend: the backends that have a line, and why cuda has none. */
+    PLINT opts[2], tcol[2], lcol[2], lsty[2], scol[2], snum[2];
+    PLFLT lwid[2], sscale[2];
+    const char *text[2], *sym[2];
+    char cuda_text[64];
+    int nl = 0;
+    for (int b = 0; b < BENCH_BACKENDS; b++) {
+        if (n[b]) {
+            opts[nl] = PL_LEGEND_LINE | PL_LEGEND_SYMBOL;
+            text[nl] = b == BENCH_CPU ? "cpu" : "cuda";
+        } else if (b == BENCH_CUDA) {
+            opts[nl] = PL_LEGEND_NONE;
+            snprintf(cuda_text, sizeof cuda_text, "cuda: %s", r->gpu_note[0] ? "no GPU" : "not run");
+            text[nl] = cuda_text;
+        } else {
+            continue;
+        }
+        tcol[nl] = COL_INK, lcol[nl] = colours[b], lsty[nl] = 1, lwid[nl] = 2.0;
+        scol[nl] = colours[b], sscale[nl] = 1.0, snum[nl] = 1;
+        sym[nl] = b == BENCH_CPU ? "#(850)" : "#(852)";
+        nl++;
+    }
+    PLFLT lw, lh;
+    pllegend(&lw, &lh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
+             PL_POSITION_TOP | PL_POSITION_LEFT | PL_POSITION_INSIDE, 0.02, 0.02, 0.08, COL_BG,
+             COL_INK, 1, 0, 0, nl, opts, 1.0, 0.9, 1.6, 0.0, tcol, text, NULL, NULL, NULL, NULL,
+             lcol, lsty, lwid, scol, sscale, snum, sym);
+}
+
+static dl_status draw(const bench_run *r, const char *device, const char *path)
+{
+    FILE *probe = fopen(path, "w");
+    if (!probe) return DL_FAIL(DL_E_RUNTIME, "cannot write %s", path);
+    fclose(probe);
+    int panels = r->n_cross, cols = panels > 1 ? 2 : 1, rows = (panels + cols - 1) / cols;
+    char geometry[32];
+    snprintf(geometry, sizeof geometry, "%dx%d", 700 * cols, 480 * rows);
+    plsdev(device);
+    plsfnam(path);
+    plsetopt("geometry", geometry);
+    plscol0(COL_BG, 255, 255, 255);
+    plscol0(COL_INK, 0, 0, 0);
+    plscol0(COL_CPU, 31, 119, 180);
+    plscol0(COL_CUDA, 214, 39, 40);
+    plscol0(COL_CROSS, 90, 90, 90);
+    plssub(cols, rows);
+    plinit();
+    plschr(0.0, 0.9);
+    for (int i = 0; i < panels; i++) panel(r, &r->cross[i]);
+    plend();
+    return DL_OK;
+}
+
+dl_status bench_plot(const bench_run *r, const char *dir, int *figures)
+{
+    *figures = 0;
+    if (r->n_cross == 0) return DL_OK; /* no family with more than one size */
+    const char *devices[2] = {"pngcairo", "svgcairo"}, *ext[2] = {"png", "svg"};
+    for (int i = 0; i < 2; i++) {
+        if (!have_device(devices[i]))
+            return DL_FAIL(DL_E_RUNTIME, "PLplot has no %s device (install plplot-driver-cairo)",
+                           devices[i]);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/bench.%s", dir, ext[i]);
+        DL_TRY(draw(r, devices[i], path));
+        ++*figures;
+    }
+    return DL_OK;
+}
+
+#else
+
+dl_status bench_plot(const bench_run *r, const char *dir, int *figures)
+{
+    (void)r, (void)dir;
+    *figures = 0;
+    return DL_FAIL(DL_E_RUNTIME, "this build has no PLplot (install libplplot-dev and rebuild)");
+}
+
+#endif

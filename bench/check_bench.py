@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Checks dlab-bench end to end (the ctest `bench_quick_cpu`).
+
+Usage: check_bench.py DLAB_BENCH [bench options...]
+
+Runs DLAB_BENCH with the options given (ctest passes --quick --device cpu
+--json), then checks its JSON: every case of that level is there (compared
+with `--list`), each backend that ran has positive, ordered timings from at
+least five runs, the sizes agree with each other and the rates with the
+timings. Then the usage errors: a bad option exits 2 with one line, and
+--device cuda either runs or exits 1 saying there is no GPU. Speed is not
+judged here: that is what the benchmark reports.
+"""
+import json
+import math
+import subprocess
+import sys
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+    return cond
+
+
+def close(a, b, rel=1e-6):
+    return abs(a - b) <= rel * max(abs(a), abs(b), 1e-300)
+
+
+def run(exe, args, timeout=600):
+    return subprocess.run([exe] + args, capture_output=True, text=True, timeout=timeout)
+
+
+def level_flag(args):
+    for flag in ("--smoke", "--quick"):
+        if flag in args:
+            return [flag]
+    return []
+
+
+def check_timing(name, backend, t):
+    where = f"{name} on {backend}"
+    if not check(t.get("status") == "ok", f"{where}: status {t.get('status')!r} ({t.get('reason')})"):
+        return False
+    check(t["repeats"] >= 5, f"{where}: {t['repeats']} timed runs, need at least 5")
+    check(t["epochs"] >= 1, f"{where}: {t['epochs']} epochs")
+    check(0 < t["min_s"] <= t["median_s"] <= t["max_s"],
+          f"{where}: timings not positive and ordered: {t['min_s']}, {t['median_s']}, {t['max_s']}")
+    check(t["gflops"] > 0 and t["gbps"] > 0, f"{where}: non-positive rates")
+    check(t["final_loss"] is not None and math.isfinite(t["final_loss"]),
+          f"{where}: final loss {t['final_loss']}")
+    if t.get("floor_s") is not None:
+        check(t["floor_s"] > 0 and close(t["of_floor"], t["median_s"] / t["floor_s"], 1e-4),
+              f"{where}: floor {t['floor_s']} and of_floor {t['of_floor']} disagree")
+    return True
+
+
+def check_case(c, ran):
+    name = c["name"]
+    check(c["flops_per_epoch"] > 0 and c["bytes_per_epoch"] > 0, f"{name}: non-positive cost")
+    check(c["lr"] > 0, f"{name}: learning rate {c['lr']}")
+    check(name.startswith(c["family"] + "/"), f"{name}: not in family {c['family']}")
+    if c["workload"] == "factorise":
+        m, n, k = c["m"], c["n"], c["rank"]
+        check(c["elements"] == m * n and c["size"] == m * n, f"{name}: elements/size != m*n")
+        check(1 <= k <= min(m, n), f"{name}: rank {k} for {m}x{n}")
+        check(f"{m}x{n}-r{k}" in name, f"{name}: name does not say {m}x{n}-r{k}")
+        check(c["flops_per_epoch"] >= 6 * m * n * k, f"{name}: fewer flops than three gemms")
+        check(c["bytes_per_epoch"] >= 4 * 6 * m * n, f"{name}: fewer bytes than the mn buffers")
+    elif c["workload"] == "mlp":
+        s, h = c["samples"], c["hidden"]
+        check(c["size"] == s, f"{name}: size {c['size']} != samples {s}")
+        check(0 < c["train"] < s, f"{name}: train {c['train']} of {s} samples")
+        check(c["features"] >= 1 and c["classes"] >= 2 and h >= 1, f"{name}: bad shape")
+        check(1 <= c["batch"] <= c["train"], f"{name}: batch {c['batch']}")
+        check(f"h{h}" in name, f"{name}: name does not say h{h}")
+    else:
+        check(False, f"{name}: unknown workload {c['workload']!r}")
+    for b in ("cpu", "cuda"):
+        t = c[b]
+        if b in ran:
+            if check_timing(name, b, t):
+                check(close(t["gflops"], c["flops_per_epoch"] / t["median_s"] * 1e-9, 1e-4),
+                      f"{name} on {b}: GFLOP/s does not match flops / median")
+                check(close(t["gbps"], c["bytes_per_epoch"] / t["median_s"] * 1e-9, 1e-4),
+                      f"{name} on {b}: GB/s does not match bytes / median")
+        else:
+            check(t["status"] in ("not run", "no GPU"), f"{name} on {b}: status {t['status']!r}")
+    if "cpu" in ran and "cuda" in ran and c["cpu"]["status"] == "ok" == c["cuda"]["status"]:
+        check(close(c["speedup"], c["cpu"]["median_s"] / c["cuda"]["median_s"], 1e-4),
+              f"{name}: speedup {c['speedup']} != cpu/cuda medians")
+    else:
+        check(c["speedup"] is None, f"{name}: speedup without both backends")
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    exe, args = sys.argv[1], sys.argv[2:]
+
+    p = run(exe, args)
+    check(p.returncode == 0, f"dlab-bench {' '.join(args)} exited {p.returncode}: {p.stderr[-2000:]}")
+    try:
+        doc = json.loads(p.stdout)
+    except ValueError as e:
+        print(f"FAIL: stdout is not one JSON object ({e}); stderr:\n{p.stderr[-2000:]}")
+        return 1
+    listed = run(exe, level_flag(args) + ["--list"]).stdout.split()
+    filtered = "--filter" in args
+
+    check(doc.get("tool") == "dlab-bench", "tool is not dlab-bench")
+    check(doc.get("repeats", 0) >= 5, "fewer than 5 repeats")
+    m = doc["machine"]
+    check(m["omp_threads"] >= 1, "omp_threads missing")
+    check(m["host_memory_total_bytes"] > 0, "host memory missing")
+    ran = doc["backends"]
+    check(len(ran) >= 1 and set(ran) <= {"cpu", "cuda"}, f"backends {ran}")
+    for b in ran:
+        ce = doc["ceilings"][b]
+        if check(ce["status"] == "ok", f"{b} ceilings: {ce}"):
+            check(ce["sgemm_gflops"] > 0 and ce["copy_gbps"] > 0 and ce["sgemm_n"] > 0,
+                  f"{b} ceilings not positive: {ce}")
+
+    names = [c["name"] for c in doc["cases"]]
+    check(len(names) == len(set(names)), "duplicate case names")
+    if not filtered:
+        check(names == listed, f"cases {names} differ from --list {listed}")
+        for fam in ("factorise-iris", "factorise-r", "mlp-iris", "mlp-h"):
+            check(any(n.startswith(fam) for n in names), f"no {fam}* case")
+    for c in doc["cases"]:
+        check_case(c, ran)
+
+    families = {c["family"] for c in doc["cases"]}
+    for x in doc["crossovers"]:
+        check(x["family"] in families, f"crossover for unknown family {x['family']}")
+        check(bool(x["note"]), f"crossover {x['family']} without a note")
+    multi = {f for f in families if sum(c["family"] == f for c in doc["cases"]) > 1}
+    check({x["family"] for x in doc["crossovers"]} == multi,
+          f"crossovers {[x['family'] for x in doc['crossovers']]} != families with sizes {sorted(multi)}")
+
+    bad = run(exe, ["--no-such-option"])
+    check(bad.returncode == 2 and bad.stderr.count("\n") == 1 and bad.stdout == "",
+          f"bad option: exit {bad.returncode}, stderr {bad.stderr!r}")
+    bad = run(exe, ["--device", "tpu"])
+    check(bad.returncode == 2 and "--device" in bad.stderr, f"bad --device: exit {bad.returncode}")
+    bad = run(exe, ["--repeats", "3"])
+    check(bad.returncode == 2 and "--repeats" in bad.stderr, f"--repeats 3: exit {bad.returncode}")
+    cuda = run(exe, ["--smoke", "--device", "cuda", "--filter", "factorise-iris", "--json"])
+    if cuda.returncode == 1:
+        check("no usable GPU" in cuda.stderr and cuda.stdout == "",
+              f"--device cuda without a GPU: {cuda.stderr!r}")
+    else:
+        check(cuda.returncode == 0 and json.loads(cuda.stdout)["cases"][0]["cuda"]["status"] == "ok",
+              f"--device cuda: exit {cuda.returncode}: {cuda.stderr[-500:]}")
+
+    for f in failures:
+        print("FAIL:", f)
+    print(f"check_bench: {len(doc['cases'])} cases, {len(failures)} failed checks")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
