@@ -55,6 +55,11 @@ typedef struct {
     struct timespec t0;
 #ifdef DLAB_CPU_CURAND
     curandGenerator_t gen;
+    /* Where the generator stands: re-seeding or re-positioning cuRAND's host
+     * generator costs about 10 ms, so a call that continues the stream (or
+     * skips a few values ahead) uses it as it is. */
+    bool gen_valid;
+    uint64_t gen_seed, gen_pos;
 #endif
 } cpu_impl;
 
@@ -305,10 +310,30 @@ static const char *curand_name(curandStatus_t s)
             return DL_FAIL(DL_E_RUNTIME, "%s failed: %s", #call, curand_name(cs_)); \
     } while (0)
 
+/* Values a skip-ahead may draw and discard rather than re-position. */
+#define DL_CPU_RNG_MAX_SKIP 64
+
+/* Puts the generator at (seed, offset). Drawing n values moves it by
+ * exactly n (checked by test_ops), so the position is tracked here. */
 static dl_status cpu_rand_prepare(cpu_impl *im, uint64_t seed, uint64_t offset)
 {
+    if (im->gen_valid && im->gen_seed == seed && offset >= im->gen_pos &&
+        offset - im->gen_pos <= DL_CPU_RNG_MAX_SKIP) {
+        float skip[DL_CPU_RNG_MAX_SKIP];
+        if (offset > im->gen_pos) {
+            im->gen_valid = false;
+            CURAND_TRY(curandGenerateUniform(im->gen, skip, (size_t)(offset - im->gen_pos)));
+        }
+        im->gen_valid = true;
+        im->gen_pos = offset;
+        return DL_OK;
+    }
+    im->gen_valid = false;
     CURAND_TRY(curandSetPseudoRandomGeneratorSeed(im->gen, seed));
     CURAND_TRY(curandSetGeneratorOffset(im->gen, offset));
+    im->gen_valid = true;
+    im->gen_seed = seed;
+    im->gen_pos = offset;
     return DL_OK;
 }
 #endif
@@ -320,7 +345,10 @@ static dl_status cpu_rand_uniform(dl_backend *be, float *x, size_t n, uint64_t s
 #ifdef DLAB_CPU_CURAND
     cpu_impl *im = be->impl;
     DL_TRY(cpu_rand_prepare(im, seed, offset));
+    im->gen_valid = false;
     CURAND_TRY(curandGenerateUniform(im->gen, x, n));
+    im->gen_valid = true;
+    im->gen_pos += n;
 #else
     dl_rng r;
     dl_rng_seed(&r, seed);
@@ -346,8 +374,11 @@ static dl_status cpu_rand_normal(dl_backend *be, float *x, size_t n, float mean,
         memcpy(x, tmp, sizeof(float) * n);
         free(tmp);
     }
-    if (cs != CURAND_STATUS_SUCCESS)
+    if (cs != CURAND_STATUS_SUCCESS) {
+        im->gen_valid = false;
         return DL_FAIL(DL_E_RUNTIME, "curandGenerateNormal failed: %s", curand_name(cs));
+    }
+    im->gen_pos += even;
 #else
     dl_rng r;
     dl_rng_seed(&r, seed);

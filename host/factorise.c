@@ -1,4 +1,5 @@
 #include "dlab/factorise.h"
+#include "dlab/rng.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -129,7 +130,8 @@ static dl_status run(dl_backend *be, fact_ctx *c, const dl_factorise_config *cfg
         return DL_FAIL(DL_E_MEMORY, "out of host memory for the loss history");
 
     for (int b = 0; b < S; b++)
-        DL_TRY(be->rand_uniform(be, c->params + (size_t)b * P, P, cfg->seed + (uint64_t)b, 0));
+        DL_TRY(be->rand_uniform(be, c->params + (size_t)b * P, P, DL_INIT_KEY,
+                                dl_init_offset(cfg->seed + (uint64_t)b, P)));
 
     DL_TRY(be->graph_create(be, fact_epoch, c, &graph));
     dl_loop loop = cfg->loop;
@@ -161,10 +163,93 @@ static dl_status run(dl_backend *be, fact_ctx *c, const dl_factorise_config *cfg
 
 static dl_status factorise_on_device(dl_backend *be, const float *a_host, int m, int n,
                                      int true_rank, float noise, uint64_t data_seed,
+                                     const dl_factorise_config *cfg, dl_factorise_result *res);
+
+/* Puts the groups' results side by side (see dl_cpu_groups): the history is
+ * cut to the shortest group's, the SVD baseline is group 0's. */
+static dl_status merge_groups(dl_factorise_result *parts, const int *firsts, int groups,
+                              int seeds, dl_factorise_result *res)
+{
+    *res = parts[0];
+    res->seeds = seeds;
+    res->loss_history = NULL, res->sse_gd = NULL;
+    parts[0].singular_values = NULL, parts[0].svd_u = NULL, parts[0].u_gd = NULL; /* moved */
+    for (int g = 0; g < groups; g++) {
+        if (parts[g].epochs_run < res->epochs_run) res->epochs_run = parts[g].epochs_run;
+        if (parts[g].train_seconds > res->train_seconds) res->train_seconds = parts[g].train_seconds;
+        if (parts[g].stop == DL_E_DIVERGED || (parts[g].stop && !res->stop)) res->stop = parts[g].stop;
+    }
+    res->loss_history = malloc(sizeof(float) * ((size_t)res->epochs_run * seeds + 1));
+    res->sse_gd = malloc(sizeof(float) * (size_t)seeds);
+    if (!res->loss_history || !res->sse_gd)
+        return DL_FAIL(DL_E_MEMORY, "out of host memory for the loss history");
+    for (int g = 0; g < groups; g++) {
+        const dl_factorise_result *p = &parts[g];
+        for (int e = 0; e < res->epochs_run; e++)
+            memcpy(res->loss_history + (size_t)e * seeds + firsts[g],
+                   p->loss_history + (size_t)e * p->seeds, sizeof(float) * (size_t)p->seeds);
+        memcpy(res->sse_gd + firsts[g], p->sse_gd, sizeof(float) * (size_t)p->seeds);
+    }
+    return DL_OK;
+}
+
+/* Many models on the CPU: one group of seeds per thread, each on its own
+ * backend; only group 0 computes the SVD baseline and reports progress. */
+static dl_status factorise_groups(const float *a_host, int m, int n, int true_rank, float noise,
+                                  uint64_t data_seed, const dl_factorise_config *cfg,
+                                  int groups, dl_factorise_result *res)
+{
+    dl_factorise_result *parts = calloc((size_t)groups, sizeof *parts);
+    dl_status *sts = calloc((size_t)groups, sizeof *sts);
+    int *firsts = calloc((size_t)groups, sizeof *firsts);
+    char (*msgs)[1024] = calloc((size_t)groups, sizeof *msgs);
+    if (!parts || !sts || !firsts || !msgs) {
+        free(parts), free(sts), free(firsts), free(msgs);
+        return DL_FAIL(DL_E_MEMORY, "out of host memory splitting %d models", cfg->seeds);
+    }
+#pragma omp parallel for num_threads(groups) schedule(static, 1)
+    for (int g = 0; g < groups; g++) {
+        int count;
+        dl_group_range(cfg->seeds, groups, g, &firsts[g], &count);
+        dl_factorise_config sc = *cfg;
+        sc.seed += (uint64_t)firsts[g];
+        sc.seeds = count;
+        sc.svd = cfg->svd && g == 0;
+        if (g != 0) sc.loop.progress = NULL;
+        dl_backend *cpu = NULL;
+        sts[g] = dl_backend_cpu_create(&cpu);
+        if (sts[g] == DL_OK)
+            sts[g] = factorise_on_device(cpu, a_host, m, n, true_rank, noise, data_seed, &sc, &parts[g]);
+        snprintf(msgs[g], sizeof msgs[g], "%s", dl_errmsg()); /* messages are per thread */
+        dl_backend_destroy(cpu);
+    }
+    dl_status st = DL_OK;
+    int worst = -1;
+    for (int g = 0; g < groups; g++) /* a hard failure beats divergence beats Ctrl-C */
+        if (sts[g] != DL_OK && (worst < 0 || sts[worst] == DL_E_INTERRUPTED ||
+                                (sts[worst] == DL_E_DIVERGED && sts[g] != DL_E_INTERRUPTED)))
+            worst = g;
+    if (worst >= 0) st = sts[worst];
+    if (st == DL_OK || st == DL_E_DIVERGED || st == DL_E_INTERRUPTED) {
+        dl_status ms = merge_groups(parts, firsts, groups, cfg->seeds, res);
+        if (ms != DL_OK) st = ms, worst = -1;
+    }
+    for (int g = 0; g < groups; g++) dl_factorise_result_free(&parts[g]);
+    if (st != DL_OK && st != DL_E_DIVERGED && st != DL_E_INTERRUPTED) dl_factorise_result_free(res);
+    if (worst >= 0) DL_FAIL(st, "%s", msgs[worst]);
+    free(parts), free(sts), free(firsts), free(msgs);
+    return st;
+}
+
+static dl_status factorise_on_device(dl_backend *be, const float *a_host, int m, int n,
+                                     int true_rank, float noise, uint64_t data_seed,
                                      const dl_factorise_config *cfg, dl_factorise_result *res)
 {
     memset(res, 0, sizeof *res);
     DL_TRY(dl_factorise_validate(m, n, cfg));
+    int groups = dl_cpu_groups(be, cfg->seeds);
+    if (groups > 1)
+        return factorise_groups(a_host, m, n, true_rank, noise, data_seed, cfg, groups, res);
     fact_ctx c = {.m = m, .n = n, .k = cfg->rank, .seeds = cfg->seeds,
                   .per_model = ((size_t)m + n) * cfg->rank,
                   .opt = {.kind = DL_OPTIM_SGD, .lr = cfg->lr}};

@@ -252,8 +252,8 @@ static dl_status upload_data(dl_backend *be, mlp_ctx *c, const dl_mlp_data *data
 /* The preset's initial weights from the backend's generator (so both
  * backends start from the same numbers), biases zero (buffers come zeroed):
  * N(0, 1) for the lab, He-normal N(0, 2/fan_in) otherwise. Model b draws
- * from seed + b; W2 starts past W1's numbers in that stream, at a multiple
- * of Philox's four-value block. */
+ * at seed + b's place in the shared initial-value stream (dl_init_offset),
+ * W1's numbers first, then W2's at the next multiple of four. */
 static dl_status init_params(dl_backend *be, const mlp_ctx *c, const dl_mlp_config *cfg)
 {
     const mlp_layout *l = &c->l;
@@ -261,11 +261,13 @@ static dl_status init_params(dl_backend *be, const mlp_ctx *c, const dl_mlp_conf
     const float std1 = lab ? 1.0f : sqrtf(2.0f / (float)l->d);
     const float std2 = lab ? 1.0f : sqrtf(2.0f / (float)l->h);
     const uint64_t w2_offset = ((uint64_t)l->d * (uint64_t)l->h + 3) / 4 * 4;
+    const uint64_t per_model = w2_offset + (uint64_t)l->h * (uint64_t)l->c;
     for (int b = 0; b < c->models; b++) {
         float *p = c->params + (size_t)b * l->n;
-        uint64_t seed = cfg->seed + (uint64_t)b;
-        DL_TRY(be->rand_normal(be, p + l->w1, (size_t)l->d * l->h, 0.0f, std1, seed, 0));
-        DL_TRY(be->rand_normal(be, p + l->w2, (size_t)l->h * l->c, 0.0f, std2, seed, w2_offset));
+        uint64_t at = dl_init_offset(cfg->seed + (uint64_t)b, per_model);
+        DL_TRY(be->rand_normal(be, p + l->w1, (size_t)l->d * l->h, 0.0f, std1, DL_INIT_KEY, at));
+        DL_TRY(be->rand_normal(be, p + l->w2, (size_t)l->h * l->c, 0.0f, std2, DL_INIT_KEY,
+                               at + w2_offset));
     }
     return DL_OK;
 }
@@ -487,12 +489,102 @@ static dl_status check_data(const dl_mlp_data *data)
     return DL_OK;
 }
 
+/* The models of group g (see dl_cpu_groups) as data of their own. */
+static dl_mlp_data data_slice(const dl_mlp_data *d, int first, int count)
+{
+    dl_mlp_data s = *d;
+    s.models = count;
+    s.x_train += (size_t)first * d->n_train * d->features;
+    s.y_train += (size_t)first * d->n_train;
+    s.x_val += (size_t)first * d->n_val * d->features;
+    s.y_val += (size_t)first * d->n_val;
+    return s;
+}
+
+/* Puts group results side by side as one result over all models. Groups
+ * stop on their own (divergence, Ctrl-C), so the history is cut to the
+ * shortest; the worst stop is reported. */
+static dl_status merge_groups(const dl_mlp_result *parts, const int *firsts, int groups,
+                              int models, dl_mlp_result *res)
+{
+    *res = parts[0];
+    res->models = models;
+    res->history = NULL, res->train_loss = res->val_loss = NULL;
+    res->train_accuracy = res->val_accuracy = NULL, res->best_epoch = NULL, res->params = NULL;
+    for (int g = 0; g < groups; g++) {
+        if (parts[g].epochs_run < res->epochs_run) res->epochs_run = parts[g].epochs_run;
+        if (parts[g].train_seconds > res->train_seconds) res->train_seconds = parts[g].train_seconds;
+        if (parts[g].stop == DL_E_DIVERGED || (parts[g].stop && !res->stop)) res->stop = parts[g].stop;
+    }
+    DL_TRY(result_alloc(res, res->epochs_run));
+    for (int g = 0; g < groups; g++) {
+        const dl_mlp_result *p = &parts[g];
+        for (int e = 0; e < res->epochs_run; e++)
+            for (int k = 0; k < DL_MLP_METRICS; k++)
+                memcpy(res->history + ((size_t)e * DL_MLP_METRICS + k) * models + firsts[g],
+                       p->history + ((size_t)e * DL_MLP_METRICS + k) * p->models,
+                       sizeof(float) * (size_t)p->models);
+        memcpy(res->params + (size_t)firsts[g] * res->n_params, p->params,
+               sizeof(float) * (size_t)p->models * res->n_params);
+    }
+    summarise(res);
+    return DL_OK;
+}
+
+/* Many models on the CPU: one group per thread, each on its own backend. */
+static dl_status train_groups(const dl_mlp_data *data, const dl_mlp_config *cfg,
+                              const float *init, int groups, dl_mlp_result *res)
+{
+    dl_mlp_result *parts = calloc((size_t)groups, sizeof *parts);
+    dl_status *sts = calloc((size_t)groups, sizeof *sts);
+    int *firsts = calloc((size_t)groups, sizeof *firsts);
+    char (*msgs)[1024] = calloc((size_t)groups, sizeof *msgs);
+    if (!parts || !sts || !firsts || !msgs) {
+        free(parts), free(sts), free(firsts), free(msgs);
+        return DL_FAIL(DL_E_MEMORY, "out of host memory splitting %d models", data->models);
+    }
+    const size_t P = dl_mlp_param_count(data->features, cfg->hidden, data->classes);
+#pragma omp parallel for num_threads(groups) schedule(static, 1)
+    for (int g = 0; g < groups; g++) {
+        int count;
+        dl_group_range(data->models, groups, g, &firsts[g], &count);
+        dl_mlp_data sub = data_slice(data, firsts[g], count);
+        dl_mlp_config sc = *cfg;
+        sc.seed += (uint64_t)firsts[g];
+        sc.seeds = count;
+        if (g != 0) sc.loop.progress = NULL; /* one progress line, from group 0 */
+        dl_backend *cpu = NULL;
+        sts[g] = dl_backend_cpu_create(&cpu);
+        if (sts[g] == DL_OK)
+            sts[g] = dl_mlp_train(cpu, &sub, &sc, init ? init + (size_t)firsts[g] * P : NULL, &parts[g]);
+        snprintf(msgs[g], sizeof msgs[g], "%s", dl_errmsg()); /* messages are per thread */
+        dl_backend_destroy(cpu);
+    }
+    dl_status st = DL_OK;
+    int worst = -1;
+    for (int g = 0; g < groups; g++) /* a hard failure beats divergence beats Ctrl-C */
+        if (sts[g] != DL_OK && (worst < 0 || sts[worst] == DL_E_INTERRUPTED ||
+                                (sts[worst] == DL_E_DIVERGED && sts[g] != DL_E_INTERRUPTED)))
+            worst = g;
+    if (worst >= 0) st = sts[worst];
+    if (st == DL_OK || st == DL_E_DIVERGED || st == DL_E_INTERRUPTED) {
+        dl_status ms = merge_groups(parts, firsts, groups, data->models, res);
+        if (ms != DL_OK) st = ms, worst = -1;
+    }
+    for (int g = 0; g < groups; g++) dl_mlp_result_free(&parts[g]);
+    if (worst >= 0) DL_FAIL(st, "%s", msgs[worst]);
+    free(parts), free(sts), free(firsts), free(msgs);
+    return st;
+}
+
 dl_status dl_mlp_train(dl_backend *be, const dl_mlp_data *data, const dl_mlp_config *cfg,
                        const float *init, dl_mlp_result *res)
 {
     memset(res, 0, sizeof *res);
     DL_TRY(check_config(cfg));
     DL_TRY(check_data(data));
+    int groups = dl_cpu_groups(be, data->models);
+    if (groups > 1) return train_groups(data, cfg, init, groups, res);
     mlp_ctx c = {.l = make_layout(data->features, cfg->hidden, data->classes),
                  .models = data->models, .n_train = data->n_train, .n_val = data->n_val,
                  .opt = {.kind = cfg->optim, .lr = cfg->lr, .momentum = cfg->momentum,

@@ -2,7 +2,11 @@
 #include "dlab/train.h"
 
 #include <math.h>
+#include <string.h>
 #include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static double wall(void)
 {
@@ -71,4 +75,23 @@ dl_status dl_check_fits(dl_backend *be, size_t bytes, const char *what)
                        what, bytes / 1073741824.0, be->name, free_b / 1073741824.0,
                        total_b / 1073741824.0);
     return DL_OK;
+}
+
+int dl_cpu_groups(const dl_backend *be, int models)
+{
+#ifdef _OPENMP
+    if (strcmp(be->name, "cpu") != 0 || models < 2 || omp_in_parallel()) return 1;
+    int threads = omp_get_max_threads();
+    return threads < models ? threads : models;
+#else
+    (void)be, (void)models;
+    return 1;
+#endif
+}
+
+void dl_group_range(int models, int groups, int g, int *first, int *count)
+{
+    int base = models / groups, extra = models % groups;
+    *first = g * base + (g < extra ? g : extra);
+    *count = base + (g < extra ? 1 : 0);
 }

@@ -7,6 +7,7 @@
 #include "dl_test.h"
 #include "dlab/data.h"
 #include "dlab/factorise.h"
+#include "dlab/rng.h"
 
 static dl_backend *be;
 static dl_dataset iris;
@@ -27,16 +28,19 @@ static void test_reference_numbers(void)
     const double sv[4] = {25.0899, 6.0079, 3.4205, 1.8785};
     for (int i = 0; i < 4; i++) DL_CHECK_NEAR(r.singular_values[i], sv[i], 1e-4, "singular value");
     DL_CHECK(r.epochs_run == 1000 && r.stop == DL_OK, "ran %d epochs", r.epochs_run);
+    /* Seed 1 is one of the slower starts (gap 1.6e-3 after 1000 epochs);
+     * the typical gap is checked over many seeds below. */
     DL_CHECK(r.sse_gd[0] >= r.sse_svd - 1e-3, "gradient descent ended below the optimum: %g < %g", (double)r.sse_gd[0], r.sse_svd);
-    DL_CHECK_NEAR(r.sse_gd[0], 15.2289, 1e-3, "gradient-descent error, seed 1");
+    DL_CHECK(r.sse_gd[0] - r.sse_svd < 1e-2, "seed 1 gap %g", r.sse_gd[0] - r.sse_svd);
     /* The loss history starts high and ends at the final error. */
     DL_CHECK(r.loss_history[0] > 10 * r.sse_gd[0], "first loss %g is not far above the end", (double)r.loss_history[0]);
     DL_CHECK_NEAR(r.loss_history[999], r.sse_gd[0], 1e-3, "last recorded loss");
     dl_factorise_result_free(&r);
 }
 
-/* Over 20 seeds: none below the optimum, the median gap small (DESIGN.md:
- * median 1.1e-4 over 200 seeds in float64; a few starts stall). */
+/* Over 200 seeds, trained together: the distribution DESIGN.md reports for
+ * float64 (median gap 1.1e-4; about one start in five still more than 1e-3
+ * away after 1000 epochs; a few stall far away) and none below the optimum. */
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -45,19 +49,24 @@ static int cmp_double(const void *a, const void *b)
 
 static void test_gap_over_seeds(void)
 {
-    double gaps[20];
-    for (int s = 0; s < 20; s++) {
-        dl_factorise_config cfg = lab_config(100 + s);
-        cfg.svd = s == 0;
-        dl_factorise_result r;
-        DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_OK, "seed %d: %s", 100 + s, dl_errmsg());
-        gaps[s] = r.sse_gd[0] - 15.22883;
-        DL_CHECK(gaps[s] > -1e-3, "seed %d ended below the SVD optimum (gap %g)", 100 + s, gaps[s]);
-        dl_factorise_result_free(&r);
+    enum { N = 200 };
+    dl_factorise_config cfg = lab_config(1);
+    cfg.seeds = N;
+    dl_factorise_result r;
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_OK, "%d seeds: %s", N, dl_errmsg());
+    if (r.seeds != N) return;
+    double gaps[N];
+    int far = 0;
+    for (int s = 0; s < N; s++) {
+        gaps[s] = r.sse_gd[s] - r.sse_svd;
+        DL_CHECK(gaps[s] > -1e-3, "seed %d ended below the SVD optimum (gap %g)", 1 + s, gaps[s]);
+        far += gaps[s] > 1e-3;
     }
-    qsort(gaps, 20, sizeof gaps[0], cmp_double);
-    double median = 0.5 * (gaps[9] + gaps[10]);
-    DL_CHECK(median < 1e-3, "median gap over 20 seeds is %g", median);
+    qsort(gaps, N, sizeof gaps[0], cmp_double);
+    double median = 0.5 * (gaps[N / 2 - 1] + gaps[N / 2]);
+    DL_CHECK(median > 2e-5 && median < 5e-4, "median gap over %d seeds is %g (reference 1.1e-4)", N, median);
+    DL_CHECK(far >= N / 10 && far <= N * 2 / 5, "%d of %d seeds more than 1e-3 away (reference: about 1 in 5)", far, N);
+    dl_factorise_result_free(&r);
 }
 
 /* One epoch: U1 = U0 - lr * dL/dU with both gradients taken at (U0, V0).
@@ -82,7 +91,7 @@ static void check_gradient(const float *a, int m, int n, int k, uint64_t seed)
     size_t P = (size_t)(m + n) * k;
     float *init = NULL;
     be->alloc(be, sizeof(float) * P, (void **)&init);
-    be->rand_uniform(be, init, P, seed, 0);
+    be->rand_uniform(be, init, P, DL_INIT_KEY, dl_init_offset(seed, P));
     float *h = malloc(sizeof(float) * P);
     be->download(be, h, init, sizeof(float) * P);
     be->free(be, init);

@@ -222,6 +222,35 @@ static void test_rand(void)
     free(h), free(h2);
 }
 
+/* Calls that continue a stream (or skip a little ahead, or jump) give the
+ * same numbers as calls made from a freshly positioned generator: the CPU
+ * backend keeps its generator where the last call left it. */
+static void draw(int kind, float *d, size_t n, uint64_t seed, uint64_t off, float *out)
+{
+    dl_status st = kind ? be->rand_normal(be, d, n, 0.0f, 1.0f, seed, off)
+                        : be->rand_uniform(be, d, n, seed, off);
+    DL_CHECK(st == DL_OK, "rand: %s", dl_errmsg());
+    to_host(out, d, sizeof(float) * n);
+}
+
+static void test_rand_stream(void)
+{
+    static const struct { int kind; size_t n; uint64_t off; } calls[] = {
+        {0, 10, 0}, {1, 8, 10}, {0, 7, 20}, {1, 5, 27}, {0, 3, 40}, {0, 4, 5000}, {1, 6, 5004}};
+    const size_t nc = sizeof calls / sizeof calls[0];
+    float *d = poisoned_dev(16), a[16], b[16];
+    float seq[7][16];
+    for (size_t i = 0; i < nc; i++) draw(calls[i].kind, d, calls[i].n, 77, calls[i].off, seq[i]);
+    for (size_t i = 0; i < nc; i++) {
+        draw(0, d, 3, 78, 0, a); /* another seed: the next call must re-position */
+        draw(calls[i].kind, d, calls[i].n, 77, calls[i].off, b);
+        DL_CHECK(memcmp(seq[i], b, sizeof(float) * calls[i].n) == 0,
+                 "call %zu (n=%zu at %llu) differs when the generator is re-positioned", i,
+                 calls[i].n, (unsigned long long)calls[i].off);
+    }
+    be->free(be, d);
+}
+
 /* --- custom ops --------------------------------------------------------- */
 
 static void check_sq_err(size_t n, int batch, bool shared)
@@ -514,6 +543,7 @@ int main(int argc, char **argv)
     DL_RUN(test_gemm);
     DL_RUN(test_svd);
     DL_RUN(test_rand);
+    DL_RUN(test_rand_stream);
     DL_RUN(test_sq_err);
     DL_RUN(test_optim);
     DL_RUN(test_bias_act);

@@ -39,6 +39,18 @@ typedef struct {
 dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hist_dev,
                         float *hist_host, const dl_loop *opt, int *done, double *seconds);
 
+/* Many models on the CPU: rather than one parallel region per op (with a
+ * barrier after each, which stalls whenever another process holds a core),
+ * the models are cut into one contiguous group per thread and each thread
+ * trains its group start to finish on a CPU backend of its own. Returns the
+ * number of groups to use: 1 (do not split) unless `be` is the CPU backend,
+ * there are at least two models and two threads, and no parallel region is
+ * active already. */
+int dl_cpu_groups(const dl_backend *be, int models);
+
+/* Models [*first, *first + *count) of group g. */
+void dl_group_range(int models, int groups, int g, int *first, int *count);
+
 /* Sizes of the buffers a task is about to allocate, checked against the
  * backend's free memory before anything is allocated. */
 dl_status dl_check_fits(dl_backend *be, size_t bytes, const char *what);
