@@ -1,33 +1,88 @@
 /* dlab-gpu --task factorise: load or synthesise the matrix, run the task,
- * report in text and JSON. */
+ * compare Û with the SVD's subspace, report in text and JSON, and with
+ * --out DIR write the history, the summary and Figure 1. */
 #include "dlab/cmd.h"
 #include "dlab/data.h"
 #include "dlab/factorise.h"
 #include "dlab/json.h"
+#include "dlab/report.h"
+#include "dlab/subspace.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void write_json(FILE *f, const dl_cmd *c, const char *source, bool centred,
-                       const dl_factorise_config *cfg, const dl_factorise_result *r)
+/* The subspace comparison runs on the host in float64; past these sizes it
+ * would cost more than the training it checks. */
+#define ALIGN_MAX_ELEMS (4.0 * 1024 * 1024) /* m * rank */
+#define ALIGN_MAX_WORK 1e9                  /* m * rank^2 */
+
+typedef struct {
+    const dl_cmd *c;
+    const char *source;
+    bool centred;
+    const dl_factorise_config *cfg;
+    const dl_factorise_result *r;
+    double *angles_deg;           /* rank values, NULL when not compared */
+    double aligned_residual;
+    char align_note[160];         /* why not compared, when there is an SVD */
+    dl_out *out;
+} report;
+
+static const char *status_name(dl_status st)
 {
+    return st == DL_OK ? "ok" : st == DL_E_DIVERGED ? "diverged" : "interrupted";
+}
+
+/* Principal angles and aligned residual of Û against the SVD, when both
+ * exist and are small enough to check on the host. */
+static dl_status compare_subspaces(report *rep)
+{
+    const dl_factorise_result *r = rep->r;
+    if (!r->have_svd) return DL_OK;
+    double m = r->m, k = r->rank;
+    if (r->epochs_run == 0) {
+        snprintf(rep->align_note, sizeof rep->align_note, "no epoch was run");
+        return DL_OK;
+    }
+    if (m * k > ALIGN_MAX_ELEMS || m * k * k > ALIGN_MAX_WORK) {
+        snprintf(rep->align_note, sizeof rep->align_note,
+                 "not computed: rank %d on %d rows is too large for the host-side check", r->rank, r->m);
+        return DL_OK;
+    }
+    rep->angles_deg = malloc(sizeof(double) * (size_t)r->rank);
+    if (!rep->angles_deg) return DL_FAIL(DL_E_MEMORY, "out of host memory for %d angles", r->rank);
+    dl_status st = dl_subspace_compare(r->m, r->rank, r->u_gd, r->svd_u, r->n_sv, r->singular_values,
+                                       rep->angles_deg, &rep->aligned_residual);
+    if (st == DL_OK) return DL_OK;
+    free(rep->angles_deg);
+    rep->angles_deg = NULL;
+    if (st != DL_E_INPUT) return st;
+    snprintf(rep->align_note, sizeof rep->align_note, "not computed: Û holds NaN or Inf");
+    return DL_OK;
+}
+
+static dl_status write_json(FILE *f, const void *ctx)
+{
+    const report *rep = ctx;
+    const dl_factorise_result *r = rep->r;
+    const dl_factorise_config *cfg = rep->cfg;
     dl_json j;
     dl_json_init(&j, f, false);
     dl_json_obj_begin(&j, NULL);
     dl_json_str(&j, "task", "factorise");
-    dl_json_str(&j, "status", r->stop == DL_OK ? "ok" : r->stop == DL_E_DIVERGED ? "diverged" : "interrupted");
-    dl_json_str(&j, "data", source);
+    dl_json_str(&j, "status", status_name(r->stop));
+    dl_json_str(&j, "data", rep->source);
     dl_json_int(&j, "rows", r->m);
     dl_json_int(&j, "cols", r->n);
-    dl_json_bool(&j, "centered", centred);
+    dl_json_bool(&j, "centered", rep->centred);
     dl_json_int(&j, "rank", cfg->rank);
     dl_json_int(&j, "epochs", cfg->epochs);
     dl_json_int(&j, "epochs_run", r->epochs_run);
     dl_json_num(&j, "lr", cfg->lr);
     dl_json_int(&j, "seed", (long long)cfg->seed);
-    dl_json_str(&j, "backend", c->be->name);
-    dl_json_str(&j, "device", c->be->device);
+    dl_json_str(&j, "backend", rep->c->be->name);
+    dl_json_str(&j, "device", rep->c->be->device);
     dl_json_num(&j, "sse_gd", r->sse_gd[0]);
     if (r->have_svd) {
         dl_json_num(&j, "sse_svd", r->sse_svd);
@@ -39,18 +94,30 @@ static void write_json(FILE *f, const dl_cmd *c, const char *source, bool centre
         dl_json_null(&j, "sse_svd");
         dl_json_null(&j, "singular_values");
     }
+    if (rep->angles_deg) {
+        dl_json_arr_begin(&j, "principal_angles_deg");
+        for (int i = 0; i < r->rank; i++) dl_json_num(&j, NULL, rep->angles_deg[i]);
+        dl_json_arr_end(&j);
+        dl_json_num(&j, "aligned_residual", rep->aligned_residual);
+    } else {
+        dl_json_null(&j, "principal_angles_deg");
+        dl_json_null(&j, "aligned_residual");
+    }
     dl_json_num(&j, "train_seconds", r->train_seconds);
     dl_json_floats(&j, "loss_history", r->loss_history, (size_t)r->epochs_run, (size_t)r->seeds);
+    dl_out_json(&j, rep->out);
     dl_json_obj_end(&j);
+    return DL_OK;
 }
 
-static void write_text(FILE *f, const dl_cmd *c, const char *source, bool centred,
-                       const dl_factorise_config *cfg, const dl_factorise_result *r)
+static void write_text(FILE *f, const report *rep)
 {
-    fprintf(f, "factorise %s: %dx%d%s, rank %d, %d epochs, lr %g, seed %llu\n", source, r->m,
-            r->n, centred ? " (columns centred)" : "", cfg->rank, cfg->epochs, (double)cfg->lr,
+    const dl_factorise_result *r = rep->r;
+    const dl_factorise_config *cfg = rep->cfg;
+    fprintf(f, "factorise %s: %dx%d%s, rank %d, %d epochs, lr %g, seed %llu\n", rep->source, r->m,
+            r->n, rep->centred ? " (columns centred)" : "", cfg->rank, cfg->epochs, (double)cfg->lr,
             (unsigned long long)cfg->seed);
-    fprintf(f, "  backend              %s (%s)\n", c->be->name, c->be->device);
+    fprintf(f, "  backend              %s (%s)\n", rep->c->be->name, rep->c->be->device);
     fprintf(f, "  gradient descent SSE %.6f%s\n", (double)r->sse_gd[0],
             r->epochs_run < cfg->epochs ? "  (stopped early)" : "");
     if (r->have_svd) {
@@ -63,11 +130,41 @@ static void write_text(FILE *f, const dl_cmd *c, const char *source, bool centre
         int shown = r->n_sv < 8 ? r->n_sv : 8;
         for (int i = 0; i < shown; i++) fprintf(f, " %.4f", (double)r->singular_values[i]);
         fprintf(f, "%s\n", r->n_sv > shown ? " ..." : "");
+        if (rep->angles_deg) {
+            fprintf(f, "  Û vs top-%d subspace  principal angles (deg)", r->rank);
+            int na = r->rank < 8 ? r->rank : 8;
+            for (int i = 0; i < na; i++) fprintf(f, " %.3g", rep->angles_deg[i]);
+            fprintf(f, "%s\n", r->rank > na ? " ..." : "");
+            fprintf(f, "                       aligned residual %.3e  (min_M ||ÛM - U_k S_k|| / ||U_k S_k||)\n",
+                    rep->aligned_residual);
+        } else {
+            fprintf(f, "  Û vs top-%d subspace  %s\n", r->rank, rep->align_note);
+        }
     }
     fprintf(f, "  training time        %.3f ms  (%d epochs, %.2f us/epoch)\n",
             r->train_seconds * 1e3, r->epochs_run,
             r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
     if (r->have_svd) fprintf(f, "  SVD time             %.3f ms\n", r->svd_seconds * 1e3);
+    dl_out_text(f, rep->out);
+}
+
+/* --out DIR: the loss history, Figure 1, then the summary. */
+static dl_status write_files(report *rep, const dl_dataset *d)
+{
+    const dl_factorise_result *r = rep->r;
+    static const char *const sse[] = {"sse"};
+    dl_csv_history h = {.epochs = r->epochs_run, .metrics = 1, .names = sse, .models = r->seeds,
+                        .first_seed = rep->cfg->seed, .values = r->loss_history,
+                        .epoch_stride = (size_t)r->seeds, .metric_stride = 0, .model_stride = 1};
+    DL_TRY(dl_out_write(rep->out, "history.csv", dl_csv_write_history, &h));
+    if (r->epochs_run > 0) {
+        dl_fig_factorise fig = {.m = r->m, .rank = r->rank, .u_gd = r->u_gd,
+                                .svd_u = r->have_svd ? r->svd_u : NULL, .ld_u = r->n_sv,
+                                .s = r->singular_values, .labels = d->labels,
+                                .n_classes = d->n_classes, .class_names = d->class_names};
+        DL_TRY(dl_out_figure_factorise(rep->out, "figure1_projections", &fig));
+    }
+    return dl_out_summary(rep->out, write_json, rep);
 }
 
 dl_status dl_cmd_factorise(dl_cmd *c)
@@ -79,33 +176,46 @@ dl_status dl_cmd_factorise(dl_cmd *c)
         .loop = {.progress = c->progress, .progress_ud = c->progress_ud, .stop = c->stop},
     };
     dl_factorise_result r;
+    dl_dataset d = {0};
+    dl_out out;
+    dl_out_init(&out, o->out);
     dl_status st;
     char source[512];
     bool centred = false;
     if (o->synth_m) {
         snprintf(source, sizeof source, "synthetic %dx%d", o->synth_m, o->synth_n);
         DL_TRY(dl_factorise_validate(o->synth_m, o->synth_n, &cfg));
+        DL_TRY(dl_out_prepare(&out, o->force));
         st = dl_factorise_synthetic(c->be, o->synth_m, o->synth_n, cfg.rank, 0.1f, o->seed ^ 0x5eed,
                                     &cfg, &r);
     } else {
         const char *path = o->data ? o->data : dl_default_data_path();
         snprintf(source, sizeof source, "%s", path);
-        dl_dataset d;
         DL_TRY(dl_dataset_load(path, &d));
         if (o->center) dl_dataset_center(&d, NULL);
         centred = o->center;
         st = dl_factorise_validate(d.rows, d.cols, &cfg);
+        if (st == DL_OK) st = dl_out_prepare(&out, o->force);
         if (st == DL_OK) st = dl_factorise(c->be, d.x, d.rows, d.cols, &cfg, &r);
-        dl_dataset_free(&d);
     }
-    if (st != DL_OK && st != DL_E_DIVERGED && st != DL_E_INTERRUPTED) return st;
+    if (st != DL_OK && st != DL_E_DIVERGED && st != DL_E_INTERRUPTED) {
+        dl_dataset_free(&d);
+        return st;
+    }
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", dl_errmsg());
     if (c->progress) c->progress(c->progress_ud, NULL);
-    write_text(c->text, c, source, centred, &cfg, &r);
-    if (o->json) write_json(stdout, c, source, centred, &cfg, &r);
+
+    report rep = {.c = c, .source = source, .centred = centred, .cfg = &cfg, .r = &r, .out = &out};
+    dl_status wst = compare_subspaces(&rep);
+    if (wst == DL_OK && out.dir) wst = write_files(&rep, &d);
+    write_text(c->text, &rep);
+    if (o->json) write_json(stdout, &rep);
     fflush(stdout);
+    free(rep.angles_deg);
     dl_factorise_result_free(&r);
+    dl_dataset_free(&d);
+    if (wst != DL_OK) return wst; /* a file that could not be written outranks the stop */
     if (st != DL_OK) DL_FAIL(st, "%s", saved);
     return st;
 }

@@ -1,9 +1,10 @@
 /* dlab-gpu --task mlp: load the labelled data, train, report in text and
- * JSON. */
+ * JSON, and with --out DIR write the history, the summary and Figure 2. */
 #include "dlab/cmd.h"
 #include "dlab/data.h"
 #include "dlab/json.h"
 #include "dlab/mlp.h"
+#include "dlab/report.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -72,7 +73,7 @@ static void write_per_seed(dl_json *j, const dl_mlp_config *cfg, const dl_mlp_re
 }
 
 static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_mlp_config *cfg,
-                       const dl_mlp_result *r)
+                       const dl_mlp_result *r, const dl_out *out)
 {
     dl_json j;
     dl_json_init(&j, f, false);
@@ -106,7 +107,48 @@ static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     dl_json_obj_end(&j);
     write_history(&j, r);
     if (r->models > 1) write_per_seed(&j, cfg, r);
+    dl_out_json(&j, out);
     dl_json_obj_end(&j);
+}
+
+/* The same summary as a dl_write_fn: for stdout and for DIR/summary.json. */
+typedef struct {
+    const dl_cmd *c;
+    const char *source;
+    const dl_mlp_config *cfg;
+    const dl_mlp_result *r;
+    const dl_out *out;
+} json_args;
+
+static dl_status json_writer(FILE *f, const void *ctx)
+{
+    const json_args *a = ctx;
+    write_json(f, a->c, a->source, a->cfg, a->r, a->out);
+    return DL_OK;
+}
+
+/* --out DIR: the per-epoch metrics, Figure 2 (the first model), then the
+ * summary. The history is laid out as dl_mlp_history() reads it. */
+static dl_status write_files(dl_out *out, const json_args *a)
+{
+    const dl_mlp_result *r = a->r;
+    const size_t models = (size_t)r->models;
+    static const char *const names[DL_MLP_METRICS] = {"train_loss", "val_loss", "train_accuracy",
+                                                      "val_accuracy"};
+    dl_csv_history h = {.epochs = r->epochs_run, .metrics = DL_MLP_METRICS, .names = names,
+                        .models = r->models, .first_seed = a->cfg->seed, .values = r->history,
+                        .epoch_stride = DL_MLP_METRICS * models, .metric_stride = models,
+                        .model_stride = 1};
+    DL_TRY(dl_out_write(out, "history.csv", dl_csv_write_history, &h));
+    if (r->epochs_run > 0) {
+        dl_fig_mlp fig = {.epochs = r->epochs_run, .stride = DL_MLP_METRICS * models,
+                          .train_loss = r->history + DL_MLP_TRAIN_LOSS * models,
+                          .val_loss = r->history + DL_MLP_VAL_LOSS * models,
+                          .train_acc = r->history + DL_MLP_TRAIN_ACCURACY * models,
+                          .val_acc = r->history + DL_MLP_VAL_ACCURACY * models};
+        DL_TRY(dl_out_figure_mlp(out, "figure2_learning_curves", &fig));
+    }
+    return dl_out_summary(out, json_writer, a);
 }
 
 static int cmp_float(const void *a, const void *b)
@@ -170,17 +212,24 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     dl_dataset d;
     DL_TRY(dl_dataset_load(path, &d));
     dl_mlp_result r;
+    dl_out out;
+    dl_out_init(&out, c->opt->out);
     dl_status st = name_the_file(dl_mlp_validate(&d, &cfg), path);
+    if (st == DL_OK) st = dl_out_prepare(&out, c->opt->force);
     if (st == DL_OK) st = dl_mlp_run(c->be, &d, &cfg, &r);
     dl_dataset_free(&d);
     if (st != DL_OK && st != DL_E_DIVERGED && st != DL_E_INTERRUPTED) return st;
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", dl_errmsg());
     if (c->progress) c->progress(c->progress_ud, NULL);
+    json_args ja = {.c = c, .source = path, .cfg = &cfg, .r = &r, .out = &out};
+    dl_status wst = out.dir ? write_files(&out, &ja) : DL_OK;
     write_text(c->text, c, path, &cfg, &r);
-    if (c->opt->json) write_json(stdout, c, path, &cfg, &r);
+    dl_out_text(c->text, &out);
+    if (c->opt->json) json_writer(stdout, &ja);
     fflush(stdout);
     dl_mlp_result_free(&r);
+    if (wst != DL_OK) return wst; /* a file that could not be written outranks the stop */
     if (st != DL_OK) DL_FAIL(st, "%s", saved);
     return st;
 }

@@ -1,0 +1,412 @@
+/* Figures with PLplot: one stream per figure, begun and ended here, so no
+ * PLplot state outlives a call. PLplot ends the process on a fatal error
+ * (plexit), so what could make it fail is checked before plinit: the device
+ * exists and the output file can be opened. Recoverable complaints (plabort)
+ * are caught and returned as a status. */
+#include "dlab/figures.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *dl_fig_extension(dl_fig_format fmt) { return fmt == DL_FIG_SVG ? "svg" : "png"; }
+
+#ifndef DLAB_HAVE_PLPLOT
+
+bool dl_figures_available(char *why, size_t why_len)
+{
+    if (why && why_len) snprintf(why, why_len, "not drawn: dlab-gpu was built without PLplot");
+    return false;
+}
+
+dl_status dl_figure_factorise(const char *path, dl_fig_format fmt, const dl_fig_factorise *f)
+{
+    return DL_FAIL(DL_E_RUNTIME, "cannot draw %s: dlab-gpu was built without PLplot", path);
+}
+
+dl_status dl_figure_mlp(const char *path, dl_fig_format fmt, const dl_fig_mlp *f)
+{
+    return DL_FAIL(DL_E_RUNTIME, "cannot draw %s: dlab-gpu was built without PLplot", path);
+}
+
+#else
+
+#include <plplot.h>
+
+/* cmap0 entries: 0 is the background. */
+enum { BG = 0, INK = 1, GRID = 2, FIRST_SERIES = 3, N_SERIES = 7 };
+
+/* Okabe & Ito (2008), black left out for the ink and yellow put last: it is
+ * the weakest against white. */
+static const unsigned char series_rgb[N_SERIES][3] = {
+    {0, 114, 178},   /* blue */
+    {230, 159, 0},   /* orange */
+    {0, 158, 115},   /* bluish green */
+    {213, 94, 0},    /* vermillion */
+    {204, 121, 167}, /* reddish purple */
+    {86, 180, 233},  /* sky blue */
+    {240, 228, 66},  /* yellow */
+};
+
+/* Filled glyphs of DejaVu Sans (cairo's default sans), one per class, with
+ * scales that give them about the same visual weight. */
+static const char *const marker[] = {"●", "▲", "■", "◆", "▼", "★", "⬟"};
+static const double marker_scale[] = {1.0, 0.95, 0.85, 1.0, 0.95, 1.05, 1.0};
+#define N_MARKERS ((int)(sizeof marker / sizeof marker[0]))
+
+static char plplot_complaint[256];
+
+static void on_plabort(PLCHAR_VECTOR msg)
+{
+    if (!plplot_complaint[0]) snprintf(plplot_complaint, sizeof plplot_complaint, "%s", msg);
+}
+
+static bool have_device(const char *name)
+{
+    const char *menu[128], *devs[128];
+    const char **pm = menu, **pd = devs;
+    int n = 128;
+    plgFileDevs(&pm, &pd, &n);
+    for (int i = 0; i < n; i++)
+        if (strcmp(devs[i], name) == 0) return true;
+    return false;
+}
+
+bool dl_figures_available(char *why, size_t why_len)
+{
+    const char *missing = !have_device("pngcairo") ? "pngcairo"
+                        : !have_device("svgcairo") ? "svgcairo" : NULL;
+    if (missing && why && why_len)
+        snprintf(why, why_len,
+                 "not drawn: PLplot's %s device is missing "
+                 "(install its cairo driver, e.g. plplot-driver-cairo)", missing);
+    return missing == NULL;
+}
+
+static dl_status begin(const char *path, dl_fig_format fmt)
+{
+    const char *dev = fmt == DL_FIG_SVG ? "svgcairo" : "pngcairo";
+    if (!have_device(dev))
+        return DL_FAIL(DL_E_RUNTIME, "cannot draw %s: PLplot's %s device is missing", path, dev);
+    FILE *probe = fopen(path, "wb");
+    if (!probe) return DL_FAIL(DL_E_RUNTIME, "cannot draw %s: cannot open it for writing", path);
+    fclose(probe);
+    plplot_complaint[0] = '\0';
+    plsabort(on_plabort);
+    plsdev(dev);
+    plsfnam(path);
+    plspage(0.0, 0.0, DL_FIG_WIDTH, DL_FIG_HEIGHT, 0, 0);
+    plscmap0n(16);
+    plscol0(BG, 255, 255, 255);
+    plscol0(INK, 0, 0, 0);
+    plscol0(GRID, 225, 225, 225);
+    for (int i = 0; i < N_SERIES; i++)
+        plscol0(FIRST_SERIES + i, series_rgb[i][0], series_rgb[i][1], series_rgb[i][2]);
+    plinit();
+    pladv(0);
+    return DL_OK;
+}
+
+static dl_status end(const char *path)
+{
+    plend();
+    if (plplot_complaint[0])
+        return DL_FAIL(DL_E_RUNTIME, "drawing %s: PLplot: %s", path, plplot_complaint);
+    return DL_OK;
+}
+
+/* --- axes ------------------------------------------------------------- */
+
+typedef struct {
+    double lo, hi;
+} span;
+
+static void span_add(span *s, double v)
+{
+    if (!isfinite(v)) return;
+    if (v < s->lo) s->lo = v;
+    if (v > s->hi) s->hi = v;
+}
+
+static span span_empty(void) { return (span){INFINITY, -INFINITY}; }
+
+/* Room around the data; a flat or empty span gets a sensible width. */
+static span span_padded(span s, double frac)
+{
+    if (!(s.lo <= s.hi)) return (span){0.0, 1.0};
+    double w = s.hi - s.lo;
+    if (w <= 0.0) {
+        double d = fabs(s.lo) > 0 ? 0.1 * fabs(s.lo) : 1.0;
+        return (span){s.lo - d, s.hi + d};
+    }
+    return (span){s.lo - frac * w, s.hi + frac * w};
+}
+
+typedef struct {
+    double x0, x1, y0, y1; /* viewport, normalised page coordinates */
+} box;
+
+/* PLplot treats '#' as the start of an escape sequence; text from data
+ * (class names) has it doubled. */
+static void escape_text(const char *in, char *out, size_t len)
+{
+    size_t o = 0;
+    for (const char *p = in; *p && o + 2 < len; p++) {
+        if (*p == '#') out[o++] = '#';
+        out[o++] = *p;
+    }
+    out[o] = '\0';
+}
+
+/* xtick: the x tick interval, 0 for PLplot's choice. */
+static void axes(box b, span x, double xtick, span y, const char *xlabel, const char *ylabel,
+                 const char *title)
+{
+    plvpor(b.x0, b.x1, b.y0, b.y1);
+    plwind(x.lo, x.hi, y.lo, y.hi);
+    plschr(0.0, 0.8);
+    plwidth(1.0);
+    plcol0(GRID);
+    plbox("g", xtick, 0, "g", 0.0, 0);
+    plcol0(INK);
+    plbox("bcnst", xtick, 0, "bcnstv", 0.0, 0);
+    plschr(0.0, 0.85);
+    plmtex("b", 3.2, 0.5, 0.5, xlabel);
+    plmtex("l", 4.6, 0.5, 0.5, ylabel);
+    plschr(0.0, 0.95);
+    plmtex("t", 1.0, 0.5, 0.5, title);
+    plschr(0.0, 1.0);
+}
+
+/* A legend of n entries in one row (more rows when there are many),
+ * centred along the bottom of the page. */
+static void legend_bottom(int n, const PLINT *opts, const char *const *text, const PLINT *colors,
+                          const PLINT *styles, const char *const *symbols, const PLFLT *sym_scales)
+{
+    PLINT *text_colors = malloc(sizeof(PLINT) * (size_t)n);
+    PLFLT *widths = malloc(sizeof(PLFLT) * (size_t)n);
+    PLINT *counts = malloc(sizeof(PLINT) * (size_t)n);
+    if (!text_colors || !widths || !counts) goto done;
+    for (int i = 0; i < n; i++) text_colors[i] = INK, widths[i] = 2.0, counts[i] = 1;
+    int per_row = n < 7 ? n : 7;
+    int rows = (n + per_row - 1) / per_row;
+    PLFLT w, h;
+    plvpor(0.0, 1.0, 0.0, 1.0);
+    plwind(0.0, 1.0, 0.0, 1.0);
+    plschr(0.0, 0.85);
+    pllegend(&w, &h, PL_LEGEND_ROW_MAJOR | PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
+             PL_POSITION_BOTTOM | PL_POSITION_INSIDE | PL_POSITION_VIEWPORT, 0.0, 0.025, 0.03, BG,
+             GRID, 1, rows, per_row, n, opts, 0.6, 0.85, 2.0, 0.0, text_colors,
+             (PLCHAR_MATRIX)text, NULL, NULL, NULL, NULL, colors, styles, widths, colors, sym_scales,
+             counts, (PLCHAR_MATRIX)symbols);
+done:
+    free(text_colors), free(widths), free(counts);
+}
+
+/* --- figure 1: projections ---------------------------------------------- */
+
+typedef struct {
+    const char *title, *xlabel, *ylabel;
+    double *x, *y;            /* n points */
+} scatter;
+
+/* Draws the points of each class with its colour and marker. Many points
+ * get smaller, translucent markers so that dense regions stay readable. */
+static void scatter_points(const scatter *s, int n, const int *cls, int n_classes, double *bx,
+                           double *by)
+{
+    double size = n > 300 ? sqrt(300.0 / n) : 1.0;
+    if (size < 0.35) size = 0.35;
+    double alpha = n > 300 ? 0.55 : 1.0;
+    for (int i = 0; i < N_SERIES; i++)
+        plscol0a(FIRST_SERIES + i, series_rgb[i][0], series_rgb[i][1], series_rgb[i][2], alpha);
+    for (int c = 0; c < n_classes; c++) {
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (cls[i] == c && isfinite(s->x[i]) && isfinite(s->y[i])) bx[k] = s->x[i], by[k] = s->y[i], k++;
+        if (!k) continue;
+        plcol0(FIRST_SERIES + c % N_SERIES);
+        plschr(0.0, 0.8 * size * marker_scale[c % N_MARKERS]);
+        plstring(k, bx, by, marker[c % N_MARKERS]);
+    }
+    plschr(0.0, 1.0);
+    for (int i = 0; i < N_SERIES; i++)
+        plscol0a(FIRST_SERIES + i, series_rgb[i][0], series_rgb[i][1], series_rgb[i][2], 1.0);
+}
+
+static span scatter_span(const double *v, int n)
+{
+    span s = span_empty();
+    for (int i = 0; i < n; i++) span_add(&s, v[i]);
+    return span_padded(s, 0.06);
+}
+
+static void factorise_legend(const dl_fig_factorise *f)
+{
+    int n = f->n_classes;
+    PLINT *opts = malloc(sizeof(PLINT) * (size_t)n), *colors = malloc(sizeof(PLINT) * (size_t)n);
+    PLINT *styles = malloc(sizeof(PLINT) * (size_t)n);
+    PLFLT *scales = malloc(sizeof(PLFLT) * (size_t)n);
+    const char **text = malloc(sizeof(char *) * (size_t)n);
+    const char **syms = malloc(sizeof(char *) * (size_t)n);
+    char (*names)[64] = malloc(sizeof *names * (size_t)n);
+    if (opts && colors && styles && scales && text && syms && names) {
+        for (int c = 0; c < n; c++) {
+            char raw[64];
+            if (f->class_names) snprintf(raw, sizeof raw, "%s", f->class_names[c]);
+            else snprintf(raw, sizeof raw, "class %d", c + 1);
+            escape_text(raw, names[c], sizeof names[c]);
+            opts[c] = PL_LEGEND_SYMBOL;
+            colors[c] = FIRST_SERIES + c % N_SERIES;
+            styles[c] = 1;
+            scales[c] = 0.8 * marker_scale[c % N_MARKERS];
+            text[c] = names[c];
+            syms[c] = marker[c % N_MARKERS];
+        }
+        legend_bottom(n, opts, text, colors, styles, syms, scales);
+    }
+    free(opts), free(colors), free(styles), free(scales), free(text), free(syms), free(names);
+}
+
+dl_status dl_figure_factorise(const char *path, dl_fig_format fmt, const dl_fig_factorise *f)
+{
+    if (f->m < 1 || f->rank < 1 || !f->u_gd)
+        return DL_FAIL(DL_E_USAGE, "figure 1: nothing to draw (%d rows, rank %d)", f->m, f->rank);
+    /* An even subsample of the rows when there are very many. */
+    int step = (f->m + DL_FIG_MAX_POINTS - 1) / DL_FIG_MAX_POINTS, n = (f->m + step - 1) / step;
+    bool two = f->rank >= 2;
+    int panels = f->svd_u ? 2 : 1;
+    double *buf = malloc(sizeof(double) * (size_t)n * 6);
+    int *cls = malloc(sizeof(int) * (size_t)n);
+    if (!buf || !cls) {
+        free(buf), free(cls);
+        return DL_FAIL(DL_E_MEMORY, "figure 1: out of host memory for %d points", n);
+    }
+    scatter sc[2] = {
+        {.x = buf, .y = buf + n},
+        {.x = buf + 2 * (size_t)n, .y = buf + 3 * (size_t)n},
+    };
+    double *bx = buf + 4 * (size_t)n, *by = buf + 5 * (size_t)n;
+    scatter *svd = panels == 2 ? &sc[0] : NULL, *gd = panels == 2 ? &sc[1] : &sc[0];
+    int n_classes = f->labels && f->n_classes > 0 ? f->n_classes : 1;
+    for (int p = 0; p < n; p++) {
+        int i = p * step;
+        cls[p] = f->labels ? f->labels[i] : 0;
+        const float *g = f->u_gd + (size_t)i * f->rank;
+        gd->x[p] = two ? g[0] : i + 1;
+        gd->y[p] = two ? g[1] : g[0];
+        if (svd) {
+            const float *u = f->svd_u + (size_t)i * f->ld_u;
+            svd->x[p] = two ? (double)u[0] * f->s[0] : i + 1;
+            svd->y[p] = two ? (double)u[1] * f->s[1] : (double)u[0] * f->s[0];
+        }
+    }
+    if (svd) {
+        svd->title = two ? "SVD: principal axes 1 and 2 (U·S)" : "SVD: principal axis 1 (U·S)";
+        svd->xlabel = two ? "axis 1  (column 1 of U·S)" : "row";
+        svd->ylabel = two ? "axis 2  (column 2 of U·S)" : "axis 1  (U·S)";
+    }
+    if (svd) gd->title = two ? "Gradient descent: columns 1 and 2 of Û" : "Gradient descent: Û";
+    else gd->title = two ? "Gradient descent: columns 1 and 2 of Û  (no SVD baseline)"
+                         : "Gradient descent: Û  (no SVD baseline)";
+    gd->xlabel = two ? "column 1 of Û" : "row";
+    gd->ylabel = two ? "column 2 of Û" : "Û  (rank 1)";
+
+    dl_status st = begin(path, fmt);
+    if (st == DL_OK) {
+        bool legend = f->labels && f->n_classes > 0;
+        double y0 = legend ? 0.24 : 0.13;
+        box boxes2[2] = {{0.08, 0.475, y0, 0.91}, {0.575, 0.97, y0, 0.91}};
+        box boxes1[1] = {{0.1, 0.95, y0, 0.91}};
+        for (int p = 0; p < panels; p++) {
+            axes(panels == 2 ? boxes2[p] : boxes1[0], scatter_span(sc[p].x, n), 0.0, scatter_span(sc[p].y, n),
+                 sc[p].xlabel, sc[p].ylabel, sc[p].title);
+            scatter_points(&sc[p], n, cls, n_classes, bx, by);
+        }
+        if (legend) factorise_legend(f);
+        st = end(path);
+    }
+    free(buf), free(cls);
+    return st;
+}
+
+/* --- figure 2: learning curves ------------------------------------------ */
+
+/* The finite runs of y (epoch e at y[e*stride]) as polylines; a run of one
+ * epoch is drawn as a dot so that it stays visible. */
+static void curve(int epochs, const float *y, size_t stride, double *bx, double *by, bool dots)
+{
+    int k = 0;
+    for (int e = 0; e <= epochs; e++) {
+        double v = e < epochs ? y[(size_t)e * stride] : NAN;
+        if (isfinite(v)) {
+            bx[k] = e + 1, by[k] = v, k++;
+            continue;
+        }
+        if (k > 1) plline(k, bx, by);
+        if (k == 1 || (dots && k > 0)) plstring(k, bx, by, "●");
+        k = 0;
+    }
+}
+
+static span curves_span(int epochs, const float *a, const float *b, size_t stride)
+{
+    span s = span_empty();
+    for (int e = 0; e < epochs; e++) span_add(&s, a[(size_t)e * stride]), span_add(&s, b[(size_t)e * stride]);
+    return s;
+}
+
+dl_status dl_figure_mlp(const char *path, dl_fig_format fmt, const dl_fig_mlp *f)
+{
+    if (f->epochs < 1) return DL_FAIL(DL_E_USAGE, "figure 2: no epochs to draw");
+    size_t stride = f->stride ? f->stride : 1;
+    double *bx = malloc(sizeof(double) * (size_t)f->epochs);
+    double *by = malloc(sizeof(double) * (size_t)f->epochs);
+    if (!bx || !by) {
+        free(bx), free(by);
+        return DL_FAIL(DL_E_MEMORY, "figure 2: out of host memory for %d epochs", f->epochs);
+    }
+    span ex = f->epochs > 1 ? (span){1.0, f->epochs} : (span){0.5, 1.5};
+    span loss = curves_span(f->epochs, f->train_loss, f->val_loss, stride);
+    if (loss.lo <= loss.hi && loss.lo >= 0.0) loss.lo = 0.0; /* losses are read against zero */
+    loss = span_padded(loss, 0.04);
+    span acc = curves_span(f->epochs, f->train_acc, f->val_acc, stride);
+    acc = (span){acc.lo <= acc.hi && acc.lo < 0.0 ? acc.lo : 0.0, acc.hi > 1.0 ? acc.hi : 1.0};
+    acc = span_padded(acc, 0.03);
+    bool dots = f->epochs <= 40;
+    const PLINT style_train = 1, style_val = 3; /* solid, long dashes */
+
+    dl_status st = begin(path, fmt);
+    if (st == DL_OK) {
+        box b[2] = {{0.08, 0.475, 0.22, 0.91}, {0.575, 0.97, 0.22, 0.91}};
+        const float *series[2][2] = {{f->train_loss, f->val_loss}, {f->train_acc, f->val_acc}};
+        const char *title[2] = {"Loss per epoch", "Accuracy per epoch"};
+        const char *ylabel[2] = {"cross-entropy loss (mean over rows)", "accuracy (fraction of rows)"};
+        for (int p = 0; p < 2; p++) {
+            axes(b[p], ex, f->epochs < 8 ? 1.0 : 0.0, p == 0 ? loss : acc, "epoch", ylabel[p], title[p]);
+            plwidth(2.0);
+            for (int s = 0; s < 2; s++) {
+                plcol0(FIRST_SERIES + s);
+                pllsty(s == 0 ? style_train : style_val);
+                plschr(0.0, 0.5);
+                curve(f->epochs, series[p][s], stride, bx, by, dots);
+            }
+            pllsty(1);
+            plwidth(1.0);
+            plschr(0.0, 1.0);
+        }
+        PLINT opts[2] = {PL_LEGEND_LINE | (dots ? PL_LEGEND_SYMBOL : 0),
+                         PL_LEGEND_LINE | (dots ? PL_LEGEND_SYMBOL : 0)};
+        const char *text[2] = {"training", "validation"};
+        PLINT colors[2] = {FIRST_SERIES, FIRST_SERIES + 1}, styles[2] = {style_train, style_val};
+        const char *syms[2] = {"●", "●"};
+        PLFLT scales[2] = {0.5, 0.5};
+        legend_bottom(2, opts, text, colors, styles, syms, scales);
+        st = end(path);
+    }
+    free(bx), free(by);
+    return st;
+}
+
+#endif

@@ -1,0 +1,281 @@
+#define _POSIX_C_SOURCE 200809L
+#include "dlab/report.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void dl_out_init(dl_out *o, const char *dir)
+{
+    memset(o, 0, sizeof *o);
+    o->dir = dir;
+}
+
+/* --- the directory ------------------------------------------------------ */
+
+static bool is_dir(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* mkdir -p: each missing component in turn. */
+static dl_status make_dirs(const char *dir)
+{
+    size_t len = strlen(dir);
+    char *path = malloc(len + 1);
+    if (!path) return DL_FAIL(DL_E_MEMORY, "--out: out of memory");
+    memcpy(path, dir, len + 1);
+    dl_status st = DL_OK;
+    for (size_t i = 1; i <= len && st == DL_OK; i++) {
+        if (path[i] != '/' && path[i] != '\0') continue;
+        if (path[i - 1] == '/') continue; /* "a//b" */
+        char saved = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            st = DL_FAIL(DL_E_RUNTIME, "--out %s: cannot create %s: %s", dir, path, strerror(errno));
+        else if (!is_dir(path))
+            st = DL_FAIL(DL_E_USAGE, "--out %s: %s exists and is not a directory", dir, path);
+        path[i] = saved;
+    }
+    free(path);
+    return st;
+}
+
+static dl_status count_entries(const char *dir, int *n)
+{
+    DIR *d = opendir(dir);
+    if (!d) return DL_FAIL(DL_E_RUNTIME, "--out %s: cannot read the directory: %s", dir, strerror(errno));
+    *n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) (*n)++;
+    closedir(d);
+    return DL_OK;
+}
+
+dl_status dl_out_prepare(dl_out *o, bool force)
+{
+    if (!o->dir) return DL_OK;
+    if (!o->dir[0]) return DL_FAIL(DL_E_USAGE, "--out: empty directory name");
+    DL_TRY(make_dirs(o->dir));
+    int n = 0;
+    DL_TRY(count_entries(o->dir, &n));
+    if (n > 0 && !force)
+        return DL_FAIL(DL_E_USAGE, "--out %s: the directory is not empty (%d entr%s); "
+                       "add --force to write into it", o->dir, n, n == 1 ? "y" : "ies");
+    if (access(o->dir, W_OK | X_OK) != 0)
+        return DL_FAIL(DL_E_RUNTIME, "--out %s: cannot write into it: %s", o->dir, strerror(errno));
+    return DL_OK;
+}
+
+/* --- atomic files -------------------------------------------------------- */
+
+static void note_file(dl_out *o, const char *name)
+{
+    if (o->n_files < DL_OUT_MAX_FILES)
+        snprintf(o->files[o->n_files++], sizeof o->files[0], "%s", name);
+}
+
+/* A fresh temporary file DIR/.name.tmp-XXXXXX; its path in tmp (heap). */
+static dl_status make_temp(const dl_out *o, const char *name, char **tmp, int *fd)
+{
+    size_t len = strlen(o->dir) + strlen(name) + 16;
+    *tmp = malloc(len);
+    if (!*tmp) return DL_FAIL(DL_E_MEMORY, "--out: out of memory");
+    snprintf(*tmp, len, "%s/.%s.tmp-XXXXXX", o->dir, name);
+    *fd = mkstemp(*tmp);
+    if (*fd < 0) {
+        dl_status st = DL_FAIL(DL_E_RUNTIME, "cannot create a file in %s: %s", o->dir, strerror(errno));
+        free(*tmp);
+        *tmp = NULL;
+        return st;
+    }
+    /* mkstemp makes the file private; give it the mode a plain fopen would. */
+    mode_t mask = umask(0);
+    umask(mask);
+    fchmod(*fd, 0666 & ~mask);
+    return DL_OK;
+}
+
+/* Renames tmp over DIR/name and makes the rename itself durable. */
+static dl_status commit(dl_out *o, const char *tmp, const char *name)
+{
+    size_t len = strlen(o->dir) + strlen(name) + 2;
+    char *final = malloc(len);
+    if (!final) return DL_FAIL(DL_E_MEMORY, "--out: out of memory");
+    snprintf(final, len, "%s/%s", o->dir, name);
+    dl_status st = DL_OK;
+    if (rename(tmp, final) != 0)
+        st = DL_FAIL(DL_E_RUNTIME, "cannot write %s: rename failed: %s", final, strerror(errno));
+    free(final);
+    if (st != DL_OK) return st;
+    int dfd = open(o->dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd); /* not every file system syncs directories; the rename stands either way */
+        close(dfd);
+    }
+    return DL_OK;
+}
+
+static dl_status write_atomic(dl_out *o, const char *name, dl_write_fn fn, const void *ctx)
+{
+    char *tmp;
+    int fd;
+    DL_TRY(make_temp(o, name, &tmp, &fd));
+    dl_status st = DL_OK;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        st = DL_FAIL(DL_E_RUNTIME, "cannot write %s/%s: %s", o->dir, name, strerror(errno));
+        close(fd);
+    } else {
+        st = fn(f, ctx);
+        int bad = fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0;
+        int err = errno;
+        if (fclose(f) != 0 && !bad) bad = 1, err = errno;
+        if (st == DL_OK && bad)
+            st = DL_FAIL(DL_E_RUNTIME, "cannot write %s/%s: %s", o->dir, name, strerror(err));
+    }
+    if (st == DL_OK) st = commit(o, tmp, name);
+    if (st != DL_OK) unlink(tmp);
+    free(tmp);
+    return st;
+}
+
+dl_status dl_out_write(dl_out *o, const char *name, dl_write_fn fn, const void *ctx)
+{
+    DL_TRY(write_atomic(o, name, fn, ctx));
+    note_file(o, name);
+    return DL_OK;
+}
+
+dl_status dl_out_summary(dl_out *o, dl_write_fn fn, const void *ctx)
+{
+    int before = o->n_files;
+    note_file(o, "summary.json");
+    dl_status st = write_atomic(o, "summary.json", fn, ctx);
+    if (st != DL_OK) o->n_files = before;
+    return st;
+}
+
+/* A figure drawn by path: the drawing library opens the file itself. */
+typedef dl_status (*draw_fn)(const char *path, dl_fig_format fmt, const void *fig);
+
+static dl_status render(dl_out *o, const char *name, dl_fig_format fmt, draw_fn draw, const void *fig)
+{
+    char *tmp;
+    int fd;
+    DL_TRY(make_temp(o, name, &tmp, &fd));
+    close(fd);
+    dl_status st = draw(tmp, fmt, fig);
+    if (st == DL_OK) {
+        struct stat sb;
+        int rfd = open(tmp, O_RDONLY);
+        if (rfd < 0 || fstat(rfd, &sb) != 0 || sb.st_size == 0 || fsync(rfd) != 0)
+            st = DL_FAIL(DL_E_RUNTIME, "cannot write %s/%s: %s", o->dir, name,
+                         rfd >= 0 && sb.st_size == 0 ? "nothing was drawn" : strerror(errno));
+        if (rfd >= 0) close(rfd);
+    }
+    if (st == DL_OK) st = commit(o, tmp, name);
+    if (st != DL_OK) unlink(tmp);
+    else note_file(o, name);
+    free(tmp);
+    return st;
+}
+
+static dl_status figure_pair(dl_out *o, const char *base, draw_fn draw, const void *fig)
+{
+    if (!dl_figures_available(o->figures_note, sizeof o->figures_note)) return DL_OK;
+    static const dl_fig_format formats[] = {DL_FIG_PNG, DL_FIG_SVG};
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s.%s", base, dl_fig_extension(formats[i]));
+        DL_TRY(render(o, name, formats[i], draw, fig));
+    }
+    return DL_OK;
+}
+
+static dl_status draw_factorise(const char *path, dl_fig_format fmt, const void *fig)
+{
+    return dl_figure_factorise(path, fmt, fig);
+}
+
+static dl_status draw_mlp(const char *path, dl_fig_format fmt, const void *fig)
+{
+    return dl_figure_mlp(path, fmt, fig);
+}
+
+dl_status dl_out_figure_factorise(dl_out *o, const char *base, const dl_fig_factorise *f)
+{
+    return figure_pair(o, base, draw_factorise, f);
+}
+
+dl_status dl_out_figure_mlp(dl_out *o, const char *base, const dl_fig_mlp *f)
+{
+    return figure_pair(o, base, draw_mlp, f);
+}
+
+/* --- CSV ------------------------------------------------------------------ */
+
+static void csv_number(FILE *f, float v)
+{
+    if (isnan(v)) fputs("nan", f);
+    else if (isinf(v)) fputs(v > 0 ? "inf" : "-inf", f);
+    else fprintf(f, "%.9g", (double)v);
+}
+
+dl_status dl_csv_write_history(FILE *f, const void *history)
+{
+    const dl_csv_history *h = history;
+    fputs("epoch", f);
+    for (int b = 0; b < h->models; b++)
+        for (int c = 0; c < h->metrics; c++) {
+            if (h->models > 1)
+                fprintf(f, ",%s_seed%llu", h->names[c], (unsigned long long)(h->first_seed + (uint64_t)b));
+            else
+                fprintf(f, ",%s", h->names[c]);
+        }
+    fputc('\n', f);
+    for (int e = 0; e < h->epochs; e++) {
+        fprintf(f, "%d", e + 1);
+        for (int b = 0; b < h->models; b++)
+            for (int c = 0; c < h->metrics; c++) {
+                fputc(',', f);
+                csv_number(f, h->values[(size_t)e * h->epoch_stride + (size_t)c * h->metric_stride +
+                                        (size_t)b * h->model_stride]);
+            }
+        fputc('\n', f);
+    }
+    return DL_OK;
+}
+
+/* --- what the reports say ------------------------------------------------ */
+
+void dl_out_json(dl_json *j, const dl_out *o)
+{
+    if (!o->dir) {
+        dl_json_null(j, "out");
+        return;
+    }
+    dl_json_obj_begin(j, "out");
+    dl_json_str(j, "dir", o->dir);
+    dl_json_arr_begin(j, "files");
+    for (int i = 0; i < o->n_files; i++) dl_json_str(j, NULL, o->files[i]);
+    dl_json_arr_end(j);
+    if (o->figures_note[0]) dl_json_str(j, "figures_note", o->figures_note);
+    else dl_json_null(j, "figures_note");
+    dl_json_obj_end(j);
+}
+
+void dl_out_text(FILE *f, const dl_out *o)
+{
+    if (!o->dir) return;
+    fprintf(f, "  output               %s:", o->dir);
+    for (int i = 0; i < o->n_files; i++) fprintf(f, " %s", o->files[i]);
+    fprintf(f, "%s\n", o->n_files ? "" : " nothing written");
+    if (o->figures_note[0]) fprintf(f, "  figures              %s\n", o->figures_note);
+}

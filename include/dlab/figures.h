@@ -1,0 +1,72 @@
+/* The figures of the reports, drawn with PLplot's cairo devices.
+ *
+ * Each function draws one figure into one file (PNG or SVG, the same
+ * picture, DL_FIG_WIDTH x DL_FIG_HEIGHT pixels or points, white background).
+ * Colours are the Okabe-Ito palette, which stays distinct for the common
+ * forms of colour blindness and in greyscale print; classes also differ by
+ * marker shape, curves by line style.
+ *
+ * Built without PLplot (DLAB_HAVE_PLPLOT undefined) every function returns
+ * DL_E_RUNTIME with a message saying so; dl_figures_available() tells the
+ * caller beforehand, with the reason, so a report can say figures were not
+ * drawn and carry on.
+ */
+#ifndef DLAB_FIGURES_H
+#define DLAB_FIGURES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dlab/status.h"
+
+#define DL_FIG_WIDTH 1000
+#define DL_FIG_HEIGHT 600
+/* Scatter panels draw at most this many rows (an even subsample beyond). */
+#define DL_FIG_MAX_POINTS 20000
+
+typedef enum { DL_FIG_PNG = 0, DL_FIG_SVG } dl_fig_format;
+
+const char *dl_fig_extension(dl_fig_format fmt); /* "png" or "svg" */
+
+/* True when figures can be drawn here: PLplot built in and its pngcairo and
+ * svgcairo devices present at run time. Otherwise false, with the reason in
+ * why (why_len bytes). */
+bool dl_figures_available(char *why, size_t why_len);
+
+/* Figure 1 of the factorise task: the rows of the data projected onto the
+ * first two principal axes by the SVD (U S, columns 1 and 2) beside the same
+ * rows through gradient descent's Û (columns 1 and 2). Û equals U_k S_k only
+ * up to an invertible map, so the right panel is a linear image of the left
+ * one (rotated, sheared, scaled) when training has converged.
+ *
+ * With rank 1 each panel plots its single column against the row number.
+ * Without an SVD (svd_u NULL) the Û panel is drawn alone. With labels the
+ * points are coloured and shaped by class, with a legend. */
+typedef struct {
+    int m;                     /* rows */
+    int rank;                  /* columns of u_gd */
+    const float *u_gd;         /* m x rank, packed */
+    const float *svd_u;        /* m x ld_u left singular vectors, or NULL */
+    int ld_u;
+    const float *s;            /* singular values (with svd_u) */
+    const int32_t *labels;     /* m class ids in [0, n_classes), or NULL */
+    int n_classes;
+    char *const *class_names;  /* n_classes names, or NULL: "class 1", ... */
+} dl_fig_factorise;
+
+dl_status dl_figure_factorise(const char *path, dl_fig_format fmt, const dl_fig_factorise *f);
+
+/* Figure 2 of the mlp task: training and validation loss per epoch in the
+ * left panel, training and validation accuracy per epoch in the right one.
+ * Values that are not finite (a diverged run) break the curves. */
+typedef struct {
+    int epochs;
+    const float *train_loss, *val_loss;  /* epoch e (0-based) at [e * stride] */
+    const float *train_acc, *val_acc;
+    size_t stride;                       /* elements between epochs; 0 means 1 */
+} dl_fig_mlp;
+
+dl_status dl_figure_mlp(const char *path, dl_fig_format fmt, const dl_fig_mlp *f);
+
+#endif

@@ -1,0 +1,81 @@
+/* --out DIR: the files of a run, each written whole or not at all.
+ *
+ * Every file goes to a temporary name in DIR (".NAME.tmp-XXXXXX"), is
+ * flushed and fsync'ed, then renamed over NAME, and DIR is fsync'ed: a run
+ * stopped at any point leaves either the previous file or the new one, never
+ * a part of one. A dl_out records what was written so that the reports can
+ * list it.
+ */
+#ifndef DLAB_REPORT_H
+#define DLAB_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dlab/figures.h"
+#include "dlab/json.h"
+#include "dlab/status.h"
+
+#define DL_OUT_MAX_FILES 16
+
+typedef struct {
+    const char *dir;                      /* NULL: no --out, nothing is written */
+    int n_files;
+    char files[DL_OUT_MAX_FILES][64];     /* names written, in order */
+    char figures_note[256];               /* why figures were not drawn, "" otherwise */
+} dl_out;
+
+/* Writes the whole content of one file to f. Output errors need not be
+ * reported: the caller checks the stream. */
+typedef dl_status (*dl_write_fn)(FILE *f, const void *ctx);
+
+void dl_out_init(dl_out *o, const char *dir);
+
+/* Makes o->dir ready: creates it and its missing parents. A directory that
+ * already holds entries is refused unless `force` (DL_E_USAGE, one line), as
+ * is a path that exists and is not a directory. DL_E_RUNTIME when it cannot
+ * be created or written to. Does nothing without a directory. */
+dl_status dl_out_prepare(dl_out *o, bool force);
+
+/* DIR/name written atomically by fn. DL_E_RUNTIME (naming the file) when
+ * anything fails; the temporary file is then removed. */
+dl_status dl_out_write(dl_out *o, const char *name, dl_write_fn fn, const void *ctx);
+
+/* summary.json, written by fn like dl_out_write, but listed in o->files
+ * before fn runs: the summary it writes names itself among the files, just
+ * as the same summary printed afterwards does. */
+dl_status dl_out_summary(dl_out *o, dl_write_fn fn, const void *ctx);
+
+/* The figures as base.png and base.svg, each atomically. When figures
+ * cannot be drawn here (no PLplot, no cairo device) nothing is written,
+ * o->figures_note says why and the call succeeds. */
+dl_status dl_out_figure_factorise(dl_out *o, const char *base, const dl_fig_factorise *f);
+dl_status dl_out_figure_mlp(dl_out *o, const char *base, const dl_fig_mlp *f);
+
+/* Per-epoch metrics as CSV: a header row "epoch,NAME1,NAME2,..." then one
+ * row per epoch, numbers in %.9g, non-finite values as nan, inf, -inf. With
+ * several models every metric gets one column per model, NAME_seedS, grouped
+ * by model. */
+typedef struct {
+    int epochs;                  /* rows; row e is epoch e + 1 */
+    int metrics;
+    const char *const *names;    /* metric names */
+    int models;                  /* >= 1 */
+    uint64_t first_seed;         /* model b is seed first_seed + b */
+    const float *values;         /* metric c of model b after epoch e at
+                                    values[e*epoch_stride + c*metric_stride + b*model_stride] */
+    size_t epoch_stride, metric_stride, model_stride;
+} dl_csv_history;
+
+dl_status dl_csv_write_history(FILE *f, const void *history); /* a dl_write_fn */
+
+/* The "out" member of a JSON summary: null without --out, else
+ * {"dir": ..., "files": [...], "figures_note": null or why not drawn}. */
+void dl_out_json(dl_json *j, const dl_out *o);
+
+/* One or two lines for the text report (nothing without --out). */
+void dl_out_text(FILE *f, const dl_out *o);
+
+#endif

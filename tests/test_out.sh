@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# --out DIR end to end: the files exist and parse (CSV rows match the
+# epochs, summary.json is byte-identical to --json's stdout, PNGs are
+# 1000x600 with real content in the class colours, SVGs are well-formed),
+# the directory rules (parents created, non-empty refused without --force),
+# nothing written without --out, and an interrupted run's partial files.
+# usage: test_out.sh path/to/dlab-gpu path/to/test_report path/to/check_files.py
+set -u
+bin=$1
+test_report=$2
+check=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+
+# Okabe-Ito blue, orange and bluish green: the first three classes.
+classes=0072b2,e69f00,009e73
+
+# Built without PLplot (or without its cairo driver) no figure is drawn and
+# the reports say why; every figure check then checks that absence instead.
+"$bin" --task factorise --device cpu --epochs 1 --json --out "$tmp/probe" >"$tmp/probe.json" 2>/dev/null
+if [ -e "$tmp/probe/figure1_projections.png" ]; then
+  figures=1
+else
+  figures=0
+  echo "note: figures are not drawn in this build"
+  python3 -c 'import json,sys; n = json.load(open(sys.argv[1]))["out"]["figures_note"]; assert "not drawn" in n, n' \
+    "$tmp/probe.json" && ok || bad "no figures, and the summary does not say why"
+fi
+
+check_png() { # FILE [check_files.py options]
+  local out
+  if [ "$figures" -eq 0 ]; then [ ! -e "$1" ] && ok || bad "$1 exists in a build without figures"; return; fi
+  if out=$(python3 "$check" png "$@" --size 1000x600 2>&1); then ok; else bad "$out"; fi
+}
+check_svg() {
+  local out
+  if [ "$figures" -eq 0 ]; then [ ! -e "$1" ] && ok || bad "$1 exists in a build without figures"; return; fi
+  if out=$(python3 "$check" svg "$1" 2>&1); then ok; else bad "$out"; fi
+}
+
+# 1. iris: every file, parents created, summary.json == --json's stdout
+dir=$tmp/new/parent/out
+if "$bin" --task factorise --device cpu --json --out "$dir" >"$tmp/stdout" 2>"$tmp/err"; then
+  ok
+  for f in history.csv summary.json; do
+    [ -s "$dir/$f" ] && ok || bad "iris: $f missing or empty"
+  done
+  [ "$(ls -A "$dir" | wc -l)" -eq $((2 + 2 * figures)) ] && ok ||
+    bad "iris: unexpected entries: $(ls -A "$dir" | tr '\n' ' ')"
+  cmp -s "$tmp/stdout" "$dir/summary.json" && ok || bad "summary.json differs from --json's stdout"
+  if python3 - "$dir" "$figures" <<'PY'
+import csv, json, sys
+d, figures = sys.argv[1], sys.argv[2] == "1"
+s = json.load(open(f"{d}/summary.json"))
+rows = list(csv.reader(open(f"{d}/history.csv")))
+assert rows[0] == ["epoch", "sse"], rows[0]
+assert len(rows) == 1 + s["epochs_run"] == 1001, len(rows)
+assert [int(r[0]) for r in rows[1:]] == list(range(1, 1001))
+assert abs(float(rows[-1][1]) - s["loss_history"][-1]) <= 1e-6 * s["loss_history"][-1]
+assert s["status"] == "ok"
+assert s["out"]["dir"] == d and (s["out"]["figures_note"] is None) == figures, s["out"]
+pictures = ["figure1_projections.png", "figure1_projections.svg"] if figures else []
+assert s["out"]["files"] == ["history.csv"] + pictures + ["summary.json"], s["out"]["files"]
+a = s["principal_angles_deg"]
+assert len(a) == 2 and 0 <= a[0] <= a[1] < 0.5, a
+assert 0 <= s["aligned_residual"] < 2e-3, s["aligned_residual"]
+PY
+  then ok; else bad "iris: CSV or summary contents"; fi
+  check_png "$dir/figure1_projections.png" --colors "$classes"
+  check_svg "$dir/figure1_projections.svg"
+  grep -q "principal angles" "$tmp/err" && ok || bad "text report lacks the principal angles"
+  grep -q "output  *$dir: history.csv" "$tmp/err" && ok || bad "text report lacks the files: $(cat "$tmp/err")"
+else
+  bad "iris --out exited non-zero: $(cat "$tmp/err")"
+fi
+
+# 2. without --out nothing is written (the current directory stays empty)
+mkdir "$tmp/cwd"
+(cd "$tmp/cwd" && "$bin" --task factorise --device cpu --epochs 50 --json >/dev/null 2>&1)
+[ -z "$(ls -A "$tmp/cwd")" ] && ok || bad "files written without --out: $(ls -A "$tmp/cwd")"
+"$bin" --task factorise --device cpu --epochs 50 --json 2>/dev/null |
+  python3 -c 'import json,sys; assert json.load(sys.stdin)["out"] is None' && ok || bad '"out" is not null without --out'
+
+# 3. a non-empty directory: refused (exit 2, one line, untouched), then --force
+mkdir -p "$tmp/full" && echo keep >"$tmp/full/notes.txt"
+"$bin" --task factorise --device cpu --epochs 50 --out "$tmp/full" >/dev/null 2>"$tmp/err"
+rc=$?
+[ "$rc" -eq 2 ] && ok || bad "non-empty --out: exit $rc, expected 2"
+[ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "^dlab-gpu: error: --out .*not empty.*--force" "$tmp/err" &&
+  ok || bad "non-empty --out message: $(cat "$tmp/err")"
+[ "$(ls -A "$tmp/full")" = notes.txt ] && ok || bad "refused directory was written to"
+if "$bin" --task factorise --device cpu --epochs 50 --out "$tmp/full" --force >/dev/null 2>"$tmp/err"; then
+  [ -s "$tmp/full/summary.json" ] && [ "$(cat "$tmp/full/notes.txt")" = keep ] && ok ||
+    bad "--force: files missing or notes.txt changed"
+else
+  bad "--force: exit non-zero: $(cat "$tmp/err")"
+fi
+touch "$tmp/plain"
+"$bin" --task factorise --device cpu --epochs 50 --out "$tmp/plain" >/dev/null 2>"$tmp/err"
+rc=$?
+[ "$rc" -eq 2 ] && grep -q "not a directory" "$tmp/err" && ok || bad "--out on a file: exit $rc, $(cat "$tmp/err")"
+
+# 4. several models: one CSV column per seed; rank 1 and --no-svd figures
+if "$bin" --task factorise --device cpu --epochs 20 --seeds 3 --seed 7 --out "$tmp/seeds" >/dev/null 2>"$tmp/err"; then
+  [ "$(head -n 1 "$tmp/seeds/history.csv")" = "epoch,sse_seed7,sse_seed8,sse_seed9" ] && ok ||
+    bad "--seeds header: $(head -n 1 "$tmp/seeds/history.csv")"
+  [ "$(wc -l <"$tmp/seeds/history.csv")" -eq 21 ] && ok || bad "--seeds: row count"
+else
+  bad "--seeds 3 --out: $(cat "$tmp/err")"
+fi
+for extra in "--rank 1" "--no-svd"; do
+  d=$tmp/fig${extra// /}
+  # shellcheck disable=SC2086
+  if "$bin" --task factorise --device cpu --epochs 200 $extra --out "$d" >/dev/null 2>"$tmp/err"; then
+    check_png "$d/figure1_projections.png" --colors "$classes"
+    check_svg "$d/figure1_projections.svg"
+  else
+    bad "$extra --out: $(cat "$tmp/err")"
+  fi
+done
+# A synthetic matrix has no labels: one colour, no legend.
+if "$bin" --task factorise --device cpu --synthetic 300x40 --rank 3 --lr 1e-3 --epochs 100 --out "$tmp/syn" >/dev/null 2>"$tmp/err"; then
+  check_png "$tmp/syn/figure1_projections.png" --colors 0072b2
+else
+  bad "synthetic --out: $(cat "$tmp/err")"
+fi
+
+# 5. SIGINT: exit 130, and what was done so far is written, marked interrupted
+if python3 - "$bin" "$tmp/int" "$figures" <<'PY'
+import csv, json, os, signal, subprocess, sys, time
+bin, d, figures = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+p = subprocess.Popen([bin, "--task", "factorise", "--device", "cpu", "--synthetic", "400x100",
+                      "--rank", "4", "--lr", "1e-4", "--epochs", "2000000", "--json", "--out", d],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+time.sleep(1.5)
+p.send_signal(signal.SIGINT)
+out, err = p.communicate(timeout=120)
+assert p.returncode == 130, (p.returncode, err)
+s = json.load(open(f"{d}/summary.json"))
+assert open(f"{d}/summary.json", "rb").read() == out, "summary.json differs from stdout"
+assert s["status"] == "interrupted" and 0 < s["epochs_run"] < 2000000, (s["status"], s["epochs_run"])
+rows = list(csv.reader(open(f"{d}/history.csv")))
+assert len(rows) == 1 + s["epochs_run"], (len(rows), s["epochs_run"])
+names = sorted(os.listdir(d))
+pictures = ["figure1_projections.png", "figure1_projections.svg"] if figures else []
+assert names == pictures + ["history.csv", "summary.json"], names
+PY
+then ok; else bad "interrupted run's files"; fi
+
+# 6. the mlp task: history with four metrics, summary, Figure 2
+dir=$tmp/mlp
+if "$bin" --task mlp --device cpu --json --out "$dir" >"$tmp/stdout" 2>"$tmp/err"; then
+  ok
+  cmp -s "$tmp/stdout" "$dir/summary.json" && ok || bad "mlp: summary.json differs from --json's stdout"
+  if python3 - "$dir" <<'PY'
+import csv, json, sys
+d = sys.argv[1]
+s = json.load(open(f"{d}/summary.json"))
+rows = list(csv.reader(open(f"{d}/history.csv")))
+assert rows[0] == ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy"], rows[0]
+assert len(rows) == 1 + s["epochs_run"] and s["epochs_run"] == s["config"]["epochs"], len(rows)
+last, h = rows[-1], s["history"][-1]
+for i, k in enumerate(["train_loss", "val_loss", "train_accuracy", "val_accuracy"]):
+    assert abs(float(last[1 + i]) - h[k]) <= 1e-6 * max(1.0, abs(h[k])), (k, last, h)
+assert s["out"]["files"][0] == "history.csv" and s["out"]["files"][-1] == "summary.json"
+PY
+  then ok; else bad "mlp: CSV or summary contents"; fi
+  check_png "$dir/figure2_learning_curves.png" --colors 0072b2,e69f00
+  check_svg "$dir/figure2_learning_curves.svg"
+else
+  bad "mlp --out exited non-zero: $(cat "$tmp/err")"
+fi
+if "$bin" --task mlp --device cpu --epochs 10 --seeds 2 --out "$tmp/mlp2" >/dev/null 2>"$tmp/err"; then
+  [ "$(head -n 1 "$tmp/mlp2/history.csv")" = "epoch,train_loss_seed1,val_loss_seed1,train_accuracy_seed1,val_accuracy_seed1,train_loss_seed2,val_loss_seed2,train_accuracy_seed2,val_accuracy_seed2" ] &&
+    ok || bad "mlp --seeds 2 header: $(head -n 1 "$tmp/mlp2/history.csv")"
+else
+  bad "mlp --seeds 2 --out: $(cat "$tmp/err")"
+fi
+mkdir -p "$tmp/mlpfull" && touch "$tmp/mlpfull/x"
+"$bin" --task mlp --device cpu --epochs 5 --out "$tmp/mlpfull" >/dev/null 2>&1
+rc=$?
+[ "$rc" -eq 2 ] && ok || bad "mlp, non-empty --out: exit $rc, expected 2"
+
+# 7. the figures' library (both tasks' figures, drawn by test_report)
+if "$test_report" "$tmp/lib" >/dev/null 2>"$tmp/err"; then
+  ok
+  [ "$figures" -eq 1 ] || rm -rf "$tmp/lib"
+  check_png "$tmp/lib/figure2_learning_curves.png" --colors 0072b2,e69f00
+  check_svg "$tmp/lib/figure2_learning_curves.svg"
+  check_png "$tmp/lib/figure1_projections.png" --colors "$classes"
+else
+  bad "test_report $tmp/lib: $(tail -n 5 "$tmp/err")"
+fi
+
+echo "test_out: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
