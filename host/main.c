@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_requested;
@@ -20,26 +21,53 @@ static void on_sigint(int sig)
 
 typedef struct {
     bool active;       /* stderr is a terminal and --quiet was not given */
-    bool drawn;
+    int width;         /* columns the line occupies on screen, 0 when none */
 } progress_state;
 
-/* One line on stderr, redrawn in place, once a run has lasted a second;
- * called with p == NULL (or the last epoch) to clear it before a report. */
+static int terminal_columns(void)
+{
+    struct winsize w;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &w) == 0 && w.ws_col > 0) return w.ws_col;
+    return 80;
+}
+
+static void format_duration(char *buf, size_t len, double s)
+{
+    if (s < 10.0) snprintf(buf, len, "%.1f s", s);
+    else if (s < 60.0) snprintf(buf, len, "%.0f s", s);
+    else if (s < 3600.0) snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else snprintf(buf, len, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+}
+
+/* One line on stderr, redrawn in place once a run has lasted a second:
+ * epoch i/N, the current loss, epochs per second and the time left. It is
+ * cut to the terminal's width (a wrapped line could not be redrawn) and
+ * overwritten with spaces rather than escape sequences, so any terminal
+ * shows it right. Called with p == NULL (or the last epoch) to clear it
+ * before a report. */
 static void show_progress(void *ud, const dl_progress *p)
 {
     progress_state *ps = ud;
-    if (!p || p->done == p->total) { /* finished: clear the line for the report */
-        if (ps->drawn) fputs("\r\033[K", stderr);
-        ps->drawn = false;
+    if (!p || p->done == p->total) {
+        if (ps->width) fprintf(stderr, "\r%*s\r", ps->width, "");
+        fflush(stderr);
+        ps->width = 0;
         return;
     }
     if (!ps->active || p->elapsed < 1.0) return;
     double rate = p->done / p->elapsed;
-    double left = rate > 0 ? (p->total - p->done) / rate : 0.0;
-    fprintf(stderr, "\r\033[Kepoch %d/%d  loss %.6g  %.0f epochs/s  %.1f s left", p->done,
-            p->total, (double)p->last[0], rate, left);
+    char left[32], line[192];
+    format_duration(left, sizeof left, rate > 0 ? (p->total - p->done) / rate : 0.0);
+    int n = snprintf(line, sizeof line, rate >= 100 ? "epoch %d/%d  loss %.6g  %.0f epochs/s  %s left"
+                                                    : "epoch %d/%d  loss %.6g  %.3g epochs/s  %s left",
+                     p->done, p->total, (double)p->last[0], rate, left);
+    int cols = terminal_columns() - 1; /* writing the last column wraps on some terminals */
+    if (n > cols) n = cols > 0 ? cols : 0;
+    if (n >= (int)sizeof line) n = (int)sizeof line - 1;
+    line[n] = '\0';
+    fprintf(stderr, "\r%s%*s", line, ps->width > n ? ps->width - n : 0, "");
     fflush(stderr);
-    ps->drawn = true;
+    if (n > ps->width) ps->width = n;
 }
 
 static int fail(dl_status st)
