@@ -61,6 +61,8 @@ static void usage(FILE *f)
 "code the dlab-gpu CLI runs, against the machine's measured SGEMM and copy\n"
 "ceilings, and reports the GPU's speedup and where it starts to win.\n"
 "\n"
+"  (default)          every size: 1e3 to 1e8 matrix elements, 1e3 to 1e6 samples\n"
+"                     (minutes on a CPU)\n"
 "  --quick            fewer sizes and shorter runs (under a minute on 2 CPU cores)\n"
 "  --smoke            the smallest cases only (a few seconds; for tests)\n"
 "  --device D         cpu, cuda or both (default both: the GPU where one answers)\n"

@@ -12,8 +12,11 @@
 #ifdef DLAB_HAVE_PLPLOT
 #include <plplot.h>
 
-/* cmap0 entries: background, ink, cpu, cuda, the crossover. */
-enum { COL_BG = 0, COL_INK = 1, COL_CPU = 2, COL_CUDA = 3, COL_CROSS = 4 };
+/* cmap0 entries: background, ink, cpu, cuda, the crossover, the grid. */
+enum { COL_BG = 0, COL_INK = 1, COL_CPU = 2, COL_CUDA = 3, COL_CROSS = 4, COL_GRID = 5 };
+
+/* Marker of each backend, drawn with plstring so the legend shows the same. */
+static const char *const markers[BENCH_BACKENDS] = {"●", "▲"};
 
 /* PLplot ends the process on any error (plexit), so everything that can fail
  * is checked before it is asked: the driver exists and the file opens. */
@@ -62,23 +65,26 @@ static void panel(const bench_run *r, const bench_crossover *x)
     xmin = floor(xmin - 0.25), xmax = ceil(xmax + 0.25);
     ymin = floor(ymin - 0.1), ymax = ceil(ymax + 0.1);
     plwind(xmin, xmax, ymin, ymax);
-    plcol0(COL_INK);
     plwidth(1.0);
-    plbox("bcgnstl", 0.0, 0, "bcgnstlv", 0.0, 0);
+    plcol0(COL_GRID);
+    plbox("gl", 0.0, 0, "gl", 0.0, 0);
+    plcol0(COL_INK);
+    plbox("bcnstl", 0.0, 0, "bcnstlv", 0.0, 0);
     char title[160];
     snprintf(title, sizeof title, "%s: time per epoch", x->family);
     pllab(x->size_unit, "seconds per epoch", title);
 
     const int colours[BENCH_BACKENDS] = {COL_CPU, COL_CUDA};
-    const int symbols[BENCH_BACKENDS] = {4, 5};
     for (int b = 0; b < BENCH_BACKENDS; b++) {
         if (!n[b]) continue;
         plcol0(colours[b]);
         plwidth(2.0);
         plline(n[b], lx[b], ly[b]);
         plwidth(1.0);
-        plpoin(n[b], lx[b], ly[b], symbols[b]);
         plerry(n[b], lx[b], lo[b], hi[b]);
+        plschr(0.0, 0.5);
+        plstring(n[b], lx[b], ly[b], markers[b]);
+        plschr(0.0, 0.9);
     }
 
     if (x->from > 0) {
@@ -94,7 +100,8 @@ static void panel(const bench_run *r, const bench_crossover *x)
         plptex(at, ymax - 0.08 * (ymax - ymin), 1.0, 0.0, 0.0, label);
     }
 
-    /* Legend: the backends that have a line, and why cuda has none. */
+    /* Legend, bottom right (the corner time-against-size curves leave
+     * free): the backends that have a line, and why cuda has none. */
     PLINT opts[2], tcol[2], lcol[2], lsty[2], scol[2], snum[2];
     PLFLT lwid[2], sscale[2];
     const char *text[2], *sym[2];
@@ -112,13 +119,13 @@ static void panel(const bench_run *r, const bench_crossover *x)
             continue;
         }
         tcol[nl] = COL_INK, lcol[nl] = colours[b], lsty[nl] = 1, lwid[nl] = 2.0;
-        scol[nl] = colours[b], sscale[nl] = 1.0, snum[nl] = 1;
-        sym[nl] = b == BENCH_CPU ? "#(850)" : "#(852)";
+        scol[nl] = colours[b], sscale[nl] = 0.55, snum[nl] = 1;
+        sym[nl] = markers[b];
         nl++;
     }
     PLFLT lw, lh;
     pllegend(&lw, &lh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-             PL_POSITION_TOP | PL_POSITION_LEFT | PL_POSITION_INSIDE, 0.02, 0.02, 0.08, COL_BG,
+             PL_POSITION_BOTTOM | PL_POSITION_RIGHT | PL_POSITION_INSIDE, 0.02, 0.02, 0.08, COL_BG,
              COL_INK, 1, 0, 0, nl, opts, 1.0, 0.9, 1.6, 0.0, tcol, text, NULL, NULL, NULL, NULL,
              lcol, lsty, lwid, scol, sscale, snum, sym);
 }
@@ -139,6 +146,7 @@ static dl_status draw(const bench_run *r, const char *device, const char *path)
     plscol0(COL_CPU, 31, 119, 180);
     plscol0(COL_CUDA, 214, 39, 40);
     plscol0(COL_CROSS, 90, 90, 90);
+    plscol0(COL_GRID, 215, 215, 215);
     plssub(cols, rows);
     plinit();
     plschr(0.0, 0.9);

@@ -33,7 +33,7 @@ LOGS=$BUILD/gpu-check-logs
 # the large factorisation starts only before LARGE_START_BY, the benchmark
 # only before BENCH_START_BY, each sanitizer run only before SANITIZER_START_BY.
 LARGE_START_BY=200
-BENCH_START_BY=210
+BENCH_START_BY=200
 SANITIZER_START_BY=220
 mkdir -p "$LOGS"
 
@@ -259,7 +259,7 @@ if ((BUILT)) && [ -x "$BENCH" ]; then
     if past "$BENCH_START_BY"; then
         record SKIP "dlab-bench --quick" "time budget spent" "exit 0, every case ok"
     else
-        timeout 120 "$BENCH" --quick --device both --json >"$LOGS/bench.json" 2>"$LOGS/bench.txt"
+        timeout 90 "$BENCH" --quick --device both --json >"$LOGS/bench.json" 2>"$LOGS/bench.txt"
         rc=$?
         while IFS=$'\t' read -r verdict check result target; do
             record "$verdict" "$check" "$result" "$target"
