@@ -58,7 +58,7 @@ static dl_status compare_subspaces(report *rep)
     free(rep->angles_deg);
     rep->angles_deg = NULL;
     if (st != DL_E_INPUT) return st;
-    snprintf(rep->align_note, sizeof rep->align_note, "not computed: Û holds NaN or Inf");
+    snprintf(rep->align_note, sizeof rep->align_note, "not computed: U_gd holds NaN or Inf");
     return DL_OK;
 }
 
@@ -130,15 +130,16 @@ static void write_text(FILE *f, const report *rep)
         int shown = r->n_sv < 8 ? r->n_sv : 8;
         for (int i = 0; i < shown; i++) fprintf(f, " %.4f", (double)r->singular_values[i]);
         fprintf(f, "%s\n", r->n_sv > shown ? " ..." : "");
+        /* U_gd against the top-k left singular vectors U_k */
         if (rep->angles_deg) {
-            fprintf(f, "  Û vs top-%d subspace  principal angles (deg)", r->rank);
+            fprintf(f, "  subspace vs SVD      principal angles");
             int na = r->rank < 8 ? r->rank : 8;
             for (int i = 0; i < na; i++) fprintf(f, " %.3g", rep->angles_deg[i]);
-            fprintf(f, "%s\n", r->rank > na ? " ..." : "");
-            fprintf(f, "                       aligned residual %.3e  (min_M ||ÛM - U_k S_k|| / ||U_k S_k||)\n",
+            fprintf(f, "%s degrees\n", r->rank > na ? " ..." : "");
+            fprintf(f, "  aligned residual     %.3e  (min over M of |U_gd M - U_k S_k| / |U_k S_k|)\n",
                     rep->aligned_residual);
         } else {
-            fprintf(f, "  Û vs top-%d subspace  %s\n", r->rank, rep->align_note);
+            fprintf(f, "  subspace vs SVD      %s\n", rep->align_note);
         }
     }
     fprintf(f, "  training time        %.3f ms  (%d epochs, %.2f us/epoch)\n",

@@ -325,6 +325,16 @@ dl_status dl_figure_factorise(const char *path, dl_fig_format fmt, const dl_fig_
             scatter_points(&sc[p], n, cls, n_classes, bx, by);
         }
         if (legend) factorise_legend(f);
+        if (step > 1) { /* say so when not every row is drawn */
+            char note[96];
+            snprintf(note, sizeof note, "every %d%s row of %d drawn", step,
+                     step % 10 == 1 && step % 100 != 11 ? "st" : step % 10 == 2 && step % 100 != 12 ? "nd"
+                     : step % 10 == 3 && step % 100 != 13 ? "rd" : "th", f->m);
+            plvpor(0.0, 1.0, 0.0, 1.0);
+            plschr(0.0, 0.7);
+            plcol0(INK);
+            plmtex("b", -1.2, 0.99, 1.0, note);
+        }
         st = end(path);
     }
     free(buf), free(cls);

@@ -172,12 +172,13 @@ static dl_status render(dl_out *o, const char *name, dl_fig_format fmt, draw_fn 
     DL_TRY(make_temp(o, name, &tmp, &fd));
     close(fd);
     dl_status st = draw(tmp, fmt, fig);
-    if (st == DL_OK) {
-        struct stat sb;
+    if (st == DL_OK) { /* the drawing library closed the file; make it durable */
+        struct stat sb = {0};
         int rfd = open(tmp, O_RDONLY);
-        if (rfd < 0 || fstat(rfd, &sb) != 0 || sb.st_size == 0 || fsync(rfd) != 0)
-            st = DL_FAIL(DL_E_RUNTIME, "cannot write %s/%s: %s", o->dir, name,
-                         rfd >= 0 && sb.st_size == 0 ? "nothing was drawn" : strerror(errno));
+        if (rfd < 0 || fstat(rfd, &sb) != 0 || fsync(rfd) != 0)
+            st = DL_FAIL(DL_E_RUNTIME, "cannot write %s/%s: %s", o->dir, name, strerror(errno));
+        else if (sb.st_size == 0)
+            st = DL_FAIL(DL_E_RUNTIME, "cannot write %s/%s: nothing was drawn", o->dir, name);
         if (rfd >= 0) close(rfd);
     }
     if (st == DL_OK) st = commit(o, tmp, name);

@@ -22,6 +22,12 @@ static double unit(void)
     return (double)(lcg >> 11) / 4503599627370496.0 - 1.0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 static void fill_random(double *a, size_t n)
 {
     for (size_t i = 0; i < n; i++) a[i] = unit();
@@ -207,10 +213,25 @@ static void test_float_compare(void)
     DL_CHECK_NEAR(deg[1], 90.0, 1e-3, "angle to the 3rd singular vector");
 }
 
-/* Iris, the lab's run (rank 2, 1000 epochs, lr 0.01). Measured on the CPU
- * backend: seed 1 ends at 1.5e-5 and 0.060 degrees, aligned residual
- * 2.4e-4; over seeds 1..10 the largest angle has median 0.13 degrees and
- * reaches 0.96 (seed 20 of 1..20: 1.6, a slow start). */
+/* Iris, the lab's run (rank 2, lr 0.01, 1000 epochs) on the CPU backend.
+ * Measured over seeds 1..100: the largest angle has median 0.12 degrees,
+ * 90th percentile 0.63, and six slow starts end between 1.2 and 4.5; the
+ * aligned residual has median 4.7e-4. Over seeds 1..20: median 0.09, all
+ * below 0.63. Trained on to 3000 epochs, seed 1 (0.42 degrees at 1000)
+ * reaches float32's floor: 2.6e-4 degrees, residual 1.1e-6. */
+static dl_factorise_result iris_run(dl_backend *be, const dl_dataset *d, uint64_t seed, int epochs,
+                                    double deg[2], double *rel)
+{
+    dl_factorise_config cfg = {.rank = 2, .epochs = epochs, .lr = 0.01f, .seed = seed, .seeds = 1,
+                               .svd = true};
+    dl_factorise_result r;
+    deg[0] = deg[1] = *rel = NAN;
+    DL_CHECK(dl_factorise(be, d->x, d->rows, d->cols, &cfg, &r) == DL_OK, "factorise: %s", dl_errmsg());
+    DL_CHECK(dl_subspace_compare(r.m, 2, r.u_gd, r.svd_u, r.n_sv, r.singular_values, deg, rel) == DL_OK,
+             "%s", dl_errmsg());
+    return r;
+}
+
 static void test_iris(void)
 {
     dl_backend *be = NULL;
@@ -219,31 +240,35 @@ static void test_iris(void)
     DL_CHECK(dl_dataset_load(iris_path, &d) == DL_OK, "%s", dl_errmsg());
     if (!be || !d.x) return;
     dl_dataset_center(&d, NULL);
-    double largest[10];
-    for (int s = 0; s < 10; s++) {
-        dl_factorise_config cfg = {.rank = 2, .epochs = 1000, .lr = 0.01f, .seed = 1 + (uint64_t)s,
-                                   .seeds = 1, .svd = true};
-        dl_factorise_result r;
-        DL_CHECK(dl_factorise(be, d.x, d.rows, d.cols, &cfg, &r) == DL_OK, "factorise: %s", dl_errmsg());
-        double deg[2], rel;
-        DL_CHECK(dl_subspace_compare(r.m, 2, r.u_gd, r.svd_u, r.n_sv, r.singular_values, deg, &rel) == DL_OK,
-                 "%s", dl_errmsg());
+    enum { SEEDS = 20 };
+    double largest[SEEDS], residual[SEEDS], deg[2];
+    int below_1 = 0;
+    for (int s = 0; s < SEEDS; s++) {
+        dl_factorise_result r = iris_run(be, &d, 1 + (uint64_t)s, 1000, deg, &residual[s]);
         largest[s] = deg[1];
-        if (s == 0) {
-            printf("iris seed 1: principal angles %.3g %.3g deg, aligned residual %.3g\n", deg[0], deg[1], rel);
-            DL_CHECK(deg[1] < 0.5, "seed 1: largest angle %g deg (measured 0.060)", deg[1]);
-            DL_CHECK(rel < 2e-3, "seed 1: aligned residual %g (measured 2.4e-4)", rel);
-        }
+        below_1 += deg[1] < 1.0;
+        if (s == 0)
+            printf("iris seed 1, 1000 epochs: principal angles %.3g %.3g deg, aligned residual %.3g\n",
+                   deg[0], deg[1], residual[s]);
         dl_factorise_result_free(&r);
     }
-    for (int i = 1; i < 10; i++) /* insertion sort */
-        for (int j = i; j > 0 && largest[j] < largest[j - 1]; j--) {
-            double t = largest[j]; largest[j] = largest[j - 1]; largest[j - 1] = t;
-        }
-    double median = 0.5 * (largest[4] + largest[5]);
-    printf("iris seeds 1..10: largest angle median %.3g deg, max %.3g deg\n", median, largest[9]);
-    DL_CHECK(median < 0.5, "median largest angle over seeds 1..10 is %g deg (measured 0.13)", median);
-    DL_CHECK(largest[9] < 3.0, "worst largest angle over seeds 1..10 is %g deg (measured 0.96)", largest[9]);
+    qsort(largest, SEEDS, sizeof(double), cmp_double);
+    qsort(residual, SEEDS, sizeof(double), cmp_double);
+    double median = 0.5 * (largest[SEEDS / 2 - 1] + largest[SEEDS / 2]);
+    double median_res = 0.5 * (residual[SEEDS / 2 - 1] + residual[SEEDS / 2]);
+    printf("iris seeds 1..%d, 1000 epochs: largest angle median %.3g deg, max %.3g deg; "
+           "aligned residual median %.3g\n", SEEDS, median, largest[SEEDS - 1], median_res);
+    DL_CHECK(median < 0.5, "median largest angle %g deg (measured 0.09)", median);
+    DL_CHECK(below_1 >= 16, "only %d of %d seeds end below 1 degree (measured 20)", below_1, SEEDS);
+    DL_CHECK(median_res < 2e-3, "median aligned residual %g (measured 4.7e-4)", median_res);
+
+    dl_factorise_result r = iris_run(be, &d, 1, 3000, deg, &residual[0]);
+    printf("iris seed 1, 3000 epochs: principal angles %.3g %.3g deg, aligned residual %.3g\n", deg[0],
+           deg[1], residual[0]);
+    DL_CHECK(deg[1] < 0.01, "seed 1 after 3000 epochs: largest angle %g deg (measured 2.6e-4)", deg[1]);
+    DL_CHECK(residual[0] < 1e-4, "seed 1 after 3000 epochs: aligned residual %g (measured 1.1e-6)",
+             residual[0]);
+    dl_factorise_result_free(&r);
     dl_dataset_free(&d);
     dl_backend_destroy(be);
 }
