@@ -261,9 +261,12 @@ if ((BUILT)) && [ -x "$BENCH" ]; then
     else
         timeout 90 "$BENCH" --quick --device both --json >"$LOGS/bench.json" 2>"$LOGS/bench.txt"
         rc=$?
+        # Step 4's result only if it ran in this run (the logs outlive runs).
+        large_json=$LOGS/factorise-large.json
+        [ "$large_json" -nt "$LOGS/configure.log" ] || large_json=/dev/null
         while IFS=$'\t' read -r verdict check result target; do
             record "$verdict" "$check" "$result" "$target"
-        done < <(python3 - "$LOGS/bench.json" "$LOGS/factorise-large.json" "$rc" <<'PY'
+        done < <(python3 - "$LOGS/bench.json" "$large_json" "$rc" <<'PY'
 import json, sys
 
 def row(*fields):
@@ -316,8 +319,9 @@ try:
     large = json.load(open(large_path))
 except (OSError, ValueError):
     large = None
-if gpu["status"] != "ok" or not big or not large or not large.get("epochs_run"):
-    row("SKIP", "factorise 20000x2000 r32 vs floor", "no GPU ceilings or no large run", "within 2x of floor")
+if gpu["status"] != "ok" or not big or not large or large.get("status") != "ok":
+    row("SKIP", "factorise 20000x2000 r32 vs floor", "no GPU ceilings or no finished large run",
+        "within 2x of floor")
     sys.exit()
 c = big[0]
 floor = large["epochs_run"] * (c["flops_per_epoch"] / (gpu["sgemm_gflops"] * 1e9)
