@@ -220,9 +220,9 @@ static dl_status time_op(dl_backend *be, bench_op op, void *ctx, int inner, doub
     return be->timer_stop(be, seconds);
 }
 
-/* One warm-up call, then `repeats` timings of as many calls as fill about
- * `target` seconds; the best time per call (a ceiling is what the machine
- * can do, so noise only ever makes it slower). */
+/* A warm-up call and one that sizes the timings, then `repeats` timings of
+ * as many calls as fill about `target` seconds; the best time per call (a
+ * ceiling is what the machine can do, so noise only ever makes it slower). */
 static dl_status best_time(dl_backend *be, bench_op op, void *ctx, int repeats, double target,
                            double *best)
 {
