@@ -31,7 +31,7 @@
 #endif
 
 /* Below this many elements a parallel region costs more than it saves. */
-#define DL_CPU_PAR_MIN 32768
+#define DL_CPU_PAR_MIN (1 << 20)
 
 /* for (size_t i = 0; i < n; i++) body, in an OpenMP team only when `big`.
  * An `if` clause alone would still enter libgomp (and allocate) on every
@@ -401,7 +401,7 @@ static double residual_sse(float *e, const float *a, size_t n)
     if (chunk < DL_CPU_RED_CHUNK) chunk = DL_CPU_RED_CHUNK;
     size_t parts = (n + chunk - 1) / chunk;
     double part[DL_CPU_RED_PARTS];
-    DL_FOR(parts > 1, c, parts,
+    DL_FOR(parts > 1 && n > DL_CPU_PAR_MIN, c, parts,
         size_t lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
         double acc = 0.0;
         for (size_t i = lo; i < hi; i++) {
