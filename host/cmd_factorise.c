@@ -7,6 +7,7 @@
 #include "dlab/json.h"
 #include "dlab/report.h"
 #include "dlab/subspace.h"
+#include "dlab/summary.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ typedef struct {
     double *angles_deg;           /* rank values, NULL when not compared */
     double aligned_residual;
     char align_note[160];         /* why not compared, when there is an SVD */
+    float *gaps;                  /* seeds values: sse_gd - sse_svd, when there is an SVD */
     dl_out *out;
 } report;
 
@@ -60,6 +62,31 @@ static dl_status compare_subspaces(report *rep)
     if (st != DL_E_INPUT) return st;
     snprintf(rep->align_note, sizeof rep->align_note, "not computed: U_gd holds NaN or Inf");
     return DL_OK;
+}
+
+/* Every model's final error (one entry without --seeds) and the
+ * distribution of the gap to the SVD optimum. */
+static void write_seeds(dl_json *j, const report *rep)
+{
+    const dl_factorise_result *r = rep->r;
+    dl_json_arr_begin(j, "seeds");
+    for (int b = 0; b < r->seeds; b++) {
+        dl_json_obj_begin(j, NULL);
+        dl_json_int(j, "seed", (long long)(rep->cfg->seed + (uint64_t)b));
+        dl_json_num(j, "sse_gd", r->sse_gd[b]);
+        if (r->have_svd) dl_json_num(j, "gap", r->sse_gd[b] - r->sse_svd);
+        dl_json_obj_end(j);
+    }
+    dl_json_arr_end(j);
+    dl_stats st;
+    dl_json_obj_begin(j, "summary");
+    dl_stats_compute(r->sse_gd, r->seeds, 1, &st);
+    dl_json_stats(j, "sse_gd", &st);
+    if (r->have_svd) {
+        dl_stats_compute(rep->gaps, r->seeds, 1, &st);
+        dl_json_stats(j, "gap", &st);
+    }
+    dl_json_obj_end(j);
 }
 
 static dl_status write_json(FILE *f, const void *ctx)
@@ -105,9 +132,32 @@ static dl_status write_json(FILE *f, const void *ctx)
     }
     dl_json_num(&j, "train_seconds", r->train_seconds);
     dl_json_floats(&j, "loss_history", r->loss_history, (size_t)r->epochs_run, (size_t)r->seeds);
+    write_seeds(&j, rep);
     dl_out_json(&j, rep->out);
     dl_json_obj_end(&j);
     return DL_OK;
+}
+
+/* With --seeds N > 1: the gap to the optimum over the models, binned by
+ * its order of magnitude (1e-6 and below in the first bin). */
+static void write_seed_spread(FILE *f, const report *rep)
+{
+    const dl_factorise_result *r = rep->r;
+    dl_stats st;
+    if (!r->have_svd) {
+        dl_stats_compute(r->sse_gd, r->seeds, 1, &st);
+        dl_print_stats(f, "final SSE", &st, "%.6g");
+        return;
+    }
+    dl_stats_compute(rep->gaps, r->seeds, 1, &st);
+    dl_print_stats(f, "gap to the SVD optimum", &st, "%.3g");
+    float *lg = malloc(sizeof(float) * (size_t)r->seeds);
+    if (!lg) return;
+    for (int b = 0; b < r->seeds; b++)
+        lg[b] = rep->gaps[b] > 0 ? log10f(rep->gaps[b]) : (rep->gaps[b] == rep->gaps[b] ? -7.0f : NAN);
+    fprintf(f, "  gap (log10 bins):\n");
+    dl_print_histogram(f, lg, r->seeds, 1, -7.0, 2.0, 9, "1e%+.0f");
+    free(lg);
 }
 
 static void write_text(FILE *f, const report *rep)
@@ -146,6 +196,7 @@ static void write_text(FILE *f, const report *rep)
             r->train_seconds * 1e3, r->epochs_run,
             r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
     if (r->have_svd) fprintf(f, "  SVD time             %.3f ms\n", r->svd_seconds * 1e3);
+    if (r->seeds > 1) write_seed_spread(f, rep);
     dl_out_text(f, rep->out);
 }
 
@@ -164,6 +215,14 @@ static dl_status write_files(report *rep, const dl_dataset *d)
                                 .s = r->singular_values, .labels = d->labels,
                                 .n_classes = d->n_classes, .class_names = d->class_names};
         DL_TRY(dl_out_figure_factorise(rep->out, "figure1_projections", &fig));
+    }
+    if (r->seeds > 1 && rep->gaps) {
+        dl_fig_histogram hist = {.values = rep->gaps, .n = r->seeds, .lo = -7.0, .hi = 2.0,
+                                 .bins = 27, .log10_x = true, .band_lo = NAN, .band_hi = NAN,
+                                 .xlabel = "gradient-descent SSE minus the SVD optimum "
+                                           "(1e-7 and below, rounding under zero included, in the first bar)",
+                                 .title = "Gap to the optimum over seeds"};
+        DL_TRY(dl_out_figure_histogram(rep->out, "figure3_seeds_histogram", &hist));
     }
     return dl_out_summary(rep->out, write_json, rep);
 }
@@ -209,11 +268,17 @@ dl_status dl_cmd_factorise(dl_cmd *c)
 
     report rep = {.c = c, .source = source, .centred = centred, .cfg = &cfg, .r = &r, .out = &out};
     dl_status wst = compare_subspaces(&rep);
+    if (wst == DL_OK && r.have_svd) {
+        rep.gaps = malloc(sizeof(float) * (size_t)r.seeds);
+        if (!rep.gaps) wst = DL_FAIL(DL_E_MEMORY, "out of host memory for %d gaps", r.seeds);
+        else for (int b = 0; b < r.seeds; b++) rep.gaps[b] = (float)(r.sse_gd[b] - r.sse_svd);
+    }
     if (wst == DL_OK && out.dir) wst = write_files(&rep, &d);
     write_text(c->text, &rep);
     if (o->json) write_json(stdout, &rep);
     fflush(stdout);
     free(rep.angles_deg);
+    free(rep.gaps);
     dl_factorise_result_free(&r);
     dl_dataset_free(&d);
     if (wst != DL_OK) return wst; /* a file that could not be written outranks the stop */

@@ -5,6 +5,7 @@
 #include "dlab/json.h"
 #include "dlab/mlp.h"
 #include "dlab/report.h"
+#include "dlab/summary.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -55,10 +56,23 @@ static void write_history(dl_json *j, const dl_mlp_result *r)
     dl_json_arr_end(j);
 }
 
-/* With --seeds N > 1: the final figures of every model. */
-static void write_per_seed(dl_json *j, const dl_mlp_config *cfg, const dl_mlp_result *r)
+/* The lab's worry: how often a run lands at 40-55 % validation accuracy. */
+#define LAB_BAND_LO 0.40
+#define LAB_BAND_HI 0.55
+
+static int in_lab_band(const dl_mlp_result *r)
 {
-    dl_json_arr_begin(j, "per_seed");
+    int k = 0;
+    for (int b = 0; b < r->models; b++)
+        k += r->val_accuracy[b] >= LAB_BAND_LO - 1e-6 && r->val_accuracy[b] <= LAB_BAND_HI + 1e-6;
+    return k;
+}
+
+/* The final figures of every model (one entry without --seeds), and their
+ * distribution. */
+static void write_seeds(dl_json *j, const dl_mlp_config *cfg, const dl_mlp_result *r)
+{
+    dl_json_arr_begin(j, "seeds");
     for (int b = 0; b < r->models; b++) {
         dl_json_obj_begin(j, NULL);
         dl_json_int(j, "seed", (long long)(cfg->seed + (uint64_t)b));
@@ -70,6 +84,16 @@ static void write_per_seed(dl_json *j, const dl_mlp_config *cfg, const dl_mlp_re
         dl_json_obj_end(j);
     }
     dl_json_arr_end(j);
+    dl_stats st;
+    dl_json_obj_begin(j, "summary");
+    dl_stats_compute(r->val_accuracy, r->models, 1, &st);
+    dl_json_stats(j, "val_accuracy", &st);
+    dl_stats_compute(r->train_accuracy, r->models, 1, &st);
+    dl_json_stats(j, "train_accuracy", &st);
+    dl_stats_compute(r->val_loss, r->models, 1, &st);
+    dl_json_stats(j, "val_loss", &st);
+    dl_json_num(j, "val_accuracy_40_55", (double)in_lab_band(r) / r->models);
+    dl_json_obj_end(j);
 }
 
 static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_mlp_config *cfg,
@@ -106,7 +130,7 @@ static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     dl_json_int(&j, "features", r->features);
     dl_json_obj_end(&j);
     write_history(&j, r);
-    if (r->models > 1) write_per_seed(&j, cfg, r);
+    write_seeds(&j, cfg, r);
     dl_out_json(&j, out);
     dl_json_obj_end(&j);
 }
@@ -148,27 +172,31 @@ static dl_status write_files(dl_out *out, const json_args *a)
                           .val_acc = r->history + DL_MLP_VAL_ACCURACY * models};
         DL_TRY(dl_out_figure_mlp(out, "figure2_learning_curves", &fig));
     }
+    if (r->models > 1) {
+        /* Accuracy takes the values k / n_val: with few validation rows,
+         * one bar per possible value, centred on it. */
+        double half = r->n_val <= 100 ? 0.5 / r->n_val : 0.0;
+        int bins = r->n_val <= 100 ? r->n_val + 1 : 50;
+        dl_fig_histogram hist = {.values = r->val_accuracy, .n = r->models, .lo = -half,
+                                 .hi = 1.0 + half, .bins = bins,
+                                 .band_lo = LAB_BAND_LO, .band_hi = LAB_BAND_HI,
+                                 .xlabel = "final validation accuracy (shaded: 40-55 %)",
+                                 .title = "Validation accuracy over seeds"};
+        DL_TRY(dl_out_figure_histogram(out, "figure3_seeds_histogram", &hist));
+    }
     return dl_out_summary(out, json_writer, a);
-}
-
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
 }
 
 /* With --seeds N > 1: the spread of the final validation accuracy. */
 static void write_seed_spread(FILE *f, const dl_mlp_result *r)
 {
-    float *acc = malloc(sizeof(float) * (size_t)r->models);
-    if (!acc) return;
-    memcpy(acc, r->val_accuracy, sizeof(float) * (size_t)r->models);
-    qsort(acc, (size_t)r->models, sizeof(float), cmp_float);
-    char label[32];
-    snprintf(label, sizeof label, "over %d seeds", r->models);
-    fprintf(f, "  %-21svalidation accuracy median %.4f, min %.4f, max %.4f\n", label,
-            (double)acc[r->models / 2], (double)acc[0], (double)acc[r->models - 1]);
-    free(acc);
+    dl_stats st;
+    dl_stats_compute(r->val_accuracy, r->models, 1, &st);
+    dl_print_stats(f, "validation accuracy", &st, "%.3f");
+    int band = in_lab_band(r);
+    fprintf(f, "  runs at %.0f-%.0f %%       %d of %d (%.1f %%)\n", 100 * LAB_BAND_LO,
+            100 * LAB_BAND_HI, band, r->models, 100.0 * band / r->models);
+    dl_print_histogram(f, r->val_accuracy, r->models, 1, 0.0, 1.0, 20, "%.2f");
 }
 
 static void write_text(FILE *f, const dl_cmd *c, const char *source, const dl_mlp_config *cfg,

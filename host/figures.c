@@ -30,6 +30,11 @@ dl_status dl_figure_mlp(const char *path, dl_fig_format fmt, const dl_fig_mlp *f
     return DL_FAIL(DL_E_RUNTIME, "cannot draw %s: dlab-gpu was built without PLplot", path);
 }
 
+dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_histogram *h)
+{
+    return DL_FAIL(DL_E_RUNTIME, "cannot draw %s: dlab-gpu was built without PLplot", path);
+}
+
 #else
 
 #include <plplot.h>
@@ -416,6 +421,68 @@ dl_status dl_figure_mlp(const char *path, dl_fig_format fmt, const dl_fig_mlp *f
         st = end(path);
     }
     free(bx), free(by);
+    return st;
+}
+
+/* --- histogram over models ----------------------------------------------- */
+
+dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_histogram *h)
+{
+    if (h->n < 1 || h->bins < 1 || !(h->hi > h->lo))
+        return DL_FAIL(DL_E_USAGE, "histogram: nothing to draw (%d values, %d bins)", h->n, h->bins);
+    size_t stride = h->stride ? h->stride : 1;
+    int *count = calloc((size_t)h->bins, sizeof(int));
+    if (!count) return DL_FAIL(DL_E_MEMORY, "histogram: out of host memory");
+    int most = 0, left_out = 0;
+    for (int i = 0; i < h->n; i++) {
+        double v = h->values[(size_t)i * stride];
+        if (h->log10_x) v = v > 0 ? log10(v) : -INFINITY;
+        if (isnan(v) || (!h->log10_x && isinf(v))) { left_out++; continue; }
+        int b = isinf(v) ? 0 : (int)floor((v - h->lo) / (h->hi - h->lo) * h->bins);
+        b = b < 0 ? 0 : b >= h->bins ? h->bins - 1 : b;
+        if (++count[b] > most) most = count[b];
+    }
+    char title[256];
+    if (left_out)
+        snprintf(title, sizeof title, "%s (%d of %d not finite, left out)", h->title, left_out, h->n);
+    else
+        snprintf(title, sizeof title, "%s (%d models)", h->title, h->n);
+
+    dl_status st = begin(path, fmt);
+    if (st == DL_OK) {
+        span x = {h->lo, h->hi}, y = {0.0, most > 0 ? most * 1.08 : 1.0};
+        plvpor(0.09, 0.96, 0.14, 0.9);
+        plwind(x.lo, x.hi, y.lo, y.hi);
+        if (h->band_lo == h->band_lo && h->band_hi == h->band_hi) { /* not NaN */
+            PLFLT bx[4] = {h->band_lo, h->band_hi, h->band_hi, h->band_lo};
+            PLFLT by[4] = {y.lo, y.lo, y.hi, y.hi};
+            plcol0(GRID);
+            plfill(4, bx, by);
+        }
+        plschr(0.0, 0.8);
+        plcol0(GRID);
+        plbox("", 0.0, 0, "g", 0.0, 0);
+        for (int b = 0; b < h->bins; b++) {
+            if (!count[b]) continue;
+            double x0 = h->lo + (h->hi - h->lo) * b / h->bins, x1 = h->lo + (h->hi - h->lo) * (b + 1) / h->bins;
+            PLFLT bx[4] = {x0, x1, x1, x0}, by[4] = {0, 0, count[b], count[b]};
+            plcol0(FIRST_SERIES);
+            plfill(4, bx, by);
+            plcol0(INK);
+            PLFLT ox[5] = {x0, x0, x1, x1, x0}, oy[5] = {0, count[b], count[b], 0, 0};
+            plline(5, ox, oy);
+        }
+        plcol0(INK);
+        plbox(h->log10_x ? "bcnstl" : "bcnst", 0.0, 0, "bcnstv", 0.0, 0);
+        plschr(0.0, 0.85);
+        plmtex("b", 3.2, 0.5, 0.5, h->xlabel);
+        plmtex("l", 4.6, 0.5, 0.5, "models");
+        plschr(0.0, 0.95);
+        plmtex("t", 1.0, 0.5, 0.5, title);
+        plschr(0.0, 1.0);
+        st = end(path);
+    }
+    free(count);
     return st;
 }
 

@@ -220,6 +220,16 @@ dl_status dl_out_figure_mlp(dl_out *o, const char *base, const dl_fig_mlp *f)
     return figure_pair(o, base, draw_mlp, f);
 }
 
+static dl_status draw_histogram(const char *path, dl_fig_format fmt, const void *fig)
+{
+    return dl_figure_histogram(path, fmt, fig);
+}
+
+dl_status dl_out_figure_histogram(dl_out *o, const char *base, const dl_fig_histogram *h)
+{
+    return figure_pair(o, base, draw_histogram, h);
+}
+
 /* --- CSV ------------------------------------------------------------------ */
 
 static void csv_number(FILE *f, float v)

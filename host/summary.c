@@ -56,7 +56,11 @@ void dl_print_histogram(FILE *f, const float *v, int n, int stride, double lo, d
         b = b < 0 ? 0 : b >= bins ? bins - 1 : b;
         if (++count[b] > most) most = count[b];
     }
-    for (int b = 0; b < bins; b++) {
+    /* Empty bins before the first and after the last count say nothing. */
+    int first = 0, last = bins - 1;
+    while (first < last && count[first] == 0) first++;
+    while (last > first && count[last] == 0) last--;
+    for (int b = first; b <= last; b++) {
         char left[32], right[32];
         snprintf(left, sizeof left, fmt, lo + (hi - lo) * b / bins);
         snprintf(right, sizeof right, fmt, lo + (hi - lo) * (b + 1) / bins);

@@ -40,8 +40,23 @@ static void test_histogram(void)
         lines++;
     }
     fclose(f);
-    DL_CHECK(lines == 10, "%d lines", lines);
+    DL_CHECK(lines == 10, "%d lines", lines); /* both end bins hold values: nothing trimmed */
     DL_CHECK(counts[0] == 2 && counts[1] == 2 && counts[9] == 2, "bins %d %d %d (clamped ends)", counts[0], counts[1], counts[9]);
+}
+
+static void test_histogram_trims_empty_ends(void)
+{
+    float v[3] = {0.42f, 0.47f, 0.61f};
+    FILE *f = tmpfile();
+    dl_print_histogram(f, v, 3, 1, 0.0, 1.0, 20, "%.2f");
+    rewind(f);
+    char line[256], first[256] = "";
+    int lines = 0;
+    while (fgets(line, sizeof line, f))
+        if (lines++ == 0) snprintf(first, sizeof first, "%s", line);
+    fclose(f);
+    DL_CHECK(lines == 5, "%d lines, expected bins 0.40 to 0.65", lines);
+    DL_CHECK(strstr(first, "0.40 - 0.45") != NULL, "first line: %s", first);
 }
 
 static void test_json(void)
@@ -67,6 +82,7 @@ int main(void)
 {
     DL_RUN(test_stats);
     DL_RUN(test_histogram);
+    DL_RUN(test_histogram_trims_empty_ends);
     DL_RUN(test_json);
     return dl_test_summary("test_summary");
 }

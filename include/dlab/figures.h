@@ -69,4 +69,24 @@ typedef struct {
 
 dl_status dl_figure_mlp(const char *path, dl_fig_format fmt, const dl_fig_mlp *f);
 
+/* The distribution of one final figure over many models (--seeds N): a
+ * histogram of `bins` equal bins over [lo, hi] (values outside are counted
+ * in the end bins; non-finite ones are left out and counted in the title).
+ * With log10_x the values are positive quantities binned by their decimal
+ * logarithm (lo and hi are then exponents) and the axis reads in powers of
+ * ten. An optional band [band_lo, band_hi] (NaN: none) is shaded, e.g. the
+ * lab's 40-55 % validation accuracy. */
+typedef struct {
+    const float *values;
+    int n;
+    size_t stride;             /* elements between values; 0 means 1 */
+    double lo, hi;
+    int bins;
+    bool log10_x;
+    double band_lo, band_hi;
+    const char *xlabel, *title;
+} dl_fig_histogram;
+
+dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_histogram *h);
+
 #endif

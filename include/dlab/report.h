@@ -53,6 +53,7 @@ dl_status dl_out_summary(dl_out *o, dl_write_fn fn, const void *ctx);
  * o->figures_note says why and the call succeeds. */
 dl_status dl_out_figure_factorise(dl_out *o, const char *base, const dl_fig_factorise *f);
 dl_status dl_out_figure_mlp(dl_out *o, const char *base, const dl_fig_mlp *f);
+dl_status dl_out_figure_histogram(dl_out *o, const char *base, const dl_fig_histogram *h);
 
 /* Per-epoch metrics as CSV: a header row "epoch,NAME1,NAME2,..." then one
  * row per epoch, numbers in %.9g, non-finite values as nan, inf, -inf. With

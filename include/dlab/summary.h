@@ -18,7 +18,8 @@ typedef struct {
 void dl_stats_compute(const float *v, int n, int stride, dl_stats *out);
 
 /* A horizontal text histogram of `bins` equal bins over [lo, hi] (values
- * outside are clamped into the end bins), one line per bin:
+ * outside are clamped into the end bins), one line per bin from the first
+ * non-empty bin to the last:
  *   "  0.90 - 0.93 |#########            |  41"
  * `fmt` formats the bin edges (e.g. "%.2f"). */
 void dl_print_histogram(FILE *f, const float *v, int n, int stride, double lo, double hi,
