@@ -172,7 +172,7 @@ mlp_json careful-defaults 'd["status"] == "ok" and d["config"]["preset"] == "car
 mlp_json overrides 'd["config"]["optim"] == "adam" and d["config"]["epochs"] == 20 and abs(d["config"]["lr"] - 0.02) < 1e-6
   and d["config"]["batch"] == 32 and d["config"]["train"] == 120 and d["config"]["hidden"] == 5 and d["config"]["seed"] == 7' \
   --optim adam --epochs 20 --lr 0.02 --batch 32 --train 120 --hidden 5 --seed 7
-mlp_json seeds 'd["status"] == "ok" and [s["seed"] for s in d["per_seed"]] == [3, 4, 5]' --seeds 3 --seed 3 --epochs 10
+mlp_json seeds 'd["status"] == "ok" and [s["seed"] for s in d["seeds"]] == [3, 4, 5]' --seeds 3 --seed 3 --epochs 10
 mlp_json diverged 'd["status"] == "diverged" and rc == 1 and 1 <= len(d["history"]) <= 100' --preset lab --lr 1e6
 if "$bin" --task mlp --device cpu --epochs 5 >"$tmp/out" 2>"$tmp/err" &&
    grep -q "validation           loss" "$tmp/out" && grep -q "best validation" "$tmp/out"; then
