@@ -23,7 +23,7 @@ dl_status dl_backend_create(dl_device dev, dl_backend **out, char *note, size_t 
     dl_status s = dl_backend_cuda_create(out);
     if (s == DL_OK) return DL_OK;
     if (note && note_len)
-        snprintf(note, note_len, "no GPU backend (%s); running on the CPU", dl_errmsg());
+        snprintf(note, note_len, "%s; running on the CPU", dl_errmsg());
     dl_clear_error();
     return dl_backend_cpu_create(out);
 }
