@@ -195,49 +195,48 @@ static dl_status merge_groups(dl_factorise_result *parts, const int *firsts, int
 
 /* Many models on the CPU: one group of seeds per thread, each on its own
  * backend; only group 0 computes the SVD baseline and reports progress. */
+typedef struct {
+    const float *a_host;
+    int m, n, true_rank;
+    float noise;
+    uint64_t data_seed;
+    const dl_factorise_config *cfg;
+    dl_factorise_result *parts;
+} group_job;
+
+static dl_status factorise_group(dl_backend *be, int g, int first, int count, void *ud)
+{
+    group_job *j = ud;
+    dl_factorise_config sc = *j->cfg;
+    sc.seed += (uint64_t)first;
+    sc.seeds = count;
+    sc.svd = j->cfg->svd && g == 0;
+    if (g != 0) sc.loop.progress = NULL;
+    return factorise_on_device(be, j->a_host, j->m, j->n, j->true_rank, j->noise, j->data_seed,
+                               &sc, &j->parts[g]);
+}
+
 static dl_status factorise_groups(const float *a_host, int m, int n, int true_rank, float noise,
                                   uint64_t data_seed, const dl_factorise_config *cfg,
                                   int groups, dl_factorise_result *res)
 {
-    dl_factorise_result *parts = calloc((size_t)groups, sizeof *parts);
-    dl_status *sts = calloc((size_t)groups, sizeof *sts);
+    group_job job = {a_host, m, n, true_rank, noise, data_seed, cfg,
+                     calloc((size_t)groups, sizeof(dl_factorise_result))};
     int *firsts = calloc((size_t)groups, sizeof *firsts);
-    char (*msgs)[1024] = calloc((size_t)groups, sizeof *msgs);
-    if (!parts || !sts || !firsts || !msgs) {
-        free(parts), free(sts), free(firsts), free(msgs);
+    if (!job.parts || !firsts) {
+        free(job.parts), free(firsts);
         return DL_FAIL(DL_E_MEMORY, "out of host memory splitting %d models", cfg->seeds);
     }
-#pragma omp parallel for num_threads(groups) schedule(static, 1)
-    for (int g = 0; g < groups; g++) {
-        int count;
-        dl_group_range(cfg->seeds, groups, g, &firsts[g], &count);
-        dl_factorise_config sc = *cfg;
-        sc.seed += (uint64_t)firsts[g];
-        sc.seeds = count;
-        sc.svd = cfg->svd && g == 0;
-        if (g != 0) sc.loop.progress = NULL;
-        dl_backend *cpu = NULL;
-        sts[g] = dl_backend_cpu_create(&cpu);
-        if (sts[g] == DL_OK)
-            sts[g] = factorise_on_device(cpu, a_host, m, n, true_rank, noise, data_seed, &sc, &parts[g]);
-        snprintf(msgs[g], sizeof msgs[g], "%s", dl_errmsg()); /* messages are per thread */
-        dl_backend_destroy(cpu);
-    }
-    dl_status st = DL_OK;
-    int worst = -1;
-    for (int g = 0; g < groups; g++) /* a hard failure beats divergence beats Ctrl-C */
-        if (sts[g] != DL_OK && (worst < 0 || sts[worst] == DL_E_INTERRUPTED ||
-                                (sts[worst] == DL_E_DIVERGED && sts[g] != DL_E_INTERRUPTED)))
-            worst = g;
-    if (worst >= 0) st = sts[worst];
+    dl_status st = dl_run_groups(cfg->seeds, groups, factorise_group, &job, firsts);
     if (st == DL_OK || st == DL_E_DIVERGED || st == DL_E_INTERRUPTED) {
-        dl_status ms = merge_groups(parts, firsts, groups, cfg->seeds, res);
-        if (ms != DL_OK) st = ms, worst = -1;
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", dl_errmsg());
+        dl_status ms = merge_groups(job.parts, firsts, groups, cfg->seeds, res);
+        if (ms != DL_OK) st = ms, dl_factorise_result_free(res);
+        else if (st != DL_OK) DL_FAIL(st, "%s", saved);
     }
-    for (int g = 0; g < groups; g++) dl_factorise_result_free(&parts[g]);
-    if (st != DL_OK && st != DL_E_DIVERGED && st != DL_E_INTERRUPTED) dl_factorise_result_free(res);
-    if (worst >= 0) DL_FAIL(st, "%s", msgs[worst]);
-    free(parts), free(sts), free(firsts), free(msgs);
+    for (int g = 0; g < groups; g++) dl_factorise_result_free(&job.parts[g]);
+    free(job.parts), free(firsts);
     return st;
 }
 

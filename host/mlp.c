@@ -531,49 +531,48 @@ static dl_status merge_groups(const dl_mlp_result *parts, const int *firsts, int
     return DL_OK;
 }
 
-/* Many models on the CPU: one group per thread, each on its own backend. */
+/* Many models on the CPU: one group per thread, each on its own backend;
+ * only group 0 reports progress. */
+typedef struct {
+    const dl_mlp_data *data;
+    const dl_mlp_config *cfg;
+    const float *init;
+    size_t n_params;
+    dl_mlp_result *parts;
+} group_job;
+
+static dl_status train_group(dl_backend *be, int g, int first, int count, void *ud)
+{
+    group_job *j = ud;
+    dl_mlp_data sub = data_slice(j->data, first, count);
+    dl_mlp_config sc = *j->cfg;
+    sc.seed += (uint64_t)first;
+    sc.seeds = count;
+    if (g != 0) sc.loop.progress = NULL;
+    return dl_mlp_train(be, &sub, &sc, j->init ? j->init + (size_t)first * j->n_params : NULL,
+                        &j->parts[g]);
+}
+
 static dl_status train_groups(const dl_mlp_data *data, const dl_mlp_config *cfg,
                               const float *init, int groups, dl_mlp_result *res)
 {
-    dl_mlp_result *parts = calloc((size_t)groups, sizeof *parts);
-    dl_status *sts = calloc((size_t)groups, sizeof *sts);
+    group_job job = {data, cfg, init, dl_mlp_param_count(data->features, cfg->hidden, data->classes),
+                     calloc((size_t)groups, sizeof(dl_mlp_result))};
     int *firsts = calloc((size_t)groups, sizeof *firsts);
-    char (*msgs)[1024] = calloc((size_t)groups, sizeof *msgs);
-    if (!parts || !sts || !firsts || !msgs) {
-        free(parts), free(sts), free(firsts), free(msgs);
+    if (!job.parts || !firsts) {
+        free(job.parts), free(firsts);
         return DL_FAIL(DL_E_MEMORY, "out of host memory splitting %d models", data->models);
     }
-    const size_t P = dl_mlp_param_count(data->features, cfg->hidden, data->classes);
-#pragma omp parallel for num_threads(groups) schedule(static, 1)
-    for (int g = 0; g < groups; g++) {
-        int count;
-        dl_group_range(data->models, groups, g, &firsts[g], &count);
-        dl_mlp_data sub = data_slice(data, firsts[g], count);
-        dl_mlp_config sc = *cfg;
-        sc.seed += (uint64_t)firsts[g];
-        sc.seeds = count;
-        if (g != 0) sc.loop.progress = NULL; /* one progress line, from group 0 */
-        dl_backend *cpu = NULL;
-        sts[g] = dl_backend_cpu_create(&cpu);
-        if (sts[g] == DL_OK)
-            sts[g] = dl_mlp_train(cpu, &sub, &sc, init ? init + (size_t)firsts[g] * P : NULL, &parts[g]);
-        snprintf(msgs[g], sizeof msgs[g], "%s", dl_errmsg()); /* messages are per thread */
-        dl_backend_destroy(cpu);
-    }
-    dl_status st = DL_OK;
-    int worst = -1;
-    for (int g = 0; g < groups; g++) /* a hard failure beats divergence beats Ctrl-C */
-        if (sts[g] != DL_OK && (worst < 0 || sts[worst] == DL_E_INTERRUPTED ||
-                                (sts[worst] == DL_E_DIVERGED && sts[g] != DL_E_INTERRUPTED)))
-            worst = g;
-    if (worst >= 0) st = sts[worst];
+    dl_status st = dl_run_groups(data->models, groups, train_group, &job, firsts);
     if (st == DL_OK || st == DL_E_DIVERGED || st == DL_E_INTERRUPTED) {
-        dl_status ms = merge_groups(parts, firsts, groups, data->models, res);
-        if (ms != DL_OK) st = ms, worst = -1;
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", dl_errmsg());
+        dl_status ms = merge_groups(job.parts, firsts, groups, data->models, res);
+        if (ms != DL_OK) st = ms, dl_mlp_result_free(res);
+        else if (st != DL_OK) DL_FAIL(st, "%s", saved);
     }
-    for (int g = 0; g < groups; g++) dl_mlp_result_free(&parts[g]);
-    if (worst >= 0) DL_FAIL(st, "%s", msgs[worst]);
-    free(parts), free(sts), free(firsts), free(msgs);
+    for (int g = 0; g < groups; g++) dl_mlp_result_free(&job.parts[g]);
+    free(job.parts), free(firsts);
     return st;
 }
 

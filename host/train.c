@@ -2,6 +2,8 @@
 #include "dlab/train.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #ifdef _OPENMP
@@ -94,4 +96,37 @@ void dl_group_range(int models, int groups, int g, int *first, int *count)
     int base = models / groups, extra = models % groups;
     *first = g * base + (g < extra ? g : extra);
     *count = base + (g < extra ? 1 : 0);
+}
+
+/* Orders outcomes: 0 ok, 1 interrupted, 2 diverged, 3 any other failure. */
+static int severity(dl_status s)
+{
+    return s == DL_OK ? 0 : s == DL_E_INTERRUPTED ? 1 : s == DL_E_DIVERGED ? 2 : 3;
+}
+
+dl_status dl_run_groups(int models, int groups, dl_group_fn fn, void *ud, int *firsts)
+{
+    dl_status *sts = calloc((size_t)groups, sizeof *sts);
+    char (*msgs)[1024] = calloc((size_t)groups, sizeof *msgs);
+    if (!sts || !msgs) {
+        free(sts), free(msgs);
+        return DL_FAIL(DL_E_MEMORY, "out of host memory splitting %d models", models);
+    }
+#pragma omp parallel for num_threads(groups) schedule(static, 1)
+    for (int g = 0; g < groups; g++) {
+        int count;
+        dl_group_range(models, groups, g, &firsts[g], &count);
+        dl_backend *cpu = NULL;
+        sts[g] = dl_backend_cpu_create(&cpu);
+        if (sts[g] == DL_OK) sts[g] = fn(cpu, g, firsts[g], count, ud);
+        snprintf(msgs[g], sizeof msgs[g], "%s", dl_errmsg()); /* messages are per thread */
+        dl_backend_destroy(cpu);
+    }
+    int worst = 0;
+    for (int g = 1; g < groups; g++)
+        if (severity(sts[g]) > severity(sts[worst])) worst = g;
+    dl_status st = sts[worst];
+    if (st != DL_OK) DL_FAIL(st, "%s", msgs[worst]);
+    free(sts), free(msgs);
+    return st;
 }

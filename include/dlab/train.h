@@ -51,6 +51,15 @@ int dl_cpu_groups(const dl_backend *be, int models);
 /* Models [*first, *first + *count) of group g. */
 void dl_group_range(int models, int groups, int g, int *first, int *count);
 
+/* Trains one group: models [first, first + count) on `be`, a CPU backend
+ * of the group's own thread. */
+typedef dl_status (*dl_group_fn)(dl_backend *be, int g, int first, int count, void *ud);
+
+/* Runs fn for every group, each in its own thread. Returns the worst
+ * outcome (a hard failure beats divergence, which beats Ctrl-C) with that
+ * group's message; firsts[g] receives each group's first model. */
+dl_status dl_run_groups(int models, int groups, dl_group_fn fn, void *ud, int *firsts);
+
 /* Sizes of the buffers a task is about to allocate, checked against the
  * backend's free memory before anything is allocated. */
 dl_status dl_check_fits(dl_backend *be, size_t bytes, const char *what);
