@@ -59,15 +59,17 @@ static void usage(FILE *f)
 "Times the lab's training work (the factorisation and MLP tasks, on iris and on\n"
 "synthetic data of growing size) on the CPU and GPU backends through the same\n"
 "code the dlab-gpu CLI runs, against the machine's measured SGEMM and copy\n"
-"ceilings, and reports the GPU's speedup and where it starts to win.\n"
+"ceilings, and reports the GPU's speedup and where it starts to win; for many\n"
+"iris models trained together (--seeds N), whole training runs per second and\n"
+"the project's speed goals.\n"
 "\n"
-"  (default)          every size: 1e3 to 1e8 matrix elements, 1e3 to 1e6 samples\n"
-"                     (minutes on a CPU)\n"
+"  (default)          every size: 1e3 to 1e8 matrix elements, 1e3 to 1e6 samples,\n"
+"                     1 to 10000 iris models trained together (minutes on a CPU)\n"
 "  --quick            fewer sizes and shorter runs (under a minute on 2 CPU cores)\n"
 "  --smoke            the smallest cases only (a few seconds; for tests)\n"
 "  --device D         cpu, cuda or both (default both: the GPU where one answers)\n"
 "  --filter SUBSTR    run the cases whose name contains SUBSTR (repeatable; e.g.\n"
-"                     factorise, iris, r32, mlp-h1024)\n"
+"                     factorise, iris, r32, mlp-h1024, mlp-seeds/10000)\n"
 "  --repeats N        timed runs per case and backend (at least %d, default %d)\n"
 "  --json             one JSON object on stdout (the table goes to stderr)\n"
 "  --out DIR          also write DIR/bench.json, DIR/bench.txt and the figure\n"
@@ -315,7 +317,7 @@ static int cmp_double(const void *a, const void *b)
 static bool case_fits(bench_run *r, int which, const bench_case *c, bench_timing *t)
 {
     size_t dev = 0, host = 0;
-    bench_case_memory(c, BENCH_MAX_EPOCHS, &dev, &host);
+    bench_case_memory(c, c->run_epochs ? c->run_epochs : BENCH_MAX_EPOCHS, &dev, &host);
     dl_backend *be = r->be[which];
     size_t usable = usable_bytes(be);
     if (which == BENCH_CPU) {
@@ -357,11 +359,15 @@ static dl_status time_case(bench_run *r, int which, bench_case *c, void *data)
 
     /* Warm-up: the first run pays for lazy initialisation (cuBLAS handles,
      * graph instantiation, page faults); the runs also measure how many
-     * epochs fill the target time. None of them is counted. */
+     * epochs fill the target time. None of them is counted. A case with
+     * fixed run epochs (whole training runs of many models) has one short
+     * warm-up: every run allocates, captures and faults in its buffers
+     * afresh, so a longer one would warm nothing more. */
     progress(c, be->name, "warm-up");
     int epochs = BENCH_MIN_EPOCHS;
     DL_TRY(bench_case_run(be, c, data, epochs, &seconds, &done, &loss));
-    for (int i = 0; i < 4 && seconds < 0.5 * target && epochs < BENCH_MAX_EPOCHS; i++) {
+    if (c->run_epochs) epochs = c->run_epochs;
+    for (int i = 0; i < 4 && !c->run_epochs && seconds < 0.5 * target && epochs < BENCH_MAX_EPOCHS; i++) {
         double per = seconds > 0 ? seconds / done : 0.0;
         double want = per > 0 ? 1.2 * target / per : 4.0 * epochs;
         if (want > 16.0 * epochs) want = 16.0 * epochs;
@@ -461,6 +467,51 @@ static void find_crossovers(bench_run *r)
         for (int k = 0; k < r->n_cases; k++) members += !strcmp(r->cases[k].spec.family, fam);
         if (!seen && members > 1) find_crossover(r, fam, &r->cross[r->n_cross++]);
     }
+}
+
+/* --- goals ------------------------------------------------------------------ */
+
+/* The speed goals of issue 7, read from the many-model iris MLP cases: on
+ * the CPU the best whole-run throughput over the N measured, on the GPU the
+ * training time of one run of 10000 models. */
+#define GOAL_GPU_MODELS 10000
+
+static void find_goals(bench_run *r)
+{
+    bench_goal *cpu = &r->goals[0], *gpu = &r->goals[1];
+    *cpu = (bench_goal){.name = "cpu-mlp-iris-runs-per-s", .backend = "cpu", .unit = "runs/s",
+                        .what = "CPU: iris MLP runs/s (lab preset, 100 epochs; 2 cores)",
+                        .at_least = true, .target = 1000.0};
+    *gpu = (bench_goal){.name = "cuda-mlp-iris-10000x100-seconds", .backend = "cuda", .unit = "s",
+                        .what = "GPU: 10000 iris MLPs x 100 epochs, training s (H200)",
+                        .at_least = false, .target = 1.0};
+    const char *gpu_case = NULL;
+    for (int i = 0; i < r->n_cases; i++) {
+        const bench_case *c = &r->cases[i];
+        if (c->spec.kind != BENCH_MLP || !c->spec.iris || c->spec.models < 1) continue;
+        const bench_timing *t = &c->t[BENCH_CPU];
+        if (t->outcome == BENCH_OK && (!cpu->measured_ok || bench_runs_per_s(c, t) > cpu->measured)) {
+            cpu->measured = bench_runs_per_s(c, t);
+            cpu->measured_ok = true;
+            snprintf(cpu->from, sizeof cpu->from, "%s", c->name);
+        }
+        if (c->models != GOAL_GPU_MODELS) continue;
+        gpu_case = c->name;
+        t = &c->t[BENCH_CUDA];
+        if (t->outcome == BENCH_OK) {
+            gpu->measured = bench_run_seconds(t);
+            gpu->measured_ok = true;
+            snprintf(gpu->from, sizeof gpu->from, "%s", c->name);
+        } else {
+            snprintf(gpu->from, sizeof gpu->from, "%s on cuda: %s", c->name,
+                     bench_outcome_name(t->outcome));
+        }
+    }
+    if (!cpu->measured_ok)
+        snprintf(cpu->from, sizeof cpu->from, "no mlp-seeds case ran on the CPU");
+    if (!gpu_case)
+        snprintf(gpu->from, sizeof gpu->from, "mlp-seeds/%d-models not selected (full level)",
+                 GOAL_GPU_MODELS);
 }
 
 /* --- main ------------------------------------------------------------------ */
@@ -615,6 +666,7 @@ int main(int argc, char **argv)
     if (isatty(STDERR_FILENO)) fputs("\r\033[K", stderr);
     r.wall_s = now_seconds() - t0;
     find_crossovers(&r);
+    find_goals(&r);
 
     bench_print_table(o.json ? stderr : stdout, &r);
     if (o.json) bench_write_json(stdout, &r);

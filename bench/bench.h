@@ -35,6 +35,9 @@ typedef struct {
     bench_level level;     /* the smallest level that runs it */
     int m, n, rank;        /* factorise: m x n, rank (synthetic true rank = rank) */
     int samples, hidden;   /* mlp: rows of data, hidden width */
+    int models;            /* 0: one model, epochs per run picked by the warm-up;
+                              N >= 1: N models trained together (--seeds N),
+                              each run one whole training run of the lab's */
 } bench_spec;
 
 typedef enum {
@@ -60,9 +63,13 @@ typedef struct {
 typedef struct {
     bench_spec spec;
     char name[96];         /* family/size, what --filter matches */
-    char size_label[48];   /* "20000x2000 r32", "100000 x16 h1024" */
-    double size;           /* the x axis: elements of A, or samples */
-    const char *size_unit; /* "elements" or "samples" */
+    char size_label[48];   /* "20000x2000 r32", "100000 x16 h1024", "1000 models" */
+    double size;           /* the x axis: elements of A, samples, or models */
+    const char *size_unit; /* "elements", "samples" or "models" */
+    int models;            /* trained together in each run: spec.models, at least 1 */
+    int run_epochs;        /* epochs of every run when spec.models > 0: the lab's
+                              (100 for the MLP, 1000 for the factorisation), so a
+                              run is a whole training run; 0: the warm-up picks */
     /* The work as the task runs it. */
     int features, classes, n_train, batch; /* mlp */
     float lr;
@@ -71,6 +78,37 @@ typedef struct {
     bench_timing t[BENCH_BACKENDS];
     double speedup;        /* cpu median / cuda median; 0 when not both ok */
 } bench_case;
+
+/* One whole run of a case with fixed run epochs: seconds (median) and whole
+ * training runs per second (models / seconds). */
+static inline double bench_run_seconds(const bench_timing *t) { return t->median_s * t->epochs; }
+static inline double bench_runs_per_s(const bench_case *c, const bench_timing *t)
+{
+    return c->models / bench_run_seconds(t);
+}
+
+/* A speed goal of the project, read from one case's timings; reported next
+ * to the measured numbers, never asserted. */
+typedef struct {
+    const char *name;      /* e.g. "cpu-mlp-iris-runs-per-s" */
+    const char *what;      /* one line for people */
+    const char *backend;   /* "cpu" or "cuda" */
+    const char *unit;      /* of measured and target */
+    bool at_least;         /* met when measured >= target; else when measured < target */
+    double target;
+    bool measured_ok;      /* false: no case measured it (met is then unknown) */
+    double measured;
+    char from[160];        /* the case it was read from, or why it was not measured */
+} bench_goal;
+
+#define BENCH_GOALS 2
+
+/* 1 met, 0 not met, -1 not measured. */
+static inline int bench_goal_met(const bench_goal *g)
+{
+    if (!g->measured_ok) return -1;
+    return g->at_least ? g->measured >= g->target : g->measured < g->target;
+}
 
 typedef struct {
     bool ok;
@@ -112,6 +150,7 @@ typedef struct {
     int n_cases;
     bench_crossover *cross;
     int n_cross;
+    bench_goal goals[BENCH_GOALS];
 } bench_run;
 
 /* bench_work.c */

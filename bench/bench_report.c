@@ -77,6 +77,75 @@ static void print_ceiling(FILE *f, const bench_run *r, int b)
     }
 }
 
+/* Width of one backend's group in the whole-runs table: run(10) runs/s(10)
+ * model-epochs/s(15). */
+#define RUNS_W 37
+
+/* The cases that time whole training runs of many models: seconds per run,
+ * runs per second and model-epochs per second on each backend. */
+static void print_runs(FILE *f, const bench_run *r, int w)
+{
+    bool any = false;
+    for (int i = 0; i < r->n_cases; i++) any = any || r->cases[i].run_epochs > 0;
+    if (!any) return;
+    fprintf(f, "\nwhole runs: N iris models trained together, each run the lab's epochs\n");
+    fprintf(f, "%-*s | %6s %6s", w, "case", "models", "epochs");
+    for (int b = 0; b < BENCH_BACKENDS; b++) {
+        char run[16];
+        snprintf(run, sizeof run, "%s run", backend_names[b]);
+        fprintf(f, " | %10s %10s %15s", run, "runs/s", "model-epochs/s");
+    }
+    fprintf(f, " | %7s\n", "speedup");
+    for (int i = 0; i < r->n_cases; i++) {
+        const bench_case *c = &r->cases[i];
+        if (!c->run_epochs) continue;
+        fprintf(f, "%-*s | %6d %6d", w, c->name, c->models, c->run_epochs);
+        for (int b = 0; b < BENCH_BACKENDS; b++) {
+            const bench_timing *t = &c->t[b];
+            if (t->outcome != BENCH_OK) {
+                char text[RUNS_W + 1];
+                snprintf(text, sizeof text, "  %s", bench_outcome_name(t->outcome));
+                fprintf(f, " | %-*s", RUNS_W, text);
+                continue;
+            }
+            double sc, run = bench_run_seconds(t);
+            const char *u = time_unit(run, &sc);
+            char runs[24];
+            snprintf(runs, sizeof runs, "%.3g %s", run * sc, u);
+            fprintf(f, " | %10s %10.4g %15.4g", runs, bench_runs_per_s(c, t), c->models / t->median_s);
+        }
+        if (c->speedup > 0) fprintf(f, " | %6.3gx\n", c->speedup);
+        else fprintf(f, " | %7s\n", "-");
+    }
+    fprintf(f, "run: median seconds of one whole training run (train_seconds); runs/s: models / run;\n"
+               "model-epochs/s: models x epochs / run.\n");
+}
+
+static void print_goals(FILE *f, const bench_run *r)
+{
+    int w = 4;
+    for (int i = 0; i < BENCH_GOALS; i++) {
+        int len = (int)strlen(r->goals[i].what);
+        if (len > w) w = len;
+    }
+    fprintf(f, "\ngoals (reported, not asserted)\n  %-*s %-16s %-10s %-4s %s\n", w, "goal", "target",
+            "measured", "met", "from");
+    for (int i = 0; i < BENCH_GOALS; i++) {
+        const bench_goal *g = &r->goals[i];
+        char target[32], measured[24], from[200];
+        snprintf(target, sizeof target, "%s %g %s", g->at_least ? ">=" : "<", g->target, g->unit);
+        if (g->measured_ok) snprintf(measured, sizeof measured, "%.4g", g->measured);
+        else snprintf(measured, sizeof measured, "-");
+        if (g->measured_ok && !strcmp(g->backend, "cpu"))
+            snprintf(from, sizeof from, "%s, %d OpenMP threads", g->from, r->omp_threads);
+        else
+            snprintf(from, sizeof from, "%s", g->from);
+        int met = bench_goal_met(g);
+        fprintf(f, "  %-*s %-16s %-10s %-4s %s\n", w, g->what, target, measured,
+                met < 0 ? "-" : met ? "yes" : "no", from);
+    }
+}
+
 void bench_print_table(FILE *f, const bench_run *r)
 {
     fprintf(f, "dlab-bench %s, %s: %d timed runs per case and backend after warm-up; %.1f s\n",
@@ -133,11 +202,13 @@ void bench_print_table(FILE *f, const bench_run *r)
 "xfloor: median / (flops / SGEMM ceiling + bytes / copy ceiling) on the same backend;\n"
 "speedup: cpu median / cuda median.\n");
 
+    print_runs(f, r, w);
     if (r->n_cross) {
         fprintf(f, "\ncrossover (where the GPU starts to win)\n");
         for (int i = 0; i < r->n_cross; i++)
             fprintf(f, "  %-*s %s\n", w, r->cross[i].family, r->cross[i].note);
     }
+    print_goals(f, r);
     bool header = false;
     for (int i = 0; i < r->n_cases; i++)
         for (int b = 0; b < BENCH_BACKENDS; b++) {
@@ -151,7 +222,8 @@ void bench_print_table(FILE *f, const bench_run *r)
 
 /* --- JSON ------------------------------------------------------------------- */
 
-static void json_timing(dl_json *j, const char *key, const bench_timing *t, const char *gpu_note)
+static void json_timing(dl_json *j, const char *key, const bench_case *c, const bench_timing *t,
+                        const char *gpu_note)
 {
     dl_json_obj_begin(j, key);
     dl_json_str(j, "status", bench_outcome_name(t->outcome));
@@ -176,6 +248,11 @@ static void json_timing(dl_json *j, const char *key, const bench_timing *t, cons
         dl_json_null(j, "of_floor");
     }
     dl_json_num(j, "final_loss", t->final_loss);
+    dl_json_num(j, "model_epochs_per_s", c->models / t->median_s);
+    if (c->run_epochs) {
+        dl_json_num(j, "run_s", bench_run_seconds(t));
+        dl_json_num(j, "runs_per_s", bench_runs_per_s(c, t));
+    }
     dl_json_obj_end(j);
 }
 
@@ -202,12 +279,15 @@ static void json_case(dl_json *j, const bench_case *c, const char *gpu_note)
         dl_json_int(j, "train", c->n_train);
         dl_json_int(j, "batch", c->batch);
     }
+    dl_json_int(j, "models", c->models);
+    if (c->run_epochs) dl_json_int(j, "run_epochs", c->run_epochs);
+    else dl_json_null(j, "run_epochs");
     dl_json_num(j, "lr", c->lr);
     dl_json_int(j, "seed", (long long)c->seed);
     if (!s->iris) dl_json_int(j, "data_seed", (long long)c->data_seed);
     dl_json_num(j, "flops_per_epoch", c->flops);
     dl_json_num(j, "bytes_per_epoch", c->bytes);
-    for (int b = 0; b < BENCH_BACKENDS; b++) json_timing(j, backend_names[b], &c->t[b], gpu_note);
+    for (int b = 0; b < BENCH_BACKENDS; b++) json_timing(j, backend_names[b], c, &c->t[b], gpu_note);
     if (c->speedup > 0) dl_json_num(j, "speedup", c->speedup);
     else dl_json_null(j, "speedup");
     dl_json_obj_end(j);
@@ -292,6 +372,31 @@ void bench_write_json(FILE *f, const bench_run *r)
         if (x->estimate > 0) dl_json_num(&j, "crossover_estimate", x->estimate);
         else dl_json_null(&j, "crossover_estimate");
         dl_json_str(&j, "note", x->note);
+        dl_json_obj_end(&j);
+    }
+    dl_json_arr_end(&j);
+
+    dl_json_arr_begin(&j, "goals");
+    for (int i = 0; i < BENCH_GOALS; i++) {
+        const bench_goal *g = &r->goals[i];
+        int met = bench_goal_met(g);
+        dl_json_obj_begin(&j, NULL);
+        dl_json_str(&j, "name", g->name);
+        dl_json_str(&j, "what", g->what);
+        dl_json_str(&j, "backend", g->backend);
+        dl_json_str(&j, "unit", g->unit);
+        dl_json_str(&j, "comparison", g->at_least ? ">=" : "<");
+        dl_json_num(&j, "target", g->target);
+        if (g->measured_ok) {
+            dl_json_num(&j, "measured", g->measured);
+            dl_json_bool(&j, "met", met == 1);
+            dl_json_str(&j, "case", g->from);
+        } else {
+            dl_json_null(&j, "measured");
+            dl_json_null(&j, "met");
+            dl_json_null(&j, "case");
+            dl_json_str(&j, "reason", g->from);
+        }
         dl_json_obj_end(&j);
     }
     dl_json_arr_end(&j);

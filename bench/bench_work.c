@@ -24,6 +24,16 @@
 #define MLP_IRIS(lvl) /* the lab's protocol: 4-12-3, 100 training rows */ \
     {.kind = BENCH_MLP, .family = "mlp-iris", .iris = true, .level = lvl, .samples = 150, \
      .hidden = 12}
+/* `count` models trained together (--seeds), each a whole run of the lab's
+ * settings: the factorisation's 1000 epochs, the MLP's lab preset (100). */
+#define FACTORISE_SEEDS(lvl, count) \
+    {.kind = BENCH_FACTORISE, .family = "factorise-seeds", .iris = true, .level = lvl, \
+     .m = 150, .n = 4, .rank = 2, .models = count}
+#define MLP_SEEDS(lvl, count) \
+    {.kind = BENCH_MLP, .family = "mlp-seeds", .iris = true, .level = lvl, .samples = 150, \
+     .hidden = 12, .models = count}
+
+#define FACTORISE_LAB_EPOCHS 1000
 
 /* Synthetic factorisations are m = 10 n matrices (the shape of the GPU
  * check's 20000 x 2000) from 1e3 to 1e8 elements, in three rank families so
@@ -69,6 +79,23 @@ static const bench_spec specs[] = {
     MLP("mlp-h1024", BENCH_QUICK, 10000, 1024),
     MLP("mlp-h1024", BENCH_FULL, 100000, 1024),
     MLP("mlp-h1024", BENCH_FULL, 1000000, 1024),
+
+    /* Many models at once: the same iris work, N independent models per run
+     * (batched launches on the GPU, a group of models per thread on the
+     * CPU). The x axis is N; a run is one whole training run of each. 1000
+     * models are full-level: five runs of 1-2 s each on 2 CPU cores would
+     * take the quick level's test past its time. */
+    MLP_SEEDS(BENCH_SMOKE, 1),
+    MLP_SEEDS(BENCH_SMOKE, 10),
+    MLP_SEEDS(BENCH_QUICK, 100),
+    MLP_SEEDS(BENCH_FULL, 1000),
+    MLP_SEEDS(BENCH_FULL, 10000),
+
+    FACTORISE_SEEDS(BENCH_SMOKE, 1),
+    FACTORISE_SEEDS(BENCH_SMOKE, 10),
+    FACTORISE_SEEDS(BENCH_QUICK, 100),
+    FACTORISE_SEEDS(BENCH_FULL, 1000),
+    FACTORISE_SEEDS(BENCH_FULL, 10000),
 };
 
 #define MLP_FEATURES 16
@@ -194,7 +221,7 @@ static dl_mlp_config mlp_config(const bench_case *c, int epochs)
     cfg.train = c->n_train;
     cfg.batch = c->batch;
     cfg.seed = c->seed;
-    cfg.seeds = 1;
+    cfg.seeds = c->models;
     return cfg;
 }
 
@@ -208,6 +235,7 @@ void bench_case_init(bench_case *c, const bench_spec *s)
     /* What `dlab-gpu --task factorise --synthetic MxN --seed 1` uses, so the
      * CLI reproduces any synthetic factorisation case exactly. */
     c->data_seed = c->seed ^ 0x5eed;
+    c->models = s->models > 0 ? s->models : 1;
     if (s->kind == BENCH_FACTORISE) {
         snprintf(c->size_label, sizeof c->size_label, "%dx%d r%d", s->m, s->n, s->rank);
         c->size = (double)s->m * s->n;
@@ -228,6 +256,16 @@ void bench_case_init(bench_case *c, const bench_spec *s)
         mlp_cost(c->features, s->hidden, c->classes, c->n_train, s->samples - c->n_train,
                  c->batch, cfg.optim == DL_OPTIM_MOMENTUM, &c->flops, &c->bytes);
     }
+    if (s->models > 0) {
+        /* Independent models: N times one model's work, and each run is the
+         * lab's whole training run. */
+        c->flops *= c->models;
+        c->bytes *= c->models;
+        c->run_epochs = s->kind == BENCH_MLP ? dl_mlp_defaults(DL_MLP_LAB).epochs : FACTORISE_LAB_EPOCHS;
+        snprintf(c->size_label, sizeof c->size_label, "%d models", c->models);
+        c->size = c->models;
+        c->size_unit = "models";
+    }
     snprintf(c->name, sizeof c->name, "%s/%s", s->family, c->size_label);
     for (char *p = c->name; *p; p++)
         if (*p == ' ') *p = '-';
@@ -237,25 +275,31 @@ void bench_case_memory(const bench_case *c, int epochs, size_t *device_bytes, si
 {
     const bench_spec *s = &c->spec;
     const size_t F = sizeof(float);
+    /* Many models on the CPU train in groups whose results are then merged
+     * into one: the host holds the per-model results twice for a moment. */
+    const size_t S = (size_t)c->models, copies = S > 1 ? 2 : 1;
     if (s->kind == BENCH_MLP) {
-        /* host/mlp.c: parameters, gradients and momentum; both splits with
-         * labels; hidden activations and their gradient, logits and theirs
-         * for the larger split; metrics and history. */
+        /* host/mlp.c, per model: parameters, gradients and momentum; both
+         * splits with labels; hidden activations and their gradient, logits
+         * and theirs for the larger split; metrics and history. */
         const size_t N = (size_t)s->samples, D = (size_t)c->features, H = (size_t)s->hidden;
         const size_t C = (size_t)c->classes, P = dl_mlp_param_count(c->features, s->hidden, c->classes);
         const size_t ntr = (size_t)c->n_train, rows = ntr > N - ntr ? ntr : N - ntr;
-        *device_bytes = F * (4 * P + N * (D + 1) + 2 * rows * (H + C) + DL_MLP_METRICS * (size_t)(epochs + 1) + 1);
-        /* The data, its shuffled and scaled copy, the permutation, the
-         * history and the final parameters. */
-        *host_bytes = F * (2 * N * (D + 1) + N + DL_MLP_METRICS * (size_t)epochs + P);
+        *device_bytes = F * (S * (4 * P + N * (D + 1) + 2 * rows * (H + C) +
+                                  DL_MLP_METRICS * (size_t)(epochs + 1)) + 1);
+        /* The data; per model its shuffled and scaled copy, the history and
+         * the final parameters; the permutation. */
+        *host_bytes = F * (N * (D + 1) + copies * S * (N * (D + 1) + DL_MLP_METRICS * (size_t)epochs + P) + N);
         return;
     }
     const size_t mn = (size_t)s->m * s->n, p = ((size_t)s->m + s->n) * s->rank;
-    /* host/factorise.c: A, E, parameters, gradients, metrics, history,
-     * counter; the synthetic matrix's factors while it is generated. */
-    *device_bytes = F * (2 * mn + 2 * p + 2 + (size_t)epochs) + (s->iris ? 0 : F * p);
-    /* The loss history, the final U and, for iris, the loaded matrix. */
-    *host_bytes = F * ((size_t)epochs + (size_t)s->m * s->rank + (s->iris ? mn : 0));
+    /* host/factorise.c: A; per model E, parameters, gradients, metric and
+     * history; the counter; the synthetic matrix's factors while it is
+     * generated. */
+    *device_bytes = F * (mn + S * (mn + 2 * p + 1 + (size_t)epochs) + 1) + (s->iris ? 0 : F * p);
+    /* The loss history and final losses, the final U and, for iris, the
+     * loaded matrix. */
+    *host_bytes = F * (copies * S * ((size_t)epochs + 1) + (size_t)s->m * s->rank + (s->iris ? mn : 0));
 }
 
 dl_status bench_case_prepare(bench_case *c, void **data)
@@ -317,7 +361,7 @@ dl_status bench_case_run(dl_backend *be, const bench_case *c, void *data, int ep
     const bench_spec *s = &c->spec;
     if (s->kind == BENCH_MLP) return run_mlp(be, c, data, epochs, seconds, epochs_run, loss);
     dl_factorise_config cfg = {.rank = s->rank, .epochs = epochs, .lr = c->lr, .seed = c->seed,
-                               .seeds = 1, .svd = false};
+                               .seeds = c->models, .svd = false};
     dl_factorise_result res;
     dl_status st;
     if (s->iris) {

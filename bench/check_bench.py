@@ -7,9 +7,13 @@ Runs DLAB_BENCH with the options given (ctest passes --quick --device cpu
 --json), then checks its JSON: every case of that level is there (compared
 with `--list`), each backend that ran has positive, ordered timings from at
 least five runs, the sizes agree with each other and the rates with the
-timings. Then the usage errors: a bad option exits 2 with one line, and
+timings. The many-model cases (`-seeds`, N iris models per run) run the
+lab's whole training runs, cost N times one model, and their runs per
+second agree with their training times; the speed goals are reported with
+the case they were read from, and `met` agrees with measured and target.
+Then the usage errors: a bad option exits 2 with one line, and
 --device cuda either runs or exits 1 saying there is no GPU. Speed is not
-judged here: that is what the benchmark reports.
+judged here (met may be false): that is what the benchmark reports.
 """
 import json
 import math
@@ -57,25 +61,59 @@ def check_timing(name, backend, t):
     return True
 
 
+# The lab's epochs per whole run in the many-model families (--seeds N).
+RUN_EPOCHS = {"mlp": 100, "factorise": 1000}
+
+
+def check_models(c):
+    """A many-model case: N iris models per run, each run the lab's whole run."""
+    name, models = c["name"], c["models"]
+    check(c["data"] == "iris", f"{name}: many-model cases train on iris")
+    check(c["size"] == models, f"{name}: size {c['size']} != models {models}")
+    check(name == f"{c['family']}/{models}-models", f"{name}: name does not say {models}-models")
+    check(c["run_epochs"] == RUN_EPOCHS.get(c["workload"]),
+          f"{name}: run_epochs {c['run_epochs']}, the lab's are {RUN_EPOCHS.get(c['workload'])}")
+
+
+def check_runs(c, b, t):
+    """Whole-run rates agree with the per-epoch median and the fixed epochs."""
+    where = f"{c['name']} on {b}"
+    check(close(t["model_epochs_per_s"], c["models"] / t["median_s"], 1e-4),
+          f"{where}: model_epochs_per_s does not match models / median")
+    if c["run_epochs"] is None:
+        check("runs_per_s" not in t, f"{where}: runs_per_s without fixed run epochs")
+        return
+    check(t["epochs"] == c["run_epochs"], f"{where}: ran {t['epochs']} epochs, not {c['run_epochs']}")
+    check(close(t["run_s"], t["median_s"] * t["epochs"], 1e-4), f"{where}: run_s != median x epochs")
+    check(close(t["runs_per_s"], c["models"] / t["run_s"], 1e-4), f"{where}: runs_per_s != models / run_s")
+
+
 def check_case(c, ran):
     name = c["name"]
     check(c["flops_per_epoch"] > 0 and c["bytes_per_epoch"] > 0, f"{name}: non-positive cost")
     check(c["lr"] > 0, f"{name}: learning rate {c['lr']}")
     check(name.startswith(c["family"] + "/"), f"{name}: not in family {c['family']}")
+    check(isinstance(c["models"], int) and c["models"] >= 1, f"{name}: models {c['models']}")
+    many = c["size_unit"] == "models"
+    if many:
+        check_models(c)
+    else:
+        check(c["models"] == 1 and c["run_epochs"] is None, f"{name}: one model, epochs from the warm-up")
     if c["workload"] == "factorise":
         m, n, k = c["m"], c["n"], c["rank"]
-        check(c["elements"] == m * n and c["size"] == m * n, f"{name}: elements/size != m*n")
+        check(c["elements"] == m * n, f"{name}: elements != m*n")
+        check(many or c["size"] == m * n, f"{name}: size != m*n")
         check(1 <= k <= min(m, n), f"{name}: rank {k} for {m}x{n}")
-        check(f"{m}x{n}-r{k}" in name, f"{name}: name does not say {m}x{n}-r{k}")
-        check(c["flops_per_epoch"] >= 6 * m * n * k, f"{name}: fewer flops than three gemms")
-        check(c["bytes_per_epoch"] >= 4 * 6 * m * n, f"{name}: fewer bytes than the mn buffers")
+        check(many or f"{m}x{n}-r{k}" in name, f"{name}: name does not say {m}x{n}-r{k}")
+        check(c["flops_per_epoch"] >= 6 * m * n * k * c["models"], f"{name}: fewer flops than three gemms")
+        check(c["bytes_per_epoch"] >= 4 * 6 * m * n * c["models"], f"{name}: fewer bytes than the mn buffers")
     elif c["workload"] == "mlp":
         s, h = c["samples"], c["hidden"]
-        check(c["size"] == s, f"{name}: size {c['size']} != samples {s}")
+        check(many or c["size"] == s, f"{name}: size {c['size']} != samples {s}")
         check(0 < c["train"] < s, f"{name}: train {c['train']} of {s} samples")
         check(c["features"] >= 1 and c["classes"] >= 2 and h >= 1, f"{name}: bad shape")
         check(1 <= c["batch"] <= c["train"], f"{name}: batch {c['batch']}")
-        check(f"h{h}" in name, f"{name}: name does not say h{h}")
+        check(many or f"h{h}" in name, f"{name}: name does not say h{h}")
     else:
         check(False, f"{name}: unknown workload {c['workload']!r}")
     for b in ("cpu", "cuda"):
@@ -86,6 +124,7 @@ def check_case(c, ran):
                       f"{name} on {b}: GFLOP/s does not match flops / median")
                 check(close(t["gbps"], c["bytes_per_epoch"] / t["median_s"] * 1e-9, 1e-4),
                       f"{name} on {b}: GB/s does not match bytes / median")
+                check_runs(c, b, t)
         else:
             check(t["status"] in ("not run", "no GPU"), f"{name} on {b}: status {t['status']!r}")
     if "cpu" in ran and "cuda" in ran and c["cpu"]["status"] == "ok" == c["cuda"]["status"]:
@@ -93,6 +132,55 @@ def check_case(c, ran):
               f"{name}: speedup {c['speedup']} != cpu/cuda medians")
     else:
         check(c["speedup"] is None, f"{name}: speedup without both backends")
+
+
+def check_many(cases):
+    """N models cost N times one: the many-model cases against the single-model
+    iris case of the same workload, when that ran too."""
+    single = {c["workload"]: c for c in cases if c["data"] == "iris" and c["size_unit"] != "models"}
+    for c in cases:
+        one = single.get(c["workload"])
+        if c["size_unit"] != "models" or one is None:
+            continue
+        for key in ("flops_per_epoch", "bytes_per_epoch"):
+            check(close(c[key], c["models"] * one[key], 1e-9),
+                  f"{c['name']}: {key} {c[key]} != {c['models']} x {one['name']}'s {one[key]}")
+
+
+GOALS = {"cpu-mlp-iris-runs-per-s": ("cpu", ">=", 1000.0),
+         "cuda-mlp-iris-10000x100-seconds": ("cuda", "<", 1.0)}
+
+
+def check_goals(doc, ran):
+    """The speed goals are reported with what they were read from; whether
+    they are met is the benchmark's report, not a test."""
+    goals = {g["name"]: g for g in doc["goals"]}
+    check(set(goals) == set(GOALS), f"goals {sorted(goals)} != {sorted(GOALS)}")
+    mlp_many = [c for c in doc["cases"] if c["family"] == "mlp-seeds"]
+    for name, (backend, cmp, target) in GOALS.items():
+        g = goals.get(name)
+        if g is None:
+            continue
+        check((g["backend"], g["comparison"], g["target"]) == (backend, cmp, target),
+              f"goal {name}: {g['backend']} {g['comparison']} {g['target']}")
+        if g["measured"] is None:
+            check(g["met"] is None and g["case"] is None and bool(g.get("reason")),
+                  f"goal {name}: not measured, yet met {g['met']} / case {g['case']}")
+        else:
+            met = g["measured"] >= target if cmp == ">=" else g["measured"] < target
+            check(g["met"] is met, f"goal {name}: met {g['met']} for {g['measured']} {cmp} {target}")
+        # What it should have been read from.
+        ok = [c for c in mlp_many if c[backend]["status"] == "ok"]
+        if backend == "cpu":
+            want = max((c["cpu"]["runs_per_s"] for c in ok), default=None)
+        else:
+            want = next((c["cuda"]["run_s"] for c in ok if c["models"] == 10000), None)
+        check(want is None and g["measured"] is None or
+              want is not None and g["measured"] is not None and close(g["measured"], want, 1e-6),
+              f"goal {name}: measured {g['measured']}, the cases say {want}")
+    if "cpu" in ran and mlp_many:
+        check(goals.get("cpu-mlp-iris-runs-per-s", {}).get("measured") is not None,
+              "the CPU goal is not measured though mlp-seeds ran on the CPU")
 
 
 def main():
@@ -128,10 +216,14 @@ def main():
     check(len(names) == len(set(names)), "duplicate case names")
     if not filtered:
         check(names == listed, f"cases {names} differ from --list {listed}")
-        for fam in ("factorise-iris", "factorise-r", "mlp-iris", "mlp-h"):
+        for fam in ("factorise-iris", "factorise-r", "mlp-iris", "mlp-h", "mlp-seeds",
+                    "factorise-seeds"):
             check(any(n.startswith(fam) for n in names), f"no {fam}* case")
     for c in doc["cases"]:
         check_case(c, ran)
+
+    check_many(doc["cases"])
+    check_goals(doc, ran)
 
     families = {c["family"] for c in doc["cases"]}
     for x in doc["crossovers"]:
