@@ -130,7 +130,7 @@ struct dl_backend {
      *   loss[b]   = mean over rows of -log softmax(row)[label],
      *   acc[b]    = fraction of rows whose argmax is the label,
      *   dlogits[b] (if not NULL) = (softmax - onehot) / rows.
-     * loss or acc may be NULL. */
+     * loss or acc may be NULL; dlogits must not overlap logits. */
     dl_status (*softmax_xent)(dl_backend *be, const float *logits, const int32_t *labels,
                               int rows, int classes, int batch, size_t label_stride,
                               float *dlogits, float *loss, float *acc);

@@ -55,17 +55,18 @@ DL_HD float dl_softmax_xent_row(const float *z, int c, int label, float *grad,
     int arg = 0;
     for (int j = 1; j < c; j++)
         if (z[j] > zmax) { zmax = z[j]; arg = j; }
+    /* With a gradient to write, its row holds the exponentials between the
+     * two passes, so each costs one expf. */
     float sum = 0.0f;
-    for (int j = 0; j < c; j++) sum += expf(z[j] - zmax);
-    float logsum = logf(sum);
     if (grad) {
-        for (int j = 0; j < c; j++) {
-            float p = expf(z[j] - zmax - logsum);
-            grad[j] = (p - (j == label ? 1.0f : 0.0f)) * scale;
-        }
+        for (int j = 0; j < c; j++) sum += (grad[j] = expf(z[j] - zmax));
+        float inv = 1.0f / sum;
+        for (int j = 0; j < c; j++) grad[j] = (grad[j] * inv - (j == label ? 1.0f : 0.0f)) * scale;
+    } else {
+        for (int j = 0; j < c; j++) sum += expf(z[j] - zmax);
     }
     *correct = (arg == label);
-    return logsum - (z[label] - zmax);
+    return logf(sum) - (z[label] - zmax);
 }
 
 #endif
