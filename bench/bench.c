@@ -13,6 +13,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "bench.h"
+#include "dlab/summary.h"
 
 #include <errno.h>
 #include <math.h>
@@ -305,12 +306,6 @@ done:
 
 /* --- one case on one backend ------------------------------------------------ */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Checks the case's memory on this backend (and on the host for the GPU)
  * before anything is allocated; fills t->reason and returns false when it
  * does not fit. */
@@ -388,7 +383,7 @@ static dl_status time_case(bench_run *r, int which, bench_case *c, void *data)
         if (st == DL_OK) per_epoch[i] = seconds / done;
     }
     if (st == DL_OK) {
-        qsort(per_epoch, (size_t)r->repeats, sizeof(double), cmp_double);
+        qsort(per_epoch, (size_t)r->repeats, sizeof(double), dl_cmp_double);
         int n = r->repeats;
         t->median_s = n % 2 ? per_epoch[n / 2] : 0.5 * (per_epoch[n / 2 - 1] + per_epoch[n / 2]);
         t->min_s = per_epoch[0];

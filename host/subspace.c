@@ -1,4 +1,5 @@
 #include "dlab/subspace.h"
+#include "dlab/summary.h"
 #include "dlab/ref.h"
 
 #include <math.h>
@@ -53,12 +54,6 @@ int dl_orthonormalise(int m, int k, double *q, int ldq)
     for (int j = rank; j < k; j++)
         for (int r = 0; r < m; r++) q[(size_t)r * ldq + j] = 0.0;
     return rank;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* Angles between span(ql) (m x rl, orthonormal, packed) and span(qs)
@@ -116,7 +111,7 @@ dl_status dl_principal_angles(int m, int ka, const double *a, int lda, int kb, c
         st = ra >= rb ? angles_orthonormal(m, ra, qa, rb, qb, theta)
                       : angles_orthonormal(m, rb, qb, ra, qa, theta);
     free(qa), free(qb);
-    if (st == DL_OK) qsort(theta, (size_t)q, sizeof(double), cmp_double);
+    if (st == DL_OK) qsort(theta, (size_t)q, sizeof(double), dl_cmp_double);
     return st;
 }
 

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-static int cmp_double(const void *a, const void *b)
+int dl_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -30,7 +30,7 @@ void dl_stats_compute(const float *v, int n, int stride, dl_stats *out)
     }
     out->n = k;
     if (k > 0) {
-        qsort(s, (size_t)k, sizeof(double), cmp_double);
+        qsort(s, (size_t)k, sizeof(double), dl_cmp_double);
         out->min = s[0];
         out->max = s[k - 1];
         out->p10 = quantile(s, k, 0.10);

@@ -5,10 +5,7 @@
 set -u
 bin=$1
 iris=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
+source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
 
 # expect CODE PATTERN -- ARGS...: exit status CODE, stderr's last line matches
 # PATTERN (grep -E), stderr's error is one line.
@@ -115,8 +112,8 @@ assert d["rank"] == 2 and d["epochs"] == 1000 and d["seed"] == 1 and d["backend"
 assert len(d["loss_history"]) == 1000 and d["loss_history"][0] > d["loss_history"][-1]
 assert 0 < d["train_seconds"] < 10
 PY
-  then pass=$((pass + 1)); else echo "FAIL: --json report"; fail=$((fail + 1)); fi
-  grep -q "gradient descent SSE" "$tmp/err" && pass=$((pass + 1)) || { echo "FAIL: text report not on stderr with --json"; fail=$((fail + 1)); }
+  then ok; else bad "--json report"; fi
+  grep -q "gradient descent SSE" "$tmp/err" && ok || bad "text report not on stderr with --json"
 else
   echo "FAIL: dlab-gpu --task factorise --json exited non-zero: $(cat "$tmp/err")"
   fail=$((fail + 1))
@@ -161,7 +158,7 @@ if d["status"] == "ok":
     assert d["best_epoch"] == next(e["epoch"] for e in h if e["val_accuracy"] == best)
 assert eval("(" + sys.argv[3] + ")"), sys.argv[3]
 PY
-  then pass=$((pass + 1)); else echo "FAIL: mlp --json ($name): $* ; stderr: $(tail -n 2 "$tmp/err")"; fail=$((fail + 1)); fi
+  then ok; else bad "mlp --json ($name): $* ; stderr: $(tail -n 2 "$tmp/err")"; fi
 }
 mlp_json lab-defaults 'd["status"] == "ok" and d["config"]["preset"] == "lab" and d["config"]["epochs"] == 100
   and abs(d["config"]["lr"] - 0.01) < 1e-6 and d["config"]["optim"] == "sgd" and d["config"]["hidden"] == 12
@@ -181,5 +178,4 @@ else
   echo "FAIL: mlp text report: $(cat "$tmp/out" "$tmp/err")"; fail=$((fail + 1))
 fi
 
-echo "test_cli: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish test_cli

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "backend_arg.h"
+#include "dlab/summary.h"
 #include "dl_test.h"
 #include "dlab/data.h"
 #include "dlab/factorise.h"
@@ -41,12 +42,6 @@ static void test_reference_numbers(void)
 /* Over 200 seeds, trained together: the distribution DESIGN.md reports for
  * float64 (median gap 1.1e-4; about one start in five still more than 1e-3
  * away after 1000 epochs; a few stall far away) and none below the optimum. */
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static void test_gap_over_seeds(void)
 {
     enum { N = 200 };
@@ -62,7 +57,7 @@ static void test_gap_over_seeds(void)
         DL_CHECK(gaps[s] > -1e-3, "seed %d ended below the SVD optimum (gap %g)", 1 + s, gaps[s]);
         far += gaps[s] > 1e-3;
     }
-    qsort(gaps, N, sizeof gaps[0], cmp_double);
+    qsort(gaps, N, sizeof gaps[0], dl_cmp_double);
     double median = 0.5 * (gaps[N / 2 - 1] + gaps[N / 2]);
     DL_CHECK(median > 2e-5 && median < 5e-4, "median gap over %d seeds is %g (reference 1.1e-4)", N, median);
     DL_CHECK(far >= N / 10 && far <= N * 2 / 5, "%d of %d seeds more than 1e-3 away (reference: about 1 in 5)", far, N);

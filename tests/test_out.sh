@@ -9,13 +9,8 @@ set -u
 bin=$1
 test_report=$2
 check=$3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
+source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
 
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
 
 # Okabe-Ito blue, orange and bluish green: the first three classes.
 classes=0072b2,e69f00,009e73
@@ -197,5 +192,4 @@ else
   bad "test_report $tmp/lib: $(tail -n 5 "$tmp/err")"
 fi
 
-echo "test_out: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish test_out

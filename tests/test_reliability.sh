@@ -5,12 +5,7 @@
 # usage: test_reliability.sh path/to/dlab-gpu
 set -u
 bin=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
 
 # Too large: refused up front with the size needed and what is free.
 "$bin" --task factorise --synthetic 1000000x1000000 --device cpu >/dev/null 2>"$tmp/err"
@@ -63,5 +58,4 @@ wait $pid
 rc=$?
 [ $rc -eq 130 ] && ok || bad "double SIGINT: exit $rc"
 
-echo "test_reliability: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish test_reliability

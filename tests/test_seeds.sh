@@ -5,15 +5,7 @@
 # usage: test_seeds.sh path/to/dlab-gpu
 set -u
 bin=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() { # name, then a command that must succeed
-  local name=$1
-  shift
-  if "$@"; then pass=$((pass + 1)); else echo "FAIL: $name"; fail=$((fail + 1)); fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
 
 run() { "$bin" "$@" --device cpu --quiet; }
 
@@ -73,5 +65,4 @@ assert len(png) > 5000, len(png)
 ET.parse(os.path.join(d, "figure3_seeds_histogram.svg"))
 PY
 
-echo "test_seeds: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish test_seeds

@@ -6,6 +6,7 @@
 
 #include "dl_test.h"
 #include "dlab/backend.h"
+#include "dlab/summary.h"
 #include "dlab/data.h"
 #include "dlab/factorise.h"
 #include "dlab/cli.h"
@@ -20,12 +21,6 @@ static double unit(void)
 {
     lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
     return (double)(lcg >> 11) / 4503599627370496.0 - 1.0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static void fill_random(double *a, size_t n)
@@ -252,8 +247,8 @@ static void test_iris(void)
                    deg[0], deg[1], residual[s]);
         dl_factorise_result_free(&r);
     }
-    qsort(largest, SEEDS, sizeof(double), cmp_double);
-    qsort(residual, SEEDS, sizeof(double), cmp_double);
+    qsort(largest, SEEDS, sizeof(double), dl_cmp_double);
+    qsort(residual, SEEDS, sizeof(double), dl_cmp_double);
     double median = 0.5 * (largest[SEEDS / 2 - 1] + largest[SEEDS / 2]);
     double median_res = 0.5 * (residual[SEEDS / 2 - 1] + residual[SEEDS / 2]);
     printf("iris seeds 1..%d, 1000 epochs: largest angle median %.3g deg, max %.3g deg; "

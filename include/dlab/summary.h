@@ -13,6 +13,9 @@ typedef struct {
     double min, p10, median, p90, max, mean;
 } dl_stats;
 
+/* qsort comparator: ascending doubles. */
+int dl_cmp_double(const void *a, const void *b);
+
 /* Order statistics of v[0..n) (stride apart); percentiles by linear
  * interpolation between closest ranks. */
 void dl_stats_compute(const float *v, int n, int stride, dl_stats *out);
