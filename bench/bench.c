@@ -39,13 +39,13 @@ char *openblas_get_config(void);
 #endif
 
 #define BENCH_MIN_REPEATS 5
-#define BENCH_MIN_EPOCHS 3
-#define BENCH_MAX_EPOCHS 20000
+#define BENCH_MIN_EPOCHS  3
+#define BENCH_MAX_EPOCHS  20000
 
 typedef struct {
     bench_level level;
     int repeats;
-    const char *device;    /* cpu | cuda | both */
+    const char *device; /* cpu | cuda | both */
     const char *filters[16];
     int n_filters;
     const char *out;
@@ -55,31 +55,31 @@ typedef struct {
 static void usage(FILE *f)
 {
     fprintf(f,
-"Usage: dlab-bench [options]\n"
-"\n"
-"Times the lab's training work (the factorisation and MLP tasks, on iris and on\n"
-"synthetic data of growing size) on the CPU and GPU backends through the same\n"
-"code the dlab-gpu CLI runs, against the machine's measured SGEMM and copy\n"
-"ceilings, and reports the GPU's speedup and where it starts to win; for many\n"
-"iris models trained together (--seeds N), whole training runs per second and\n"
-"the project's speed goals.\n"
-"\n"
-"  (default)          every size: 1e3 to 1e8 matrix elements, 1e3 to 1e6 samples,\n"
-"                     1 to 10000 iris models trained together (minutes on a CPU)\n"
-"  --quick            fewer sizes and shorter runs (under a minute on 2 CPU cores)\n"
-"  --smoke            the smallest cases only (a few seconds; for tests)\n"
-"  --device D         cpu, cuda or both (default both: the GPU where one answers)\n"
-"  --filter SUBSTR    run the cases whose name contains SUBSTR (repeatable; e.g.\n"
-"                     factorise, iris, r32, mlp-h1024, mlp-seeds/10000)\n"
-"  --repeats N        timed runs per case and backend (at least %d, default %d)\n"
-"  --json             one JSON object on stdout (the table goes to stderr)\n"
-"  --out DIR          also write DIR/bench.json, DIR/bench.txt and the figure\n"
-"                     DIR/bench.png and .svg (time per epoch against size)\n"
-"  --list             list the cases of the chosen level and exit\n"
-"  --help\n"
-"\n"
-"Exit status: 0 every case ran or was skipped for memory, 1 a case failed or\n"
-"--device cuda found no GPU, 2 bad usage.\n",
+            "Usage: dlab-bench [options]\n"
+            "\n"
+            "Times the lab's training work (the factorisation and MLP tasks, on iris and on\n"
+            "synthetic data of growing size) on the CPU and GPU backends through the same\n"
+            "code the dlab-gpu CLI runs, against the machine's measured SGEMM and copy\n"
+            "ceilings, and reports the GPU's speedup and where it starts to win; for many\n"
+            "iris models trained together (--seeds N), whole training runs per second and\n"
+            "the project's speed goals.\n"
+            "\n"
+            "  (default)          every size: 1e3 to 1e8 matrix elements, 1e3 to 1e6 samples,\n"
+            "                     1 to 10000 iris models trained together (minutes on a CPU)\n"
+            "  --quick            fewer sizes and shorter runs (under a minute on 2 CPU cores)\n"
+            "  --smoke            the smallest cases only (a few seconds; for tests)\n"
+            "  --device D         cpu, cuda or both (default both: the GPU where one answers)\n"
+            "  --filter SUBSTR    run the cases whose name contains SUBSTR (repeatable; e.g.\n"
+            "                     factorise, iris, r32, mlp-h1024, mlp-seeds/10000)\n"
+            "  --repeats N        timed runs per case and backend (at least %d, default %d)\n"
+            "  --json             one JSON object on stdout (the table goes to stderr)\n"
+            "  --out DIR          also write DIR/bench.json, DIR/bench.txt and the figure\n"
+            "                     DIR/bench.png and .svg (time per epoch against size)\n"
+            "  --list             list the cases of the chosen level and exit\n"
+            "  --help\n"
+            "\n"
+            "Exit status: 0 every case ran or was skipped for memory, 1 a case failed or\n"
+            "--device cuda found no GPU, 2 bad usage.\n",
             BENCH_MIN_REPEATS, BENCH_MIN_REPEATS);
 }
 
@@ -87,7 +87,8 @@ static void usage(FILE *f)
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
-static int usage_error(const char *fmt, ...)
+static int
+usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -134,7 +135,8 @@ static int parse_options(int argc, char **argv, bench_options *o)
             char *end;
             errno = 0;
             long v = strtol(val, &end, 10);
-            if (*val < '0' || *val > '9' || *end || errno == ERANGE || v < BENCH_MIN_REPEATS || v > 1000)
+            if (*val < '0' || *val > '9' || *end || errno == ERANGE || v < BENCH_MIN_REPEATS ||
+                v > 1000)
                 return usage_error("--repeats must be an integer from 5 to 1000 (got '%s')", val);
             o->repeats = (int)v, i++;
         } else {
@@ -179,7 +181,8 @@ static void describe_machine(bench_run *r)
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i]);
         if (!v || used >= sizeof r->env) continue;
-        int k = snprintf(r->env + used, sizeof r->env - used, "%s%s=%s", used ? " " : "", vars[i], v);
+        int k =
+            snprintf(r->env + used, sizeof r->env - used, "%s%s=%s", used ? " " : "", vars[i], v);
         if (k > 0) used += (size_t)k;
     }
     dl_backend *cpu = r->be[BENCH_CPU];
@@ -269,12 +272,15 @@ static dl_status measure_ceiling(dl_backend *be, bool gpu, bench_level level, in
      * GPU 8192^3 is ~1.1 TFLOP (tens of ms); on a few CPU cores 2048^3 is
      * ~17 GFLOP (a fraction of a second). */
     int n = gpu ? 8192 : level == BENCH_FULL ? 2048 : 1536;
-    size_t copy_bytes = gpu ? (size_t)1 << 30 : level == BENCH_FULL ? (size_t)256 << 20 : (size_t)128 << 20;
+    size_t copy_bytes = gpu                   ? (size_t)1 << 30
+                        : level == BENCH_FULL ? (size_t)256 << 20
+                                              : (size_t)128 << 20;
     size_t usable = usable_bytes(be);
     while (n > 256 && 3 * sizeof(float) * (size_t)n * n > usable) n /= 2;
     while (copy_bytes > ((size_t)16 << 20) && 2 * copy_bytes > usable) copy_bytes /= 2;
     if (3 * sizeof(float) * (size_t)n * n > usable || 2 * copy_bytes > usable)
-        return DL_FAIL(DL_E_MEMORY, "%s has too little free memory to measure its ceilings", be->name);
+        return DL_FAIL(DL_E_MEMORY, "%s has too little free memory to measure its ceilings",
+                       be->name);
 
     ceiling_ctx c = {.n = n, .bytes = copy_bytes};
     const size_t nn = (size_t)n * n;
@@ -362,7 +368,8 @@ static dl_status time_case(bench_run *r, int which, bench_case *c, void *data)
     int epochs = BENCH_MIN_EPOCHS;
     DL_TRY(bench_case_run(be, c, data, epochs, &seconds, &done, &loss));
     if (c->run_epochs) epochs = c->run_epochs;
-    for (int i = 0; i < 4 && !c->run_epochs && seconds < 0.5 * target && epochs < BENCH_MAX_EPOCHS; i++) {
+    for (int i = 0; i < 4 && !c->run_epochs && seconds < 0.5 * target && epochs < BENCH_MAX_EPOCHS;
+         i++) {
         double per = seconds > 0 ? seconds / done : 0.0;
         double want = per > 0 ? 1.2 * target / per : 4.0 * epochs;
         if (want > 16.0 * epochs) want = 16.0 * epochs;
@@ -379,7 +386,8 @@ static dl_status time_case(bench_run *r, int which, bench_case *c, void *data)
         progress(c, be->name, what);
         st = bench_case_run(be, c, data, epochs, &seconds, &done, &loss);
         if (st == DL_OK && (done != epochs || !(seconds > 0.0)))
-            st = DL_FAIL(DL_E_RUNTIME, "a run trained %d of %d epochs in %g s", done, epochs, seconds);
+            st = DL_FAIL(DL_E_RUNTIME, "a run trained %d of %d epochs in %g s", done, epochs,
+                         seconds);
         if (st == DL_OK) per_epoch[i] = seconds / done;
     }
     if (st == DL_OK) {
@@ -394,7 +402,8 @@ static dl_status time_case(bench_run *r, int which, bench_case *c, void *data)
         t->gflops = c->flops / t->median_s * 1e-9;
         t->gbps = c->bytes / t->median_s * 1e-9;
         const bench_ceiling *ce = &r->ceil[which];
-        t->floor_s = ce->ok ? c->flops / (ce->gemm_gflops * 1e9) + c->bytes / (ce->copy_gbps * 1e9) : 0.0;
+        t->floor_s =
+            ce->ok ? c->flops / (ce->gemm_gflops * 1e9) + c->bytes / (ce->copy_gbps * 1e9) : 0.0;
         t->outcome = BENCH_OK;
     }
     free(per_epoch);
@@ -424,8 +433,10 @@ static void find_crossover(const bench_run *r, const char *family, bench_crossov
         }
     if (n == 0) {
         snprintf(x->note, sizeof x->note, "%s",
-                 r->gpu_note[0] ? "no GPU" : !r->want[BENCH_CUDA] ? "cuda not run" :
-                 !r->want[BENCH_CPU] ? "cpu not run" : "no size ran on both backends");
+                 r->gpu_note[0]         ? "no GPU"
+                 : !r->want[BENCH_CUDA] ? "cuda not run"
+                 : !r->want[BENCH_CPU]  ? "cpu not run"
+                                        : "no size ran on both backends");
         return;
     }
     /* The GPU "wins from" the smallest size from which it is faster at
@@ -433,8 +444,9 @@ static void find_crossover(const bench_run *r, const char *family, bench_crossov
     int j = n;
     while (j > 0 && speedup[j - 1] > 1.0) j--;
     if (j == n) {
-        snprintf(x->note, sizeof x->note, "CPU as fast or faster at every size measured (up to %.3g %s)",
-                 size[n - 1], x->size_unit);
+        snprintf(x->note, sizeof x->note,
+                 "CPU as fast or faster at every size measured (up to %.3g %s)", size[n - 1],
+                 x->size_unit);
     } else if (j == 0) {
         x->from = size[0];
         snprintf(x->note, sizeof x->note, "GPU faster at every size measured (from %.3g %s)",
@@ -445,8 +457,9 @@ static void find_crossover(const bench_run *r, const char *family, bench_crossov
         double l0 = log(size[j - 1]), l1 = log(size[j]);
         double s0 = log(speedup[j - 1]), s1 = log(speedup[j]);
         x->estimate = s1 != s0 ? exp(l0 + (0.0 - s0) * (l1 - l0) / (s1 - s0)) : size[j];
-        snprintf(x->note, sizeof x->note, "GPU faster from %.3g %s (CPU at %.3g); speedup 1 near %.3g",
-                 x->from, x->size_unit, x->below, x->estimate);
+        snprintf(x->note, sizeof x->note,
+                 "GPU faster from %.3g %s (CPU at %.3g); speedup 1 near %.3g", x->from,
+                 x->size_unit, x->below, x->estimate);
     }
 }
 
@@ -474,18 +487,25 @@ static void find_crossovers(bench_run *r)
 static void find_goals(bench_run *r)
 {
     bench_goal *cpu = &r->goals[0], *gpu = &r->goals[1];
-    *cpu = (bench_goal){.name = "cpu-mlp-iris-runs-per-s", .backend = "cpu", .unit = "runs/s",
+    *cpu = (bench_goal){.name = "cpu-mlp-iris-runs-per-s",
+                        .backend = "cpu",
+                        .unit = "runs/s",
                         .what = "CPU: iris MLP runs/s (lab preset, 100 epochs; 2 cores)",
-                        .at_least = true, .target = 1000.0};
-    *gpu = (bench_goal){.name = "cuda-mlp-iris-10000x100-seconds", .backend = "cuda", .unit = "s",
+                        .at_least = true,
+                        .target = 1000.0};
+    *gpu = (bench_goal){.name = "cuda-mlp-iris-10000x100-seconds",
+                        .backend = "cuda",
+                        .unit = "s",
                         .what = "GPU: 10000 iris MLPs x 100 epochs, training s (H200)",
-                        .at_least = false, .target = 1.0};
+                        .at_least = false,
+                        .target = 1.0};
     const char *gpu_case = NULL;
     for (int i = 0; i < r->n_cases; i++) {
         const bench_case *c = &r->cases[i];
         if (c->spec.kind != BENCH_MLP || !c->spec.iris || c->spec.models < 1) continue;
         const bench_timing *t = &c->t[BENCH_CPU];
-        if (t->outcome == BENCH_OK && (!cpu->measured_ok || bench_runs_per_s(c, t) > cpu->measured)) {
+        if (t->outcome == BENCH_OK &&
+            (!cpu->measured_ok || bench_runs_per_s(c, t) > cpu->measured)) {
             cpu->measured = bench_runs_per_s(c, t);
             cpu->measured_ok = true;
             snprintf(cpu->from, sizeof cpu->from, "%s", c->name);
@@ -622,7 +642,8 @@ int main(int argc, char **argv)
         if (!r.want[b]) continue;
         if (measure_ceiling(r.be[b], b == BENCH_CUDA, o.level, o.repeats, &r.ceil[b]) != DL_OK) {
             snprintf(r.ceil[b].reason, sizeof r.ceil[b].reason, "%s", dl_errmsg());
-            fprintf(stderr, "dlab-bench: %s ceilings not measured: %s\n", r.be[b]->name, dl_errmsg());
+            fprintf(stderr, "dlab-bench: %s ceilings not measured: %s\n", r.be[b]->name,
+                    dl_errmsg());
             dl_clear_error();
         }
     }

@@ -30,21 +30,21 @@ typedef enum { BENCH_FACTORISE = 0, BENCH_MLP } bench_kind;
 /* One workload at one size, as listed in bench_work.c. */
 typedef struct {
     bench_kind kind;
-    const char *family;    /* e.g. "factorise-r32"; crossovers are per family */
-    bool iris;             /* the lab's iris data and settings */
-    bench_level level;     /* the smallest level that runs it */
-    int m, n, rank;        /* factorise: m x n, rank (synthetic true rank = rank) */
-    int samples, hidden;   /* mlp: rows of data, hidden width */
-    int models;            /* 0: one model, epochs per run picked by the warm-up;
+    const char *family;  /* e.g. "factorise-r32"; crossovers are per family */
+    bool iris;           /* the lab's iris data and settings */
+    bench_level level;   /* the smallest level that runs it */
+    int m, n, rank;      /* factorise: m x n, rank (synthetic true rank = rank) */
+    int samples, hidden; /* mlp: rows of data, hidden width */
+    int models;          /* 0: one model, epochs per run picked by the warm-up;
                               N >= 1: N models trained together (--seeds N),
                               each run one whole training run of the lab's */
 } bench_spec;
 
 typedef enum {
-    BENCH_NOT_RUN = 0,     /* this backend was not asked for (--device) */
-    BENCH_NO_GPU,          /* asked for both, no GPU answered */
-    BENCH_SKIPPED,         /* does not fit in memory */
-    BENCH_FAILED,          /* the task returned an error (reason says which) */
+    BENCH_NOT_RUN = 0, /* this backend was not asked for (--device) */
+    BENCH_NO_GPU,      /* asked for both, no GPU answered */
+    BENCH_SKIPPED,     /* does not fit in memory */
+    BENCH_FAILED,      /* the task returned an error (reason says which) */
     BENCH_OK,
 } bench_outcome;
 
@@ -52,12 +52,12 @@ typedef enum {
 typedef struct {
     bench_outcome outcome;
     char reason[256];
-    int epochs;            /* epochs per timed run */
-    int repeats;           /* timed runs */
+    int epochs;  /* epochs per timed run */
+    int repeats; /* timed runs */
     double median_s, min_s, max_s;
-    double gflops, gbps;   /* achieved, at the median */
-    double floor_s;        /* flops / sgemm ceiling + bytes / copy ceiling */
-    double final_loss;     /* the training loss after the last timed run */
+    double gflops, gbps; /* achieved, at the median */
+    double floor_s;      /* flops / sgemm ceiling + bytes / copy ceiling */
+    double final_loss;   /* the training loss after the last timed run */
 } bench_timing;
 
 typedef struct {
@@ -74,9 +74,9 @@ typedef struct {
     int features, classes, n_train, batch; /* mlp */
     float lr;
     uint64_t seed, data_seed;
-    double flops, bytes;   /* per epoch */
+    double flops, bytes; /* per epoch */
     bench_timing t[BENCH_BACKENDS];
-    double speedup;        /* cpu median / cuda median; 0 when not both ok */
+    double speedup; /* cpu median / cuda median; 0 when not both ok */
 } bench_case;
 
 /* One whole run of a case with fixed run epochs: seconds (median) and whole
@@ -90,15 +90,15 @@ static inline double bench_runs_per_s(const bench_case *c, const bench_timing *t
 /* A speed goal of the project, read from one case's timings; reported next
  * to the measured numbers, never asserted. */
 typedef struct {
-    const char *name;      /* e.g. "cpu-mlp-iris-runs-per-s" */
-    const char *what;      /* one line for people */
-    const char *backend;   /* "cpu" or "cuda" */
-    const char *unit;      /* of measured and target */
-    bool at_least;         /* met when measured >= target; else when measured < target */
+    const char *name;    /* e.g. "cpu-mlp-iris-runs-per-s" */
+    const char *what;    /* one line for people */
+    const char *backend; /* "cpu" or "cuda" */
+    const char *unit;    /* of measured and target */
+    bool at_least;       /* met when measured >= target; else when measured < target */
     double target;
-    bool measured_ok;      /* false: no case measured it (met is then unknown) */
+    bool measured_ok; /* false: no case measured it (met is then unknown) */
     double measured;
-    char from[160];        /* the case it was read from, or why it was not measured */
+    char from[160]; /* the case it was read from, or why it was not measured */
 } bench_goal;
 
 #define BENCH_GOALS 2
@@ -113,16 +113,16 @@ static inline int bench_goal_met(const bench_goal *g)
 typedef struct {
     bool ok;
     char reason[160];
-    int gemm_n;            /* square SGEMM of this size */
-    double gemm_gflops;    /* best of the repeats */
-    size_t copy_bytes;     /* buffer size of the device copy */
-    double copy_gbps;      /* (read + write) bytes per second, best of the repeats */
+    int gemm_n;         /* square SGEMM of this size */
+    double gemm_gflops; /* best of the repeats */
+    size_t copy_bytes;  /* buffer size of the device copy */
+    double copy_gbps;   /* (read + write) bytes per second, best of the repeats */
 } bench_ceiling;
 
 typedef struct {
     const char *family;
     const char *size_unit;
-    int points;            /* sizes where both backends ran */
+    int points; /* sizes where both backends ran */
     /* GPU faster from `from` upwards (every larger size too). `estimate` is
      * where the speedup crosses 1, interpolated in log-log between the last
      * size the CPU won and `from`; 0 when there is no bracket. */
@@ -135,13 +135,13 @@ typedef struct {
     int repeats;
     bool want[BENCH_BACKENDS];
     dl_backend *be[BENCH_BACKENDS];
-    char gpu_note[256];    /* why there is no GPU column, when there is none */
+    char gpu_note[256]; /* why there is no GPU column, when there is none */
     /* machine */
     char host[128];
     char cpu_desc[160], gpu_desc[160];
     int omp_threads, blas_threads; /* blas_threads 0: unknown */
     char blas_config[160];
-    char env[256];         /* the threading variables set in the environment */
+    char env[256]; /* the threading variables set in the environment */
     size_t host_total, host_free, gpu_total, gpu_free;
     char started[32];
     double wall_s;

@@ -91,7 +91,8 @@ static void panel(const bench_run *r, const bench_crossover *x)
         double at = log10(x->estimate > 0 ? x->estimate : x->from);
         double vx[2] = {at, at}, vy[2] = {ymin, ymax};
         char label[64];
-        snprintf(label, sizeof label, x->estimate > 0 ? " crossover ~%.2g" : " GPU faster from %.2g",
+        snprintf(label, sizeof label,
+                 x->estimate > 0 ? " crossover ~%.2g" : " GPU faster from %.2g",
                  x->estimate > 0 ? x->estimate : x->from);
         plcol0(COL_CROSS);
         pllsty(2);
@@ -113,7 +114,8 @@ static void panel(const bench_run *r, const bench_crossover *x)
             text[nl] = b == BENCH_CPU ? "cpu" : "cuda";
         } else if (b == BENCH_CUDA) {
             opts[nl] = PL_LEGEND_NONE;
-            snprintf(cuda_text, sizeof cuda_text, "cuda: %s", r->gpu_note[0] ? "no GPU" : "not run");
+            snprintf(cuda_text, sizeof cuda_text, "cuda: %s",
+                     r->gpu_note[0] ? "no GPU" : "not run");
             text[nl] = cuda_text;
         } else {
             continue;

@@ -53,8 +53,10 @@ static void print_group(FILE *f, const bench_timing *t, const char *gpu_note)
     char median[24], spread[40], xfloor[16];
     snprintf(median, sizeof median, "%.3g %s", t->median_s * sc, u);
     snprintf(spread, sizeof spread, "%.3g-%.3g", t->min_s * sc, t->max_s * sc);
-    if (t->floor_s > 0) snprintf(xfloor, sizeof xfloor, "%.1f", t->median_s / t->floor_s);
-    else snprintf(xfloor, sizeof xfloor, "-");
+    if (t->floor_s > 0)
+        snprintf(xfloor, sizeof xfloor, "%.1f", t->median_s / t->floor_s);
+    else
+        snprintf(xfloor, sizeof xfloor, "-");
     fprintf(f, "%7d %10s %15s %8.3g %7.3g %7s", t->epochs, median, spread, t->gflops, t->gbps,
             xfloor);
 }
@@ -112,13 +114,17 @@ static void print_runs(FILE *f, const bench_run *r, int w)
             const char *u = time_unit(run, &sc);
             char runs[24];
             snprintf(runs, sizeof runs, "%.3g %s", run * sc, u);
-            fprintf(f, " | %10s %10.4g %15.4g", runs, bench_runs_per_s(c, t), c->models / t->median_s);
+            fprintf(f, " | %10s %10.4g %15.4g", runs, bench_runs_per_s(c, t),
+                    c->models / t->median_s);
         }
-        if (c->speedup > 0) fprintf(f, " | %6.3gx\n", c->speedup);
-        else fprintf(f, " | %7s\n", "-");
+        if (c->speedup > 0)
+            fprintf(f, " | %6.3gx\n", c->speedup);
+        else
+            fprintf(f, " | %7s\n", "-");
     }
-    fprintf(f, "run: median seconds of one whole training run (train_seconds); runs/s: models / run;\n"
-               "model-epochs/s: models x epochs / run.\n");
+    fprintf(f,
+            "run: median seconds of one whole training run (train_seconds); runs/s: models / run;\n"
+            "model-epochs/s: models x epochs / run.\n");
 }
 
 static void print_goals(FILE *f, const bench_run *r)
@@ -128,21 +134,26 @@ static void print_goals(FILE *f, const bench_run *r)
         int len = (int)strlen(r->goals[i].what);
         if (len > w) w = len;
     }
-    fprintf(f, "\ngoals (reported, not asserted)\n  %-*s %-16s %-10s %-4s %s\n", w, "goal", "target",
-            "measured", "met", "from");
+    fprintf(f, "\ngoals (reported, not asserted)\n  %-*s %-16s %-10s %-4s %s\n", w, "goal",
+            "target", "measured", "met", "from");
     for (int i = 0; i < BENCH_GOALS; i++) {
         const bench_goal *g = &r->goals[i];
         char target[32], measured[24], from[200];
         snprintf(target, sizeof target, "%s %g %s", g->at_least ? ">=" : "<", g->target, g->unit);
-        if (g->measured_ok) snprintf(measured, sizeof measured, "%.4g", g->measured);
-        else snprintf(measured, sizeof measured, "-");
+        if (g->measured_ok)
+            snprintf(measured, sizeof measured, "%.4g", g->measured);
+        else
+            snprintf(measured, sizeof measured, "-");
         if (g->measured_ok && !strcmp(g->backend, "cpu"))
             snprintf(from, sizeof from, "%s, %d OpenMP threads", g->from, r->omp_threads);
         else
             snprintf(from, sizeof from, "%s", g->from);
         int met = bench_goal_met(g);
         fprintf(f, "  %-*s %-16s %-10s %-4s %s\n", w, g->what, target, measured,
-                met < 0 ? "-" : met ? "yes" : "no", from);
+                met < 0 ? "-"
+                : met   ? "yes"
+                        : "no",
+                from);
     }
 }
 
@@ -152,17 +163,25 @@ void bench_print_table(FILE *f, const bench_run *r)
             DLAB_VERSION, bench_level_name(r->level), r->repeats, r->wall_s);
     fprintf(f, "host    %s, %s\n", r->host, r->started);
     fprintf(f, "cpu     %s; OpenMP %d threads", r->cpu_desc, r->omp_threads);
-    if (r->blas_threads > 0) fprintf(f, "; OpenBLAS %d threads (%s)", r->blas_threads, r->blas_config);
+    if (r->blas_threads > 0)
+        fprintf(f, "; OpenBLAS %d threads (%s)", r->blas_threads, r->blas_config);
     fputc('\n', f);
-    fprintf(f, "env     %s\n", r->env[0] ? r->env : "no OMP_*, GOMP_* or OPENBLAS_* threading variables set");
-    if (r->gpu_note[0]) fprintf(f, "gpu     no GPU (%s)\n", r->gpu_note);
-    else if (r->gpu_desc[0]) fprintf(f, "gpu     %s\n", r->gpu_desc);
-    else fprintf(f, "gpu     not used (--device cpu)\n");
+    fprintf(f, "env     %s\n",
+            r->env[0] ? r->env : "no OMP_*, GOMP_* or OPENBLAS_* threading variables set");
+    if (r->gpu_note[0])
+        fprintf(f, "gpu     no GPU (%s)\n", r->gpu_note);
+    else if (r->gpu_desc[0])
+        fprintf(f, "gpu     %s\n", r->gpu_desc);
+    else
+        fprintf(f, "gpu     not used (--device cpu)\n");
     fprintf(f, "memory  host %.1f of %.1f GiB free", r->host_free / 1073741824.0,
             r->host_total / 1073741824.0);
-    if (r->gpu_total) fprintf(f, "; gpu %.1f of %.1f GiB free", r->gpu_free / 1073741824.0,
-                              r->gpu_total / 1073741824.0);
-    fprintf(f, "\n\nceilings (best of %d)  SGEMM through be->gemm      copy through be->copy (read + write)\n",
+    if (r->gpu_total)
+        fprintf(f, "; gpu %.1f of %.1f GiB free", r->gpu_free / 1073741824.0,
+                r->gpu_total / 1073741824.0);
+    fprintf(f,
+            "\n\nceilings (best of %d)  SGEMM through be->gemm      copy through be->copy (read + "
+            "write)\n",
             r->repeats);
     for (int b = 0; b < BENCH_BACKENDS; b++) print_ceiling(f, r, b);
 
@@ -193,14 +212,17 @@ void bench_print_table(FILE *f, const bench_run *r)
             fputs(" | ", f);
             print_group(f, &c->t[b], r->gpu_note);
         }
-        if (c->speedup > 0) fprintf(f, " | %6.3gx\n", c->speedup);
-        else fprintf(f, " | %7s\n", "-");
+        if (c->speedup > 0)
+            fprintf(f, " | %6.3gx\n", c->speedup);
+        else
+            fprintf(f, " | %7s\n", "-");
     }
     fprintf(f,
-"\nmedian, min-max: seconds per epoch over the timed runs (the task's train_seconds / epochs);\n"
-"GFLOP/s, GB/s: one epoch's analytic flops and minimum bytes over the median;\n"
-"xfloor: median / (flops / SGEMM ceiling + bytes / copy ceiling) on the same backend;\n"
-"speedup: cpu median / cuda median.\n");
+            "\nmedian, min-max: seconds per epoch over the timed runs (the task's train_seconds / "
+            "epochs);\n"
+            "GFLOP/s, GB/s: one epoch's analytic flops and minimum bytes over the median;\n"
+            "xfloor: median / (flops / SGEMM ceiling + bytes / copy ceiling) on the same backend;\n"
+            "speedup: cpu median / cuda median.\n");
 
     print_runs(f, r, w);
     if (r->n_cross) {
@@ -228,8 +250,10 @@ static void json_timing(dl_json *j, const char *key, const bench_case *c, const 
     dl_json_obj_begin(j, key);
     dl_json_str(j, "status", bench_outcome_name(t->outcome));
     if (t->outcome != BENCH_OK) {
-        if (t->outcome == BENCH_NO_GPU) dl_json_str(j, "reason", gpu_note);
-        else if (t->reason[0]) dl_json_str(j, "reason", t->reason);
+        if (t->outcome == BENCH_NO_GPU)
+            dl_json_str(j, "reason", gpu_note);
+        else if (t->reason[0])
+            dl_json_str(j, "reason", t->reason);
         dl_json_obj_end(j);
         return;
     }
@@ -280,16 +304,21 @@ static void json_case(dl_json *j, const bench_case *c, const char *gpu_note)
         dl_json_int(j, "batch", c->batch);
     }
     dl_json_int(j, "models", c->models);
-    if (c->run_epochs) dl_json_int(j, "run_epochs", c->run_epochs);
-    else dl_json_null(j, "run_epochs");
+    if (c->run_epochs)
+        dl_json_int(j, "run_epochs", c->run_epochs);
+    else
+        dl_json_null(j, "run_epochs");
     dl_json_num(j, "lr", c->lr);
     dl_json_int(j, "seed", (long long)c->seed);
     if (!s->iris) dl_json_int(j, "data_seed", (long long)c->data_seed);
     dl_json_num(j, "flops_per_epoch", c->flops);
     dl_json_num(j, "bytes_per_epoch", c->bytes);
-    for (int b = 0; b < BENCH_BACKENDS; b++) json_timing(j, backend_names[b], c, &c->t[b], gpu_note);
-    if (c->speedup > 0) dl_json_num(j, "speedup", c->speedup);
-    else dl_json_null(j, "speedup");
+    for (int b = 0; b < BENCH_BACKENDS; b++)
+        json_timing(j, backend_names[b], c, &c->t[b], gpu_note);
+    if (c->speedup > 0)
+        dl_json_num(j, "speedup", c->speedup);
+    else
+        dl_json_null(j, "speedup");
     dl_json_obj_end(j);
 }
 
@@ -347,8 +376,10 @@ void bench_write_json(FILE *f, const bench_run *r)
         } else {
             bool nogpu = b == BENCH_CUDA && r->gpu_note[0];
             dl_json_str(&j, "status", nogpu ? "no GPU" : r->want[b] ? "failed" : "not run");
-            if (nogpu) dl_json_str(&j, "reason", r->gpu_note);
-            else if (c->reason[0]) dl_json_str(&j, "reason", c->reason);
+            if (nogpu)
+                dl_json_str(&j, "reason", r->gpu_note);
+            else if (c->reason[0])
+                dl_json_str(&j, "reason", c->reason);
         }
         dl_json_obj_end(&j);
     }
@@ -365,12 +396,18 @@ void bench_write_json(FILE *f, const bench_run *r)
         dl_json_str(&j, "family", x->family);
         dl_json_str(&j, "size_unit", x->size_unit ? x->size_unit : "");
         dl_json_int(&j, "points", x->points);
-        if (x->from > 0) dl_json_num(&j, "gpu_faster_from", x->from);
-        else dl_json_null(&j, "gpu_faster_from");
-        if (x->below > 0) dl_json_num(&j, "cpu_faster_at", x->below);
-        else dl_json_null(&j, "cpu_faster_at");
-        if (x->estimate > 0) dl_json_num(&j, "crossover_estimate", x->estimate);
-        else dl_json_null(&j, "crossover_estimate");
+        if (x->from > 0)
+            dl_json_num(&j, "gpu_faster_from", x->from);
+        else
+            dl_json_null(&j, "gpu_faster_from");
+        if (x->below > 0)
+            dl_json_num(&j, "cpu_faster_at", x->below);
+        else
+            dl_json_null(&j, "cpu_faster_at");
+        if (x->estimate > 0)
+            dl_json_num(&j, "crossover_estimate", x->estimate);
+        else
+            dl_json_null(&j, "crossover_estimate");
         dl_json_str(&j, "note", x->note);
         dl_json_obj_end(&j);
     }

@@ -14,24 +14,36 @@
 #include "dlab/mlp.h"
 #include "dlab/rng.h"
 
-#define FACTORISE(fam, lvl, rows, cols, k) \
-    {.kind = BENCH_FACTORISE, .family = fam, .level = lvl, .m = rows, .n = cols, .rank = k}
-#define FACTORISE_IRIS(lvl) /* the lab's settings: 150 x 4 centred, rank 2, lr 0.01 */ \
-    {.kind = BENCH_FACTORISE, .family = "factorise-iris", .iris = true, .level = lvl, \
-     .m = 150, .n = 4, .rank = 2}
-#define MLP(fam, lvl, rows, width) \
-    {.kind = BENCH_MLP, .family = fam, .level = lvl, .samples = rows, .hidden = width}
-#define MLP_IRIS(lvl) /* the lab's protocol: 4-12-3, 100 training rows */ \
-    {.kind = BENCH_MLP, .family = "mlp-iris", .iris = true, .level = lvl, .samples = 150, \
-     .hidden = 12}
+#define FACTORISE(fam, lvl, rows, cols, k)                                                         \
+    {                                                                                              \
+        .kind = BENCH_FACTORISE, .family = fam, .level = lvl, .m = rows, .n = cols, .rank = k      \
+    }
+#define FACTORISE_IRIS(lvl) /* the lab's settings: 150 x 4 centred, rank 2, lr 0.01 */             \
+    {                                                                                              \
+        .kind = BENCH_FACTORISE, .family = "factorise-iris", .iris = true, .level = lvl, .m = 150, \
+        .n = 4, .rank = 2                                                                          \
+    }
+#define MLP(fam, lvl, rows, width)                                                                 \
+    {                                                                                              \
+        .kind = BENCH_MLP, .family = fam, .level = lvl, .samples = rows, .hidden = width           \
+    }
+#define MLP_IRIS(lvl) /* the lab's protocol: 4-12-3, 100 training rows */                          \
+    {                                                                                              \
+        .kind = BENCH_MLP, .family = "mlp-iris", .iris = true, .level = lvl, .samples = 150,       \
+        .hidden = 12                                                                               \
+    }
 /* `count` models trained together (--seeds), each a whole run of the lab's
  * settings: the factorisation's 1000 epochs, the MLP's lab preset (100). */
-#define FACTORISE_SEEDS(lvl, count) \
-    {.kind = BENCH_FACTORISE, .family = "factorise-seeds", .iris = true, .level = lvl, \
-     .m = 150, .n = 4, .rank = 2, .models = count}
-#define MLP_SEEDS(lvl, count) \
-    {.kind = BENCH_MLP, .family = "mlp-seeds", .iris = true, .level = lvl, .samples = 150, \
-     .hidden = 12, .models = count}
+#define FACTORISE_SEEDS(lvl, count)                                                                \
+    {                                                                                              \
+        .kind = BENCH_FACTORISE, .family = "factorise-seeds", .iris = true, .level = lvl,          \
+        .m = 150, .n = 4, .rank = 2, .models = count                                               \
+    }
+#define MLP_SEEDS(lvl, count)                                                                      \
+    {                                                                                              \
+        .kind = BENCH_MLP, .family = "mlp-seeds", .iris = true, .level = lvl, .samples = 150,      \
+        .hidden = 12, .models = count                                                              \
+    }
 
 #define FACTORISE_LAB_EPOCHS 1000
 
@@ -98,11 +110,11 @@ static const bench_spec specs[] = {
     FACTORISE_SEEDS(BENCH_FULL, 10000),
 };
 
-#define MLP_FEATURES 16
-#define MLP_CLASSES 4
-#define IRIS_ROWS 150
+#define MLP_FEATURES  16
+#define MLP_CLASSES   4
+#define IRIS_ROWS     150
 #define IRIS_FEATURES 4
-#define IRIS_CLASSES 3
+#define IRIS_CLASSES  3
 
 const bench_spec *bench_specs(int *count)
 {
@@ -112,7 +124,7 @@ const bench_spec *bench_specs(int *count)
 
 /* --- factorisation --------------------------------------------------------- */
 
-/* One epoch (host/factorise.c, one model): E = U V^T (2mnk), E -= A with
+/* One epoch (host/tasks/factorise.c, one model): E = U V^T (2mnk), E -= A with
  * the squared-error sum (3mn), dU = 2 E V and dV = 2 E^T U (2mnk each), the
  * SGD step over (m + n) k parameters (2 per parameter). Minimum bytes: each
  * op reads its inputs and writes its outputs once,
@@ -138,7 +150,7 @@ static float factorise_lr(int m, int n, int k)
 
 /* --- the MLP --------------------------------------------------------------- */
 
-/* One epoch as host/mlp.c runs it, per row of R rows (d features, h hidden,
+/* One epoch as host/tasks/mlp.c runs it, per row of R rows (d features, h hidden,
  * c classes, P parameters):
  *   forward  X W1, bias+ReLU, H W2, bias          2dh + 2h + 2hc + c flops
  *   xent     softmax, log, argmax, gradient       ~5 per logit
@@ -167,8 +179,8 @@ static void mlp_cost(int d, int h, int c, int n_train, int n_val, int batch, boo
     const bool full = batch >= n_train;
     double f = (double)n_train * bwd + batches * step_f + ((double)n_train + n_val) * (fwd + xent);
     double b = (double)n_train * bwd_b + batches * (P + h * (double)c + step_b) /* backward, step */
-             + ((double)n_train + n_val) * (fwd_b + c + 1.0) + 2.0 * P     /* evaluations */
-             + (double)n_train * c;                                        /* their gradient */
+               + ((double)n_train + n_val) * (fwd_b + c + 1.0) + 2.0 * P        /* evaluations */
+               + (double)n_train * c;                                           /* their gradient */
     if (!full) {
         f += (double)n_train * (fwd + xent);
         b += (double)n_train * (fwd_b + 2.0 * c + 1.0) + batches * P;
@@ -181,8 +193,7 @@ static void mlp_cost(int d, int h, int c, int n_train, int n_val, int batch, boo
 /* Gaussian clusters: a centre per class drawn from N(0, 2^2) in every
  * feature, each sample its class centre plus N(0, 1) noise; classes drawn
  * uniformly. Overlapping enough that training has something to do. */
-static dl_status make_clusters(int samples, int features, int classes, uint64_t seed,
-                               dl_dataset *d)
+static dl_status make_clusters(int samples, int features, int classes, uint64_t seed, dl_dataset *d)
 {
     memset(d, 0, sizeof *d);
     double *centre = malloc(sizeof(double) * (size_t)classes * features);
@@ -253,15 +264,16 @@ void bench_case_init(bench_case *c, const bench_spec *s)
         c->size_unit = "samples";
         dl_mlp_config cfg = mlp_config(c, 1);
         c->lr = cfg.lr;
-        mlp_cost(c->features, s->hidden, c->classes, c->n_train, s->samples - c->n_train,
-                 c->batch, cfg.optim == DL_OPTIM_MOMENTUM, &c->flops, &c->bytes);
+        mlp_cost(c->features, s->hidden, c->classes, c->n_train, s->samples - c->n_train, c->batch,
+                 cfg.optim == DL_OPTIM_MOMENTUM, &c->flops, &c->bytes);
     }
     if (s->models > 0) {
         /* Independent models: N times one model's work, and each run is the
          * lab's whole training run. */
         c->flops *= c->models;
         c->bytes *= c->models;
-        c->run_epochs = s->kind == BENCH_MLP ? dl_mlp_defaults(DL_MLP_LAB).epochs : FACTORISE_LAB_EPOCHS;
+        c->run_epochs =
+            s->kind == BENCH_MLP ? dl_mlp_defaults(DL_MLP_LAB).epochs : FACTORISE_LAB_EPOCHS;
         snprintf(c->size_label, sizeof c->size_label, "%d models", c->models);
         c->size = c->models;
         c->size_unit = "models";
@@ -279,27 +291,31 @@ void bench_case_memory(const bench_case *c, int epochs, size_t *device_bytes, si
      * into one: the host holds the per-model results twice for a moment. */
     const size_t S = (size_t)c->models, copies = S > 1 ? 2 : 1;
     if (s->kind == BENCH_MLP) {
-        /* host/mlp.c, per model: parameters, gradients and momentum; both
+        /* host/tasks/mlp.c, per model: parameters, gradients and momentum; both
          * splits with labels; hidden activations and their gradient, logits
          * and theirs for the larger split; metrics and history. */
         const size_t N = (size_t)s->samples, D = (size_t)c->features, H = (size_t)s->hidden;
-        const size_t C = (size_t)c->classes, P = dl_mlp_param_count(c->features, s->hidden, c->classes);
+        const size_t C = (size_t)c->classes,
+                     P = dl_mlp_param_count(c->features, s->hidden, c->classes);
         const size_t ntr = (size_t)c->n_train, rows = ntr > N - ntr ? ntr : N - ntr;
         *device_bytes = F * (S * (4 * P + N * (D + 1) + 2 * rows * (H + C) +
-                                  DL_MLP_METRICS * (size_t)(epochs + 1)) + 1);
+                                  DL_MLP_METRICS * (size_t)(epochs + 1)) +
+                             1);
         /* The data; per model its shuffled and scaled copy, the history and
          * the final parameters; the permutation. */
-        *host_bytes = F * (N * (D + 1) + copies * S * (N * (D + 1) + DL_MLP_METRICS * (size_t)epochs + P) + N);
+        *host_bytes = F * (N * (D + 1) +
+                           copies * S * (N * (D + 1) + DL_MLP_METRICS * (size_t)epochs + P) + N);
         return;
     }
     const size_t mn = (size_t)s->m * s->n, p = ((size_t)s->m + s->n) * s->rank;
-    /* host/factorise.c: A; per model E, parameters, gradients, metric and
+    /* host/tasks/factorise.c: A; per model E, parameters, gradients, metric and
      * history; the counter; the synthetic matrix's factors while it is
      * generated. */
     *device_bytes = F * (mn + S * (mn + 2 * p + 1 + (size_t)epochs) + 1) + (s->iris ? 0 : F * p);
     /* The loss history and final losses, the final U and, for iris, the
      * loaded matrix. */
-    *host_bytes = F * (copies * S * ((size_t)epochs + 1) + (size_t)s->m * s->rank + (s->iris ? mn : 0));
+    *host_bytes =
+        F * (copies * S * ((size_t)epochs + 1) + (size_t)s->m * s->rank + (s->iris ? mn : 0));
 }
 
 dl_status bench_case_prepare(bench_case *c, void **data)
@@ -315,15 +331,19 @@ dl_status bench_case_prepare(bench_case *c, void **data)
         free(d);
         return st;
     }
-    if (s->iris && (d->rows != IRIS_ROWS || d->cols != IRIS_FEATURES || d->n_classes != IRIS_CLASSES)) {
-        st = DL_FAIL(DL_E_INPUT, "%s has %d rows, %d features and %d classes; expected iris's "
-                     "%d, %d and %d", dl_default_data_path(), d->rows, d->cols, d->n_classes,
-                     IRIS_ROWS, IRIS_FEATURES, IRIS_CLASSES);
+    if (s->iris &&
+        (d->rows != IRIS_ROWS || d->cols != IRIS_FEATURES || d->n_classes != IRIS_CLASSES)) {
+        st = DL_FAIL(DL_E_INPUT,
+                     "%s has %d rows, %d features and %d classes; expected iris's "
+                     "%d, %d and %d",
+                     dl_default_data_path(), d->rows, d->cols, d->n_classes, IRIS_ROWS,
+                     IRIS_FEATURES, IRIS_CLASSES);
         dl_dataset_free(d);
         free(d);
         return st;
     }
-    if (s->kind == BENCH_FACTORISE) dl_dataset_center(d, NULL); /* the lab factorises centred columns */
+    if (s->kind == BENCH_FACTORISE)
+        dl_dataset_center(d, NULL); /* the lab factorises centred columns */
     *data = d;
     return DL_OK;
 }
@@ -360,8 +380,12 @@ dl_status bench_case_run(dl_backend *be, const bench_case *c, void *data, int ep
 {
     const bench_spec *s = &c->spec;
     if (s->kind == BENCH_MLP) return run_mlp(be, c, data, epochs, seconds, epochs_run, loss);
-    dl_factorise_config cfg = {.rank = s->rank, .epochs = epochs, .lr = c->lr, .seed = c->seed,
-                               .seeds = c->models, .svd = false};
+    dl_factorise_config cfg = {.rank = s->rank,
+                               .epochs = epochs,
+                               .lr = c->lr,
+                               .seed = c->seed,
+                               .seeds = c->models,
+                               .svd = false};
     dl_factorise_result res;
     dl_status st;
     if (s->iris) {

@@ -1,9 +1,9 @@
 /* Elementwise kernels: fill, bias + activation, ReLU backward, and the
  * device-side history append. All are memory-bound one-pass loops; the
- * per-element math comes from include/dlab/math.h, shared with the CPU
+ * per-element math comes from host/backends/elem_math.h, shared with the CPU
  * backend. */
-#include "dlab/kernels.h"
-#include "dlab/math.h"
+#include "kernels.h"
+#include "elem_math.h"
 
 static __global__ void fill_kernel(float *x, size_t n, float value)
 {
@@ -15,7 +15,7 @@ static __global__ void fill_kernel(float *x, size_t n, float value)
 /* One flat loop over all batch*rows*cols outputs: the column (and so the
  * bias entry) of element i is i % cols, its model i / (rows*cols). */
 static __global__ void bias_act_kernel(float *y, const float *bias, size_t per_model, int cols,
-                                size_t total, size_t bias_stride, bool relu)
+                                       size_t total, size_t bias_stride, bool relu)
 {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
          i += (size_t)gridDim.x * blockDim.x) {
@@ -63,13 +63,12 @@ extern "C" cudaError_t dl_launch_bias_act(float *y, const float *bias, int rows,
     size_t total = per_model * (size_t)batch;
     if (total == 0) return cudaSuccess;
     if (!y) return cudaErrorInvalidValue;
-    bias_act_kernel<<<dl_grid_for(total), DL_BLOCK, 0, stream>>>(y, bias, per_model, cols,
-                                                                 total, bias_stride, relu);
+    bias_act_kernel<<<dl_grid_for(total), DL_BLOCK, 0, stream>>>(y, bias, per_model, cols, total,
+                                                                 bias_stride, relu);
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t dl_launch_relu_bwd(float *dh, const float *h, size_t n,
-                                          cudaStream_t stream)
+extern "C" cudaError_t dl_launch_relu_bwd(float *dh, const float *h, size_t n, cudaStream_t stream)
 {
     if (n == 0) return cudaSuccess;
     if (!dh || !h) return cudaErrorInvalidValue;
@@ -77,8 +76,8 @@ extern "C" cudaError_t dl_launch_relu_bwd(float *dh, const float *h, size_t n,
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t dl_launch_record(float *hist, const float *vals, int n,
-                                        int32_t *counter, cudaStream_t stream)
+extern "C" cudaError_t dl_launch_record(float *hist, const float *vals, int n, int32_t *counter,
+                                        cudaStream_t stream)
 {
     if (n < 0 || !counter || (n > 0 && (!hist || !vals))) return cudaErrorInvalidValue;
     record_kernel<<<1, DL_BLOCK, 0, stream>>>(hist, vals, n, counter);

@@ -1,16 +1,16 @@
 /* Softmax cross-entropy, fused: one pass over the logits gives each row's
  * loss, its gradient (softmax - onehot) / rows and whether its argmax is the
- * label. The row math is dl_softmax_xent_row from include/dlab/math.h, the
+ * label. The row math is dl_softmax_xent_row from host/backends/elem_math.h, the
  * same function the CPU backend loops over. Loss and accuracy are reduced
  * deterministically: per-block double partials, then each model's partials
  * added in index order. */
-#include "dlab/kernels.h"
-#include "dlab/math.h"
+#include "kernels.h"
+#include "elem_math.h"
 
 /* Rows per thread before a second block joins a model: an MLP batch of a few
  * hundred rows is one block; very large batches spread out. */
 #define DL_XENT_ROWS_PER_THREAD 4
-#define DL_XENT_MAX_BLOCKS 256
+#define DL_XENT_MAX_BLOCKS      256
 
 /* Stage 1: block x of model y handles a grid-stride slice of the rows and
  * writes (loss sum, correct count) to partials[y][x][0..1]. */
@@ -32,8 +32,7 @@ static __global__ void softmax_xent_partials_kernel(const float *logits, const i
             int correct = 0;
             float row_loss;
             if (label >= 0 && label < classes) {
-                row_loss = dl_softmax_xent_row(logits + off, classes, label, grad, scale,
-                                               &correct);
+                row_loss = dl_softmax_xent_row(logits + off, classes, label, grad, scale, &correct);
             } else {
                 row_loss = NAN;
                 if (grad)
@@ -53,12 +52,10 @@ static __global__ void softmax_xent_partials_kernel(const float *logits, const i
 }
 
 /* Stage 2: one thread per model; means over rows, computed in double. */
-static __global__ void softmax_xent_finish_kernel(const double *partials, int parts,
-                                                  int models, int rows, float *loss,
-                                                  float *acc)
+static __global__ void softmax_xent_finish_kernel(const double *partials, int parts, int models,
+                                                  int rows, float *loss, float *acc)
 {
-    for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < models;
-         b += gridDim.x * blockDim.x) {
+    for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < models; b += gridDim.x * blockDim.x) {
         const double *pb = partials + (size_t)b * parts * 2;
         double loss_sum = 0.0, correct_sum = 0.0;
         for (int k = 0; k < parts; k++) {
@@ -70,10 +67,10 @@ static __global__ void softmax_xent_finish_kernel(const double *partials, int pa
     }
 }
 
-extern "C" cudaError_t dl_launch_softmax_xent(const float *logits, const int32_t *labels,
-                                              int rows, int classes, int batch,
-                                              size_t label_stride, float *dlogits, float *loss,
-                                              float *acc, double *scratch, size_t scratch_len,
+extern "C" cudaError_t dl_launch_softmax_xent(const float *logits, const int32_t *labels, int rows,
+                                              int classes, int batch, size_t label_stride,
+                                              float *dlogits, float *loss, float *acc,
+                                              double *scratch, size_t scratch_len,
                                               cudaStream_t stream)
 {
     if (rows < 0 || classes < 1 || batch < 0) return cudaErrorInvalidValue;
@@ -92,8 +89,8 @@ extern "C" cudaError_t dl_launch_softmax_xent(const float *logits, const int32_t
     for (size_t b0 = 0; b0 < (size_t)batch; b0 += group) {
         size_t left = (size_t)batch - b0;
         int models = (int)(left < group ? left : group);
-        dim3 grid((unsigned)blocks, (unsigned)models < DL_MAX_GRID_Y ? (unsigned)models
-                                                                     : DL_MAX_GRID_Y);
+        dim3 grid((unsigned)blocks,
+                  (unsigned)models < DL_MAX_GRID_Y ? (unsigned)models : DL_MAX_GRID_Y);
         softmax_xent_partials_kernel<<<grid, DL_BLOCK, 0, stream>>>(
             logits + b0 * per_model, labels + b0 * label_stride, rows, classes, models,
             label_stride, dlogits ? dlogits + b0 * per_model : NULL, scratch);
@@ -101,8 +98,7 @@ extern "C" cudaError_t dl_launch_softmax_xent(const float *logits, const int32_t
         if (err != cudaSuccess) return err;
         if (loss || acc) {
             softmax_xent_finish_kernel<<<dl_grid_for((size_t)models), DL_BLOCK, 0, stream>>>(
-                scratch, (int)blocks, models, rows, loss ? loss + b0 : NULL,
-                acc ? acc + b0 : NULL);
+                scratch, (int)blocks, models, rows, loss ? loss + b0 : NULL, acc ? acc + b0 : NULL);
             err = cudaGetLastError();
             if (err != cudaSuccess) return err;
         }

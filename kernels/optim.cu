@@ -2,9 +2,9 @@
  * parameter vector (a factorisation's U and V, or all of an MLP's weights,
  * laid out contiguously, so one launch updates everything). The per-element
  * updates are dl_sgd_step, dl_momentum_step and dl_adam_step from
- * include/dlab/math.h, shared with the CPU backend. */
-#include "dlab/kernels.h"
-#include "dlab/math.h"
+ * host/backends/elem_math.h, shared with the CPU backend. */
+#include "kernels.h"
+#include "elem_math.h"
 
 static __global__ void sgd_kernel(float *p, const float *g, size_t n, float lr)
 {
@@ -13,8 +13,8 @@ static __global__ void sgd_kernel(float *p, const float *g, size_t n, float lr)
         p[i] = dl_sgd_step(p[i], g[i], lr);
 }
 
-static __global__ void momentum_kernel(float *p, const float *g, float *vel, size_t n,
-                                       float lr, float mu)
+static __global__ void momentum_kernel(float *p, const float *g, float *vel, size_t n, float lr,
+                                       float mu)
 {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
@@ -29,9 +29,8 @@ static __global__ void momentum_kernel(float *p, const float *g, float *vel, siz
  * the same stream) reads the new value. */
 static __global__ void adam_tick_kernel(int32_t *t) { *t += 1; }
 
-static __global__ void adam_kernel(float *p, const float *g, float *m, float *v, size_t n,
-                                   float lr, float beta1, float beta2, float eps,
-                                   const int32_t *t)
+static __global__ void adam_kernel(float *p, const float *g, float *m, float *v, size_t n, float lr,
+                                   float beta1, float beta2, float eps, const int32_t *t)
 {
     const int step = *t;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
@@ -43,9 +42,8 @@ static __global__ void adam_kernel(float *p, const float *g, float *m, float *v,
     }
 }
 
-extern "C" cudaError_t dl_launch_optim_step(const dl_optim *opt, float *p, const float *g,
-                                            float *m, float *v, size_t n, int32_t *t,
-                                            cudaStream_t stream)
+extern "C" cudaError_t dl_launch_optim_step(const dl_optim *opt, float *p, const float *g, float *m,
+                                            float *v, size_t n, int32_t *t, cudaStream_t stream)
 {
     if (!opt) return cudaErrorInvalidValue;
     unsigned grid = dl_grid_for(n);
@@ -66,8 +64,8 @@ extern "C" cudaError_t dl_launch_optim_step(const dl_optim *opt, float *p, const
         adam_tick_kernel<<<1, 1, 0, stream>>>(t);
         cudaError_t err = cudaGetLastError();
         if (err != cudaSuccess || n == 0) return err;
-        adam_kernel<<<grid, DL_BLOCK, 0, stream>>>(p, g, m, v, n, opt->lr, opt->beta1,
-                                                   opt->beta2, opt->eps, t);
+        adam_kernel<<<grid, DL_BLOCK, 0, stream>>>(p, g, m, v, n, opt->lr, opt->beta1, opt->beta2,
+                                                   opt->eps, t);
         return cudaGetLastError();
     }
     }

@@ -6,7 +6,7 @@
  * alone. Partial sums are doubles, so the float results are the correctly
  * rounded sums in all but pathological cases and agree with the CPU
  * backend's double accumulation. */
-#include "dlab/kernels.h"
+#include "kernels.h"
 
 /* --- sq_err -------------------------------------------------------------- */
 
@@ -14,7 +14,7 @@
  * joins the same model: small models (iris is 600 elements) get one block,
  * large ones (20000 x 2000) spread over many. */
 #define DL_SQ_ERR_ELEMS_PER_THREAD 16
-#define DL_SQ_ERR_MAX_BLOCKS 1024
+#define DL_SQ_ERR_MAX_BLOCKS       1024
 
 /* Stage 1: block x of model y subtracts A from E over its grid-stride slice
  * and writes the block's sum of squares to partials[y][x]. */
@@ -41,8 +41,7 @@ static __global__ void sq_err_partials_kernel(float *e, const float *a, size_t n
 static __global__ void sum_partials_kernel(const double *partials, int parts, int models,
                                            float *out)
 {
-    for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < models;
-         b += gridDim.x * blockDim.x) {
+    for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < models; b += gridDim.x * blockDim.x) {
         const double *pb = partials + (size_t)b * parts;
         double total = 0.0;
         for (int k = 0; k < parts; k++) total += pb[k];
@@ -70,8 +69,8 @@ extern "C" cudaError_t dl_launch_sq_err(float *e, const float *a, size_t n, int 
     for (size_t b0 = 0; b0 < (size_t)batch; b0 += group) {
         size_t left = (size_t)batch - b0;
         int models = (int)(left < group ? left : group);
-        dim3 grid((unsigned)blocks, (unsigned)models < DL_MAX_GRID_Y ? (unsigned)models
-                                                                     : DL_MAX_GRID_Y);
+        dim3 grid((unsigned)blocks,
+                  (unsigned)models < DL_MAX_GRID_Y ? (unsigned)models : DL_MAX_GRID_Y);
         sq_err_partials_kernel<<<grid, DL_BLOCK, 0, stream>>>(e + b0 * n, a + b0 * a_stride, n,
                                                               models, a_stride, scratch);
         cudaError_t err = cudaGetLastError();
@@ -142,9 +141,9 @@ static __global__ void col_sum_finish_kernel(const double *partials, int cols, i
     }
 }
 
-extern "C" cudaError_t dl_launch_col_sum(const float *g, int rows, int cols, int batch,
-                                         float *out, size_t out_stride, double *scratch,
-                                         size_t scratch_len, cudaStream_t stream)
+extern "C" cudaError_t dl_launch_col_sum(const float *g, int rows, int cols, int batch, float *out,
+                                         size_t out_stride, double *scratch, size_t scratch_len,
+                                         cudaStream_t stream)
 {
     if (rows < 0 || cols < 0 || batch < 0) return cudaErrorInvalidValue;
     if (cols == 0 || batch == 0) return cudaSuccess;
@@ -156,7 +155,7 @@ extern "C" cudaError_t dl_launch_col_sum(const float *g, int rows, int cols, int
     if (parts <= 1) {
         size_t total = (size_t)batch * (size_t)cols;
         col_sum_direct_kernel<<<dl_grid_for(total), DL_BLOCK, 0, stream>>>(g, rows, cols, total,
-                                                                          out, out_stride);
+                                                                           out, out_stride);
         return cudaGetLastError();
     }
     int rows_per_part = (int)(((size_t)rows + parts - 1) / parts);

@@ -19,31 +19,31 @@
 static int dl_t_failed_checks, dl_t_tests, dl_t_failed_tests;
 static const char *dl_t_current;
 
-#define DL_CHECK(cond, ...)                                                      \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            dl_t_failed_checks++;                                                \
-            fprintf(stderr, "FAIL %s (%s:%d): ", dl_t_current, __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                                        \
-            fputc('\n', stderr);                                                 \
-        }                                                                        \
+#define DL_CHECK(cond, ...)                                                                        \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            dl_t_failed_checks++;                                                                  \
+            fprintf(stderr, "FAIL %s (%s:%d): ", dl_t_current, __FILE__, __LINE__);                \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
-#define DL_CHECK_NEAR(x, ref, tol, what)                                         \
-    do {                                                                         \
-        double dl_x_ = (double)(x), dl_r_ = (double)(ref), dl_tol_ = (double)(tol); \
-        DL_CHECK(fabs(dl_x_ - dl_r_) <= dl_tol_ && !isnan(dl_x_),                \
-                 "%s = %.9g, expected %.9g (tolerance %.3g)", what, dl_x_, dl_r_, dl_tol_); \
+#define DL_CHECK_NEAR(x, ref, tol, what)                                                           \
+    do {                                                                                           \
+        double dl_x_ = (double)(x), dl_r_ = (double)(ref), dl_tol_ = (double)(tol);                \
+        DL_CHECK(fabs(dl_x_ - dl_r_) <= dl_tol_ && !isnan(dl_x_),                                  \
+                 "%s = %.9g, expected %.9g (tolerance %.3g)", what, dl_x_, dl_r_, dl_tol_);        \
     } while (0)
 
-#define DL_RUN(fn)                                                               \
-    do {                                                                         \
-        int dl_before_ = dl_t_failed_checks;                                     \
-        dl_t_current = #fn;                                                      \
-        fn();                                                                    \
-        dl_t_tests++;                                                            \
-        if (dl_t_failed_checks != dl_before_) dl_t_failed_tests++;               \
-        fprintf(stderr, "%s %s\n", dl_t_failed_checks == dl_before_ ? "ok  " : "FAIL", #fn); \
+#define DL_RUN(fn)                                                                                 \
+    do {                                                                                           \
+        int dl_before_ = dl_t_failed_checks;                                                       \
+        dl_t_current = #fn;                                                                        \
+        fn();                                                                                      \
+        dl_t_tests++;                                                                              \
+        if (dl_t_failed_checks != dl_before_) dl_t_failed_tests++;                                 \
+        fprintf(stderr, "%s %s\n", dl_t_failed_checks == dl_before_ ? "ok  " : "FAIL", #fn);       \
     } while (0)
 
 static inline int dl_test_summary(const char *suite)

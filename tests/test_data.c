@@ -14,7 +14,8 @@ static void test_iris(void)
     DL_CHECK(d.rows == 150 && d.cols == 4, "iris is %dx%d", d.rows, d.cols);
     DL_CHECK(d.labels && d.n_classes == 3, "%d classes", d.n_classes);
     DL_CHECK(d.n_classes == 3 && !strcmp(d.class_names[0], "Iris-setosa") &&
-             !strcmp(d.class_names[1], "Iris-versicolor") && !strcmp(d.class_names[2], "Iris-virginica"),
+                 !strcmp(d.class_names[1], "Iris-versicolor") &&
+                 !strcmp(d.class_names[2], "Iris-virginica"),
              "class names in order of appearance");
     DL_CHECK(d.labels[0] == 0 && d.labels[50] == 1 && d.labels[149] == 2, "labels");
     DL_CHECK(d.x[0] == 5.1f && d.x[3] == 0.2f && d.x[149 * 4 + 2] == 5.1f, "values");
@@ -38,13 +39,18 @@ static void test_formats(void)
 {
     dl_dataset d;
     DL_CHECK(parse("a,b,c\n1,2,3\n4,5,6\n", &d) == DL_OK, "header csv: %s", dl_errmsg());
-    DL_CHECK(d.rows == 2 && d.cols == 3 && !d.labels && d.col_names && !strcmp(d.col_names[2], "c"), "header csv shape");
+    DL_CHECK(d.rows == 2 && d.cols == 3 && !d.labels && d.col_names && !strcmp(d.col_names[2], "c"),
+             "header csv shape");
     dl_dataset_free(&d);
-    DL_CHECK(parse("1,2\r\n3,4\r\n\r\n\n", &d) == DL_OK, "CRLF and trailing blank lines: %s", dl_errmsg());
+    DL_CHECK(parse("1,2\r\n3,4\r\n\r\n\n", &d) == DL_OK, "CRLF and trailing blank lines: %s",
+             dl_errmsg());
     DL_CHECK(d.rows == 2 && d.cols == 2, "CRLF shape %dx%d", d.rows, d.cols);
     dl_dataset_free(&d);
-    DL_CHECK(parse(" 1.5e0 , -2 ,\"cat\"\n3,4, dog \n", &d) == DL_OK, "spaces, quotes, labels: %s", dl_errmsg());
-    DL_CHECK(d.rows == 2 && d.cols == 2 && d.n_classes == 2 && !strcmp(d.class_names[1], "dog") && d.x[0] == 1.5f, "label parse");
+    DL_CHECK(parse(" 1.5e0 , -2 ,\"cat\"\n3,4, dog \n", &d) == DL_OK, "spaces, quotes, labels: %s",
+             dl_errmsg());
+    DL_CHECK(d.rows == 2 && d.cols == 2 && d.n_classes == 2 && !strcmp(d.class_names[1], "dog") &&
+                 d.x[0] == 1.5f,
+             "label parse");
     dl_dataset_free(&d);
     DL_CHECK(parse("x,y,label\n1,2,a\n3,4,b\n", &d) == DL_OK, "header with label: %s", dl_errmsg());
     DL_CHECK(d.cols == 2 && d.labels && d.n_classes == 2, "header with label shape");
@@ -58,7 +64,9 @@ static void bad(const char *text, size_t len, const char *want1, const char *wan
     dl_status st = dl_dataset_parse(text, len, "t.csv", &d);
     DL_CHECK(st == DL_E_INPUT, "accepted bad input (wanted \"%s\")", want1);
     DL_CHECK(strstr(dl_errmsg(), want1) != NULL, "message \"%s\" lacks \"%s\"", dl_errmsg(), want1);
-    if (want2) DL_CHECK(strstr(dl_errmsg(), want2) != NULL, "message \"%s\" lacks \"%s\"", dl_errmsg(), want2);
+    if (want2)
+        DL_CHECK(strstr(dl_errmsg(), want2) != NULL, "message \"%s\" lacks \"%s\"", dl_errmsg(),
+                 want2);
     DL_CHECK(strchr(dl_errmsg(), '\n') == NULL, "message is more than one line");
 }
 

@@ -16,14 +16,16 @@ static const char *iris_path;
 
 static dl_factorise_config lab_config(uint64_t seed)
 {
-    return (dl_factorise_config){.rank = 2, .epochs = 1000, .lr = 0.01f, .seed = seed, .seeds = 1, .svd = true};
+    return (dl_factorise_config){
+        .rank = 2, .epochs = 1000, .lr = 0.01f, .seed = seed, .seeds = 1, .svd = true};
 }
 
 static void test_reference_numbers(void)
 {
     dl_factorise_config cfg = lab_config(1);
     dl_factorise_result r;
-    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_OK, "factorise: %s", dl_errmsg());
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_OK, "factorise: %s",
+             dl_errmsg());
     DL_CHECK_NEAR(r.sse_svd, 15.22883, 1e-4, "rank-2 SVD error");
     DL_CHECK_NEAR(r.sse_svd_recon, r.sse_svd, 1e-3, "SVD error from the reconstruction");
     const double sv[4] = {25.0899, 6.0079, 3.4205, 1.8785};
@@ -31,10 +33,12 @@ static void test_reference_numbers(void)
     DL_CHECK(r.epochs_run == 1000 && r.stop == DL_OK, "ran %d epochs", r.epochs_run);
     /* Seed 1 is one of the slower starts (gap 1.6e-3 after 1000 epochs);
      * the typical gap is checked over many seeds below. */
-    DL_CHECK(r.sse_gd[0] >= r.sse_svd - 1e-3, "gradient descent ended below the optimum: %g < %g", (double)r.sse_gd[0], r.sse_svd);
+    DL_CHECK(r.sse_gd[0] >= r.sse_svd - 1e-3, "gradient descent ended below the optimum: %g < %g",
+             (double)r.sse_gd[0], r.sse_svd);
     DL_CHECK(r.sse_gd[0] - r.sse_svd < 1e-2, "seed 1 gap %g", r.sse_gd[0] - r.sse_svd);
     /* The loss history starts high and ends at the final error. */
-    DL_CHECK(r.loss_history[0] > 10 * r.sse_gd[0], "first loss %g is not far above the end", (double)r.loss_history[0]);
+    DL_CHECK(r.loss_history[0] > 10 * r.sse_gd[0], "first loss %g is not far above the end",
+             (double)r.loss_history[0]);
     DL_CHECK_NEAR(r.loss_history[999], r.sse_gd[0], 1e-3, "last recorded loss");
     dl_factorise_result_free(&r);
 }
@@ -48,7 +52,8 @@ static void test_gap_over_seeds(void)
     dl_factorise_config cfg = lab_config(1);
     cfg.seeds = N;
     dl_factorise_result r;
-    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_OK, "%d seeds: %s", N, dl_errmsg());
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_OK, "%d seeds: %s", N,
+             dl_errmsg());
     if (r.seeds != N) return;
     double gaps[N];
     int far = 0;
@@ -59,8 +64,10 @@ static void test_gap_over_seeds(void)
     }
     qsort(gaps, N, sizeof gaps[0], dl_cmp_double);
     double median = 0.5 * (gaps[N / 2 - 1] + gaps[N / 2]);
-    DL_CHECK(median > 2e-5 && median < 5e-4, "median gap over %d seeds is %g (reference 1.1e-4)", N, median);
-    DL_CHECK(far >= N / 10 && far <= N * 2 / 5, "%d of %d seeds more than 1e-3 away (reference: about 1 in 5)", far, N);
+    DL_CHECK(median > 2e-5 && median < 5e-4, "median gap over %d seeds is %g (reference 1.1e-4)", N,
+             median);
+    DL_CHECK(far >= N / 10 && far <= N * 2 / 5,
+             "%d of %d seeds more than 1e-3 away (reference: about 1 in 5)", far, N);
     dl_factorise_result_free(&r);
 }
 
@@ -94,11 +101,13 @@ static void check_gradient(const float *a, int m, int n, int k, uint64_t seed)
     for (size_t i = 0; i < P; i++) u[i] = h[i];
     v = u + (size_t)m * k;
 
-    dl_factorise_config cfg = {.rank = k, .epochs = 1, .lr = lr, .seed = seed, .seeds = 1, .svd = false};
+    dl_factorise_config cfg = {
+        .rank = k, .epochs = 1, .lr = lr, .seed = seed, .seeds = 1, .svd = false};
     dl_factorise_result r;
     DL_CHECK(dl_factorise(be, a, m, n, &cfg, &r) == DL_OK, "factorise: %s", dl_errmsg());
     double l0 = loss_d(u, v, a, m, n, k);
-    DL_CHECK(fabs(r.loss_history[0] - l0) <= 1e-5 * l0, "first loss %g, double %g", (double)r.loss_history[0], l0);
+    DL_CHECK(fabs(r.loss_history[0] - l0) <= 1e-5 * l0, "first loss %g, double %g",
+             (double)r.loss_history[0], l0);
     double num = 0, den = 0;
     for (int i = 0; i < m * k; i++) {
         double keep = u[i], hstep = 1e-4;
@@ -112,7 +121,8 @@ static void check_gradient(const float *a, int m, int n, int k, uint64_t seed)
         num += (g_task - g_fd) * (g_task - g_fd);
         den += g_fd * g_fd;
     }
-    DL_CHECK(sqrt(num / den) < 2e-3, "%dx%d rank %d: dU differs from finite differences (rel %.3g)", m, n, k, sqrt(num / den));
+    DL_CHECK(sqrt(num / den) < 2e-3, "%dx%d rank %d: dU differs from finite differences (rel %.3g)",
+             m, n, k, sqrt(num / den));
     dl_factorise_result_free(&r);
     free(h), free(u);
 }
@@ -133,8 +143,10 @@ static void test_divergence(void)
     dl_factorise_result r;
     dl_status st = dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r);
     DL_CHECK(st == DL_E_DIVERGED, "lr 10 returned %s, expected diverged", dl_status_name(st));
-    DL_CHECK(strstr(dl_errmsg(), "epoch") && strstr(dl_errmsg(), "smaller learning rate"), "message: %s", dl_errmsg());
-    DL_CHECK(r.epochs_run >= 1 && r.epochs_run < 1000, "diverged run reports %d epochs", r.epochs_run);
+    DL_CHECK(strstr(dl_errmsg(), "epoch") && strstr(dl_errmsg(), "smaller learning rate"),
+             "message: %s", dl_errmsg());
+    DL_CHECK(r.epochs_run >= 1 && r.epochs_run < 1000, "diverged run reports %d epochs",
+             r.epochs_run);
     if (st == DL_E_DIVERGED) dl_factorise_result_free(&r);
 }
 
@@ -143,22 +155,29 @@ static void test_bad_config(void)
     dl_factorise_config cfg = lab_config(1);
     dl_factorise_result r;
     cfg.rank = 5;
-    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_E_USAGE, "rank 5 of 150x4 accepted");
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_E_USAGE,
+             "rank 5 of 150x4 accepted");
     DL_CHECK(strstr(dl_errmsg(), "--rank") != NULL, "message: %s", dl_errmsg());
     cfg.rank = 0;
-    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_E_USAGE, "rank 0 accepted");
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_E_USAGE,
+             "rank 0 accepted");
     cfg = lab_config(1);
     cfg.epochs = 0;
-    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_E_USAGE, "0 epochs accepted");
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_E_USAGE,
+             "0 epochs accepted");
     cfg = lab_config(1);
     cfg.lr = -1;
-    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_E_USAGE, "negative lr accepted");
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &r) == DL_E_USAGE,
+             "negative lr accepted");
 }
 
 /* N models in one run equal N separate runs with the same seeds: bit for
  * bit on the CPU; on the GPU to float rounding, since cuBLAS may pick a
  * different kernel (summation order) for a batched product. */
-static bool same(float a, float b) { return strcmp(be->name, "cpu") == 0 ? a == b : fabsf(a - b) <= 1e-5f * fabsf(b); }
+static bool same(float a, float b)
+{
+    return strcmp(be->name, "cpu") == 0 ? a == b : fabsf(a - b) <= 1e-5f * fabsf(b);
+}
 
 static void test_many_models(void)
 {
@@ -167,15 +186,19 @@ static void test_many_models(void)
     cfg.epochs = 200;
     cfg.svd = false;
     dl_factorise_result all;
-    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &all) == DL_OK, "3 models: %s", dl_errmsg());
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &all) == DL_OK, "3 models: %s",
+             dl_errmsg());
     for (int s = 0; s < 3; s++) {
         dl_factorise_config one = cfg;
         one.seeds = 1;
         one.seed = 7 + s;
         dl_factorise_result r;
-        DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &one, &r) == DL_OK, "seed %d: %s", 7 + s, dl_errmsg());
-        DL_CHECK(same(r.sse_gd[0], all.sse_gd[s]), "seed %d alone %.9g, in a batch %.9g", 7 + s, (double)r.sse_gd[0], (double)all.sse_gd[s]);
-        DL_CHECK(same(r.loss_history[150], all.loss_history[150 * 3 + s]), "seed %d history differs at epoch 150", 7 + s);
+        DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &one, &r) == DL_OK, "seed %d: %s",
+                 7 + s, dl_errmsg());
+        DL_CHECK(same(r.sse_gd[0], all.sse_gd[s]), "seed %d alone %.9g, in a batch %.9g", 7 + s,
+                 (double)r.sse_gd[0], (double)all.sse_gd[s]);
+        DL_CHECK(same(r.loss_history[150], all.loss_history[150 * 3 + s]),
+                 "seed %d history differs at epoch 150", 7 + s);
         dl_factorise_result_free(&r);
     }
     dl_factorise_result_free(&all);
@@ -183,12 +206,15 @@ static void test_many_models(void)
 
 static void test_synthetic(void)
 {
-    dl_factorise_config cfg = {.rank = 4, .epochs = 300, .lr = 2e-4f, .seed = 3, .seeds = 1, .svd = true};
+    dl_factorise_config cfg = {
+        .rank = 4, .epochs = 300, .lr = 2e-4f, .seed = 3, .seeds = 1, .svd = true};
     dl_factorise_result r;
-    DL_CHECK(dl_factorise_synthetic(be, 300, 60, 4, 0.1f, 99, &cfg, &r) == DL_OK, "synthetic: %s", dl_errmsg());
+    DL_CHECK(dl_factorise_synthetic(be, 300, 60, 4, 0.1f, 99, &cfg, &r) == DL_OK, "synthetic: %s",
+             dl_errmsg());
     /* Noise 0.1 on 300x60: the optimum is near the noise energy, 18000 * 0.01 * (56/60). */
     DL_CHECK(r.sse_svd > 100 && r.sse_svd < 250, "synthetic SVD error %g", r.sse_svd);
-    DL_CHECK(r.sse_gd[0] >= r.sse_svd * (1 - 1e-4), "gd %g below svd %g", (double)r.sse_gd[0], r.sse_svd);
+    DL_CHECK(r.sse_gd[0] >= r.sse_svd * (1 - 1e-4), "gd %g below svd %g", (double)r.sse_gd[0],
+             r.sse_svd);
     DL_CHECK(r.loss_history[r.epochs_run - 1] < r.loss_history[0], "loss did not fall");
     dl_factorise_result_free(&r);
 }
@@ -200,12 +226,18 @@ static void test_matches_cpu(void)
     DL_CHECK(dl_backend_cpu_create(&cpu) == DL_OK, "cpu backend: %s", dl_errmsg());
     dl_factorise_config cfg = lab_config(1);
     dl_factorise_result g1, g2, c;
-    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &g1) == DL_OK, "gpu run 1: %s", dl_errmsg());
-    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &g2) == DL_OK, "gpu run 2: %s", dl_errmsg());
-    DL_CHECK(dl_factorise(cpu, iris.x, iris.rows, iris.cols, &cfg, &c) == DL_OK, "cpu run: %s", dl_errmsg());
-    DL_CHECK(memcmp(g1.loss_history, g2.loss_history, sizeof(float) * 1000) == 0, "GPU reruns differ");
-    DL_CHECK(fabs(g1.sse_gd[0] - c.sse_gd[0]) <= 1e-4 * c.sse_gd[0], "GPU %.9g vs CPU %.9g", (double)g1.sse_gd[0], (double)c.sse_gd[0]);
-    DL_CHECK(fabs(g1.sse_svd - c.sse_svd) <= 1e-4 * c.sse_svd, "GPU SVD %.9g vs CPU %.9g", g1.sse_svd, c.sse_svd);
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &g1) == DL_OK, "gpu run 1: %s",
+             dl_errmsg());
+    DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &g2) == DL_OK, "gpu run 2: %s",
+             dl_errmsg());
+    DL_CHECK(dl_factorise(cpu, iris.x, iris.rows, iris.cols, &cfg, &c) == DL_OK, "cpu run: %s",
+             dl_errmsg());
+    DL_CHECK(memcmp(g1.loss_history, g2.loss_history, sizeof(float) * 1000) == 0,
+             "GPU reruns differ");
+    DL_CHECK(fabs(g1.sse_gd[0] - c.sse_gd[0]) <= 1e-4 * c.sse_gd[0], "GPU %.9g vs CPU %.9g",
+             (double)g1.sse_gd[0], (double)c.sse_gd[0]);
+    DL_CHECK(fabs(g1.sse_svd - c.sse_svd) <= 1e-4 * c.sse_svd, "GPU SVD %.9g vs CPU %.9g",
+             g1.sse_svd, c.sse_svd);
     dl_factorise_result_free(&g1), dl_factorise_result_free(&g2), dl_factorise_result_free(&c);
     dl_backend_destroy(cpu);
 }

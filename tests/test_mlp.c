@@ -120,8 +120,8 @@ static void check_gradient(int models, int rows, net_shape s, uint64_t seed)
         }
         double ref = ref_loss(s, pd, xb, yb, rows, NULL, NULL);
         double err = dl_rel_err(g + b * P, fd, P);
-        DL_CHECK(err < 1e-3, "model %d of %d, %d rows, %d-%d-%d: gradient relative error %.3g",
-                 b, models, rows, s.d, s.h, s.c, err);
+        DL_CHECK(err < 1e-3, "model %d of %d, %d rows, %d-%d-%d: gradient relative error %.3g", b,
+                 models, rows, s.d, s.h, s.c, err);
         DL_CHECK_NEAR(loss[b], ref, 1e-5 * (1 + ref), "loss");
     }
     free(x), free(y), free(p), free(g), free(loss), free(pd), free(fd);
@@ -146,8 +146,11 @@ typedef struct {
 
 static dl_mlp_data toy_data(toy t, uint64_t seed)
 {
-    dl_mlp_data d = {.models = t.models, .features = t.s.d, .classes = t.s.c,
-                     .n_train = t.n_train, .n_val = t.n_val};
+    dl_mlp_data d = {.models = t.models,
+                     .features = t.s.d,
+                     .classes = t.s.c,
+                     .n_train = t.n_train,
+                     .n_val = t.n_val};
     d.x_train = malloc(sizeof(float) * (size_t)t.models * t.n_train * t.s.d);
     d.y_train = malloc(sizeof(int32_t) * (size_t)t.models * t.n_train);
     d.x_val = malloc(sizeof(float) * (size_t)t.models * t.n_val * t.s.d);
@@ -161,7 +164,7 @@ static dl_mlp_data toy_data(toy t, uint64_t seed)
     return d;
 }
 
-/* One optimiser step on P parameters, as documented in dlab/math.h. */
+/* One optimiser step on P parameters, as documented in host/backends/elem_math.h. */
 static void ref_step(const dl_mlp_config *cfg, double *p, const double *g, double *m, double *v,
                      int t, size_t P)
 {
@@ -191,7 +194,8 @@ static void ref_train(const dl_mlp_data *d, int b, const dl_mlp_config *cfg, con
     const int B = cfg->batch > 0 && cfg->batch < d->n_train ? cfg->batch : d->n_train;
     double *g = malloc(sizeof(double) * P), *m = calloc(P, sizeof(double)),
            *v = calloc(P, sizeof(double));
-    const float *xt = d->x_train + (size_t)b * d->n_train * s.d, *xv = d->x_val + (size_t)b * d->n_val * s.d;
+    const float *xt = d->x_train + (size_t)b * d->n_train * s.d,
+                *xv = d->x_val + (size_t)b * d->n_val * s.d;
     const int32_t *yt = d->y_train + (size_t)b * d->n_train, *yv = d->y_val + (size_t)b * d->n_val;
     for (size_t i = 0; i < P; i++) p[i] = init[b * P + i];
     int t = 0;
@@ -231,11 +235,15 @@ static void check_training(toy t, dl_optim_kind optim, float lr, int batch, int 
         DL_CHECK(err < tol, "optim %d, batch %d, model %d: final parameters off by %.3g (relative)",
                  (int)optim, batch, b, err);
         for (int e = 0; e < epochs; e++) {
-            DL_CHECK_NEAR(dl_mlp_history(&res, e, DL_MLP_TRAIN_LOSS, b), hist[4 * e], tol * (1 + hist[4 * e]), "train loss");
-            DL_CHECK_NEAR(dl_mlp_history(&res, e, DL_MLP_VAL_LOSS, b), hist[4 * e + 1], tol * (1 + hist[4 * e + 1]), "val loss");
+            DL_CHECK_NEAR(dl_mlp_history(&res, e, DL_MLP_TRAIN_LOSS, b), hist[4 * e],
+                          tol * (1 + hist[4 * e]), "train loss");
+            DL_CHECK_NEAR(dl_mlp_history(&res, e, DL_MLP_VAL_LOSS, b), hist[4 * e + 1],
+                          tol * (1 + hist[4 * e + 1]), "val loss");
             /* a near-tie between two logits may flip one row */
-            DL_CHECK_NEAR(dl_mlp_history(&res, e, DL_MLP_TRAIN_ACCURACY, b), hist[4 * e + 2], 1.01 / t.n_train, "train accuracy");
-            DL_CHECK_NEAR(dl_mlp_history(&res, e, DL_MLP_VAL_ACCURACY, b), hist[4 * e + 3], 1.01 / t.n_val, "val accuracy");
+            DL_CHECK_NEAR(dl_mlp_history(&res, e, DL_MLP_TRAIN_ACCURACY, b), hist[4 * e + 2],
+                          1.01 / t.n_train, "train accuracy");
+            DL_CHECK_NEAR(dl_mlp_history(&res, e, DL_MLP_VAL_ACCURACY, b), hist[4 * e + 3],
+                          1.01 / t.n_val, "val accuracy");
         }
     }
     free(p), free(hist), free(init);
@@ -249,9 +257,9 @@ static void test_training_matches_reference(void)
     const dl_optim_kind optims[] = {DL_OPTIM_SGD, DL_OPTIM_MOMENTUM, DL_OPTIM_ADAM};
     const float lrs[] = {0.1f, 0.05f, 0.01f};
     for (int o = 0; o < 3; o++) {
-        check_training(t, optims[o], lrs[o], 0, 4);   /* full batch */
-        check_training(t, optims[o], lrs[o], 4, 3);   /* 4, 4 and a short 2 */
-        check_training(t, optims[o], lrs[o], 1, 2);   /* one row at a time */
+        check_training(t, optims[o], lrs[o], 0, 4); /* full batch */
+        check_training(t, optims[o], lrs[o], 4, 3); /* 4, 4 and a short 2 */
+        check_training(t, optims[o], lrs[o], 1, 2); /* one row at a time */
     }
     toy odd = {.s = {7, 9, 5}, .models = 3, .n_train = 23, .n_val = 11};
     check_training(odd, DL_OPTIM_MOMENTUM, 0.05f, 0, 5);
@@ -291,9 +299,11 @@ static void test_lab_protocol(void)
     float median = acc[n / 2];
     fprintf(stderr, "  lab, %d seeds: validation accuracy min %.3f, median %.3f, max %.3f\n", n,
             (double)acc[0], (double)median, (double)acc[n - 1]);
-    DL_CHECK(median >= 0.55f && median <= 0.85f, "lab median validation accuracy %.3f", (double)median);
-    DL_CHECK(acc[0] < 0.7f, "lab protocol: the worst of %d seeds reached %.3f (expected some runs below 0.7)",
-             n, (double)acc[0]);
+    DL_CHECK(median >= 0.55f && median <= 0.85f, "lab median validation accuracy %.3f",
+             (double)median);
+    DL_CHECK(acc[0] < 0.7f,
+             "lab protocol: the worst of %d seeds reached %.3f (expected some runs below 0.7)", n,
+             (double)acc[0]);
     free(acc);
 }
 
@@ -303,8 +313,10 @@ static void test_careful_protocol(void)
     float *acc = protocol_accuracies(DL_MLP_CAREFUL, n);
     if (!acc) return;
     float median = acc[n / 2], p10 = acc[n / 10];
-    fprintf(stderr, "  careful, %d seeds: validation accuracy min %.3f, 10th pct %.3f, median %.3f, max %.3f\n",
-            n, (double)acc[0], (double)p10, (double)median, (double)acc[n - 1]);
+    fprintf(
+        stderr,
+        "  careful, %d seeds: validation accuracy min %.3f, 10th pct %.3f, median %.3f, max %.3f\n",
+        n, (double)acc[0], (double)p10, (double)median, (double)acc[n - 1]);
     DL_CHECK(median >= 0.96f - 1e-6f, "careful median validation accuracy %.3f", (double)median);
     DL_CHECK(p10 >= 0.92f - 1e-6f, "careful 10th percentile validation accuracy %.3f", (double)p10);
     free(acc);
@@ -382,13 +394,19 @@ static void test_best_epoch_and_finals(void)
             float top = dl_mlp_history(&res, best - 1, DL_MLP_VAL_ACCURACY, b);
             for (int e = 0; e < res.epochs_run; e++) {
                 float a = dl_mlp_history(&res, e, DL_MLP_VAL_ACCURACY, b);
-                DL_CHECK(a <= top, "epoch %d beats the best epoch %d (%.3f > %.3f)", e + 1, best, (double)a, (double)top);
-                DL_CHECK(e >= best - 1 || a < top, "epoch %d ties the best epoch %d but comes first", e + 1, best);
+                DL_CHECK(a <= top, "epoch %d beats the best epoch %d (%.3f > %.3f)", e + 1, best,
+                         (double)a, (double)top);
+                DL_CHECK(e >= best - 1 || a < top,
+                         "epoch %d ties the best epoch %d but comes first", e + 1, best);
             }
-            DL_CHECK(res.train_loss[b] == dl_mlp_history(&res, last, DL_MLP_TRAIN_LOSS, b), "final train loss");
-            DL_CHECK(res.val_loss[b] == dl_mlp_history(&res, last, DL_MLP_VAL_LOSS, b), "final val loss");
-            DL_CHECK(res.train_accuracy[b] == dl_mlp_history(&res, last, DL_MLP_TRAIN_ACCURACY, b), "final train accuracy");
-            DL_CHECK(res.val_accuracy[b] == dl_mlp_history(&res, last, DL_MLP_VAL_ACCURACY, b), "final val accuracy");
+            DL_CHECK(res.train_loss[b] == dl_mlp_history(&res, last, DL_MLP_TRAIN_LOSS, b),
+                     "final train loss");
+            DL_CHECK(res.val_loss[b] == dl_mlp_history(&res, last, DL_MLP_VAL_LOSS, b),
+                     "final val loss");
+            DL_CHECK(res.train_accuracy[b] == dl_mlp_history(&res, last, DL_MLP_TRAIN_ACCURACY, b),
+                     "final train accuracy");
+            DL_CHECK(res.val_accuracy[b] == dl_mlp_history(&res, last, DL_MLP_VAL_ACCURACY, b),
+                     "final val accuracy");
         }
         dl_mlp_result_free(&res);
     }
@@ -409,9 +427,12 @@ static void test_agrees_with_cpu(void)
         dl_status sa = dl_mlp_run(be, &iris, &cfg, &a), sb = dl_mlp_run(cpu, &iris, &cfg, &b);
         DL_CHECK(sa == DL_OK && sb == DL_OK, "dl_mlp_run: %s", dl_errmsg());
         if (sa == DL_OK && sb == DL_OK) {
-            DL_CHECK_NEAR(dl_mlp_history(&a, 0, DL_MLP_TRAIN_LOSS, 0), dl_mlp_history(&b, 0, DL_MLP_TRAIN_LOSS, 0),
-                          1e-5 * (1 + dl_mlp_history(&b, 0, DL_MLP_TRAIN_LOSS, 0)), "first-epoch train loss vs cpu");
-            DL_CHECK_NEAR(a.val_loss[0], b.val_loss[0], 1e-3 * (1 + b.val_loss[0]), "final val loss vs cpu");
+            DL_CHECK_NEAR(dl_mlp_history(&a, 0, DL_MLP_TRAIN_LOSS, 0),
+                          dl_mlp_history(&b, 0, DL_MLP_TRAIN_LOSS, 0),
+                          1e-5 * (1 + dl_mlp_history(&b, 0, DL_MLP_TRAIN_LOSS, 0)),
+                          "first-epoch train loss vs cpu");
+            DL_CHECK_NEAR(a.val_loss[0], b.val_loss[0], 1e-3 * (1 + b.val_loss[0]),
+                          "final val loss vs cpu");
             DL_CHECK_NEAR(a.val_accuracy[0], b.val_accuracy[0], 0.021, "final val accuracy vs cpu");
         }
         if (sa == DL_OK) dl_mlp_result_free(&a);
@@ -433,7 +454,8 @@ static void test_divergence_names_the_epoch(void)
         if (st == DL_OK) dl_mlp_result_free(&res);
         return;
     }
-    DL_CHECK(strstr(dl_errmsg(), "at epoch ") && strstr(dl_errmsg(), "--lr"), "message: %s", dl_errmsg());
+    DL_CHECK(strstr(dl_errmsg(), "at epoch ") && strstr(dl_errmsg(), "--lr"), "message: %s",
+             dl_errmsg());
     DL_CHECK(res.stop == DL_E_DIVERGED, "res.stop %s", dl_status_name(res.stop));
     DL_CHECK(res.epochs_run >= 1 && res.epochs_run <= cfg.epochs, "epochs_run %d", res.epochs_run);
     DL_CHECK(res.history && res.params, "the partial result is kept");
@@ -453,7 +475,8 @@ static void test_interrupt_keeps_results(void)
         return;
     }
     DL_CHECK(res.epochs_run >= 1 && res.epochs_run < cfg.epochs, "epochs_run %d", res.epochs_run);
-    DL_CHECK(isfinite(res.val_loss[0]) && res.best_epoch[0] >= 1, "the finished epochs are reported");
+    DL_CHECK(isfinite(res.val_loss[0]) && res.best_epoch[0] >= 1,
+             "the finished epochs are reported");
     dl_mlp_result_free(&res);
 }
 

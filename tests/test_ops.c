@@ -63,8 +63,8 @@ static float *poisoned_dev(size_t n)
 
 /* --- gemm ------------------------------------------------------------- */
 
-static void check_gemm(bool ta, bool tb, int m, int n, int k, float alpha, float beta,
-                       int batch, bool shared_a)
+static void check_gemm(bool ta, bool tb, int m, int n, int k, float alpha, float beta, int batch,
+                       bool shared_a)
 {
     int lda = ta ? m : k, ldb = tb ? k : n, ldc = n;
     size_t sa = shared_a ? 0 : (size_t)m * k, sb = (size_t)k * n, sc = (size_t)m * n;
@@ -73,15 +73,29 @@ static void check_gemm(bool ta, bool tb, int m, int n, int k, float alpha, float
     double *ad = to_double(a, na), *bd = to_double(b, nb), *cd = to_double(c, nc);
     float *da = dev_from(a, sizeof(float) * na), *db = dev_from(b, sizeof(float) * nb);
     float *dc = dev_from(c, sizeof(float) * nc);
-    dl_gemm_args g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .alpha = alpha,
-                      .a = da, .lda = lda, .stride_a = sa, .b = db, .ldb = ldb, .stride_b = sb,
-                      .beta = beta, .c = dc, .ldc = ldc, .stride_c = sc, .batch = batch};
+    dl_gemm_args g = {.trans_a = ta,
+                      .trans_b = tb,
+                      .m = m,
+                      .n = n,
+                      .k = k,
+                      .alpha = alpha,
+                      .a = da,
+                      .lda = lda,
+                      .stride_a = sa,
+                      .b = db,
+                      .ldb = ldb,
+                      .stride_b = sb,
+                      .beta = beta,
+                      .c = dc,
+                      .ldc = ldc,
+                      .stride_c = sc,
+                      .batch = batch};
     dl_status st = be->gemm(be, &g);
     DL_CHECK(st == DL_OK, "gemm failed: %s", dl_errmsg());
     to_host(c, dc, sizeof(float) * nc);
     for (int i = 0; i < batch; i++)
-        dl_ref_dgemm(ta, tb, m, n, k, alpha, ad + i * sa, lda, bd + i * sb, ldb, beta,
-                     cd + i * sc, ldc);
+        dl_ref_dgemm(ta, tb, m, n, k, alpha, ad + i * sa, lda, bd + i * sb, ldb, beta, cd + i * sc,
+                     ldc);
     double err = dl_rel_err(c, cd, nc);
     DL_CHECK(err < 2e-6 * sqrt((double)k + 1), "gemm ta=%d tb=%d %dx%dx%d batch %d: rel err %.3g",
              ta, tb, m, n, k, batch, err);
@@ -91,12 +105,14 @@ static void check_gemm(bool ta, bool tb, int m, int n, int k, float alpha, float
 
 static void test_gemm(void)
 {
-    static const int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {150, 4, 2}, {4, 2, 150}, {150, 2, 4},
-                                    {33, 65, 17}, {128, 96, 64}, {257, 31, 129}, {3, 300, 1},
-                                    {5, 16, 7}, {5, 17, 7}, {100, 12, 4}, {3, 10, 450}};
+    static const int shapes[][3] = {{1, 1, 1},   {7, 5, 3},    {150, 4, 2},   {4, 2, 150},
+                                    {150, 2, 4}, {33, 65, 17}, {128, 96, 64}, {257, 31, 129},
+                                    {3, 300, 1}, {5, 16, 7},   {5, 17, 7},    {100, 12, 4},
+                                    {3, 10, 450}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int t = 0; t < 4; t++)
-            check_gemm(t & 1, t & 2, shapes[s][0], shapes[s][1], shapes[s][2], 1.0f, 0.0f, 1, false);
+            check_gemm(t & 1, t & 2, shapes[s][0], shapes[s][1], shapes[s][2], 1.0f, 0.0f, 1,
+                       false);
     check_gemm(false, true, 37, 11, 5, 2.0f, -1.0f, 1, false);
     check_gemm(true, false, 9, 13, 21, -0.5f, 0.5f, 1, false);
     check_gemm(false, true, 150, 4, 2, 1.0f, 0.0f, 5, false);
@@ -126,20 +142,26 @@ static void check_svd(int m, int n)
     DL_CHECK(memcmp(a, a2, sizeof(float) * mn) == 0, "svd %dx%d modified its input", m, n);
     DL_CHECK(dl_rel_err(s, sref, p) < 1e-5, "svd %dx%d singular values: rel err %.3g", m, n,
              dl_rel_err(s, sref, p));
-    for (int i = 1; i < p; i++) DL_CHECK(s[i] <= s[i - 1], "svd %dx%d: s not descending at %d", m, n, i);
+    for (int i = 1; i < p; i++)
+        DL_CHECK(s[i] <= s[i - 1], "svd %dx%d: s not descending at %d", m, n, i);
     /* U diag(s) V^T must rebuild A, and U, V must have orthonormal columns. */
     double *rec = calloc(mn, sizeof(double));
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++)
-            for (int r = 0; r < p; r++) rec[(size_t)i * n + j] += (double)u[(size_t)i * p + r] * s[r] * vt[(size_t)r * n + j];
+            for (int r = 0; r < p; r++)
+                rec[(size_t)i * n + j] +=
+                    (double)u[(size_t)i * p + r] * s[r] * vt[(size_t)r * n + j];
     double err = 0, nrm = 0, orth = 0;
-    for (size_t i = 0; i < mn; i++) err += (rec[i] - a[i]) * (rec[i] - a[i]), nrm += (double)a[i] * a[i];
-    DL_CHECK(sqrt(err / nrm) < 1e-5, "svd %dx%d reconstruction rel err %.3g", m, n, sqrt(err / nrm));
+    for (size_t i = 0; i < mn; i++)
+        err += (rec[i] - a[i]) * (rec[i] - a[i]), nrm += (double)a[i] * a[i];
+    DL_CHECK(sqrt(err / nrm) < 1e-5, "svd %dx%d reconstruction rel err %.3g", m, n,
+             sqrt(err / nrm));
     for (int r = 0; r < p; r++)
         for (int q = 0; q < p; q++) {
             double du_ = 0, dv_ = 0;
             for (int i = 0; i < m; i++) du_ += (double)u[(size_t)i * p + r] * u[(size_t)i * p + q];
-            for (int j = 0; j < n; j++) dv_ += (double)vt[(size_t)r * n + j] * vt[(size_t)q * n + j];
+            for (int j = 0; j < n; j++)
+                dv_ += (double)vt[(size_t)r * n + j] * vt[(size_t)q * n + j];
             orth = fmax(orth, fmax(fabs(du_ - (r == q)), fabs(dv_ - (r == q))));
         }
     DL_CHECK(orth < 1e-4, "svd %dx%d: U or V not orthonormal (max dev %.3g)", m, n, orth);
@@ -184,7 +206,8 @@ static void test_rand(void)
     DL_CHECK(memcmp(h, h2, sizeof(float) * n) == 0, "rand_uniform is not reproducible");
     DL_CHECK(be->rand_uniform(be, d, 10, 42, 100) == DL_OK, "rand_uniform: %s", dl_errmsg());
     to_host(h2, d, sizeof(float) * 10);
-    DL_CHECK(memcmp(h + 100, h2, sizeof(float) * 10) == 0, "offset 100 is not the stream from element 100");
+    DL_CHECK(memcmp(h + 100, h2, sizeof(float) * 10) == 0,
+             "offset 100 is not the stream from element 100");
     DL_CHECK(be->rand_uniform(be, d, 10, 43, 0) == DL_OK, "rand_uniform: %s", dl_errmsg());
     to_host(h2, d, sizeof(float) * 10);
     DL_CHECK(memcmp(h, h2, sizeof(float) * 10) != 0, "seeds 42 and 43 gave the same numbers");
@@ -208,7 +231,8 @@ static void test_rand(void)
         cpu->rand_uniform(cpu, c, 1001, 9, 3);
         be->rand_uniform(be, d, 1001, 9, 3);
         to_host(h, d, sizeof(float) * 1001);
-        DL_CHECK(memcmp(h, c, sizeof(float) * 1001) == 0, "uniform numbers differ from the CPU backend's");
+        DL_CHECK(memcmp(h, c, sizeof(float) * 1001) == 0,
+                 "uniform numbers differ from the CPU backend's");
         cpu->rand_normal(cpu, c, 1001, 0.0f, 1.0f, 9, 0);
         be->rand_normal(be, d, 1001, 0.0f, 1.0f, 9, 0);
         to_host(h, d, sizeof(float) * 1001);
@@ -235,8 +259,12 @@ static void draw(int kind, float *d, size_t n, uint64_t seed, uint64_t off, floa
 
 static void test_rand_stream(void)
 {
-    static const struct { int kind; size_t n; uint64_t off; } calls[] = {
-        {0, 10, 0}, {1, 8, 10}, {0, 7, 20}, {1, 5, 27}, {0, 3, 40}, {0, 4, 5000}, {1, 6, 5004}};
+    static const struct {
+        int kind;
+        size_t n;
+        uint64_t off;
+    } calls[] = {{0, 10, 0}, {1, 8, 10},   {0, 7, 20},  {1, 5, 27},
+                 {0, 3, 40}, {0, 4, 5000}, {1, 6, 5004}};
     const size_t nc = sizeof calls / sizeof calls[0];
     float *d = poisoned_dev(16), a[16], b[16];
     float seq[7][16];
@@ -259,7 +287,8 @@ static void check_sq_err(size_t n, int batch, bool shared)
     float *e = rand_floats(n * batch, -2, 2), *a = rand_floats(na, -2, 2);
     float *de = dev_from(e, sizeof(float) * n * batch), *da = dev_from(a, sizeof(float) * na);
     float *ds = poisoned_dev(batch), *ds2 = poisoned_dev(batch);
-    DL_CHECK(be->sq_err(be, de, da, n, batch, shared ? 0 : n, ds) == DL_OK, "sq_err: %s", dl_errmsg());
+    DL_CHECK(be->sq_err(be, de, da, n, batch, shared ? 0 : n, ds) == DL_OK, "sq_err: %s",
+             dl_errmsg());
     float *s = malloc(sizeof(float) * batch), *eo = malloc(sizeof(float) * n * batch);
     to_host(s, ds, sizeof(float) * batch);
     to_host(eo, de, sizeof(float) * n * batch);
@@ -272,14 +301,18 @@ static void check_sq_err(size_t n, int batch, bool shared)
             ref[b] += r * r;
         }
     }
-    DL_CHECK(dl_rel_err(s, ref, batch) < 1e-6, "sq_err n=%zu batch=%d: rel err %.3g", n, batch, dl_rel_err(s, ref, batch));
-    DL_CHECK(dl_rel_err(eo, eref, n * batch) < 1e-7, "sq_err residual n=%zu: rel err %.3g", n, dl_rel_err(eo, eref, n * batch));
+    DL_CHECK(dl_rel_err(s, ref, batch) < 1e-6, "sq_err n=%zu batch=%d: rel err %.3g", n, batch,
+             dl_rel_err(s, ref, batch));
+    DL_CHECK(dl_rel_err(eo, eref, n * batch) < 1e-7, "sq_err residual n=%zu: rel err %.3g", n,
+             dl_rel_err(eo, eref, n * batch));
     /* Deterministic: the same inputs give bit-identical sums. */
     DL_CHECK(be->upload(be, de, e, sizeof(float) * n * batch) == DL_OK, "upload");
-    DL_CHECK(be->sq_err(be, de, da, n, batch, shared ? 0 : n, ds2) == DL_OK, "sq_err: %s", dl_errmsg());
+    DL_CHECK(be->sq_err(be, de, da, n, batch, shared ? 0 : n, ds2) == DL_OK, "sq_err: %s",
+             dl_errmsg());
     float *s2 = malloc(sizeof(float) * batch);
     to_host(s2, ds2, sizeof(float) * batch);
-    DL_CHECK(memcmp(s, s2, sizeof(float) * batch) == 0, "sq_err n=%zu not bit-identical on rerun", n);
+    DL_CHECK(memcmp(s, s2, sizeof(float) * batch) == 0, "sq_err n=%zu not bit-identical on rerun",
+             n);
     be->free(be, de), be->free(be, da), be->free(be, ds), be->free(be, ds2);
     free(e), free(a), free(s), free(s2), free(eo), free(ref), free(eref);
 }
@@ -295,7 +328,8 @@ static void test_sq_err(void)
 
 static void check_optim(dl_optim_kind kind, size_t n, int steps)
 {
-    dl_optim o = {.kind = kind, .lr = 0.05f, .momentum = 0.9f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    dl_optim o = {
+        .kind = kind, .lr = 0.05f, .momentum = 0.9f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
     float *p = rand_floats(n, -1, 1);
     double *pr = to_double(p, n), *mr = calloc(n, sizeof(double)), *vr = calloc(n, sizeof(double));
     float *dp = dev_from(p, sizeof(float) * n), *dg = poisoned_dev(n);
@@ -304,12 +338,16 @@ static void check_optim(dl_optim_kind kind, size_t n, int steps)
     for (int t = 1; t <= steps; t++) {
         float *g = rand_floats(n, -1, 1);
         be->upload(be, dg, g, sizeof(float) * n);
-        DL_CHECK(be->optim_step(be, &o, dp, dg, dm, dv, n, dt) == DL_OK, "optim_step: %s", dl_errmsg());
+        DL_CHECK(be->optim_step(be, &o, dp, dg, dm, dv, n, dt) == DL_OK, "optim_step: %s",
+                 dl_errmsg());
         for (size_t i = 0; i < n; i++) { /* the textbook formulas, in double */
             double gi = g[i];
-            if (kind == DL_OPTIM_SGD) pr[i] -= o.lr * gi;
-            else if (kind == DL_OPTIM_MOMENTUM) { mr[i] = o.momentum * mr[i] + gi; pr[i] -= o.lr * mr[i]; }
-            else {
+            if (kind == DL_OPTIM_SGD)
+                pr[i] -= o.lr * gi;
+            else if (kind == DL_OPTIM_MOMENTUM) {
+                mr[i] = o.momentum * mr[i] + gi;
+                pr[i] -= o.lr * mr[i];
+            } else {
                 mr[i] = o.beta1 * mr[i] + (1 - o.beta1) * gi;
                 vr[i] = o.beta2 * vr[i] + (1 - o.beta2) * gi * gi;
                 double mh = mr[i] / (1 - pow(o.beta1, t)), vh = vr[i] / (1 - pow(o.beta2, t));
@@ -319,7 +357,8 @@ static void check_optim(dl_optim_kind kind, size_t n, int steps)
         free(g);
     }
     to_host(p, dp, sizeof(float) * n);
-    DL_CHECK(dl_rel_err(p, pr, n) < 1e-5, "optim %d n=%zu: rel err %.3g", kind, n, dl_rel_err(p, pr, n));
+    DL_CHECK(dl_rel_err(p, pr, n) < 1e-5, "optim %d n=%zu: rel err %.3g", kind, n,
+             dl_rel_err(p, pr, n));
     if (kind == DL_OPTIM_ADAM) {
         int32_t t;
         to_host(&t, dt, sizeof t);
@@ -340,7 +379,8 @@ static void test_optim(void)
 
 static void check_bias_act(int rows, int cols, int batch, bool relu)
 {
-    size_t n = (size_t)rows * cols * batch, stride = (size_t)cols + 3; /* bias inside a bigger block */
+    size_t n = (size_t)rows * cols * batch,
+           stride = (size_t)cols + 3; /* bias inside a bigger block */
     float *y = rand_floats(n, -1, 1), *bias = rand_floats(stride * batch, -1, 1);
     double *ref = malloc(sizeof(double) * n);
     for (int b = 0; b < batch; b++)
@@ -350,10 +390,13 @@ static void check_bias_act(int rows, int cols, int batch, bool relu)
                 double v = (double)y[i] + bias[b * stride + c];
                 ref[i] = relu && v < 0 ? 0 : v;
             }
-    float *dy = dev_from(y, sizeof(float) * n), *db = dev_from(bias, sizeof(float) * stride * batch);
-    DL_CHECK(be->bias_act(be, dy, db, rows, cols, batch, stride, relu) == DL_OK, "bias_act: %s", dl_errmsg());
+    float *dy = dev_from(y, sizeof(float) * n),
+          *db = dev_from(bias, sizeof(float) * stride * batch);
+    DL_CHECK(be->bias_act(be, dy, db, rows, cols, batch, stride, relu) == DL_OK, "bias_act: %s",
+             dl_errmsg());
     to_host(y, dy, sizeof(float) * n);
-    DL_CHECK(dl_rel_err(y, ref, n) < 1e-7, "bias_act %dx%d batch %d relu %d: rel err %.3g", rows, cols, batch, relu, dl_rel_err(y, ref, n));
+    DL_CHECK(dl_rel_err(y, ref, n) < 1e-7, "bias_act %dx%d batch %d relu %d: rel err %.3g", rows,
+             cols, batch, relu, dl_rel_err(y, ref, n));
     be->free(be, dy), be->free(be, db);
     free(y), free(bias), free(ref);
 }
@@ -386,8 +429,10 @@ static void check_softmax(int rows, int classes, int batch, bool with_grad, floa
     size_t n = (size_t)rows * classes * batch, lstride = (size_t)rows + 1;
     float *z = rand_floats(n, -spread, spread);
     int32_t *lab = malloc(sizeof(int32_t) * lstride * batch);
-    for (size_t i = 0; i < lstride * batch; i++) lab[i] = (int32_t)dl_rng_below(&rng, (uint64_t)classes);
-    double *gref = malloc(sizeof(double) * n), *lref = malloc(sizeof(double) * batch), *aref = malloc(sizeof(double) * batch);
+    for (size_t i = 0; i < lstride * batch; i++)
+        lab[i] = (int32_t)dl_rng_below(&rng, (uint64_t)classes);
+    double *gref = malloc(sizeof(double) * n), *lref = malloc(sizeof(double) * batch),
+           *aref = malloc(sizeof(double) * batch);
     for (int b = 0; b < batch; b++) {
         double lsum = 0;
         int correct = 0;
@@ -395,13 +440,15 @@ static void check_softmax(int rows, int classes, int batch, bool with_grad, floa
             const float *zr = z + ((size_t)b * rows + r) * classes;
             int y = lab[b * lstride + r], arg = 0;
             double mx = zr[0], se = 0;
-            for (int c = 1; c < classes; c++) if (zr[c] > zr[arg]) arg = c;
+            for (int c = 1; c < classes; c++)
+                if (zr[c] > zr[arg]) arg = c;
             mx = zr[arg];
             for (int c = 0; c < classes; c++) se += exp((double)zr[c] - mx);
             lsum += log(se) - ((double)zr[y] - mx);
             correct += arg == y;
             for (int c = 0; c < classes; c++)
-                gref[((size_t)b * rows + r) * classes + c] = (exp((double)zr[c] - mx) / se - (c == y)) / rows;
+                gref[((size_t)b * rows + r) * classes + c] =
+                    (exp((double)zr[c] - mx) / se - (c == y)) / rows;
         }
         lref[b] = lsum / rows;
         aref[b] = (double)correct / rows;
@@ -414,12 +461,15 @@ static void check_softmax(int rows, int classes, int batch, bool with_grad, floa
     float *loss = malloc(sizeof(float) * batch), *acc = malloc(sizeof(float) * batch);
     to_host(loss, dloss, sizeof(float) * batch);
     to_host(acc, dacc, sizeof(float) * batch);
-    DL_CHECK(dl_rel_err(loss, lref, batch) < 2e-6, "softmax loss %dx%d: rel err %.3g", rows, classes, dl_rel_err(loss, lref, batch));
-    DL_CHECK(dl_rel_err(acc, aref, batch) < 1e-7, "softmax accuracy %dx%d: rel err %.3g", rows, classes, dl_rel_err(acc, aref, batch));
+    DL_CHECK(dl_rel_err(loss, lref, batch) < 2e-6, "softmax loss %dx%d: rel err %.3g", rows,
+             classes, dl_rel_err(loss, lref, batch));
+    DL_CHECK(dl_rel_err(acc, aref, batch) < 1e-7, "softmax accuracy %dx%d: rel err %.3g", rows,
+             classes, dl_rel_err(acc, aref, batch));
     if (with_grad) {
         float *g = malloc(sizeof(float) * n);
         to_host(g, dg, sizeof(float) * n);
-        DL_CHECK(dl_rel_err(g, gref, n) < 1e-5, "softmax grad %dx%d: rel err %.3g", rows, classes, dl_rel_err(g, gref, n));
+        DL_CHECK(dl_rel_err(g, gref, n) < 1e-5, "softmax grad %dx%d: rel err %.3g", rows, classes,
+                 dl_rel_err(g, gref, n));
         free(g);
         be->free(be, dg);
     }
@@ -444,11 +494,15 @@ static void check_col_sum(int rows, int cols, int batch)
     float *out = malloc(sizeof(float) * ostride * batch);
     for (int b = 0; b < batch; b++)
         for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++) ref[b * ostride + c] += g[((size_t)b * rows + r) * cols + c];
-    float *dg = dev_from(g, sizeof(float) * n), *dout = dev_from(NULL, sizeof(float) * ostride * batch);
-    DL_CHECK(be->col_sum(be, dg, rows, cols, batch, dout, ostride) == DL_OK, "col_sum: %s", dl_errmsg());
+            for (int c = 0; c < cols; c++)
+                ref[b * ostride + c] += g[((size_t)b * rows + r) * cols + c];
+    float *dg = dev_from(g, sizeof(float) * n),
+          *dout = dev_from(NULL, sizeof(float) * ostride * batch);
+    DL_CHECK(be->col_sum(be, dg, rows, cols, batch, dout, ostride) == DL_OK, "col_sum: %s",
+             dl_errmsg());
     to_host(out, dout, sizeof(float) * ostride * batch);
-    DL_CHECK(dl_rel_err(out, ref, ostride * batch) < 1e-6, "col_sum %dx%d batch %d: rel err %.3g", rows, cols, batch, dl_rel_err(out, ref, ostride * batch));
+    DL_CHECK(dl_rel_err(out, ref, ostride * batch) < 1e-6, "col_sum %dx%d batch %d: rel err %.3g",
+             rows, cols, batch, dl_rel_err(out, ref, ostride * batch));
     be->free(be, dg), be->free(be, dout);
     free(g), free(ref), free(out);
 }
@@ -471,7 +525,8 @@ static void test_memory(void)
     float *d = dev_from(h, sizeof(float) * n), *d2 = poisoned_dev(n);
     DL_CHECK(be->copy(be, d2, d, sizeof(float) * n) == DL_OK, "copy: %s", dl_errmsg());
     to_host(back, d2, sizeof(float) * n);
-    DL_CHECK(memcmp(h, back, sizeof(float) * n) == 0, "upload/copy/download round trip changed data");
+    DL_CHECK(memcmp(h, back, sizeof(float) * n) == 0,
+             "upload/copy/download round trip changed data");
     DL_CHECK(be->fill(be, d2, n, 3.25f) == DL_OK, "fill: %s", dl_errmsg());
     to_host(back, d2, sizeof(float) * n);
     bool all = true;
@@ -483,13 +538,18 @@ static void test_memory(void)
     for (size_t i = 0; i < n; i++) all &= back[i] == 0.0f;
     DL_CHECK(all, "alloc did not zero the buffer");
     size_t fr = 0, tot = 0;
-    DL_CHECK(be->mem_info(be, &fr, &tot) == DL_OK && tot > 0 && fr <= tot, "mem_info: free %zu total %zu", fr, tot);
+    DL_CHECK(be->mem_info(be, &fr, &tot) == DL_OK && tot > 0 && fr <= tot,
+             "mem_info: free %zu total %zu", fr, tot);
     be->free(be, d), be->free(be, d2), be->free(be, z);
     be->free(be, NULL);
     free(h), free(back);
 }
 
-typedef struct { float *hist, *vals, *tmp; int32_t *counter; float *x; } graph_ctx;
+typedef struct {
+    float *hist, *vals, *tmp;
+    int32_t *counter;
+    float *x;
+} graph_ctx;
 
 /* Each replay appends vals and then doubles them: the recorded history
  * shows whether replays run in order and see the previous replay's data. */
@@ -497,8 +557,18 @@ static dl_status graph_epoch(dl_backend *b, void *vctx)
 {
     graph_ctx *c = vctx;
     DL_TRY(b->record(b, c->hist, c->vals, 3, c->counter));
-    dl_gemm_args g = {.m = 1, .n = 3, .k = 1, .alpha = 2.0f, .a = c->x, .lda = 1, .b = c->vals,
-                      .ldb = 3, .beta = 0.0f, .c = c->tmp, .ldc = 3, .batch = 1};
+    dl_gemm_args g = {.m = 1,
+                      .n = 3,
+                      .k = 1,
+                      .alpha = 2.0f,
+                      .a = c->x,
+                      .lda = 1,
+                      .b = c->vals,
+                      .ldb = 3,
+                      .beta = 0.0f,
+                      .c = c->tmp,
+                      .ldc = 3,
+                      .batch = 1};
     DL_TRY(b->gemm(b, &g)); /* tmp = 2 * x * vals, x = 1 */
     return b->copy(b, c->vals, c->tmp, 3 * sizeof(float));
 }
@@ -506,8 +576,11 @@ static dl_status graph_epoch(dl_backend *b, void *vctx)
 static void test_record_and_graph(void)
 {
     const float v0[3] = {1, 2, 3}, one = 1.0f;
-    graph_ctx c = {.hist = poisoned_dev(3 * 6), .vals = dev_from(v0, sizeof v0), .tmp = poisoned_dev(3),
-                   .counter = dev_from(NULL, sizeof(int32_t)), .x = dev_from(&one, sizeof one)};
+    graph_ctx c = {.hist = poisoned_dev(3 * 6),
+                   .vals = dev_from(v0, sizeof v0),
+                   .tmp = poisoned_dev(3),
+                   .counter = dev_from(NULL, sizeof(int32_t)),
+                   .x = dev_from(&one, sizeof one)};
     dl_graph *g = NULL;
     DL_CHECK(be->graph_create(be, graph_epoch, &c, &g) == DL_OK, "graph_create: %s", dl_errmsg());
     if (!g) return;
@@ -520,10 +593,12 @@ static void test_record_and_graph(void)
     DL_CHECK(count == 6, "counter is %d after 6 replays", count);
     for (int e = 0; e < 6; e++)
         for (int i = 0; i < 3; i++)
-            DL_CHECK(hist[e * 3 + i] == v0[i] * (float)(1 << e), "replay %d value %d is %g, expected %g", e, i,
-                     (double)hist[e * 3 + i], (double)(v0[i] * (float)(1 << e)));
+            DL_CHECK(hist[e * 3 + i] == v0[i] * (float)(1 << e),
+                     "replay %d value %d is %g, expected %g", e, i, (double)hist[e * 3 + i],
+                     (double)(v0[i] * (float)(1 << e)));
     be->graph_free(be, g);
-    be->free(be, c.hist), be->free(be, c.vals), be->free(be, c.tmp), be->free(be, c.counter), be->free(be, c.x);
+    be->free(be, c.hist), be->free(be, c.vals), be->free(be, c.tmp), be->free(be, c.counter),
+        be->free(be, c.x);
 }
 
 static void test_timer(void)

@@ -1,4 +1,4 @@
-/* --out's machinery (host/report.c) and the figures (host/figures.c):
+/* --out's machinery (host/app/report.c) and the figures (host/app/figures.c):
  * directory preparation, atomic writes, the CSV history, and PNG/SVG files
  * of the right size and kind (or, built without PLplot, a clear refusal).
  * usage: test_report [DIR]   with DIR, the figures are left there for a
@@ -134,10 +134,13 @@ static void test_atomic_write(void)
     DL_CHECK(stat(file, &sb) == 0 && (sb.st_mode & 0044) != 0, "a.txt is not readable by others");
 
     /* A failing writer leaves the old file as it was, and no temporary. */
-    DL_CHECK(dl_out_write(&o, "a.txt", write_then_fail, NULL) == DL_E_RUNTIME, "failure not passed on");
+    DL_CHECK(dl_out_write(&o, "a.txt", write_then_fail, NULL) == DL_E_RUNTIME,
+             "failure not passed on");
     got = slurp(file);
-    DL_CHECK(got && !strcmp(got, "hello world\n"), "a.txt changed to '%s'", got ? got : "(missing)");
-    DL_CHECK(dl_out_write(&o, "b.txt", write_then_fail, NULL) == DL_E_RUNTIME, "failure not passed on");
+    DL_CHECK(got && !strcmp(got, "hello world\n"), "a.txt changed to '%s'",
+             got ? got : "(missing)");
+    DL_CHECK(dl_out_write(&o, "b.txt", write_then_fail, NULL) == DL_E_RUNTIME,
+             "failure not passed on");
     snprintf(file, sizeof file, "%s/b.txt", dir);
     DL_CHECK(!exists(file), "b.txt exists after its writer failed");
     DL_CHECK(entries(dir) == 1, "%d entries in %s, expected a.txt alone", entries(dir), dir);
@@ -146,7 +149,8 @@ static void test_atomic_write(void)
     DL_CHECK(dl_out_summary(&o, write_listing, &o) == DL_OK, "%s", dl_errmsg());
     snprintf(file, sizeof file, "%s/summary.json", dir);
     got = slurp(file);
-    DL_CHECK(got && !strcmp(got, "a.txt\nsummary.json\n"), "summary saw '%s'", got ? got : "(missing)");
+    DL_CHECK(got && !strcmp(got, "a.txt\nsummary.json\n"), "summary saw '%s'",
+             got ? got : "(missing)");
 }
 
 static void test_csv(void)
@@ -159,19 +163,32 @@ static void test_csv(void)
 
     const float sse[3] = {10.5f, 2.25f, NAN};
     static const char *const one[] = {"sse"};
-    dl_csv_history h = {.epochs = 3, .metrics = 1, .names = one, .models = 1, .first_seed = 1,
-                        .values = sse, .epoch_stride = 1};
+    dl_csv_history h = {.epochs = 3,
+                        .metrics = 1,
+                        .names = one,
+                        .models = 1,
+                        .first_seed = 1,
+                        .values = sse,
+                        .epoch_stride = 1};
     DL_CHECK(dl_out_write(&o, "one.csv", dl_csv_write_history, &h) == DL_OK, "%s", dl_errmsg());
     snprintf(file, sizeof file, "%s/one.csv", dir);
     const char *got = slurp(file);
-    DL_CHECK(got && !strcmp(got, "epoch,sse\n1,10.5\n2,2.25\n3,nan\n"), "one.csv: '%s'", got ? got : "");
+    DL_CHECK(got && !strcmp(got, "epoch,sse\n1,10.5\n2,2.25\n3,nan\n"), "one.csv: '%s'",
+             got ? got : "");
 
     /* Two metrics of two models, laid out as the mlp task records them:
      * per epoch [m0 of models | m1 of models]. */
     const float v[2 * 4] = {1, 2, 0.5f, 0.25f, /* epoch 1 */ 3, INFINITY, 0.75f, -INFINITY};
     static const char *const two[] = {"loss", "acc"};
-    dl_csv_history g = {.epochs = 2, .metrics = 2, .names = two, .models = 2, .first_seed = 5,
-                        .values = v, .epoch_stride = 4, .metric_stride = 2, .model_stride = 1};
+    dl_csv_history g = {.epochs = 2,
+                        .metrics = 2,
+                        .names = two,
+                        .models = 2,
+                        .first_seed = 5,
+                        .values = v,
+                        .epoch_stride = 4,
+                        .metric_stride = 2,
+                        .model_stride = 1};
     DL_CHECK(dl_out_write(&o, "two.csv", dl_csv_write_history, &g) == DL_OK, "%s", dl_errmsg());
     snprintf(file, sizeof file, "%s/two.csv", dir);
     got = slurp(file);
@@ -247,8 +264,15 @@ static void draw_factorise(const char *dir, dl_out *o)
         g[i * 2 + 1] = u[i * P + 1] * 2 - u[i * P];
         labels[i] = c;
     }
-    dl_fig_factorise f = {.m = M, .rank = 2, .u_gd = g, .svd_u = u, .ld_u = P, .s = s,
-                          .labels = labels, .n_classes = 3, .class_names = names};
+    dl_fig_factorise f = {.m = M,
+                          .rank = 2,
+                          .u_gd = g,
+                          .svd_u = u,
+                          .ld_u = P,
+                          .s = s,
+                          .labels = labels,
+                          .n_classes = 3,
+                          .class_names = names};
     DL_CHECK(dl_out_figure_factorise(o, "figure1_projections", &f) == DL_OK, "%s", dl_errmsg());
     check_pair(dir, "figure1_projections");
     /* Rank 1, no labels, no SVD: one panel against the row number. */
@@ -269,16 +293,24 @@ static void draw_mlp(const char *dir, dl_out *o)
         h[e * 4 + 2] = (float)(1.0 - 0.65 * exp(-1.2 * t));
         h[e * 4 + 3] = (float)(0.96 - 0.6 * exp(-1.1 * t) + 0.015 * cos(e * 1.7));
     }
-    dl_fig_mlp f = {.epochs = E, .train_loss = h, .val_loss = h + 1, .train_acc = h + 2,
-                    .val_acc = h + 3, .stride = 4};
+    dl_fig_mlp f = {.epochs = E,
+                    .train_loss = h,
+                    .val_loss = h + 1,
+                    .train_acc = h + 2,
+                    .val_acc = h + 3,
+                    .stride = 4};
     DL_CHECK(dl_out_figure_mlp(o, "figure2_learning_curves", &f) == DL_OK, "%s", dl_errmsg());
     check_pair(dir, "figure2_learning_curves");
     for (int e = 80; e < E; e++) h[e * 4 + 0] = h[e * 4 + 1] = NAN;
     f.epochs = E;
     DL_CHECK(dl_out_figure_mlp(o, "figure2_diverged", &f) == DL_OK, "%s", dl_errmsg());
     check_pair(dir, "figure2_diverged");
-    dl_fig_mlp one = {.epochs = 1, .train_loss = h, .val_loss = h + 1, .train_acc = h + 2,
-                      .val_acc = h + 3, .stride = 4};
+    dl_fig_mlp one = {.epochs = 1,
+                      .train_loss = h,
+                      .val_loss = h + 1,
+                      .train_acc = h + 2,
+                      .val_acc = h + 3,
+                      .stride = 4};
     DL_CHECK(dl_out_figure_mlp(o, "figure2_one_epoch", &one) == DL_OK, "%s", dl_errmsg());
     check_pair(dir, "figure2_one_epoch");
 }
@@ -288,8 +320,10 @@ static const char *keep_dir;
 static void test_figures(void)
 {
     char dir[512];
-    if (keep_dir) snprintf(dir, sizeof dir, "%s", keep_dir);
-    else path_of(dir, sizeof dir, "figures");
+    if (keep_dir)
+        snprintf(dir, sizeof dir, "%s", keep_dir);
+    else
+        path_of(dir, sizeof dir, "figures");
     dl_out o;
     dl_out_init(&o, dir);
     DL_CHECK(dl_out_prepare(&o, true) == DL_OK, "%s", dl_errmsg());
@@ -305,14 +339,18 @@ static void test_figures(void)
 #endif
     if (!available) {
         float v = 1;
-        dl_fig_mlp f = {.epochs = 1, .train_loss = &v, .val_loss = &v, .train_acc = &v, .val_acc = &v};
-        DL_CHECK(dl_out_figure_mlp(&o, "fig", &f) == DL_OK, "unavailable figures must not fail the run");
-        DL_CHECK(o.n_files == 0 && o.figures_note[0], "note '%s', %d files", o.figures_note, o.n_files);
+        dl_fig_mlp f = {
+            .epochs = 1, .train_loss = &v, .val_loss = &v, .train_acc = &v, .val_acc = &v};
+        DL_CHECK(dl_out_figure_mlp(&o, "fig", &f) == DL_OK,
+                 "unavailable figures must not fail the run");
+        DL_CHECK(o.n_files == 0 && o.figures_note[0], "note '%s', %d files", o.figures_note,
+                 o.n_files);
         return;
     }
     draw_factorise(dir, &o);
     draw_mlp(dir, &o);
-    DL_CHECK(o.n_files == 10 && !o.figures_note[0], "%d files, note '%s'", o.n_files, o.figures_note);
+    DL_CHECK(o.n_files == 10 && !o.figures_note[0], "%d files, note '%s'", o.n_files,
+             o.figures_note);
     /* Only the finished files: no temporaries left behind. */
     DL_CHECK(entries(dir) == 10, "%d entries in %s, expected 10", entries(dir), dir);
 }

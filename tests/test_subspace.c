@@ -1,4 +1,4 @@
-/* Principal angles and the aligned residual (host/subspace.c) against
+/* Principal angles and the aligned residual (host/tasks/subspace.c) against
  * answers known in closed form, then on iris after the lab's 1000 epochs of
  * gradient descent.
  * usage: test_subspace path/to/iris.data */
@@ -73,9 +73,7 @@ static void test_orthonormalise(void)
 
     /* A repeated column and a zero column are dropped; the rest move left. */
     double d[4 * 3] = {1, 2, 0, /* columns e1, 2 e1, 3 e2 */
-                       0, 0, 3,
-                       0, 0, 0,
-                       0, 0, 0};
+                       0, 0, 3, 0, 0, 0, 0, 0, 0};
     DL_CHECK(dl_orthonormalise(4, 3, d, 3) == 2, "rank of [e1, 2 e1, 3 e2]");
     DL_CHECK_NEAR(d[0 * 3 + 0], 1.0, 1e-15, "first column");
     DL_CHECK_NEAR(d[1 * 3 + 1], 1.0, 1e-15, "second column (was the third)");
@@ -95,7 +93,8 @@ static void test_invertible_map(void)
     for (int i = 0; i < M; i++)
         for (int j = 0; j < K; j++) us[i * K + j] = u[i * K + j] * s[j];
     DL_CHECK(dl_principal_angles(M, K, b, K, K, u, K, theta) == DL_OK, "%s", dl_errmsg());
-    for (int j = 0; j < K; j++) DL_CHECK(theta[j] < 1e-13, "angle %d is %g rad, expected 0", j, theta[j]);
+    for (int j = 0; j < K; j++)
+        DL_CHECK(theta[j] < 1e-13, "angle %d is %g rad, expected 0", j, theta[j]);
     DL_CHECK(dl_aligned_residual(M, K, b, K, K, us, K, &rel) == DL_OK, "%s", dl_errmsg());
     DL_CHECK(rel < 1e-14, "aligned residual %g, expected 0", rel);
 }
@@ -118,13 +117,15 @@ static void test_known_angles(void)
     for (int i = 0; i < M; i++)
         for (int j = 0; j < K; j++) {
             double sa = 0, sb = 0;
-            for (int p = 0; p < M; p++) sa += h[i * M + p] * a0[p * K + j], sb += h[i * M + p] * b0[p * K + j];
+            for (int p = 0; p < M; p++)
+                sa += h[i * M + p] * a0[p * K + j], sb += h[i * M + p] * b0[p * K + j];
             a[i * K + j] = sa, b[i * K + j] = sb;
         }
     random_invertible(K, r);
     mul(M, K, b, r, bm);
     DL_CHECK(dl_principal_angles(M, K, a, K, K, bm, K, theta) == DL_OK, "%s", dl_errmsg());
-    DL_CHECK(fabs(theta[0] - want[0]) < 1e-14, "tiny angle %.6g rad, expected %.6g", theta[0], want[0]);
+    DL_CHECK(fabs(theta[0] - want[0]) < 1e-14, "tiny angle %.6g rad, expected %.6g", theta[0],
+             want[0]);
     for (int j = 1; j < K; j++) DL_CHECK_NEAR(theta[j], want[j], 1e-12, "principal angle");
     /* Symmetric in its arguments. */
     DL_CHECK(dl_principal_angles(M, K, bm, K, K, a, K, theta) == DL_OK, "%s", dl_errmsg());
@@ -170,18 +171,22 @@ static void test_aligned_residual_known(void)
     DL_CHECK_NEAR(rel, sqrt(9.0 + 16 + 9) / sqrt(14.0 + 25), 1e-15, "aligned residual");
     /* Strided input: the same X inside a wider array. */
     double xw[5 * 3];
-    for (int i = 0; i < 5; i++) xw[i * 3] = x[i * 2], xw[i * 3 + 1] = x[i * 2 + 1], xw[i * 3 + 2] = 99;
+    for (int i = 0; i < 5; i++)
+        xw[i * 3] = x[i * 2], xw[i * 3 + 1] = x[i * 2 + 1], xw[i * 3 + 2] = 99;
     DL_CHECK(dl_aligned_residual(5, 2, xw, 3, 2, y, 2, &rel) == DL_OK, "%s", dl_errmsg());
     DL_CHECK_NEAR(rel, sqrt(34.0 / 39.0), 1e-15, "aligned residual, ld 3");
     double zero[5 * 2] = {0};
-    DL_CHECK(dl_aligned_residual(5, 2, x, 2, 2, zero, 2, &rel) == DL_OK && rel == 0.0, "Y = 0: %g", rel);
+    DL_CHECK(dl_aligned_residual(5, 2, x, 2, 2, zero, 2, &rel) == DL_OK && rel == 0.0, "Y = 0: %g",
+             rel);
 }
 
 static void test_not_finite(void)
 {
     double x[3 * 1] = {1, NAN, 0}, y[3 * 1] = {1, 0, 0}, t, rel;
-    DL_CHECK(dl_principal_angles(3, 1, x, 1, 1, y, 1, &t) == DL_E_INPUT, "NaN accepted by the angles");
-    DL_CHECK(dl_aligned_residual(3, 1, x, 1, 1, y, 1, &rel) == DL_E_INPUT, "NaN accepted by the residual");
+    DL_CHECK(dl_principal_angles(3, 1, x, 1, 1, y, 1, &t) == DL_E_INPUT,
+             "NaN accepted by the angles");
+    DL_CHECK(dl_aligned_residual(3, 1, x, 1, 1, y, 1, &rel) == DL_E_INPUT,
+             "NaN accepted by the residual");
 }
 
 /* The float32 entry point on a factorisation's layout: svd_u with more
@@ -196,7 +201,8 @@ static void test_float_compare(void)
     const double r[K * K] = {0.7, -0.2, 0.5, 1.1};
     for (int i = 0; i < M; i++) {
         for (int j = 0; j < P; j++) svd_u[i * P + j] = (float)h[i * M + j];
-        for (int j = 0; j < K; j++) u_gd[i * K + j] = (float)(h[i * M] * r[j] + h[i * M + 1] * r[K + j]);
+        for (int j = 0; j < K; j++)
+            u_gd[i * K + j] = (float)(h[i * M] * r[j] + h[i * M + 1] * r[K + j]);
     }
     double deg[K], rel;
     DL_CHECK(dl_subspace_compare(M, K, u_gd, svd_u, P, s, deg, &rel) == DL_OK, "%s", dl_errmsg());
@@ -217,12 +223,14 @@ static void test_float_compare(void)
 static dl_factorise_result iris_run(dl_backend *be, const dl_dataset *d, uint64_t seed, int epochs,
                                     double deg[2], double *rel)
 {
-    dl_factorise_config cfg = {.rank = 2, .epochs = epochs, .lr = 0.01f, .seed = seed, .seeds = 1,
-                               .svd = true};
+    dl_factorise_config cfg = {
+        .rank = 2, .epochs = epochs, .lr = 0.01f, .seed = seed, .seeds = 1, .svd = true};
     dl_factorise_result r;
     deg[0] = deg[1] = *rel = NAN;
-    DL_CHECK(dl_factorise(be, d->x, d->rows, d->cols, &cfg, &r) == DL_OK, "factorise: %s", dl_errmsg());
-    DL_CHECK(dl_subspace_compare(r.m, 2, r.u_gd, r.svd_u, r.n_sv, r.singular_values, deg, rel) == DL_OK,
+    DL_CHECK(dl_factorise(be, d->x, d->rows, d->cols, &cfg, &r) == DL_OK, "factorise: %s",
+             dl_errmsg());
+    DL_CHECK(dl_subspace_compare(r.m, 2, r.u_gd, r.svd_u, r.n_sv, r.singular_values, deg, rel) ==
+                 DL_OK,
              "%s", dl_errmsg());
     return r;
 }
@@ -243,8 +251,9 @@ static void test_iris(void)
         largest[s] = deg[1];
         below_1 += deg[1] < 1.0;
         if (s == 0)
-            printf("iris seed 1, 1000 epochs: principal angles %.3g %.3g deg, aligned residual %.3g\n",
-                   deg[0], deg[1], residual[s]);
+            printf(
+                "iris seed 1, 1000 epochs: principal angles %.3g %.3g deg, aligned residual %.3g\n",
+                deg[0], deg[1], residual[s]);
         dl_factorise_result_free(&r);
     }
     qsort(largest, SEEDS, sizeof(double), dl_cmp_double);
@@ -252,15 +261,17 @@ static void test_iris(void)
     double median = 0.5 * (largest[SEEDS / 2 - 1] + largest[SEEDS / 2]);
     double median_res = 0.5 * (residual[SEEDS / 2 - 1] + residual[SEEDS / 2]);
     printf("iris seeds 1..%d, 1000 epochs: largest angle median %.3g deg, max %.3g deg; "
-           "aligned residual median %.3g\n", SEEDS, median, largest[SEEDS - 1], median_res);
+           "aligned residual median %.3g\n",
+           SEEDS, median, largest[SEEDS - 1], median_res);
     DL_CHECK(median < 0.5, "median largest angle %g deg (measured 0.09)", median);
     DL_CHECK(below_1 >= 16, "only %d of %d seeds end below 1 degree (measured 20)", below_1, SEEDS);
     DL_CHECK(median_res < 2e-3, "median aligned residual %g (measured 4.7e-4)", median_res);
 
     dl_factorise_result r = iris_run(be, &d, 1, 3000, deg, &residual[0]);
-    printf("iris seed 1, 3000 epochs: principal angles %.3g %.3g deg, aligned residual %.3g\n", deg[0],
-           deg[1], residual[0]);
-    DL_CHECK(deg[1] < 0.01, "seed 1 after 3000 epochs: largest angle %g deg (measured 2.6e-4)", deg[1]);
+    printf("iris seed 1, 3000 epochs: principal angles %.3g %.3g deg, aligned residual %.3g\n",
+           deg[0], deg[1], residual[0]);
+    DL_CHECK(deg[1] < 0.01, "seed 1 after 3000 epochs: largest angle %g deg (measured 2.6e-4)",
+             deg[1]);
     DL_CHECK(residual[0] < 1e-4, "seed 1 after 3000 epochs: aligned residual %g (measured 1.1e-6)",
              residual[0]);
     dl_factorise_result_free(&r);

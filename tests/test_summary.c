@@ -41,7 +41,8 @@ static void test_histogram(void)
     }
     fclose(f);
     DL_CHECK(lines == 10, "%d lines", lines); /* both end bins hold values: nothing trimmed */
-    DL_CHECK(counts[0] == 2 && counts[1] == 2 && counts[9] == 2, "bins %d %d %d (clamped ends)", counts[0], counts[1], counts[9]);
+    DL_CHECK(counts[0] == 2 && counts[1] == 2 && counts[9] == 2, "bins %d %d %d (clamped ends)",
+             counts[0], counts[1], counts[9]);
 }
 
 static void test_histogram_trims_empty_ends(void)

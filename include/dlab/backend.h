@@ -2,8 +2,8 @@
  *
  * Tasks (factorise, mlp) are written once against this struct and never call
  * CUDA, cuBLAS or CBLAS themselves. Two implementations exist: "cpu"
- * (host/backend_cpu.c: CBLAS, LAPACKE, OpenMP loops) and "cuda"
- * (host/backend_cuda.c + kernels/: custom kernels, cuBLAS, cuSOLVER,
+ * (host/backends/backend_cpu.c: CBLAS, LAPACKE, OpenMP loops) and "cuda"
+ * (host/backends/backend_cuda.c + kernels/: custom kernels, cuBLAS, cuSOLVER,
  * cuRAND on one stream).
  *
  * Conventions
@@ -51,9 +51,9 @@ typedef enum { DL_OPTIM_SGD = 0, DL_OPTIM_MOMENTUM, DL_OPTIM_ADAM } dl_optim_kin
 typedef struct {
     dl_optim_kind kind;
     float lr;
-    float momentum;        /* DL_OPTIM_MOMENTUM */
-    float beta1, beta2;    /* DL_OPTIM_ADAM */
-    float eps;             /* DL_OPTIM_ADAM */
+    float momentum;     /* DL_OPTIM_MOMENTUM */
+    float beta1, beta2; /* DL_OPTIM_ADAM */
+    float eps;          /* DL_OPTIM_ADAM */
 } dl_optim;
 
 /* C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b] for b < batch, row-major,
@@ -63,23 +63,29 @@ typedef struct {
     bool trans_a, trans_b;
     int m, n, k;
     float alpha;
-    const float *a; int lda; size_t stride_a;
-    const float *b; int ldb; size_t stride_b;
+    const float *a;
+    int lda;
+    size_t stride_a;
+    const float *b;
+    int ldb;
+    size_t stride_b;
     float beta;
-    float *c; int ldc; size_t stride_c;
-    int batch;             /* >= 1 */
+    float *c;
+    int ldc;
+    size_t stride_c;
+    int batch; /* >= 1 */
 } dl_gemm_args;
 
 struct dl_backend {
-    const char *name;      /* "cpu" or "cuda" */
-    char device[160];      /* human-readable: CPU model and threads, or GPU name */
+    const char *name; /* "cpu" or "cuda" */
+    char device[160]; /* human-readable: CPU model and threads, or GPU name */
     void *impl;
 
     void (*destroy)(dl_backend *be);
 
     /* --- memory ------------------------------------------------------- */
     dl_status (*alloc)(dl_backend *be, size_t bytes, void **out); /* zeroed */
-    void (*free)(dl_backend *be, void *p);                         /* NULL ok */
+    void (*free)(dl_backend *be, void *p);                        /* NULL ok */
     dl_status (*upload)(dl_backend *be, void *dst, const void *src, size_t bytes);
     dl_status (*download)(dl_backend *be, void *dst, const void *src, size_t bytes);
     dl_status (*copy)(dl_backend *be, void *dst, const void *src, size_t bytes);
@@ -92,16 +98,14 @@ struct dl_backend {
     /* Thin SVD of the row-major m x n matrix A (not modified), p = min(m, n):
      * s[p] descending, u m x p row-major, vt p x n row-major. u or vt may be
      * NULL when not wanted. */
-    dl_status (*svd)(dl_backend *be, int m, int n, const float *a, float *s,
-                     float *u, float *vt);
+    dl_status (*svd)(dl_backend *be, int m, int n, const float *a, float *s, float *u, float *vt);
 
     /* --- random numbers (Philox4x32-10, identical on both backends) ----- */
     /* x[i] ~ U[0,1) (cuRAND's (0,1]); the sequence is that of a Philox
      * generator seeded with `seed` at stream offset `offset`. */
-    dl_status (*rand_uniform)(dl_backend *be, float *x, size_t n, uint64_t seed,
-                              uint64_t offset);
-    dl_status (*rand_normal)(dl_backend *be, float *x, size_t n, float mean,
-                             float stddev, uint64_t seed, uint64_t offset);
+    dl_status (*rand_uniform)(dl_backend *be, float *x, size_t n, uint64_t seed, uint64_t offset);
+    dl_status (*rand_normal)(dl_backend *be, float *x, size_t n, float mean, float stddev,
+                             uint64_t seed, uint64_t offset);
 
     /* --- custom ops ----------------------------------------------------- */
     /* Residual and squared error, fused: for each model b,
@@ -114,8 +118,8 @@ struct dl_backend {
      * optimiser's state (momentum: m only; adam: both; sgd: neither, may be
      * NULL). `t` is a device int32 step counter used by Adam: the op
      * increments it and uses the new value as the 1-based step number. */
-    dl_status (*optim_step)(dl_backend *be, const dl_optim *opt, float *p, const float *g,
-                            float *m, float *v, size_t n, int32_t *t);
+    dl_status (*optim_step)(dl_backend *be, const dl_optim *opt, float *p, const float *g, float *m,
+                            float *v, size_t n, int32_t *t);
 
     /* Y[b][r][c] += bias[b][c], then Y = relu(Y) if `relu`. Y[b] = y + b*rows*cols,
      * bias[b] = bias + b*bias_stride. */
@@ -131,20 +135,19 @@ struct dl_backend {
      *   acc[b]    = fraction of rows whose argmax is the label,
      *   dlogits[b] (if not NULL) = (softmax - onehot) / rows.
      * loss or acc may be NULL; dlogits must not overlap logits. */
-    dl_status (*softmax_xent)(dl_backend *be, const float *logits, const int32_t *labels,
-                              int rows, int classes, int batch, size_t label_stride,
-                              float *dlogits, float *loss, float *acc);
+    dl_status (*softmax_xent)(dl_backend *be, const float *logits, const int32_t *labels, int rows,
+                              int classes, int batch, size_t label_stride, float *dlogits,
+                              float *loss, float *acc);
 
     /* out[b*out_stride + c] = sum_r G[b][r][c], G[b] = g + b*rows*cols. */
-    dl_status (*col_sum)(dl_backend *be, const float *g, int rows, int cols, int batch,
-                         float *out, size_t out_stride);
+    dl_status (*col_sum)(dl_backend *be, const float *g, int rows, int cols, int batch, float *out,
+                         size_t out_stride);
 
     /* Appends n values to a device-side history:
      *   hist[(*counter) * n + i] = vals[i]  for i < n;  then (*counter)++.
      * This is how an epoch records its metrics without a host round trip and
      * without any per-epoch argument (so the epoch can be graph-replayed). */
-    dl_status (*record)(dl_backend *be, float *hist, const float *vals, int n,
-                        int32_t *counter);
+    dl_status (*record)(dl_backend *be, float *hist, const float *vals, int n, int32_t *counter);
 
     /* --- sync, timing, graphs ----------------------------------------- */
     dl_status (*sync)(dl_backend *be);

@@ -12,15 +12,15 @@ typedef enum { DL_TASK_NONE = 0, DL_TASK_FACTORISE, DL_TASK_MLP } dl_task;
 
 typedef struct {
     dl_task task;
-    const char *data;          /* NULL: the bundled iris file */
-    int synth_m, synth_n;      /* --synthetic MxN (factorise) */
+    const char *data;     /* NULL: the bundled iris file */
+    int synth_m, synth_n; /* --synthetic MxN (factorise) */
     int rank, epochs, seeds, hidden, batch, train;
     float lr, momentum;
     uint64_t seed;
     bool center, svd, json, quiet, force;
     const char *out;
-    const char *optim;         /* sgd | momentum | adam */
-    const char *preset;        /* lab | careful */
+    const char *optim;  /* sgd | momentum | adam */
+    const char *preset; /* lab | careful */
     dl_device device;
     bool given_epochs, given_lr, given_optim, given_momentum; /* explicit, beats a preset */
     bool help, version;

@@ -12,8 +12,8 @@
 typedef struct {
     dl_backend *be;
     const dl_options *opt;
-    FILE *text;                    /* the human report: stdout, or stderr with --json */
-    volatile sig_atomic_t *stop;   /* set by SIGINT */
+    FILE *text;                  /* the human report: stdout, or stderr with --json */
+    volatile sig_atomic_t *stop; /* set by SIGINT */
     void (*progress)(void *ud, const dl_progress *p);
     void *progress_ud;
 } dl_cmd;

@@ -9,12 +9,12 @@
 #include "dlab/status.h"
 
 typedef struct {
-    int rows, cols;        /* numeric feature columns */
-    float *x;              /* rows x cols, row-major */
-    int32_t *labels;       /* rows class ids, or NULL when there is no label column */
+    int rows, cols;  /* numeric feature columns */
+    float *x;        /* rows x cols, row-major */
+    int32_t *labels; /* rows class ids, or NULL when there is no label column */
     int n_classes;
-    char **class_names;    /* n_classes names, in order of first appearance */
-    char **col_names;      /* cols names from a header row, or NULL */
+    char **class_names; /* n_classes names, in order of first appearance */
+    char **col_names;   /* cols names from a header row, or NULL */
 } dl_dataset;
 
 /* Loads a file. Every failure is DL_E_INPUT with a one-line message naming

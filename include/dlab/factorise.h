@@ -20,33 +20,33 @@ typedef struct {
     int epochs;
     float lr;
     uint64_t seed;
-    int seeds;             /* models trained together, >= 1 */
-    bool svd;              /* compute the SVD baseline */
-    dl_loop loop;          /* progress and stop hooks (per_epoch etc. are set by the task) */
+    int seeds;    /* models trained together, >= 1 */
+    bool svd;     /* compute the SVD baseline */
+    dl_loop loop; /* progress and stop hooks (per_epoch etc. are set by the task) */
 } dl_factorise_config;
 
 typedef struct {
     int m, n, rank, seeds;
     int epochs_run;
-    float *loss_history;   /* epochs_run x seeds: the SSE before each epoch's update */
-    float *sse_gd;         /* seeds: the SSE of the final U, V */
+    float *loss_history; /* epochs_run x seeds: the SSE before each epoch's update */
+    float *sse_gd;       /* seeds: the SSE of the final U, V */
     bool have_svd;
-    double sse_svd;        /* sum of the discarded squared singular values */
-    double sse_svd_recon;  /* the same, from the rank-k reconstruction */
+    double sse_svd;       /* sum of the discarded squared singular values */
+    double sse_svd_recon; /* the same, from the rank-k reconstruction */
     int n_sv;
-    float *singular_values;/* n_sv = min(m, n), descending */
-    float *svd_u;          /* m x n_sv left singular vectors (row-major) */
-    float *u_gd;           /* m x rank: U of the first model */
-    double train_seconds;  /* the gradient-descent loop alone */
+    float *singular_values; /* n_sv = min(m, n), descending */
+    float *svd_u;           /* m x n_sv left singular vectors (row-major) */
+    float *u_gd;            /* m x rank: U of the first model */
+    double train_seconds;   /* the gradient-descent loop alone */
     double svd_seconds;
-    dl_status stop;        /* DL_OK, DL_E_DIVERGED or DL_E_INTERRUPTED */
+    dl_status stop; /* DL_OK, DL_E_DIVERGED or DL_E_INTERRUPTED */
 } dl_factorise_result;
 
 /* Factorises the row-major m x n host matrix `a`. On DL_E_DIVERGED and
  * DL_E_INTERRUPTED the result still holds everything computed up to the
  * stop (res->stop says which); other failures leave it empty. */
-dl_status dl_factorise(dl_backend *be, const float *a, int m, int n,
-                       const dl_factorise_config *cfg, dl_factorise_result *res);
+dl_status dl_factorise(dl_backend *be, const float *a, int m, int n, const dl_factorise_config *cfg,
+                       dl_factorise_result *res);
 
 /* The same on a synthetic rank-`true_rank` matrix plus N(0, noise^2) noise,
  * generated on the backend from `data_seed` (nothing crosses the bus). */

@@ -20,7 +20,7 @@
 
 #include "dlab/status.h"
 
-#define DL_FIG_WIDTH 1000
+#define DL_FIG_WIDTH  1000
 #define DL_FIG_HEIGHT 600
 /* Scatter panels draw at most this many rows (an even subsample beyond). */
 #define DL_FIG_MAX_POINTS 20000
@@ -44,15 +44,15 @@ bool dl_figures_available(char *why, size_t why_len);
  * Without an SVD (svd_u NULL) the Û panel is drawn alone. With labels the
  * points are coloured and shaped by class, with a legend. */
 typedef struct {
-    int m;                     /* rows */
-    int rank;                  /* columns of u_gd */
-    const float *u_gd;         /* m x rank, packed */
-    const float *svd_u;        /* m x ld_u left singular vectors, or NULL */
+    int m;              /* rows */
+    int rank;           /* columns of u_gd */
+    const float *u_gd;  /* m x rank, packed */
+    const float *svd_u; /* m x ld_u left singular vectors, or NULL */
     int ld_u;
-    const float *s;            /* singular values (with svd_u) */
-    const int32_t *labels;     /* m class ids in [0, n_classes), or NULL */
+    const float *s;        /* singular values (with svd_u) */
+    const int32_t *labels; /* m class ids in [0, n_classes), or NULL */
     int n_classes;
-    char *const *class_names;  /* n_classes names, or NULL: "class 1", ... */
+    char *const *class_names; /* n_classes names, or NULL: "class 1", ... */
 } dl_fig_factorise;
 
 dl_status dl_figure_factorise(const char *path, dl_fig_format fmt, const dl_fig_factorise *f);
@@ -62,9 +62,9 @@ dl_status dl_figure_factorise(const char *path, dl_fig_format fmt, const dl_fig_
  * Values that are not finite (a diverged run) break the curves. */
 typedef struct {
     int epochs;
-    const float *train_loss, *val_loss;  /* epoch e (0-based) at [e * stride] */
+    const float *train_loss, *val_loss; /* epoch e (0-based) at [e * stride] */
     const float *train_acc, *val_acc;
-    size_t stride;                       /* elements between epochs; 0 means 1 */
+    size_t stride; /* elements between epochs; 0 means 1 */
 } dl_fig_mlp;
 
 dl_status dl_figure_mlp(const char *path, dl_fig_format fmt, const dl_fig_mlp *f);
@@ -79,7 +79,7 @@ dl_status dl_figure_mlp(const char *path, dl_fig_format fmt, const dl_fig_mlp *f
 typedef struct {
     const float *values;
     int n;
-    size_t stride;             /* elements between values; 0 means 1 */
+    size_t stride; /* elements between values; 0 means 1 */
     double lo, hi;
     int bins;
     bool log10_x;

@@ -9,12 +9,12 @@
 typedef struct {
     FILE *f;
     int depth;
-    bool first[32];        /* per nesting level: nothing written yet */
+    bool first[32]; /* per nesting level: nothing written yet */
     bool pretty;
 } dl_json;
 
 void dl_json_init(dl_json *j, FILE *f, bool pretty);
-void dl_json_obj_begin(dl_json *j, const char *key);  /* key NULL inside arrays / at top */
+void dl_json_obj_begin(dl_json *j, const char *key); /* key NULL inside arrays / at top */
 void dl_json_obj_end(dl_json *j);
 void dl_json_arr_begin(dl_json *j, const char *key);
 void dl_json_arr_end(dl_json *j);

@@ -30,17 +30,17 @@ typedef enum {
 } dl_mlp_preset;
 
 typedef struct {
-    dl_mlp_preset preset;  /* initialisation and input scaling */
+    dl_mlp_preset preset; /* initialisation and input scaling */
     int hidden;
     int epochs;
     dl_optim_kind optim;
     float lr;
-    float momentum;        /* DL_OPTIM_MOMENTUM */
-    int batch;             /* rows per mini-batch; 0 or >= the training rows: full batch */
-    int train;             /* rows used for training after shuffling; the rest validate */
-    uint64_t seed;         /* shuffle and initial weights of model 0; model b uses seed + b */
-    int seeds;             /* models trained together, >= 1 */
-    dl_loop loop;          /* progress and stop hooks (per_epoch etc. are set by the task) */
+    float momentum; /* DL_OPTIM_MOMENTUM */
+    int batch;      /* rows per mini-batch; 0 or >= the training rows: full batch */
+    int train;      /* rows used for training after shuffling; the rest validate */
+    uint64_t seed;  /* shuffle and initial weights of model 0; model b uses seed + b */
+    int seeds;      /* models trained together, >= 1 */
+    dl_loop loop;   /* progress and stop hooks (per_epoch etc. are set by the task) */
 } dl_mlp_config;
 
 /* Metrics per epoch, in the order they are recorded. */
@@ -57,31 +57,32 @@ typedef enum {
 typedef struct {
     int models, features, classes;
     int n_train, n_val;
-    float *x_train;        /* models x n_train x features */
-    int32_t *y_train;      /* models x n_train class ids */
-    float *x_val;          /* models x n_val x features */
-    int32_t *y_val;        /* models x n_val */
+    float *x_train;   /* models x n_train x features */
+    int32_t *y_train; /* models x n_train class ids */
+    float *x_val;     /* models x n_val x features */
+    int32_t *y_val;   /* models x n_val */
 } dl_mlp_data;
 
 typedef struct {
     int features, hidden, classes, models;
-    int n_train, n_val, batch;     /* batch: the effective mini-batch size */
-    size_t n_params;               /* P, per model */
+    int n_train, n_val, batch; /* batch: the effective mini-batch size */
+    size_t n_params;           /* P, per model */
     int epochs_run;
-    float *history;        /* epochs_run x (DL_MLP_METRICS * models), see dl_mlp_history */
-    float *train_loss, *val_loss;  /* per model: after the last epoch run */
+    float *history;               /* epochs_run x (DL_MLP_METRICS * models), see dl_mlp_history */
+    float *train_loss, *val_loss; /* per model: after the last epoch run */
     float *train_accuracy, *val_accuracy;
-    int *best_epoch;       /* per model: 1-based epoch of the highest validation
+    int *best_epoch; /* per model: 1-based epoch of the highest validation
                               accuracy (earliest on ties; finite-loss epochs only) */
-    float *params;         /* models x P: the final parameters */
+    float *params;   /* models x P: the final parameters */
     double train_seconds;
-    dl_status stop;        /* DL_OK, DL_E_DIVERGED or DL_E_INTERRUPTED */
+    dl_status stop; /* DL_OK, DL_E_DIVERGED or DL_E_INTERRUPTED */
 } dl_mlp_result;
 
 /* The value of metric `k` of model `model` after epoch `epoch` (0-based). */
 static inline float dl_mlp_history(const dl_mlp_result *r, int epoch, dl_mlp_metric k, int model)
 {
-    return r->history[((size_t)epoch * DL_MLP_METRICS + (size_t)k) * (size_t)r->models + (size_t)model];
+    return r
+        ->history[((size_t)epoch * DL_MLP_METRICS + (size_t)k) * (size_t)r->models + (size_t)model];
 }
 
 /* Parameters per model: features*hidden + hidden + hidden*classes + classes. */
@@ -120,7 +121,7 @@ void dl_mlp_result_free(dl_mlp_result *r);
  * rows, params models x P; out: grad models x P (d mean loss / d params) and,
  * if not NULL, loss[models]. */
 dl_status dl_mlp_gradient(dl_backend *be, int models, int rows, int features, int hidden,
-                          int classes, const float *x, const int32_t *labels,
-                          const float *params, float *grad, float *loss);
+                          int classes, const float *x, const int32_t *labels, const float *params,
+                          float *grad, float *loss);
 
 #endif

@@ -21,10 +21,10 @@
 #define DL_OUT_MAX_FILES 16
 
 typedef struct {
-    const char *dir;                      /* NULL: no --out, nothing is written */
+    const char *dir; /* NULL: no --out, nothing is written */
     int n_files;
-    char files[DL_OUT_MAX_FILES][64];     /* names written, in order */
-    char figures_note[256];               /* why figures were not drawn, "" otherwise */
+    char files[DL_OUT_MAX_FILES][64]; /* names written, in order */
+    char figures_note[256];           /* why figures were not drawn, "" otherwise */
 } dl_out;
 
 /* Writes the whole content of one file to f. Output errors need not be
@@ -60,12 +60,12 @@ dl_status dl_out_figure_histogram(dl_out *o, const char *base, const dl_fig_hist
  * several models every metric gets one column per model, NAME_seedS, grouped
  * by model. */
 typedef struct {
-    int epochs;                  /* rows; row e is epoch e + 1 */
+    int epochs; /* rows; row e is epoch e + 1 */
     int metrics;
-    const char *const *names;    /* metric names */
-    int models;                  /* >= 1 */
-    uint64_t first_seed;         /* model b is seed first_seed + b */
-    const float *values;         /* metric c of model b after epoch e at
+    const char *const *names; /* metric names */
+    int models;               /* >= 1 */
+    uint64_t first_seed;      /* model b is seed first_seed + b */
+    const float *values;      /* metric c of model b after epoch e at
                                     values[e*epoch_stride + c*metric_stride + b*model_stride] */
     size_t epoch_stride, metric_stride, model_stride;
 } dl_csv_history;

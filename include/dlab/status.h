@@ -32,10 +32,10 @@ dl_status dl_fail_at(dl_status code, const char *file, int line, const char *fmt
 #define DL_FAIL(code, ...) dl_fail_at((code), __FILE__, __LINE__, __VA_ARGS__)
 
 /* Propagates a failure from a call that returns dl_status. */
-#define DL_TRY(expr)                      \
-    do {                                  \
-        dl_status dl_try_s_ = (expr);     \
-        if (dl_try_s_ != DL_OK) return dl_try_s_; \
+#define DL_TRY(expr)                                                                               \
+    do {                                                                                           \
+        dl_status dl_try_s_ = (expr);                                                              \
+        if (dl_try_s_ != DL_OK) return dl_try_s_;                                                  \
     } while (0)
 
 const char *dl_errmsg(void);   /* the last message, "" if none */

@@ -8,8 +8,8 @@
 #include "dlab/json.h"
 
 typedef struct {
-    int n;                 /* finite values counted */
-    int non_finite;        /* NaN/Inf values left out (diverged models) */
+    int n;          /* finite values counted */
+    int non_finite; /* NaN/Inf values left out (diverged models) */
     double min, p10, median, p90, max, mean;
 } dl_stats;
 
@@ -25,8 +25,8 @@ void dl_stats_compute(const float *v, int n, int stride, dl_stats *out);
  * non-empty bin to the last:
  *   "  0.90 - 0.93 |#########            |  41"
  * `fmt` formats the bin edges (e.g. "%.2f"). */
-void dl_print_histogram(FILE *f, const float *v, int n, int stride, double lo, double hi,
-                        int bins, const char *fmt);
+void dl_print_histogram(FILE *f, const float *v, int n, int stride, double lo, double hi, int bins,
+                        const char *fmt);
 
 /* "key": {"n":..,"min":..,"p10":..,"median":..,"p90":..,"max":..,"mean":..} */
 void dl_json_stats(dl_json *j, const char *key, const dl_stats *s);

@@ -15,16 +15,16 @@
 #include "dlab/backend.h"
 
 typedef struct {
-    int done, total;         /* epochs finished, epochs asked for */
-    double elapsed;          /* seconds since the loop started */
-    const float *last;       /* the last finished epoch's per_epoch values */
+    int done, total;   /* epochs finished, epochs asked for */
+    double elapsed;    /* seconds since the loop started */
+    const float *last; /* the last finished epoch's per_epoch values */
 } dl_progress;
 
 typedef struct {
-    int per_epoch;           /* values recorded per epoch */
+    int per_epoch;                /* values recorded per epoch */
     int check_first, check_count; /* which of them must stay finite */
-    float lr;                /* named in the divergence message */
-    int max_chunk;           /* epochs per chunk at most (0: 256) */
+    float lr;                     /* named in the divergence message */
+    int max_chunk;                /* epochs per chunk at most (0: 256) */
     void (*progress)(void *ud, const dl_progress *p);
     void *progress_ud;
     volatile sig_atomic_t *stop; /* non-zero: stop after the current chunk */

@@ -23,21 +23,59 @@ static dl_status fact_epoch(dl_backend *be, void *vctx)
     const size_t P = c->per_model, mk = (size_t)c->m * c->k, mn = (size_t)c->m * c->n;
     float *u = c->params, *v = c->params + mk, *du = c->grads, *dv = c->grads + mk;
     /* E = U V^T */
-    dl_gemm_args g1 = {.trans_b = true, .m = c->m, .n = c->n, .k = c->k, .alpha = 1.0f,
-                       .a = u, .lda = c->k, .stride_a = P, .b = v, .ldb = c->k, .stride_b = P,
-                       .beta = 0.0f, .c = c->e, .ldc = c->n, .stride_c = mn, .batch = c->seeds};
+    dl_gemm_args g1 = {.trans_b = true,
+                       .m = c->m,
+                       .n = c->n,
+                       .k = c->k,
+                       .alpha = 1.0f,
+                       .a = u,
+                       .lda = c->k,
+                       .stride_a = P,
+                       .b = v,
+                       .ldb = c->k,
+                       .stride_b = P,
+                       .beta = 0.0f,
+                       .c = c->e,
+                       .ldc = c->n,
+                       .stride_c = mn,
+                       .batch = c->seeds};
     DL_TRY(be->gemm(be, &g1));
     /* E -= A, metrics[b] = sum E^2 */
     DL_TRY(be->sq_err(be, c->e, c->a, mn, c->seeds, 0, c->metrics));
     /* dU = 2 E V */
-    dl_gemm_args g2 = {.m = c->m, .n = c->k, .k = c->n, .alpha = 2.0f,
-                       .a = c->e, .lda = c->n, .stride_a = mn, .b = v, .ldb = c->k, .stride_b = P,
-                       .beta = 0.0f, .c = du, .ldc = c->k, .stride_c = P, .batch = c->seeds};
+    dl_gemm_args g2 = {.m = c->m,
+                       .n = c->k,
+                       .k = c->n,
+                       .alpha = 2.0f,
+                       .a = c->e,
+                       .lda = c->n,
+                       .stride_a = mn,
+                       .b = v,
+                       .ldb = c->k,
+                       .stride_b = P,
+                       .beta = 0.0f,
+                       .c = du,
+                       .ldc = c->k,
+                       .stride_c = P,
+                       .batch = c->seeds};
     DL_TRY(be->gemm(be, &g2));
     /* dV = 2 E^T U */
-    dl_gemm_args g3 = {.trans_a = true, .m = c->n, .n = c->k, .k = c->m, .alpha = 2.0f,
-                       .a = c->e, .lda = c->n, .stride_a = mn, .b = u, .ldb = c->k, .stride_b = P,
-                       .beta = 0.0f, .c = dv, .ldc = c->k, .stride_c = P, .batch = c->seeds};
+    dl_gemm_args g3 = {.trans_a = true,
+                       .m = c->n,
+                       .n = c->k,
+                       .k = c->m,
+                       .alpha = 2.0f,
+                       .a = c->e,
+                       .lda = c->n,
+                       .stride_a = mn,
+                       .b = u,
+                       .ldb = c->k,
+                       .stride_b = P,
+                       .beta = 0.0f,
+                       .c = dv,
+                       .ldc = c->k,
+                       .stride_c = P,
+                       .batch = c->seeds};
     DL_TRY(be->gemm(be, &g3));
     DL_TRY(be->optim_step(be, &c->opt, c->params, c->grads, NULL, NULL, P * c->seeds, NULL));
     return be->record(be, c->hist, c->metrics, c->seeds, c->counter);
@@ -46,13 +84,18 @@ static dl_status fact_epoch(dl_backend *be, void *vctx)
 dl_status dl_factorise_validate(int m, int n, const dl_factorise_config *cfg)
 {
     int p = m < n ? m : n;
-    if (m < 2 || n < 1) return DL_FAIL(DL_E_INPUT, "the matrix is %dx%d; need at least 2 rows and 1 column", m, n);
+    if (m < 2 || n < 1)
+        return DL_FAIL(DL_E_INPUT, "the matrix is %dx%d; need at least 2 rows and 1 column", m, n);
     if (cfg->rank < 1 || cfg->rank > p)
-        return DL_FAIL(DL_E_USAGE, "--rank %d is out of range for a %dx%d matrix (1 to %d)", cfg->rank, m, n, p);
-    if (cfg->epochs < 1) return DL_FAIL(DL_E_USAGE, "--epochs must be at least 1 (got %d)", cfg->epochs);
+        return DL_FAIL(DL_E_USAGE, "--rank %d is out of range for a %dx%d matrix (1 to %d)",
+                       cfg->rank, m, n, p);
+    if (cfg->epochs < 1)
+        return DL_FAIL(DL_E_USAGE, "--epochs must be at least 1 (got %d)", cfg->epochs);
     if (!(cfg->lr > 0.0f) || !isfinite(cfg->lr))
-        return DL_FAIL(DL_E_USAGE, "--lr must be a positive finite number (got %g)", (double)cfg->lr);
-    if (cfg->seeds < 1) return DL_FAIL(DL_E_USAGE, "--seeds must be at least 1 (got %d)", cfg->seeds);
+        return DL_FAIL(DL_E_USAGE, "--lr must be a positive finite number (got %g)",
+                       (double)cfg->lr);
+    if (cfg->seeds < 1)
+        return DL_FAIL(DL_E_USAGE, "--seeds must be at least 1 (got %d)", cfg->seeds);
     return DL_OK;
 }
 
@@ -139,8 +182,8 @@ static dl_status run(dl_backend *be, fact_ctx *c, const dl_factorise_config *cfg
     loop.check_first = 0;
     loop.check_count = S;
     loop.lr = cfg->lr;
-    dl_status st = dl_train_loop(be, graph, E, c->hist, res->loss_history, &loop,
-                                 &res->epochs_run, &res->train_seconds);
+    dl_status st = dl_train_loop(be, graph, E, c->hist, res->loss_history, &loop, &res->epochs_run,
+                                 &res->train_seconds);
     be->graph_free(be, graph);
     if (st != DL_OK && st != DL_E_DIVERGED && st != DL_E_INTERRUPTED) return st;
     res->stop = st;
@@ -148,10 +191,22 @@ static dl_status run(dl_backend *be, fact_ctx *c, const dl_factorise_config *cfg
     snprintf(saved, sizeof saved, "%s", dl_errmsg());
 
     /* The error of the final U, V (after the last update). */
-    dl_gemm_args g = {.trans_b = true, .m = m, .n = n, .k = k, .alpha = 1.0f,
-                      .a = c->params, .lda = k, .stride_a = P, .b = c->params + (size_t)m * k,
-                      .ldb = k, .stride_b = P, .beta = 0.0f, .c = c->e, .ldc = n,
-                      .stride_c = (size_t)m * n, .batch = S};
+    dl_gemm_args g = {.trans_b = true,
+                      .m = m,
+                      .n = n,
+                      .k = k,
+                      .alpha = 1.0f,
+                      .a = c->params,
+                      .lda = k,
+                      .stride_a = P,
+                      .b = c->params + (size_t)m * k,
+                      .ldb = k,
+                      .stride_b = P,
+                      .beta = 0.0f,
+                      .c = c->e,
+                      .ldc = n,
+                      .stride_c = (size_t)m * n,
+                      .batch = S};
     DL_TRY(be->gemm(be, &g));
     DL_TRY(be->sq_err(be, c->e, c->a, (size_t)m * n, S, 0, c->metrics));
     DL_TRY(be->download(be, res->sse_gd, c->metrics, sizeof(float) * (size_t)S));
@@ -167,8 +222,8 @@ static dl_status factorise_on_device(dl_backend *be, const float *a_host, int m,
 
 /* Puts the groups' results side by side (see dl_cpu_groups): the history is
  * cut to the shortest group's, the SVD baseline is group 0's. */
-static dl_status merge_groups(dl_factorise_result *parts, const int *firsts, int groups,
-                              int seeds, dl_factorise_result *res)
+static dl_status merge_groups(dl_factorise_result *parts, const int *firsts, int groups, int seeds,
+                              dl_factorise_result *res)
 {
     *res = parts[0];
     res->seeds = seeds;
@@ -176,8 +231,10 @@ static dl_status merge_groups(dl_factorise_result *parts, const int *firsts, int
     parts[0].singular_values = NULL, parts[0].svd_u = NULL, parts[0].u_gd = NULL; /* moved */
     for (int g = 0; g < groups; g++) {
         if (parts[g].epochs_run < res->epochs_run) res->epochs_run = parts[g].epochs_run;
-        if (parts[g].train_seconds > res->train_seconds) res->train_seconds = parts[g].train_seconds;
-        if (parts[g].stop == DL_E_DIVERGED || (parts[g].stop && !res->stop)) res->stop = parts[g].stop;
+        if (parts[g].train_seconds > res->train_seconds)
+            res->train_seconds = parts[g].train_seconds;
+        if (parts[g].stop == DL_E_DIVERGED || (parts[g].stop && !res->stop))
+            res->stop = parts[g].stop;
     }
     res->loss_history = malloc(sizeof(float) * ((size_t)res->epochs_run * seeds + 1));
     res->sse_gd = malloc(sizeof(float) * (size_t)seeds);
@@ -212,16 +269,16 @@ static dl_status factorise_group(dl_backend *be, int g, int first, int count, vo
     sc.seeds = count;
     sc.svd = j->cfg->svd && g == 0;
     if (g != 0) sc.loop.progress = NULL;
-    return factorise_on_device(be, j->a_host, j->m, j->n, j->true_rank, j->noise, j->data_seed,
-                               &sc, &j->parts[g]);
+    return factorise_on_device(be, j->a_host, j->m, j->n, j->true_rank, j->noise, j->data_seed, &sc,
+                               &j->parts[g]);
 }
 
 static dl_status factorise_groups(const float *a_host, int m, int n, int true_rank, float noise,
-                                  uint64_t data_seed, const dl_factorise_config *cfg,
-                                  int groups, dl_factorise_result *res)
+                                  uint64_t data_seed, const dl_factorise_config *cfg, int groups,
+                                  dl_factorise_result *res)
 {
-    group_job job = {a_host, m, n, true_rank, noise, data_seed, cfg,
-                     calloc((size_t)groups, sizeof(dl_factorise_result))};
+    group_job job = {a_host, m,         n,   true_rank,
+                     noise,  data_seed, cfg, calloc((size_t)groups, sizeof(dl_factorise_result))};
     int *firsts = calloc((size_t)groups, sizeof *firsts);
     if (!job.parts || !firsts) {
         free(job.parts), free(firsts);
@@ -232,8 +289,10 @@ static dl_status factorise_groups(const float *a_host, int m, int n, int true_ra
         char saved[1024];
         snprintf(saved, sizeof saved, "%s", dl_errmsg());
         dl_status ms = merge_groups(job.parts, firsts, groups, cfg->seeds, res);
-        if (ms != DL_OK) st = ms, dl_factorise_result_free(res);
-        else if (st != DL_OK) DL_FAIL(st, "%s", saved);
+        if (ms != DL_OK)
+            st = ms, dl_factorise_result_free(res);
+        else if (st != DL_OK)
+            DL_FAIL(st, "%s", saved);
     }
     for (int g = 0; g < groups; g++) dl_factorise_result_free(&job.parts[g]);
     free(job.parts), free(firsts);
@@ -249,12 +308,16 @@ static dl_status factorise_on_device(dl_backend *be, const float *a_host, int m,
     int groups = dl_cpu_groups(be, cfg->seeds);
     if (groups > 1)
         return factorise_groups(a_host, m, n, true_rank, noise, data_seed, cfg, groups, res);
-    fact_ctx c = {.m = m, .n = n, .k = cfg->rank, .seeds = cfg->seeds,
+    fact_ctx c = {.m = m,
+                  .n = n,
+                  .k = cfg->rank,
+                  .seeds = cfg->seeds,
                   .per_model = ((size_t)m + n) * cfg->rank,
                   .opt = {.kind = DL_OPTIM_SGD, .lr = cfg->lr}};
     res->m = m, res->n = n, res->rank = cfg->rank, res->seeds = cfg->seeds;
     const size_t mn = (size_t)m * n, S = (size_t)cfg->seeds;
-    size_t need = sizeof(float) * (mn * (1 + S) + 2 * c.per_model * S + S + (size_t)cfg->epochs * S);
+    size_t need =
+        sizeof(float) * (mn * (1 + S) + 2 * c.per_model * S + S + (size_t)cfg->epochs * S);
     if (cfg->svd) need += sizeof(float) * (2 * mn + (size_t)(m < n ? m : n) * (m + n + 1));
     DL_TRY(dl_check_fits(be, need, "this factorisation"));
 
@@ -274,9 +337,13 @@ static dl_status factorise_on_device(dl_backend *be, const float *a_host, int m,
         float *lr_fac = NULL;
         size_t lr_n = ((size_t)m + n) * true_rank;
         st = be->alloc(be, sizeof(float) * lr_n, (void **)&lr_fac);
-        if (!st) st = be->rand_normal(be, lr_fac, lr_n, 0.0f, 1.0f / sqrtf(sqrtf((float)true_rank)), data_seed, 0);
+        if (!st)
+            st = be->rand_normal(be, lr_fac, lr_n, 0.0f, 1.0f / sqrtf(sqrtf((float)true_rank)),
+                                 data_seed, 0);
         if (!st) st = be->rand_normal(be, c.a, mn, 0.0f, noise, data_seed + 1, 0);
-        if (!st) st = dl_matmul(be, false, true, m, n, true_rank, 1.0f, lr_fac, lr_fac + (size_t)m * true_rank, 1.0f, c.a);
+        if (!st)
+            st = dl_matmul(be, false, true, m, n, true_rank, 1.0f, lr_fac,
+                           lr_fac + (size_t)m * true_rank, 1.0f, c.a);
         be->free(be, lr_fac);
     }
     if (st == DL_OK) st = run(be, &c, cfg, res);
@@ -287,8 +354,8 @@ done:
     return st;
 }
 
-dl_status dl_factorise(dl_backend *be, const float *a, int m, int n,
-                       const dl_factorise_config *cfg, dl_factorise_result *res)
+dl_status dl_factorise(dl_backend *be, const float *a, int m, int n, const dl_factorise_config *cfg,
+                       dl_factorise_result *res)
 {
     return factorise_on_device(be, a, m, n, 0, 0.0f, 0, cfg, res);
 }

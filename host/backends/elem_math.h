@@ -31,8 +31,8 @@ DL_HD float dl_momentum_step(float p, float g, float *vel, float lr, float mu)
     return p - lr * v;
 }
 
-DL_HD float dl_adam_step(float p, float g, float *m, float *v, float lr, float b1,
-                         float b2, float eps, int t)
+DL_HD float dl_adam_step(float p, float g, float *m, float *v, float lr, float b1, float b2,
+                         float eps, int t)
 {
     float mt = b1 * *m + (1.0f - b1) * g;
     float vt = b2 * *v + (1.0f - b2) * g * g;
@@ -48,13 +48,16 @@ DL_HD float dl_adam_step(float p, float g, float *m, float *v, float lr, float b
  * (softmax(z) - onehot(label)) * scale. `*correct` is set to 1 when the
  * first maximal logit is the label (ties go to the lowest index), else 0.
  * Max-subtraction keeps expf finite for any finite logits. */
-DL_HD float dl_softmax_xent_row(const float *z, int c, int label, float *grad,
-                                float scale, int *correct)
+DL_HD float dl_softmax_xent_row(const float *z, int c, int label, float *grad, float scale,
+                                int *correct)
 {
     float zmax = z[0];
     int arg = 0;
     for (int j = 1; j < c; j++)
-        if (z[j] > zmax) { zmax = z[j]; arg = j; }
+        if (z[j] > zmax) {
+            zmax = z[j];
+            arg = j;
+        }
     /* With a gradient to write, its row holds the exponentials between the
      * two passes, so each costs one expf. */
     float sum = 0.0f;

@@ -1,5 +1,5 @@
 /* The CUDA backend: custom kernels (the .cu files in kernels/, declared in
- * include/dlab/kernels.h), cuBLAS for gemm, cuSOLVER for the SVD and cuRAND
+ * host/backends/kernels.h), cuBLAS for gemm, cuSOLVER for the SVD and cuRAND
  * for initial values, all on one stream so that every op is ordered after
  * the previous one and an epoch can be captured as a CUDA graph.
  *
@@ -15,7 +15,7 @@
  * - Nothing is leaked on any failure path.
  */
 #include "dlab/backend.h"
-#include "dlab/kernels.h"
+#include "kernels.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -35,7 +35,7 @@
 
 /* Per-block partial sums of the deterministic reductions: 8 MiB of doubles,
  * enough for ten thousand models at a hundred blocks each; larger batches are
- * reduced in groups (see include/dlab/kernels.h). */
+ * reduced in groups (see host/backends/kernels.h). */
 #define DL_CUDA_SCRATCH_DOUBLES ((size_t)1 << 20)
 
 typedef struct {
@@ -90,8 +90,7 @@ static const char *curand_status_name(curandStatus_t s)
     case CURAND_STATUS_TYPE_ERROR: return "CURAND_STATUS_TYPE_ERROR";
     case CURAND_STATUS_OUT_OF_RANGE: return "CURAND_STATUS_OUT_OF_RANGE";
     case CURAND_STATUS_LENGTH_NOT_MULTIPLE: return "CURAND_STATUS_LENGTH_NOT_MULTIPLE";
-    case CURAND_STATUS_DOUBLE_PRECISION_REQUIRED:
-        return "CURAND_STATUS_DOUBLE_PRECISION_REQUIRED";
+    case CURAND_STATUS_DOUBLE_PRECISION_REQUIRED: return "CURAND_STATUS_DOUBLE_PRECISION_REQUIRED";
     case CURAND_STATUS_LAUNCH_FAILURE: return "CURAND_STATUS_LAUNCH_FAILURE";
     case CURAND_STATUS_PREEXISTING_FAILURE: return "CURAND_STATUS_PREEXISTING_FAILURE";
     case CURAND_STATUS_INITIALIZATION_FAILED: return "CURAND_STATUS_INITIALIZATION_FAILED";
@@ -108,20 +107,19 @@ static dl_status check_cuda(cudaError_t err, const char *call, const char *file,
 {
     if (err == cudaSuccess) return DL_OK;
     (void)cudaGetLastError();
-    return dl_fail_at(DL_E_RUNTIME, file, line, "%s failed: %s (%s)", call,
-                      cudaGetErrorName(err), cudaGetErrorString(err));
+    return dl_fail_at(DL_E_RUNTIME, file, line, "%s failed: %s (%s)", call, cudaGetErrorName(err),
+                      cudaGetErrorString(err));
 }
 
 static dl_status check_cublas(cublasStatus_t s, const char *call, const char *file, int line)
 {
     if (s == CUBLAS_STATUS_SUCCESS) return DL_OK;
     (void)cudaGetLastError();
-    return dl_fail_at(DL_E_RUNTIME, file, line, "%s failed: %s (%s)", call,
-                      cublasGetStatusName(s), cublasGetStatusString(s));
+    return dl_fail_at(DL_E_RUNTIME, file, line, "%s failed: %s (%s)", call, cublasGetStatusName(s),
+                      cublasGetStatusString(s));
 }
 
-static dl_status check_cusolver(cusolverStatus_t s, const char *call, const char *file,
-                                int line)
+static dl_status check_cusolver(cusolverStatus_t s, const char *call, const char *file, int line)
 {
     if (s == CUSOLVER_STATUS_SUCCESS) return DL_OK;
     (void)cudaGetLastError();
@@ -135,20 +133,20 @@ static dl_status check_curand(curandStatus_t s, const char *call, const char *fi
     return dl_fail_at(DL_E_RUNTIME, file, line, "%s failed: %s", call, curand_status_name(s));
 }
 
-#define CUDA_CHECK(call) check_cuda((call), #call, __FILE__, __LINE__)
-#define CUBLAS_CHECK(call) check_cublas((call), #call, __FILE__, __LINE__)
+#define CUDA_CHECK(call)     check_cuda((call), #call, __FILE__, __LINE__)
+#define CUBLAS_CHECK(call)   check_cublas((call), #call, __FILE__, __LINE__)
 #define CUSOLVER_CHECK(call) check_cusolver((call), #call, __FILE__, __LINE__)
-#define CURAND_CHECK(call) check_curand((call), #call, __FILE__, __LINE__)
-#define CUDA_TRY(call) DL_TRY(CUDA_CHECK(call))
-#define CUBLAS_TRY(call) DL_TRY(CUBLAS_CHECK(call))
-#define CUSOLVER_TRY(call) DL_TRY(CUSOLVER_CHECK(call))
-#define CURAND_TRY(call) DL_TRY(CURAND_CHECK(call))
+#define CURAND_CHECK(call)   check_curand((call), #call, __FILE__, __LINE__)
+#define CUDA_TRY(call)       DL_TRY(CUDA_CHECK(call))
+#define CUBLAS_TRY(call)     DL_TRY(CUBLAS_CHECK(call))
+#define CUSOLVER_TRY(call)   DL_TRY(CUSOLVER_CHECK(call))
+#define CURAND_TRY(call)     DL_TRY(CURAND_CHECK(call))
 
 /* Bad arguments are programming errors in the caller, reported as runtime
  * failures the way the CPU backend reports them. */
-#define ARG_CHECK(cond, ...)                                        \
-    do {                                                            \
-        if (!(cond)) return DL_FAIL(DL_E_RUNTIME, __VA_ARGS__);     \
+#define ARG_CHECK(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (!(cond)) return DL_FAIL(DL_E_RUNTIME, __VA_ARGS__);                                    \
     } while (0)
 
 static double gib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0 * 1024.0); }
@@ -309,23 +307,23 @@ static dl_status cuda_gemm(dl_backend *be, const dl_gemm_args *g)
     cublasOperation_t op_a = g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t op_b = g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (g->batch == 1) {
-        CUBLAS_TRY(cublasSgemm(c->blas, op_b, op_a, g->n, g->m, g->k, &g->alpha, g->b, g->ldb,
-                               g->a, g->lda, &g->beta, g->c, g->ldc));
+        CUBLAS_TRY(cublasSgemm(c->blas, op_b, op_a, g->n, g->m, g->k, &g->alpha, g->b, g->ldb, g->a,
+                               g->lda, &g->beta, g->c, g->ldc));
     } else {
-        CUBLAS_TRY(cublasSgemmStridedBatched(
-            c->blas, op_b, op_a, g->n, g->m, g->k, &g->alpha, g->b, g->ldb,
-            (long long)g->stride_b, g->a, g->lda, (long long)g->stride_a, &g->beta, g->c,
-            g->ldc, (long long)g->stride_c, g->batch));
+        CUBLAS_TRY(cublasSgemmStridedBatched(c->blas, op_b, op_a, g->n, g->m, g->k, &g->alpha, g->b,
+                                             g->ldb, (long long)g->stride_b, g->a, g->lda,
+                                             (long long)g->stride_a, &g->beta, g->c, g->ldc,
+                                             (long long)g->stride_c, g->batch));
     }
     return DL_OK;
 }
 
 /* Device buffers of one SVD call, freed together whatever happens. */
 typedef struct {
-    float *a_work;  /* the input copy gesvd destroys */
-    float *u_cm;    /* tall case: U column-major, before transposing into u */
-    float *vt_cm;   /* tall case: VT column-major, before transposing into vt */
-    float *s_tmp;   /* when the caller passes s == NULL */
+    float *a_work; /* the input copy gesvd destroys */
+    float *u_cm;   /* tall case: U column-major, before transposing into u */
+    float *vt_cm;  /* tall case: VT column-major, before transposing into vt */
+    float *s_tmp;  /* when the caller passes s == NULL */
     float *work;
     int *info;
 } svd_buffers;
@@ -349,8 +347,8 @@ static void svd_buffers_free(cuda_impl *c, svd_buffers *w)
  *   the column-major Ux: gesvd writes straight into the caller's buffers.
  * - tall (m > n): transpose on the device (cublasSgeam) to get A itself in
  *   column-major, factor it, and transpose U and VT back to row-major. */
-static dl_status svd_run(cuda_impl *c, int m, int n, const float *a, float *s, float *u,
-                         float *vt, svd_buffers *w)
+static dl_status svd_run(cuda_impl *c, int m, int n, const float *a, float *s, float *u, float *vt,
+                         svd_buffers *w)
 {
     const float one = 1.0f, zero = 0.0f;
     const size_t mn = (size_t)m * (size_t)n;
@@ -359,12 +357,12 @@ static dl_status svd_run(cuda_impl *c, int m, int n, const float *a, float *s, f
 
     DL_TRY(device_malloc("svd", mn * sizeof(float), (void **)&w->a_work));
     if (wide) {
-        CUDA_TRY(cudaMemcpyAsync(w->a_work, a, mn * sizeof(float), cudaMemcpyDeviceToDevice,
-                                 c->stream));
+        CUDA_TRY(
+            cudaMemcpyAsync(w->a_work, a, mn * sizeof(float), cudaMemcpyDeviceToDevice, c->stream));
     } else {
         /* B is not read when beta == 0. */
-        CUBLAS_TRY(cublasSgeam(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, &one, a, n, &zero,
-                               NULL, m, w->a_work, m));
+        CUBLAS_TRY(cublasSgeam(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, &one, a, n, &zero, NULL, m,
+                               w->a_work, m));
     }
     if (!s) DL_TRY(device_malloc("svd", (size_t)cols * sizeof(float), (void **)&w->s_tmp));
     float *s_out = s ? s : w->s_tmp;
@@ -377,8 +375,7 @@ static dl_status svd_run(cuda_impl *c, int m, int n, const float *a, float *s, f
     } else {
         if (u) DL_TRY(device_malloc("svd", mn * sizeof(float), (void **)&w->u_cm));
         if (vt)
-            DL_TRY(device_malloc("svd", (size_t)n * (size_t)n * sizeof(float),
-                                 (void **)&w->vt_cm));
+            DL_TRY(device_malloc("svd", (size_t)n * (size_t)n * sizeof(float), (void **)&w->vt_cm));
         u_g = w->u_cm;
         vt_g = w->vt_cm;
     }
@@ -390,23 +387,27 @@ static dl_status svd_run(cuda_impl *c, int m, int n, const float *a, float *s, f
     CUSOLVER_TRY(cusolverDnSgesvd_bufferSize(c->solver, rows, cols, &lwork));
     DL_TRY(device_malloc("svd", (size_t)max_int(lwork, 1) * sizeof(float), (void **)&w->work));
     DL_TRY(device_malloc("svd", sizeof(int), (void **)&w->info));
-    CUSOLVER_TRY(cusolverDnSgesvd(c->solver, jobu, jobvt, rows, cols, w->a_work, rows, s_out,
-                                  u_g, rows, vt_g, cols, w->work, lwork, NULL, w->info));
+    CUSOLVER_TRY(cusolverDnSgesvd(c->solver, jobu, jobvt, rows, cols, w->a_work, rows, s_out, u_g,
+                                  rows, vt_g, cols, w->work, lwork, NULL, w->info));
     int info = 0;
     CUDA_TRY(cudaMemcpyAsync(&info, w->info, sizeof info, cudaMemcpyDeviceToHost, c->stream));
     CUDA_TRY(cudaStreamSynchronize(c->stream));
     if (info < 0)
-        return DL_FAIL(DL_E_RUNTIME, "cusolverDnSgesvd rejected argument %d (info=%d) for a "
-                       "%dx%d matrix", -info, info, m, n);
+        return DL_FAIL(DL_E_RUNTIME,
+                       "cusolverDnSgesvd rejected argument %d (info=%d) for a "
+                       "%dx%d matrix",
+                       -info, info, m, n);
     if (info > 0)
-        return DL_FAIL(DL_E_RUNTIME, "cusolverDnSgesvd did not converge: %d superdiagonals "
-                       "left (info=%d) for a %dx%d matrix", info, info, m, n);
+        return DL_FAIL(DL_E_RUNTIME,
+                       "cusolverDnSgesvd did not converge: %d superdiagonals "
+                       "left (info=%d) for a %dx%d matrix",
+                       info, info, m, n);
 
     if (!wide) {
         /* u: row-major m x n == column-major n x m == U^T. */
         if (u)
-            CUBLAS_TRY(cublasSgeam(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, &one, w->u_cm, m,
-                                   &zero, NULL, n, u, n));
+            CUBLAS_TRY(cublasSgeam(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, &one, w->u_cm, m, &zero,
+                                   NULL, n, u, n));
         /* vt: row-major n x n == column-major (VT)^T. */
         if (vt)
             CUBLAS_TRY(cublasSgeam(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, n, n, &one, w->vt_cm, n,
@@ -473,8 +474,8 @@ static dl_status cuda_rand_normal(dl_backend *be, float *x, size_t n, float mean
     DL_TRY(device_malloc("rand_normal", even * sizeof(float), (void **)&tmp));
     dl_status st = CURAND_CHECK(curandGenerateNormal(c->rng, tmp, even, mean, stddev));
     if (st == DL_OK)
-        st = CUDA_CHECK(cudaMemcpyAsync(x, tmp, n * sizeof(float), cudaMemcpyDeviceToDevice,
-                                        c->stream));
+        st = CUDA_CHECK(
+            cudaMemcpyAsync(x, tmp, n * sizeof(float), cudaMemcpyDeviceToDevice, c->stream));
     /* The copy must finish before the temporary goes. */
     dl_status sync_st = CUDA_CHECK(cudaStreamSynchronize(c->stream));
     if (st == DL_OK) st = sync_st;
@@ -491,8 +492,8 @@ static dl_status cuda_sq_err(dl_backend *be, float *e, const float *a, size_t n,
     ARG_CHECK(batch >= 0, "sq_err: invalid batch %d", batch);
     if (batch == 0) return DL_OK;
     ARG_CHECK(e && a, "sq_err: NULL pointer");
-    CUDA_TRY(dl_launch_sq_err(e, a, n, batch, a_stride, sse, c->scratch, c->scratch_len,
-                              c->stream));
+    CUDA_TRY(
+        dl_launch_sq_err(e, a, n, batch, a_stride, sse, c->scratch, c->scratch_len, c->stream));
     return DL_OK;
 }
 
@@ -510,8 +511,7 @@ static dl_status cuda_optim_step(dl_backend *be, const dl_optim *opt, float *p, 
         ARG_CHECK(t, "optim_step: adam needs its device step counter (t)");
         ARG_CHECK(n == 0 || (m && v), "optim_step: adam needs its moment buffers (m, v)");
         break;
-    default:
-        return DL_FAIL(DL_E_RUNTIME, "optim_step: unknown optimiser %d", (int)opt->kind);
+    default: return DL_FAIL(DL_E_RUNTIME, "optim_step: unknown optimiser %d", (int)opt->kind);
     }
     ARG_CHECK(n == 0 || (p && g), "optim_step: NULL parameter or gradient pointer");
     CUDA_TRY(dl_launch_optim_step(opt, p, g, m, v, n, t, c->stream));
@@ -561,8 +561,8 @@ static dl_status cuda_col_sum(dl_backend *be, const float *g, int rows, int cols
               "col_sum: invalid shape rows=%d cols=%d batch=%d", rows, cols, batch);
     if (cols == 0 || batch == 0) return DL_OK;
     ARG_CHECK(out && (rows == 0 || g), "col_sum: NULL pointer");
-    CUDA_TRY(dl_launch_col_sum(g, rows, cols, batch, out, out_stride, c->scratch,
-                               c->scratch_len, c->stream));
+    CUDA_TRY(dl_launch_col_sum(g, rows, cols, batch, out, out_stride, c->scratch, c->scratch_len,
+                               c->stream));
     return DL_OK;
 }
 
@@ -697,8 +697,8 @@ static dl_status cuda_init(dl_backend *be, cuda_impl *c)
     CURAND_TRY(curandSetStream(c->rng, c->stream));
 
     c->scratch_len = DL_CUDA_SCRATCH_DOUBLES;
-    DL_TRY(device_malloc("reduction scratch", c->scratch_len * sizeof(double),
-                         (void **)&c->scratch));
+    DL_TRY(
+        device_malloc("reduction scratch", c->scratch_len * sizeof(double), (void **)&c->scratch));
 
     CUDA_TRY(cudaEventCreate(&c->timer_begin));
     CUDA_TRY(cudaEventCreate(&c->timer_end));

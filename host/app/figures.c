@@ -80,12 +80,14 @@ static bool have_device(const char *name)
 
 bool dl_figures_available(char *why, size_t why_len)
 {
-    const char *missing = !have_device("pngcairo") ? "pngcairo"
-                        : !have_device("svgcairo") ? "svgcairo" : NULL;
+    const char *missing = !have_device("pngcairo")   ? "pngcairo"
+                          : !have_device("svgcairo") ? "svgcairo"
+                                                     : NULL;
     if (missing && why && why_len)
         snprintf(why, why_len,
                  "not drawn: PLplot's %s device is missing "
-                 "(install its cairo driver, e.g. plplot-driver-cairo)", missing);
+                 "(install its cairo driver, e.g. plplot-driver-cairo)",
+                 missing);
     return missing == NULL;
 }
 
@@ -202,9 +204,9 @@ static void legend_bottom(int n, const PLINT *opts, const char *const *text, con
     plschr(0.0, 0.85);
     pllegend(&w, &h, PL_LEGEND_ROW_MAJOR | PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
              PL_POSITION_BOTTOM | PL_POSITION_INSIDE | PL_POSITION_VIEWPORT, 0.0, 0.025, 0.03, BG,
-             GRID, 1, rows, per_row, n, opts, 0.6, 0.85, 2.0, 0.0, text_colors,
-             (PLCHAR_MATRIX)text, NULL, NULL, NULL, NULL, colors, styles, widths, colors, sym_scales,
-             counts, (PLCHAR_MATRIX)symbols);
+             GRID, 1, rows, per_row, n, opts, 0.6, 0.85, 2.0, 0.0, text_colors, (PLCHAR_MATRIX)text,
+             NULL, NULL, NULL, NULL, colors, styles, widths, colors, sym_scales, counts,
+             (PLCHAR_MATRIX)symbols);
 done:
     free(text_colors), free(widths), free(counts);
 }
@@ -213,7 +215,7 @@ done:
 
 typedef struct {
     const char *title, *xlabel, *ylabel;
-    double *x, *y;            /* n points */
+    double *x, *y; /* n points */
 } scatter;
 
 /* Draws the points of each class with its colour and marker. Many points
@@ -229,7 +231,8 @@ static void scatter_points(const scatter *s, int n, const int *cls, int n_classe
     for (int c = 0; c < n_classes; c++) {
         int k = 0;
         for (int i = 0; i < n; i++)
-            if (cls[i] == c && isfinite(s->x[i]) && isfinite(s->y[i])) bx[k] = s->x[i], by[k] = s->y[i], k++;
+            if (cls[i] == c && isfinite(s->x[i]) && isfinite(s->y[i]))
+                bx[k] = s->x[i], by[k] = s->y[i], k++;
         if (!k) continue;
         plcol0(FIRST_SERIES + c % N_SERIES);
         plschr(0.0, 0.8 * size * marker_scale[c % N_MARKERS]);
@@ -255,12 +258,14 @@ static void factorise_legend(const dl_fig_factorise *f)
     PLFLT *scales = malloc(sizeof(PLFLT) * (size_t)n);
     const char **text = malloc(sizeof(char *) * (size_t)n);
     const char **syms = malloc(sizeof(char *) * (size_t)n);
-    char (*names)[64] = malloc(sizeof *names * (size_t)n);
+    char(*names)[64] = malloc(sizeof *names * (size_t)n);
     if (opts && colors && styles && scales && text && syms && names) {
         for (int c = 0; c < n; c++) {
             char raw[64];
-            if (f->class_names) snprintf(raw, sizeof raw, "%s", f->class_names[c]);
-            else snprintf(raw, sizeof raw, "class %d", c + 1);
+            if (f->class_names)
+                snprintf(raw, sizeof raw, "%s", f->class_names[c]);
+            else
+                snprintf(raw, sizeof raw, "class %d", c + 1);
             escape_text(raw, names[c], sizeof names[c]);
             opts[c] = PL_LEGEND_SYMBOL;
             colors[c] = FIRST_SERIES + c % N_SERIES;
@@ -312,9 +317,11 @@ dl_status dl_figure_factorise(const char *path, dl_fig_format fmt, const dl_fig_
         svd->xlabel = two ? "axis 1  (column 1 of U·S)" : "row";
         svd->ylabel = two ? "axis 2  (column 2 of U·S)" : "axis 1  (U·S)";
     }
-    if (svd) gd->title = two ? "Gradient descent: columns 1 and 2 of Û" : "Gradient descent: Û";
-    else gd->title = two ? "Gradient descent: columns 1 and 2 of Û  (no SVD baseline)"
-                         : "Gradient descent: Û  (no SVD baseline)";
+    if (svd)
+        gd->title = two ? "Gradient descent: columns 1 and 2 of Û" : "Gradient descent: Û";
+    else
+        gd->title = two ? "Gradient descent: columns 1 and 2 of Û  (no SVD baseline)"
+                        : "Gradient descent: Û  (no SVD baseline)";
     gd->xlabel = two ? "column 1 of Û" : "row";
     gd->ylabel = two ? "column 2 of Û" : "Û  (rank 1)";
 
@@ -325,16 +332,19 @@ dl_status dl_figure_factorise(const char *path, dl_fig_format fmt, const dl_fig_
         box boxes2[2] = {{0.08, 0.475, y0, 0.91}, {0.575, 0.97, y0, 0.91}};
         box boxes1[1] = {{0.1, 0.95, y0, 0.91}};
         for (int p = 0; p < panels; p++) {
-            axes(panels == 2 ? boxes2[p] : boxes1[0], scatter_span(sc[p].x, n), 0.0, scatter_span(sc[p].y, n),
-                 sc[p].xlabel, sc[p].ylabel, sc[p].title);
+            axes(panels == 2 ? boxes2[p] : boxes1[0], scatter_span(sc[p].x, n), 0.0,
+                 scatter_span(sc[p].y, n), sc[p].xlabel, sc[p].ylabel, sc[p].title);
             scatter_points(&sc[p], n, cls, n_classes, bx, by);
         }
         if (legend) factorise_legend(f);
         if (step > 1) { /* say so when not every row is drawn */
             char note[96];
             snprintf(note, sizeof note, "every %d%s row of %d drawn", step,
-                     step % 10 == 1 && step % 100 != 11 ? "st" : step % 10 == 2 && step % 100 != 12 ? "nd"
-                     : step % 10 == 3 && step % 100 != 13 ? "rd" : "th", f->m);
+                     step % 10 == 1 && step % 100 != 11   ? "st"
+                     : step % 10 == 2 && step % 100 != 12 ? "nd"
+                     : step % 10 == 3 && step % 100 != 13 ? "rd"
+                                                          : "th",
+                     f->m);
             plvpor(0.0, 1.0, 0.0, 1.0);
             plschr(0.0, 0.7);
             plcol0(INK);
@@ -368,7 +378,8 @@ static void curve(int epochs, const float *y, size_t stride, double *bx, double 
 static span curves_span(int epochs, const float *a, const float *b, size_t stride)
 {
     span s = span_empty();
-    for (int e = 0; e < epochs; e++) span_add(&s, a[(size_t)e * stride]), span_add(&s, b[(size_t)e * stride]);
+    for (int e = 0; e < epochs; e++)
+        span_add(&s, a[(size_t)e * stride]), span_add(&s, b[(size_t)e * stride]);
     return s;
 }
 
@@ -397,9 +408,11 @@ dl_status dl_figure_mlp(const char *path, dl_fig_format fmt, const dl_fig_mlp *f
         box b[2] = {{0.08, 0.475, 0.22, 0.91}, {0.575, 0.97, 0.22, 0.91}};
         const float *series[2][2] = {{f->train_loss, f->val_loss}, {f->train_acc, f->val_acc}};
         const char *title[2] = {"Loss per epoch", "Accuracy per epoch"};
-        const char *ylabel[2] = {"cross-entropy loss (mean over rows)", "accuracy (fraction of rows)"};
+        const char *ylabel[2] = {"cross-entropy loss (mean over rows)",
+                                 "accuracy (fraction of rows)"};
         for (int p = 0; p < 2; p++) {
-            axes(b[p], ex, f->epochs < 8 ? 1.0 : 0.0, p == 0 ? loss : acc, "epoch", ylabel[p], title[p]);
+            axes(b[p], ex, f->epochs < 8 ? 1.0 : 0.0, p == 0 ? loss : acc, "epoch", ylabel[p],
+                 title[p]);
             plwidth(2.0);
             for (int s = 0; s < 2; s++) {
                 plcol0(FIRST_SERIES + s);
@@ -429,7 +442,8 @@ dl_status dl_figure_mlp(const char *path, dl_fig_format fmt, const dl_fig_mlp *f
 dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_histogram *h)
 {
     if (h->n < 1 || h->bins < 1 || !(h->hi > h->lo))
-        return DL_FAIL(DL_E_USAGE, "histogram: nothing to draw (%d values, %d bins)", h->n, h->bins);
+        return DL_FAIL(DL_E_USAGE, "histogram: nothing to draw (%d values, %d bins)", h->n,
+                       h->bins);
     size_t stride = h->stride ? h->stride : 1;
     int *count = calloc((size_t)h->bins, sizeof(int));
     if (!count) return DL_FAIL(DL_E_MEMORY, "histogram: out of host memory");
@@ -437,14 +451,18 @@ dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_
     for (int i = 0; i < h->n; i++) {
         double v = h->values[(size_t)i * stride];
         if (h->log10_x) v = v > 0 ? log10(v) : -INFINITY;
-        if (isnan(v) || (!h->log10_x && isinf(v))) { left_out++; continue; }
+        if (isnan(v) || (!h->log10_x && isinf(v))) {
+            left_out++;
+            continue;
+        }
         int b = isinf(v) ? 0 : (int)floor((v - h->lo) / (h->hi - h->lo) * h->bins);
         b = b < 0 ? 0 : b >= h->bins ? h->bins - 1 : b;
         if (++count[b] > most) most = count[b];
     }
     char title[256];
     if (left_out)
-        snprintf(title, sizeof title, "%s (%d of %d not finite, left out)", h->title, left_out, h->n);
+        snprintf(title, sizeof title, "%s (%d of %d not finite, left out)", h->title, left_out,
+                 h->n);
     else
         snprintf(title, sizeof title, "%s (%d models)", h->title, h->n);
 
@@ -464,7 +482,8 @@ dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_
         plbox("", 0.0, 0, "g", 0.0, 0);
         for (int b = 0; b < h->bins; b++) {
             if (!count[b]) continue;
-            double x0 = h->lo + (h->hi - h->lo) * b / h->bins, x1 = h->lo + (h->hi - h->lo) * (b + 1) / h->bins;
+            double x0 = h->lo + (h->hi - h->lo) * b / h->bins,
+                   x1 = h->lo + (h->hi - h->lo) * (b + 1) / h->bins;
             PLFLT bx[4] = {x0, x1, x1, x0}, by[4] = {0, 0, count[b], count[b]};
             plcol0(FIRST_SERIES);
             plfill(4, bx, by);

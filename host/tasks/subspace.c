@@ -32,7 +32,8 @@ static double col_dot(int m, const double *q, int ldq, int i, int j)
 }
 
 /* y[:, j] -= alpha * x[:, i] */
-static void col_axpy(int m, double alpha, const double *x, int ldx, int i, double *y, int ldy, int j)
+static void col_axpy(int m, double alpha, const double *x, int ldx, int i, double *y, int ldy,
+                     int j)
 {
     for (int r = 0; r < m; r++) y[(size_t)r * ldy + j] -= alpha * x[(size_t)r * ldx + i];
 }
@@ -45,7 +46,8 @@ int dl_orthonormalise(int m, int k, double *q, int ldq)
         /* The second pass removes what rounding left of the first
          * ("twice is enough", Kahan and Parlett). */
         for (int pass = 0; pass < 2; pass++)
-            for (int i = 0; i < rank; i++) col_axpy(m, col_dot(m, q, ldq, i, j), q, ldq, i, q, ldq, j);
+            for (int i = 0; i < rank; i++)
+                col_axpy(m, col_dot(m, q, ldq, i, j), q, ldq, i, q, ldq, j);
         double after = sqrt(col_dot(m, q, ldq, j, j));
         if (!(after > 1e-12 * before)) continue; /* dependent (or zero): drop it */
         for (int r = 0; r < m; r++) q[(size_t)r * ldq + rank] = q[(size_t)r * ldq + j] / after;
@@ -76,7 +78,8 @@ static dl_status angles_orthonormal(int m, int rl, const double *ql, int rs, con
     memcpy(w, qs, sizeof(double) * (size_t)m * rs);
     dl_ref_dgemm(false, false, m, rs, rl, -1.0, ql, rl, c, rs, 0.0, w, rs);
     for (size_t i = 0; i < (size_t)m * rs; i++) w[i] += qs[i];
-    if ((st = dl_ref_svd(rl, rs, c, cosv, NULL, NULL)) || (st = dl_ref_svd(m, rs, w, sinv, NULL, NULL)))
+    if ((st = dl_ref_svd(rl, rs, c, cosv, NULL, NULL)) ||
+        (st = dl_ref_svd(m, rs, w, sinv, NULL, NULL)))
         goto done;
     for (int i = 0; i < rs; i++) {
         double cs = cosv[i] < 1.0 ? cosv[i] : 1.0;
@@ -104,8 +107,10 @@ dl_status dl_principal_angles(int m, int ka, const double *a, int lda, int kb, c
     }
     int ra = dl_orthonormalise(m, ka, qa, ka), rb = dl_orthonormalise(m, kb, qb, kb);
     /* The orthonormal columns sit first; repack them with their rank as ld. */
-    for (int i = 0; i < m; i++) memmove(qa + (size_t)i * ra, qa + (size_t)i * ka, sizeof(double) * ra);
-    for (int i = 0; i < m; i++) memmove(qb + (size_t)i * rb, qb + (size_t)i * kb, sizeof(double) * rb);
+    for (int i = 0; i < m; i++)
+        memmove(qa + (size_t)i * ra, qa + (size_t)i * ka, sizeof(double) * ra);
+    for (int i = 0; i < m; i++)
+        memmove(qb + (size_t)i * rb, qb + (size_t)i * kb, sizeof(double) * rb);
     dl_status st = DL_OK;
     if (ra > 0 && rb > 0)
         st = ra >= rb ? angles_orthonormal(m, ra, qa, rb, qb, theta)

@@ -35,15 +35,15 @@ size_t dl_mlp_param_count(int features, int hidden, int classes)
 typedef struct {
     mlp_layout l;
     int models, n_train, n_val, batch;
-    float *params, *grads;       /* models x P */
-    float *m, *v;                /* optimiser state, models x P (NULL when unused) */
-    int32_t *step;               /* Adam's step counter */
-    float *x_train, *x_val;      /* models x rows x features */
-    int32_t *y_train, *y_val;    /* models x rows */
-    float *hid, *dhid;           /* models x rows x hidden */
-    float *logits, *dlogits;     /* models x rows x classes */
-    float *metrics;              /* DL_MLP_METRICS x models */
-    float *hist;                 /* epochs x DL_MLP_METRICS x models */
+    float *params, *grads;    /* models x P */
+    float *m, *v;             /* optimiser state, models x P (NULL when unused) */
+    int32_t *step;            /* Adam's step counter */
+    float *x_train, *x_val;   /* models x rows x features */
+    int32_t *y_train, *y_val; /* models x rows */
+    float *hid, *dhid;        /* models x rows x hidden */
+    float *logits, *dlogits;  /* models x rows x classes */
+    float *metrics;           /* DL_MLP_METRICS x models */
+    float *hist;              /* epochs x DL_MLP_METRICS x models */
     int32_t *counter;
     dl_optim opt;
 } mlp_ctx;
@@ -57,16 +57,38 @@ static dl_status forward(dl_backend *be, const mlp_ctx *c, const float *x, size_
 {
     const mlp_layout *l = &c->l;
     const size_t P = l->n, rh = (size_t)rows * l->h, rc = (size_t)rows * l->c;
-    dl_gemm_args g1 = {.m = rows, .n = l->h, .k = l->d, .alpha = 1.0f,
-                       .a = x, .lda = l->d, .stride_a = x_stride,
-                       .b = c->params + l->w1, .ldb = l->h, .stride_b = P,
-                       .beta = 0.0f, .c = c->hid, .ldc = l->h, .stride_c = rh, .batch = c->models};
+    dl_gemm_args g1 = {.m = rows,
+                       .n = l->h,
+                       .k = l->d,
+                       .alpha = 1.0f,
+                       .a = x,
+                       .lda = l->d,
+                       .stride_a = x_stride,
+                       .b = c->params + l->w1,
+                       .ldb = l->h,
+                       .stride_b = P,
+                       .beta = 0.0f,
+                       .c = c->hid,
+                       .ldc = l->h,
+                       .stride_c = rh,
+                       .batch = c->models};
     DL_TRY(be->gemm(be, &g1));
     DL_TRY(be->bias_act(be, c->hid, c->params + l->b1, rows, l->h, c->models, P, true));
-    dl_gemm_args g2 = {.m = rows, .n = l->c, .k = l->h, .alpha = 1.0f,
-                       .a = c->hid, .lda = l->h, .stride_a = rh,
-                       .b = c->params + l->w2, .ldb = l->c, .stride_b = P,
-                       .beta = 0.0f, .c = c->logits, .ldc = l->c, .stride_c = rc, .batch = c->models};
+    dl_gemm_args g2 = {.m = rows,
+                       .n = l->c,
+                       .k = l->h,
+                       .alpha = 1.0f,
+                       .a = c->hid,
+                       .lda = l->h,
+                       .stride_a = rh,
+                       .b = c->params + l->w2,
+                       .ldb = l->c,
+                       .stride_b = P,
+                       .beta = 0.0f,
+                       .c = c->logits,
+                       .ldc = l->c,
+                       .stride_c = rc,
+                       .batch = c->models};
     DL_TRY(be->gemm(be, &g2));
     return be->bias_act(be, c->logits, c->params + l->b2, rows, l->c, c->models, P, false);
 }
@@ -74,8 +96,8 @@ static dl_status forward(dl_backend *be, const mlp_ctx *c, const float *x, size_
 /* Softmax cross-entropy of the logits forward() left, against model b's
  * labels at y + b*y_stride: the logit gradient (softmax - onehot) / rows if
  * `grad`, and each model's loss and accuracy where loss / acc are given. */
-static dl_status xent(dl_backend *be, const mlp_ctx *c, const int32_t *y, size_t y_stride,
-                      int rows, bool grad, float *loss, float *acc)
+static dl_status xent(dl_backend *be, const mlp_ctx *c, const int32_t *y, size_t y_stride, int rows,
+                      bool grad, float *loss, float *acc)
 {
     return be->softmax_xent(be, c->logits, y, rows, c->l.c, c->models, y_stride,
                             grad ? c->dlogits : NULL, loss, acc);
@@ -89,25 +111,59 @@ static dl_status backprop(dl_backend *be, const mlp_ctx *c, const float *x, size
     const mlp_layout *l = &c->l;
     const size_t P = l->n, rh = (size_t)rows * l->h, rc = (size_t)rows * l->c;
     /* dW2 = hid^T dlogits, db2 = column sums of dlogits */
-    dl_gemm_args gw2 = {.trans_a = true, .m = l->h, .n = l->c, .k = rows, .alpha = 1.0f,
-                        .a = c->hid, .lda = l->h, .stride_a = rh,
-                        .b = c->dlogits, .ldb = l->c, .stride_b = rc,
-                        .beta = 0.0f, .c = c->grads + l->w2, .ldc = l->c, .stride_c = P,
+    dl_gemm_args gw2 = {.trans_a = true,
+                        .m = l->h,
+                        .n = l->c,
+                        .k = rows,
+                        .alpha = 1.0f,
+                        .a = c->hid,
+                        .lda = l->h,
+                        .stride_a = rh,
+                        .b = c->dlogits,
+                        .ldb = l->c,
+                        .stride_b = rc,
+                        .beta = 0.0f,
+                        .c = c->grads + l->w2,
+                        .ldc = l->c,
+                        .stride_c = P,
                         .batch = c->models};
     DL_TRY(be->gemm(be, &gw2));
     DL_TRY(be->col_sum(be, c->dlogits, rows, l->c, c->models, c->grads + l->b2, P));
     /* dhid = dlogits W2^T, masked by the ReLU */
-    dl_gemm_args gh = {.trans_b = true, .m = rows, .n = l->h, .k = l->c, .alpha = 1.0f,
-                       .a = c->dlogits, .lda = l->c, .stride_a = rc,
-                       .b = c->params + l->w2, .ldb = l->c, .stride_b = P,
-                       .beta = 0.0f, .c = c->dhid, .ldc = l->h, .stride_c = rh, .batch = c->models};
+    dl_gemm_args gh = {.trans_b = true,
+                       .m = rows,
+                       .n = l->h,
+                       .k = l->c,
+                       .alpha = 1.0f,
+                       .a = c->dlogits,
+                       .lda = l->c,
+                       .stride_a = rc,
+                       .b = c->params + l->w2,
+                       .ldb = l->c,
+                       .stride_b = P,
+                       .beta = 0.0f,
+                       .c = c->dhid,
+                       .ldc = l->h,
+                       .stride_c = rh,
+                       .batch = c->models};
     DL_TRY(be->gemm(be, &gh));
     DL_TRY(be->relu_bwd(be, c->dhid, c->hid, rh * (size_t)c->models));
     /* dW1 = X^T dhid, db1 = column sums of dhid */
-    dl_gemm_args gw1 = {.trans_a = true, .m = l->d, .n = l->h, .k = rows, .alpha = 1.0f,
-                        .a = x, .lda = l->d, .stride_a = x_stride,
-                        .b = c->dhid, .ldb = l->h, .stride_b = rh,
-                        .beta = 0.0f, .c = c->grads + l->w1, .ldc = l->h, .stride_c = P,
+    dl_gemm_args gw1 = {.trans_a = true,
+                        .m = l->d,
+                        .n = l->h,
+                        .k = rows,
+                        .alpha = 1.0f,
+                        .a = x,
+                        .lda = l->d,
+                        .stride_a = x_stride,
+                        .b = c->dhid,
+                        .ldb = l->h,
+                        .stride_b = rh,
+                        .beta = 0.0f,
+                        .c = c->grads + l->w1,
+                        .ldc = l->h,
+                        .stride_c = P,
                         .batch = c->models};
     DL_TRY(be->gemm(be, &gw1));
     return be->col_sum(be, c->dhid, rows, l->h, c->models, c->grads + l->b1, P);
@@ -150,8 +206,8 @@ static dl_status mlp_epoch(dl_backend *be, void *vctx)
         DL_TRY(backprop(be, c, x, x_stride, rows));
         DL_TRY(be->optim_step(be, &c->opt, c->params, c->grads, c->m, c->v, n_all, c->step));
     }
-    DL_TRY(evaluate(be, c, c->x_val, c->y_val, c->n_val, false, DL_MLP_VAL_LOSS,
-                    DL_MLP_VAL_ACCURACY));
+    DL_TRY(
+        evaluate(be, c, c->x_val, c->y_val, c->n_val, false, DL_MLP_VAL_LOSS, DL_MLP_VAL_ACCURACY));
     DL_TRY(evaluate(be, c, c->x_train, c->y_train, c->n_train, full, DL_MLP_TRAIN_LOSS,
                     DL_MLP_TRAIN_ACCURACY));
     return be->record(be, c->hist, c->metrics, DL_MLP_METRICS * c->models, c->counter);
@@ -276,8 +332,13 @@ static dl_status init_params(dl_backend *be, const mlp_ctx *c, const dl_mlp_conf
 
 dl_mlp_config dl_mlp_defaults(dl_mlp_preset preset)
 {
-    dl_mlp_config cfg = {.preset = preset, .hidden = 12, .momentum = 0.9f, .batch = 0,
-                         .train = 100, .seed = 1, .seeds = 1};
+    dl_mlp_config cfg = {.preset = preset,
+                         .hidden = 12,
+                         .momentum = 0.9f,
+                         .batch = 0,
+                         .train = 100,
+                         .seed = 1,
+                         .seeds = 1};
     if (preset == DL_MLP_LAB) {
         cfg.optim = DL_OPTIM_SGD;
         cfg.lr = 0.01f;
@@ -295,16 +356,22 @@ static dl_status check_config(const dl_mlp_config *cfg)
 {
     if (cfg->preset != DL_MLP_LAB && cfg->preset != DL_MLP_CAREFUL)
         return DL_FAIL(DL_E_USAGE, "unknown MLP preset %d", (int)cfg->preset);
-    if (cfg->optim != DL_OPTIM_SGD && cfg->optim != DL_OPTIM_MOMENTUM && cfg->optim != DL_OPTIM_ADAM)
+    if (cfg->optim != DL_OPTIM_SGD && cfg->optim != DL_OPTIM_MOMENTUM &&
+        cfg->optim != DL_OPTIM_ADAM)
         return DL_FAIL(DL_E_USAGE, "unknown optimiser %d", (int)cfg->optim);
-    if (cfg->hidden < 1) return DL_FAIL(DL_E_USAGE, "--hidden must be at least 1 (got %d)", cfg->hidden);
-    if (cfg->epochs < 1) return DL_FAIL(DL_E_USAGE, "--epochs must be at least 1 (got %d)", cfg->epochs);
+    if (cfg->hidden < 1)
+        return DL_FAIL(DL_E_USAGE, "--hidden must be at least 1 (got %d)", cfg->hidden);
+    if (cfg->epochs < 1)
+        return DL_FAIL(DL_E_USAGE, "--epochs must be at least 1 (got %d)", cfg->epochs);
     if (!(cfg->lr > 0.0f) || !isfinite(cfg->lr))
-        return DL_FAIL(DL_E_USAGE, "--lr must be a positive finite number (got %g)", (double)cfg->lr);
+        return DL_FAIL(DL_E_USAGE, "--lr must be a positive finite number (got %g)",
+                       (double)cfg->lr);
     if (!(cfg->momentum >= 0.0f && cfg->momentum < 1.0f))
         return DL_FAIL(DL_E_USAGE, "--momentum must be in [0, 1) (got %g)", (double)cfg->momentum);
-    if (cfg->batch < 0) return DL_FAIL(DL_E_USAGE, "--batch must be at least 1 (got %d)", cfg->batch);
-    if (cfg->seeds < 1) return DL_FAIL(DL_E_USAGE, "--seeds must be at least 1 (got %d)", cfg->seeds);
+    if (cfg->batch < 0)
+        return DL_FAIL(DL_E_USAGE, "--batch must be at least 1 (got %d)", cfg->batch);
+    if (cfg->seeds < 1)
+        return DL_FAIL(DL_E_USAGE, "--seeds must be at least 1 (got %d)", cfg->seeds);
     return DL_OK;
 }
 
@@ -314,15 +381,20 @@ dl_status dl_mlp_validate(const dl_dataset *d, const dl_mlp_config *cfg)
         return DL_FAIL(DL_E_INPUT, "the data has no label column; --task mlp needs a class "
                                    "label in the last column of every row");
     if (d->n_classes < 2)
-        return DL_FAIL(DL_E_INPUT, "every row has the same label ('%s'); --task mlp needs at "
-                                   "least two classes", d->class_names ? d->class_names[0] : "?");
+        return DL_FAIL(DL_E_INPUT,
+                       "every row has the same label ('%s'); --task mlp needs at "
+                       "least two classes",
+                       d->class_names ? d->class_names[0] : "?");
     if (d->cols < 1) return DL_FAIL(DL_E_INPUT, "the data has no feature columns");
     DL_TRY(check_config(cfg));
     if (cfg->train < 1)
-        return DL_FAIL(DL_E_USAGE, "--train %d leaves no training rows (need at least 1)", cfg->train);
+        return DL_FAIL(DL_E_USAGE, "--train %d leaves no training rows (need at least 1)",
+                       cfg->train);
     if (cfg->train >= d->rows)
-        return DL_FAIL(DL_E_USAGE, "--train %d leaves no validation rows: the data has %d rows "
-                                   "(use at most %d)", cfg->train, d->rows, d->rows - 1);
+        return DL_FAIL(DL_E_USAGE,
+                       "--train %d leaves no validation rows: the data has %d rows "
+                       "(use at most %d)",
+                       cfg->train, d->rows, d->rows - 1);
     return DL_OK;
 }
 
@@ -372,8 +444,8 @@ dl_status dl_mlp_prepare(const dl_dataset *d, const dl_mlp_config *cfg, dl_mlp_d
     memset(out, 0, sizeof *out);
     DL_TRY(dl_mlp_validate(d, cfg));
     const int S = cfg->seeds, N = d->rows, D = d->cols, ntr = cfg->train, nva = N - ntr;
-    *out = (dl_mlp_data){.models = S, .features = D, .classes = d->n_classes,
-                         .n_train = ntr, .n_val = nva};
+    *out = (dl_mlp_data){
+        .models = S, .features = D, .classes = d->n_classes, .n_train = ntr, .n_val = nva};
     out->x_train = malloc(sizeof(float) * (size_t)S * ntr * D);
     out->y_train = malloc(sizeof(int32_t) * (size_t)S * ntr);
     out->x_val = malloc(sizeof(float) * (size_t)S * nva * D);
@@ -425,8 +497,8 @@ static dl_status result_alloc(dl_mlp_result *r, int epochs)
     r->val_accuracy = malloc(sizeof(float) * S);
     r->best_epoch = malloc(sizeof(int) * S);
     r->params = malloc(sizeof(float) * S * r->n_params);
-    if (!r->history || !r->train_loss || !r->val_loss || !r->train_accuracy ||
-        !r->val_accuracy || !r->best_epoch || !r->params)
+    if (!r->history || !r->train_loss || !r->val_loss || !r->train_accuracy || !r->val_accuracy ||
+        !r->best_epoch || !r->params)
         return DL_FAIL(DL_E_MEMORY, "out of host memory for the history of %d epochs", epochs);
     return DL_OK;
 }
@@ -483,8 +555,9 @@ static dl_status check_data(const dl_mlp_data *data)
 {
     if (data->models < 1 || data->features < 1 || data->classes < 2 || data->n_train < 1 ||
         data->n_val < 1)
-        return DL_FAIL(DL_E_INPUT, "MLP data needs at least 1 model, 1 feature, 2 classes, 1 "
-                                   "training and 1 validation row (got %d, %d, %d, %d, %d)",
+        return DL_FAIL(DL_E_INPUT,
+                       "MLP data needs at least 1 model, 1 feature, 2 classes, 1 "
+                       "training and 1 validation row (got %d, %d, %d, %d, %d)",
                        data->models, data->features, data->classes, data->n_train, data->n_val);
     return DL_OK;
 }
@@ -504,8 +577,8 @@ static dl_mlp_data data_slice(const dl_mlp_data *d, int first, int count)
 /* Puts group results side by side as one result over all models. Groups
  * stop on their own (divergence, Ctrl-C), so the history is cut to the
  * shortest; the worst stop is reported. */
-static dl_status merge_groups(const dl_mlp_result *parts, const int *firsts, int groups,
-                              int models, dl_mlp_result *res)
+static dl_status merge_groups(const dl_mlp_result *parts, const int *firsts, int groups, int models,
+                              dl_mlp_result *res)
 {
     *res = parts[0];
     res->models = models;
@@ -513,8 +586,10 @@ static dl_status merge_groups(const dl_mlp_result *parts, const int *firsts, int
     res->train_accuracy = res->val_accuracy = NULL, res->best_epoch = NULL, res->params = NULL;
     for (int g = 0; g < groups; g++) {
         if (parts[g].epochs_run < res->epochs_run) res->epochs_run = parts[g].epochs_run;
-        if (parts[g].train_seconds > res->train_seconds) res->train_seconds = parts[g].train_seconds;
-        if (parts[g].stop == DL_E_DIVERGED || (parts[g].stop && !res->stop)) res->stop = parts[g].stop;
+        if (parts[g].train_seconds > res->train_seconds)
+            res->train_seconds = parts[g].train_seconds;
+        if (parts[g].stop == DL_E_DIVERGED || (parts[g].stop && !res->stop))
+            res->stop = parts[g].stop;
     }
     DL_TRY(result_alloc(res, res->epochs_run));
     for (int g = 0; g < groups; g++) {
@@ -553,10 +628,11 @@ static dl_status train_group(dl_backend *be, int g, int first, int count, void *
                         &j->parts[g]);
 }
 
-static dl_status train_groups(const dl_mlp_data *data, const dl_mlp_config *cfg,
-                              const float *init, int groups, dl_mlp_result *res)
+static dl_status train_groups(const dl_mlp_data *data, const dl_mlp_config *cfg, const float *init,
+                              int groups, dl_mlp_result *res)
 {
-    group_job job = {data, cfg, init, dl_mlp_param_count(data->features, cfg->hidden, data->classes),
+    group_job job = {data, cfg, init,
+                     dl_mlp_param_count(data->features, cfg->hidden, data->classes),
                      calloc((size_t)groups, sizeof(dl_mlp_result))};
     int *firsts = calloc((size_t)groups, sizeof *firsts);
     if (!job.parts || !firsts) {
@@ -568,8 +644,10 @@ static dl_status train_groups(const dl_mlp_data *data, const dl_mlp_config *cfg,
         char saved[1024];
         snprintf(saved, sizeof saved, "%s", dl_errmsg());
         dl_status ms = merge_groups(job.parts, firsts, groups, data->models, res);
-        if (ms != DL_OK) st = ms, dl_mlp_result_free(res);
-        else if (st != DL_OK) DL_FAIL(st, "%s", saved);
+        if (ms != DL_OK)
+            st = ms, dl_mlp_result_free(res);
+        else if (st != DL_OK)
+            DL_FAIL(st, "%s", saved);
     }
     for (int g = 0; g < groups; g++) dl_mlp_result_free(&job.parts[g]);
     free(job.parts), free(firsts);
@@ -585,13 +663,24 @@ dl_status dl_mlp_train(dl_backend *be, const dl_mlp_data *data, const dl_mlp_con
     int groups = dl_cpu_groups(be, data->models);
     if (groups > 1) return train_groups(data, cfg, init, groups, res);
     mlp_ctx c = {.l = make_layout(data->features, cfg->hidden, data->classes),
-                 .models = data->models, .n_train = data->n_train, .n_val = data->n_val,
-                 .opt = {.kind = cfg->optim, .lr = cfg->lr, .momentum = cfg->momentum,
-                         .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f}};
+                 .models = data->models,
+                 .n_train = data->n_train,
+                 .n_val = data->n_val,
+                 .opt = {.kind = cfg->optim,
+                         .lr = cfg->lr,
+                         .momentum = cfg->momentum,
+                         .beta1 = 0.9f,
+                         .beta2 = 0.999f,
+                         .eps = 1e-8f}};
     c.batch = cfg->batch > 0 && cfg->batch < c.n_train ? cfg->batch : c.n_train;
-    *res = (dl_mlp_result){.features = c.l.d, .hidden = c.l.h, .classes = c.l.c,
-                           .models = c.models, .n_train = c.n_train, .n_val = c.n_val,
-                           .batch = c.batch, .n_params = c.l.n};
+    *res = (dl_mlp_result){.features = c.l.d,
+                           .hidden = c.l.h,
+                           .classes = c.l.c,
+                           .models = c.models,
+                           .n_train = c.n_train,
+                           .n_val = c.n_val,
+                           .batch = c.batch,
+                           .n_params = c.l.n};
     DL_TRY(ctx_alloc(be, &c, cfg->epochs));
     dl_status st = upload_data(be, &c, data);
     if (st == DL_OK)
@@ -617,15 +706,19 @@ dl_status dl_mlp_run(dl_backend *be, const dl_dataset *d, const dl_mlp_config *c
 /* --- gradient (for tests) ------------------------------------------------ */
 
 dl_status dl_mlp_gradient(dl_backend *be, int models, int rows, int features, int hidden,
-                          int classes, const float *x, const int32_t *labels,
-                          const float *params, float *grad, float *loss)
+                          int classes, const float *x, const int32_t *labels, const float *params,
+                          float *grad, float *loss)
 {
     if (models < 1 || rows < 1 || features < 1 || hidden < 1 || classes < 1)
-        return DL_FAIL(DL_E_USAGE, "dl_mlp_gradient: invalid shape (models %d, rows %d, "
-                                   "features %d, hidden %d, classes %d)",
+        return DL_FAIL(DL_E_USAGE,
+                       "dl_mlp_gradient: invalid shape (models %d, rows %d, "
+                       "features %d, hidden %d, classes %d)",
                        models, rows, features, hidden, classes);
-    mlp_ctx c = {.l = make_layout(features, hidden, classes), .models = models,
-                 .n_train = rows, .batch = rows, .opt = {.kind = DL_OPTIM_SGD}};
+    mlp_ctx c = {.l = make_layout(features, hidden, classes),
+                 .models = models,
+                 .n_train = rows,
+                 .batch = rows,
+                 .opt = {.kind = DL_OPTIM_SGD}};
     const size_t S = (size_t)models, P = c.l.n;
     DL_TRY(ctx_alloc(be, &c, 0));
     const size_t x_stride = (size_t)rows * features;

@@ -38,7 +38,8 @@ static dl_status make_dirs(const char *dir)
         char saved = path[i];
         path[i] = '\0';
         if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            st = DL_FAIL(DL_E_RUNTIME, "--out %s: cannot create %s: %s", dir, path, strerror(errno));
+            st =
+                DL_FAIL(DL_E_RUNTIME, "--out %s: cannot create %s: %s", dir, path, strerror(errno));
         else if (!is_dir(path))
             st = DL_FAIL(DL_E_USAGE, "--out %s: %s exists and is not a directory", dir, path);
         path[i] = saved;
@@ -50,7 +51,9 @@ static dl_status make_dirs(const char *dir)
 static dl_status count_entries(const char *dir, int *n)
 {
     DIR *d = opendir(dir);
-    if (!d) return DL_FAIL(DL_E_RUNTIME, "--out %s: cannot read the directory: %s", dir, strerror(errno));
+    if (!d)
+        return DL_FAIL(DL_E_RUNTIME, "--out %s: cannot read the directory: %s", dir,
+                       strerror(errno));
     *n = 0;
     for (struct dirent *e; (e = readdir(d));)
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) (*n)++;
@@ -66,8 +69,10 @@ dl_status dl_out_prepare(dl_out *o, bool force)
     int n = 0;
     DL_TRY(count_entries(o->dir, &n));
     if (n > 0 && !force)
-        return DL_FAIL(DL_E_USAGE, "--out %s: the directory is not empty (%d entr%s); "
-                       "add --force to write into it", o->dir, n, n == 1 ? "y" : "ies");
+        return DL_FAIL(DL_E_USAGE,
+                       "--out %s: the directory is not empty (%d entr%s); "
+                       "add --force to write into it",
+                       o->dir, n, n == 1 ? "y" : "ies");
     if (access(o->dir, W_OK | X_OK) != 0)
         return DL_FAIL(DL_E_RUNTIME, "--out %s: cannot write into it: %s", o->dir, strerror(errno));
     return DL_OK;
@@ -90,7 +95,8 @@ static dl_status make_temp(const dl_out *o, const char *name, char **tmp, int *f
     snprintf(*tmp, len, "%s/.%s.tmp-XXXXXX", o->dir, name);
     *fd = mkstemp(*tmp);
     if (*fd < 0) {
-        dl_status st = DL_FAIL(DL_E_RUNTIME, "cannot create a file in %s: %s", o->dir, strerror(errno));
+        dl_status st =
+            DL_FAIL(DL_E_RUNTIME, "cannot create a file in %s: %s", o->dir, strerror(errno));
         free(*tmp);
         *tmp = NULL;
         return st;
@@ -165,7 +171,8 @@ dl_status dl_out_summary(dl_out *o, dl_write_fn fn, const void *ctx)
 /* A figure drawn by path: the drawing library opens the file itself. */
 typedef dl_status (*draw_fn)(const char *path, dl_fig_format fmt, const void *fig);
 
-static dl_status render(dl_out *o, const char *name, dl_fig_format fmt, draw_fn draw, const void *fig)
+static dl_status render(dl_out *o, const char *name, dl_fig_format fmt, draw_fn draw,
+                        const void *fig)
 {
     char *tmp;
     int fd;
@@ -182,8 +189,10 @@ static dl_status render(dl_out *o, const char *name, dl_fig_format fmt, draw_fn 
         if (rfd >= 0) close(rfd);
     }
     if (st == DL_OK) st = commit(o, tmp, name);
-    if (st != DL_OK) unlink(tmp);
-    else note_file(o, name);
+    if (st != DL_OK)
+        unlink(tmp);
+    else
+        note_file(o, name);
     free(tmp);
     return st;
 }
@@ -234,9 +243,12 @@ dl_status dl_out_figure_histogram(dl_out *o, const char *base, const dl_fig_hist
 
 static void csv_number(FILE *f, float v)
 {
-    if (isnan(v)) fputs("nan", f);
-    else if (isinf(v)) fputs(v > 0 ? "inf" : "-inf", f);
-    else fprintf(f, "%.9g", (double)v);
+    if (isnan(v))
+        fputs("nan", f);
+    else if (isinf(v))
+        fputs(v > 0 ? "inf" : "-inf", f);
+    else
+        fprintf(f, "%.9g", (double)v);
 }
 
 dl_status dl_csv_write_history(FILE *f, const void *history)
@@ -246,7 +258,8 @@ dl_status dl_csv_write_history(FILE *f, const void *history)
     for (int b = 0; b < h->models; b++)
         for (int c = 0; c < h->metrics; c++) {
             if (h->models > 1)
-                fprintf(f, ",%s_seed%llu", h->names[c], (unsigned long long)(h->first_seed + (uint64_t)b));
+                fprintf(f, ",%s_seed%llu", h->names[c],
+                        (unsigned long long)(h->first_seed + (uint64_t)b));
             else
                 fprintf(f, ",%s", h->names[c]);
         }
@@ -277,8 +290,10 @@ void dl_out_json(dl_json *j, const dl_out *o)
     dl_json_arr_begin(j, "files");
     for (int i = 0; i < o->n_files; i++) dl_json_str(j, NULL, o->files[i]);
     dl_json_arr_end(j);
-    if (o->figures_note[0]) dl_json_str(j, "figures_note", o->figures_note);
-    else dl_json_null(j, "figures_note");
+    if (o->figures_note[0])
+        dl_json_str(j, "figures_note", o->figures_note);
+    else
+        dl_json_null(j, "figures_note");
     dl_json_obj_end(j);
 }
 

@@ -9,8 +9,8 @@ static inline double elem_d(const double *x, int ld, bool t, int i, int j)
     return t ? x[(size_t)j * ld + i] : x[(size_t)i * ld + j];
 }
 
-void dl_ref_dgemm(bool ta, bool tb, int m, int n, int k, double alpha, const double *a,
-                  int lda, const double *b, int ldb, double beta, double *c, int ldc)
+void dl_ref_dgemm(bool ta, bool tb, int m, int n, int k, double alpha, const double *a, int lda,
+                  const double *b, int ldb, double beta, double *c, int ldc)
 {
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
@@ -21,8 +21,8 @@ void dl_ref_dgemm(bool ta, bool tb, int m, int n, int k, double alpha, const dou
         }
 }
 
-void dl_ref_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a,
-                  int lda, const float *b, int ldb, float beta, float *c, int ldc)
+void dl_ref_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+                  const float *b, int ldb, float beta, float *c, int ldc)
 {
     for (int i = 0; i < m; i++) {
         float *ci = c + (size_t)i * ldc;
@@ -106,7 +106,9 @@ dl_status dl_ref_svd(int m, int n, const double *a, double *s, double *u, double
     }
     for (int i = 1; i < p; i++) /* insertion sort, descending */
         for (int j = i; j > 0 && norms[order[j]] > norms[order[j - 1]]; j--) {
-            int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t;
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
         }
     /* X = Ux S Vx^T with Ux columns = w/norm, Vx columns = rows of v. For A
      * tall: U = Ux, V = Vx. For A wide (X = A^T): U = Vx, V = Ux. */
@@ -117,11 +119,15 @@ dl_status dl_ref_svd(int m, int n, const double *a, double *s, double *u, double
         const double *uxj = w + (size_t)j * rows; /* length rows */
         const double *vxj = v + (size_t)j * cols; /* length cols */
         if (tall) {
-            if (u) for (int i = 0; i < m; i++) u[(size_t)i * p + r] = uxj[i] * inv;
-            if (vt) for (int i = 0; i < n; i++) vt[(size_t)r * n + i] = vxj[i];
+            if (u)
+                for (int i = 0; i < m; i++) u[(size_t)i * p + r] = uxj[i] * inv;
+            if (vt)
+                for (int i = 0; i < n; i++) vt[(size_t)r * n + i] = vxj[i];
         } else {
-            if (u) for (int i = 0; i < m; i++) u[(size_t)i * p + r] = vxj[i];
-            if (vt) for (int i = 0; i < n; i++) vt[(size_t)r * n + i] = uxj[i] * inv;
+            if (u)
+                for (int i = 0; i < m; i++) u[(size_t)i * p + r] = vxj[i];
+            if (vt)
+                for (int i = 0; i < n; i++) vt[(size_t)r * n + i] = uxj[i] * inv;
         }
     }
     free(w), free(v), free(order), free(norms);

@@ -8,7 +8,7 @@
  * a CUDA graph.
  *
  * Pointers are device pointers unless said otherwise. Shapes follow
- * include/dlab/backend.h; the host side (host/backend_cuda.c) validates them
+ * include/dlab/backend.h; the host side (host/backends/backend_cuda.c) validates them
  * and gives the messages, the launchers only refuse impossible ones with
  * cudaErrorInvalidValue.
  *
@@ -57,8 +57,7 @@ cudaError_t dl_launch_record(float *hist, const float *vals, int n, int32_t *cou
 /* For b < batch: E[b] -= A[b] and sse[b] = sum E[b][i]^2 (double partials),
  * E[b] = e + b*n, A[b] = a + b*a_stride. sse may be NULL. */
 cudaError_t dl_launch_sq_err(float *e, const float *a, size_t n, int batch, size_t a_stride,
-                             float *sse, double *scratch, size_t scratch_len,
-                             cudaStream_t stream);
+                             float *sse, double *scratch, size_t scratch_len, cudaStream_t stream);
 
 /* out[b*out_stride + c] = sum over r of G[b][r][c], G[b] = g + b*rows*cols. */
 cudaError_t dl_launch_col_sum(const float *g, int rows, int cols, int batch, float *out,
@@ -72,9 +71,9 @@ cudaError_t dl_launch_col_sum(const float *g, int rows, int cols, int batch, flo
  * A label outside [0, classes) makes that row's loss NaN (and its gradient
  * row NaN), so a corrupt label shows up as divergence, not as a wild read. */
 cudaError_t dl_launch_softmax_xent(const float *logits, const int32_t *labels, int rows,
-                                   int classes, int batch, size_t label_stride,
-                                   float *dlogits, float *loss, float *acc, double *scratch,
-                                   size_t scratch_len, cudaStream_t stream);
+                                   int classes, int batch, size_t label_stride, float *dlogits,
+                                   float *loss, float *acc, double *scratch, size_t scratch_len,
+                                   cudaStream_t stream);
 
 /* --- optim.cu ------------------------------------------------------------ */
 
@@ -83,8 +82,8 @@ cudaError_t dl_launch_softmax_xent(const float *logits, const int32_t *labels, i
  * m, v and the device step counter t, which a one-thread kernel increments
  * before the update kernel reads it (so the step number never leaves the
  * device and the step can be graph-replayed). */
-cudaError_t dl_launch_optim_step(const dl_optim *opt, float *p, const float *g, float *m,
-                                 float *v, size_t n, int32_t *t, cudaStream_t stream);
+cudaError_t dl_launch_optim_step(const dl_optim *opt, float *p, const float *g, float *m, float *v,
+                                 size_t n, int32_t *t, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

@@ -25,7 +25,8 @@ static const char *status_name(dl_status st)
 static dl_mlp_config config_from_options(const dl_cmd *c)
 {
     const dl_options *o = c->opt;
-    dl_mlp_config cfg = dl_mlp_defaults(strcmp(o->preset, "lab") == 0 ? DL_MLP_LAB : DL_MLP_CAREFUL);
+    dl_mlp_config cfg =
+        dl_mlp_defaults(strcmp(o->preset, "lab") == 0 ? DL_MLP_LAB : DL_MLP_CAREFUL);
     cfg.hidden = o->hidden;
     cfg.batch = o->batch;
     cfg.train = o->train;
@@ -35,8 +36,9 @@ static dl_mlp_config config_from_options(const dl_cmd *c)
     if (o->given_epochs) cfg.epochs = o->epochs;
     if (o->given_lr) cfg.lr = o->lr;
     if (o->given_optim)
-        cfg.optim = !strcmp(o->optim, "adam") ? DL_OPTIM_ADAM
-                  : !strcmp(o->optim, "momentum") ? DL_OPTIM_MOMENTUM : DL_OPTIM_SGD;
+        cfg.optim = !strcmp(o->optim, "adam")       ? DL_OPTIM_ADAM
+                    : !strcmp(o->optim, "momentum") ? DL_OPTIM_MOMENTUM
+                                                    : DL_OPTIM_SGD;
     cfg.loop = (dl_loop){.progress = c->progress, .progress_ud = c->progress_ud, .stop = c->stop};
     return cfg;
 }
@@ -159,13 +161,19 @@ static dl_status write_files(dl_out *out, const json_args *a)
     const size_t models = (size_t)r->models;
     static const char *const names[DL_MLP_METRICS] = {"train_loss", "val_loss", "train_accuracy",
                                                       "val_accuracy"};
-    dl_csv_history h = {.epochs = r->epochs_run, .metrics = DL_MLP_METRICS, .names = names,
-                        .models = r->models, .first_seed = a->cfg->seed, .values = r->history,
-                        .epoch_stride = DL_MLP_METRICS * models, .metric_stride = models,
+    dl_csv_history h = {.epochs = r->epochs_run,
+                        .metrics = DL_MLP_METRICS,
+                        .names = names,
+                        .models = r->models,
+                        .first_seed = a->cfg->seed,
+                        .values = r->history,
+                        .epoch_stride = DL_MLP_METRICS * models,
+                        .metric_stride = models,
                         .model_stride = 1};
     DL_TRY(dl_out_write(out, "history.csv", dl_csv_write_history, &h));
     if (r->epochs_run > 0) {
-        dl_fig_mlp fig = {.epochs = r->epochs_run, .stride = DL_MLP_METRICS * models,
+        dl_fig_mlp fig = {.epochs = r->epochs_run,
+                          .stride = DL_MLP_METRICS * models,
                           .train_loss = r->history + DL_MLP_TRAIN_LOSS * models,
                           .val_loss = r->history + DL_MLP_VAL_LOSS * models,
                           .train_acc = r->history + DL_MLP_TRAIN_ACCURACY * models,
@@ -177,9 +185,13 @@ static dl_status write_files(dl_out *out, const json_args *a)
          * one bar per possible value, centred on it. */
         double half = r->n_val <= 100 ? 0.5 / r->n_val : 0.0;
         int bins = r->n_val <= 100 ? r->n_val + 1 : 50;
-        dl_fig_histogram hist = {.values = r->val_accuracy, .n = r->models, .lo = -half,
-                                 .hi = 1.0 + half, .bins = bins,
-                                 .band_lo = LAB_BAND_LO, .band_hi = LAB_BAND_HI,
+        dl_fig_histogram hist = {.values = r->val_accuracy,
+                                 .n = r->models,
+                                 .lo = -half,
+                                 .hi = 1.0 + half,
+                                 .bins = bins,
+                                 .band_lo = LAB_BAND_LO,
+                                 .band_hi = LAB_BAND_HI,
                                  .xlabel = "final validation accuracy (shaded: 40-55 %)",
                                  .title = "Validation accuracy over seeds"};
         DL_TRY(dl_out_figure_histogram(out, "figure3_seeds_histogram", &hist));

@@ -24,7 +24,8 @@ uint64_t dl_rng_below(dl_rng *r, uint64_t n)
 {
     uint64_t limit = UINT64_MAX - UINT64_MAX % n; /* reject the biased tail */
     uint64_t x;
-    do x = dl_rng_next(r); while (x >= limit);
+    do x = dl_rng_next(r);
+    while (x >= limit);
     return x % n;
 }
 
@@ -33,6 +34,8 @@ void dl_rng_permutation(dl_rng *r, int32_t *perm, size_t n)
     for (size_t i = 0; i < n; i++) perm[i] = (int32_t)i;
     for (size_t i = n; i > 1; i--) {
         size_t j = (size_t)dl_rng_below(r, i);
-        int32_t t = perm[i - 1]; perm[i - 1] = perm[j]; perm[j] = t;
+        int32_t t = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = t;
     }
 }

@@ -21,8 +21,10 @@ static void put_string(FILE *f, const char *s)
         case '\r': fputs("\\r", f); break;
         case '\t': fputs("\\t", f); break;
         default:
-            if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-            else fputc(*p, f);
+            if (*p < 0x20)
+                fprintf(f, "\\u%04x", *p);
+            else
+                fputc(*p, f);
         }
     }
     fputc('"', f);
@@ -70,8 +72,10 @@ void dl_json_arr_end(dl_json *j) { close_(j, ']'); }
 
 static void raw_num(FILE *f, double v)
 {
-    if (isfinite(v)) fprintf(f, "%.9g", v);
-    else fputs("null", f);
+    if (isfinite(v))
+        fprintf(f, "%.9g", v);
+    else
+        fputs("null", f);
 }
 
 void dl_json_num(dl_json *j, const char *key, double v)
@@ -89,8 +93,10 @@ void dl_json_int(dl_json *j, const char *key, long long v)
 void dl_json_str(dl_json *j, const char *key, const char *s)
 {
     lead(j, key);
-    if (s) put_string(j->f, s);
-    else fputs("null", j->f);
+    if (s)
+        put_string(j->f, s);
+    else
+        fputs("null", j->f);
 }
 
 void dl_json_bool(dl_json *j, const char *key, bool v)

@@ -47,20 +47,23 @@ dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hi
         st = be->graph_run(be, g, n);
         if (st != DL_OK) break;
         size_t off = (size_t)*done * o->per_epoch;
-        st = be->download(be, hist_host + off, hist_dev + off, sizeof(float) * (size_t)n * o->per_epoch);
+        st = be->download(be, hist_host + off, hist_dev + off,
+                          sizeof(float) * (size_t)n * o->per_epoch);
         if (st != DL_OK) break;
         st = check_finite(hist_host + off, *done, n, o, epochs);
         *done += n;
         if (st != DL_OK) break;
         if (o->progress) {
-            dl_progress p = {*done, epochs, wall() - t0, hist_host + (size_t)(*done - 1) * o->per_epoch};
+            dl_progress p = {*done, epochs, wall() - t0,
+                             hist_host + (size_t)(*done - 1) * o->per_epoch};
             o->progress(o->progress_ud, &p);
         }
         if (o->stop && *o->stop) {
             st = DL_FAIL(DL_E_INTERRUPTED, "interrupted after epoch %d of %d", *done, epochs);
             break;
         }
-        if (wall() - c0 < 0.05 && chunk < max_chunk) chunk = chunk * 2 < max_chunk ? chunk * 2 : max_chunk;
+        if (wall() - c0 < 0.05 && chunk < max_chunk)
+            chunk = chunk * 2 < max_chunk ? chunk * 2 : max_chunk;
     }
     dl_status ts = be->timer_stop(be, seconds);
     return st != DL_OK ? st : ts;
@@ -73,9 +76,9 @@ dl_status dl_check_fits(dl_backend *be, size_t bytes, const char *what)
     /* Leave a margin for library workspaces and the rest of the process. */
     size_t usable = free_b - free_b / 10;
     if (bytes > usable)
-        return DL_FAIL(DL_E_MEMORY, "%s needs %.2f GiB of %s memory, but only %.2f GiB of %.2f GiB is free",
-                       what, bytes / 1073741824.0, be->name, free_b / 1073741824.0,
-                       total_b / 1073741824.0);
+        return DL_FAIL(
+            DL_E_MEMORY, "%s needs %.2f GiB of %s memory, but only %.2f GiB of %.2f GiB is free",
+            what, bytes / 1073741824.0, be->name, free_b / 1073741824.0, total_b / 1073741824.0);
     return DL_OK;
 }
 
@@ -107,7 +110,7 @@ static int severity(dl_status s)
 dl_status dl_run_groups(int models, int groups, dl_group_fn fn, void *ud, int *firsts)
 {
     dl_status *sts = calloc((size_t)groups, sizeof *sts);
-    char (*msgs)[1024] = calloc((size_t)groups, sizeof *msgs);
+    char(*msgs)[1024] = calloc((size_t)groups, sizeof *msgs);
     if (!sts || !msgs) {
         free(sts), free(msgs);
         return DL_FAIL(DL_E_MEMORY, "out of host memory splitting %d models", models);

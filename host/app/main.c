@@ -20,8 +20,8 @@ static void on_sigint(int sig)
 }
 
 typedef struct {
-    bool active;       /* stderr is a terminal and --quiet was not given */
-    int width;         /* columns the line occupies on screen, 0 when none */
+    bool active; /* stderr is a terminal and --quiet was not given */
+    int width;   /* columns the line occupies on screen, 0 when none */
 } progress_state;
 
 static int terminal_columns(void)
@@ -33,10 +33,14 @@ static int terminal_columns(void)
 
 static void format_duration(char *buf, size_t len, double s)
 {
-    if (s < 10.0) snprintf(buf, len, "%.1f s", s);
-    else if (s < 60.0) snprintf(buf, len, "%.0f s", s);
-    else if (s < 3600.0) snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)s % 60);
-    else snprintf(buf, len, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+    if (s < 10.0)
+        snprintf(buf, len, "%.1f s", s);
+    else if (s < 60.0)
+        snprintf(buf, len, "%.0f s", s);
+    else if (s < 3600.0)
+        snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else
+        snprintf(buf, len, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
 }
 
 /* One line on stderr, redrawn in place once a run has lasted a second:
@@ -58,8 +62,9 @@ static void show_progress(void *ud, const dl_progress *p)
     double rate = p->done / p->elapsed;
     char left[32], line[192];
     format_duration(left, sizeof left, rate > 0 ? (p->total - p->done) / rate : 0.0);
-    int n = snprintf(line, sizeof line, rate >= 100 ? "epoch %d/%d  loss %.6g  %.0f epochs/s  %s left"
-                                                    : "epoch %d/%d  loss %.6g  %.3g epochs/s  %s left",
+    int n = snprintf(line, sizeof line,
+                     rate >= 100 ? "epoch %d/%d  loss %.6g  %.0f epochs/s  %s left"
+                                 : "epoch %d/%d  loss %.6g  %.3g epochs/s  %s left",
                      p->done, p->total, (double)p->last[0], rate, left);
     int cols = terminal_columns() - 1; /* writing the last column wraps on some terminals */
     if (n > cols) n = cols > 0 ? cols : 0;
@@ -110,8 +115,12 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
 
     progress_state ps = {.active = !opt.quiet && isatty(STDERR_FILENO)};
-    dl_cmd cmd = {.be = be, .opt = &opt, .text = opt.json ? stderr : stdout,
-                  .stop = &stop_requested, .progress = show_progress, .progress_ud = &ps};
+    dl_cmd cmd = {.be = be,
+                  .opt = &opt,
+                  .text = opt.json ? stderr : stdout,
+                  .stop = &stop_requested,
+                  .progress = show_progress,
+                  .progress_ud = &ps};
     st = opt.task == DL_TASK_MLP ? dl_cmd_mlp(&cmd) : dl_cmd_factorise(&cmd);
     show_progress(&ps, NULL);
     dl_backend_destroy(be);

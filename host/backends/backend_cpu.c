@@ -1,11 +1,11 @@
 /* The CPU backend: CBLAS (OpenBLAS) for gemm, LAPACKE for the SVD, cuRAND's
  * host generator for random fills, and plain loops (OpenMP where the work is
  * large enough to pay for a parallel region) for the custom ops. The custom
- * ops call the same per-element functions as the CUDA kernels (dlab/math.h).
+ * ops call the same per-element functions as the CUDA kernels (host/backends/elem_math.h).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "dlab/backend.h"
-#include "dlab/math.h"
+#include "elem_math.h"
 #include "dlab/ref.h"
 #include "dlab/rng.h"
 
@@ -36,6 +36,8 @@
 /* for (size_t i = 0; i < n; i++) body, in an OpenMP team only when `big`.
  * An `if` clause alone would still enter libgomp (and allocate) on every
  * call, which dominates the tiny ops of an iris epoch. */
+// clang-format off
+// clang-format off
 #define DL_FOR(big, i, n, ...)                                          \
     do {                                                                \
         if (big) {                                                      \
@@ -45,6 +47,8 @@
             for (size_t i = 0; i < (size_t)(n); i++) { __VA_ARGS__ }    \
         }                                                               \
     } while (0)
+// clang-format on
+// clang-format on
 /* Fixed chunk of a deterministic reduction: partial sums per chunk are
  * added in chunk order, whatever the thread count. */
 #define DL_CPU_RED_CHUNK 16384
@@ -136,24 +140,23 @@ static dl_status cpu_mem_info(dl_backend *be, size_t *free_bytes, size_t *total_
  * the stack (it is at most SMALL_BT floats). Wider outputs use dot
  * products. */
 #define SMALL_NARROW_MAX 16
-#define SMALL_BT 4096
+#define SMALL_BT         4096
 
-#define SMALL_GEMM_NARROW(N)                                                       \
-    static void small_gemm_n##N(int m, int k, float alpha, const float *a, size_t ai, \
-                                size_t ap, const float *b, size_t bp, float beta,  \
-                                float *c, int ldc)                                 \
-    {                                                                              \
-        for (int i = 0; i < m; i++) {                                              \
-            float acc[N] = {0};                                                    \
-            const float *x = a + i * ai;                                           \
-            for (int p = 0; p < k; p++) {                                          \
-                const float xp = x[p * ap], *y = b + p * bp;                       \
-                for (int j = 0; j < N; j++) acc[j] += xp * y[j];                   \
-            }                                                                      \
-            float *ci = c + (size_t)i * ldc;                                       \
-            for (int j = 0; j < N; j++)                                            \
-                ci[j] = beta == 0.0f ? alpha * acc[j] : alpha * acc[j] + beta * ci[j]; \
-        }                                                                          \
+#define SMALL_GEMM_NARROW(N)                                                                       \
+    static void small_gemm_n##N(int m, int k, float alpha, const float *a, size_t ai, size_t ap,   \
+                                const float *b, size_t bp, float beta, float *c, int ldc)          \
+    {                                                                                              \
+        for (int i = 0; i < m; i++) {                                                              \
+            float acc[N] = {0};                                                                    \
+            const float *x = a + i * ai;                                                           \
+            for (int p = 0; p < k; p++) {                                                          \
+                const float xp = x[p * ap], *y = b + p * bp;                                       \
+                for (int j = 0; j < N; j++) acc[j] += xp * y[j];                                   \
+            }                                                                                      \
+            float *ci = c + (size_t)i * ldc;                                                       \
+            for (int j = 0; j < N; j++)                                                            \
+                ci[j] = beta == 0.0f ? alpha * acc[j] : alpha * acc[j] + beta * ci[j];             \
+        }                                                                                          \
     }
 SMALL_GEMM_NARROW(1)
 SMALL_GEMM_NARROW(2)
@@ -172,16 +175,15 @@ SMALL_GEMM_NARROW(14)
 SMALL_GEMM_NARROW(15)
 SMALL_GEMM_NARROW(16)
 
-typedef void (*small_gemm_fn)(int, int, float, const float *, size_t, size_t, const float *,
-                              size_t, float, float *, int);
+typedef void (*small_gemm_fn)(int, int, float, const float *, size_t, size_t, const float *, size_t,
+                              float, float *, int);
 static const small_gemm_fn small_gemm_narrow[SMALL_NARROW_MAX + 1] = {
-    NULL,           small_gemm_n1,  small_gemm_n2,  small_gemm_n3,  small_gemm_n4,
-    small_gemm_n5,  small_gemm_n6,  small_gemm_n7,  small_gemm_n8,  small_gemm_n9,
-    small_gemm_n10, small_gemm_n11, small_gemm_n12, small_gemm_n13, small_gemm_n14,
-    small_gemm_n15, small_gemm_n16};
+    NULL,           small_gemm_n1,  small_gemm_n2,  small_gemm_n3,  small_gemm_n4,  small_gemm_n5,
+    small_gemm_n6,  small_gemm_n7,  small_gemm_n8,  small_gemm_n9,  small_gemm_n10, small_gemm_n11,
+    small_gemm_n12, small_gemm_n13, small_gemm_n14, small_gemm_n15, small_gemm_n16};
 
-static void small_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a,
-                        int lda, const float *b, int ldb, float beta, float *c, int ldc)
+static void small_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+                        const float *b, int ldb, float beta, float *c, int ldc)
 {
     const size_t ai = ta ? 1 : (size_t)lda, ap = ta ? (size_t)lda : 1;
     if (n >= 1 && n <= SMALL_NARROW_MAX && (!tb || (size_t)k * n <= SMALL_BT)) {
@@ -222,19 +224,19 @@ static void gemm_one(const dl_gemm_args *g, size_t b, bool small)
     }
 #ifdef DLAB_HAVE_CBLAS
     cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
-                g->trans_b ? CblasTrans : CblasNoTrans, g->m, g->n, g->k, g->alpha, a, g->lda,
-                bb, g->ldb, g->beta, c, g->ldc);
+                g->trans_b ? CblasTrans : CblasNoTrans, g->m, g->n, g->k, g->alpha, a, g->lda, bb,
+                g->ldb, g->beta, c, g->ldc);
 #else
-    dl_ref_sgemm(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, a, g->lda, bb, g->ldb,
-                 g->beta, c, g->ldc);
+    dl_ref_sgemm(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, a, g->lda, bb, g->ldb, g->beta,
+                 c, g->ldc);
 #endif
 }
 
 static dl_status cpu_gemm(dl_backend *be, const dl_gemm_args *g)
 {
     if (g->m < 0 || g->n < 0 || g->k < 0 || g->batch < 1)
-        return DL_FAIL(DL_E_RUNTIME, "gemm: invalid shape m=%d n=%d k=%d batch=%d", g->m,
-                       g->n, g->k, g->batch);
+        return DL_FAIL(DL_E_RUNTIME, "gemm: invalid shape m=%d n=%d k=%d batch=%d", g->m, g->n,
+                       g->k, g->batch);
     double work = (double)g->m * g->n * g->k;
     bool small = work < DL_CPU_SMALL_GEMM;
     /* Many models: one model per thread (BLAS then runs single-threaded
@@ -257,8 +259,8 @@ static dl_status cpu_svd(dl_backend *be, int m, int n, const float *a, float *s,
         st = DL_FAIL(DL_E_MEMORY, "svd: out of host memory for a %dx%d matrix", m, n);
     } else {
         memcpy(work, a, sizeof(float) * (size_t)m * n);
-        lapack_int info = LAPACKE_sgesvd(LAPACK_ROW_MAJOR, 'S', 'S', m, n, work, n, s, uu, p,
-                                         vv, n, superb);
+        lapack_int info =
+            LAPACKE_sgesvd(LAPACK_ROW_MAJOR, 'S', 'S', m, n, work, n, s, uu, p, vv, n, superb);
         if (info != 0)
             st = DL_FAIL(DL_E_RUNTIME, "LAPACKE_sgesvd failed: info=%d", (int)info);
         else {
@@ -281,8 +283,10 @@ static dl_status cpu_svd(dl_backend *be, int m, int n, const float *a, float *s,
         st = dl_ref_svd(m, n, ad, sd, ud, vd);
         if (st == DL_OK) {
             for (int i = 0; i < p; i++) s[i] = (float)sd[i];
-            if (u) for (size_t i = 0; i < (size_t)m * p; i++) u[i] = (float)ud[i];
-            if (vt) for (size_t i = 0; i < (size_t)p * n; i++) vt[i] = (float)vd[i];
+            if (u)
+                for (size_t i = 0; i < (size_t)m * p; i++) u[i] = (float)ud[i];
+            if (vt)
+                for (size_t i = 0; i < (size_t)p * n; i++) vt[i] = (float)vd[i];
         }
     }
     free(ad), free(sd), free(ud), free(vd);
@@ -303,11 +307,11 @@ static const char *curand_name(curandStatus_t s)
     default: return "curand error";
     }
 }
-#define CURAND_TRY(call)                                                            \
-    do {                                                                            \
-        curandStatus_t cs_ = (call);                                                \
-        if (cs_ != CURAND_STATUS_SUCCESS)                                           \
-            return DL_FAIL(DL_E_RUNTIME, "%s failed: %s", #call, curand_name(cs_)); \
+#define CURAND_TRY(call)                                                                           \
+    do {                                                                                           \
+        curandStatus_t cs_ = (call);                                                               \
+        if (cs_ != CURAND_STATUS_SUCCESS)                                                          \
+            return DL_FAIL(DL_E_RUNTIME, "%s failed: %s", #call, curand_name(cs_));                \
     } while (0)
 
 /* Values a skip-ahead may draw and discard rather than re-position. */
@@ -401,16 +405,14 @@ static double residual_sse(float *e, const float *a, size_t n)
     if (chunk < DL_CPU_RED_CHUNK) chunk = DL_CPU_RED_CHUNK;
     size_t parts = (n + chunk - 1) / chunk;
     double part[DL_CPU_RED_PARTS];
-    DL_FOR(parts > 1 && n > DL_CPU_PAR_MIN, c, parts,
-        size_t lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
-        double acc = 0.0;
-        for (size_t i = lo; i < hi; i++) {
+    DL_FOR(
+        parts > 1 && n > DL_CPU_PAR_MIN, c, parts, size_t lo = c * chunk,
+        hi = lo + chunk < n ? lo + chunk : n;
+        double acc = 0.0; for (size_t i = lo; i < hi; i++) {
             float r = e[i] - a[i];
             e[i] = r;
             acc += (double)r * r;
-        }
-        part[c] = acc;
-    );
+        } part[c] = acc;);
     double total = 0.0;
     for (size_t c = 0; c < parts; c++) total += part[c];
     return total;
@@ -436,20 +438,19 @@ static dl_status cpu_optim_step(dl_backend *be, const dl_optim *o, float *p, con
 {
     const float lr = o->lr;
     switch (o->kind) {
-    case DL_OPTIM_SGD:
-        DL_FOR(n > DL_CPU_PAR_MIN, i, n, p[i] = dl_sgd_step(p[i], g[i], lr););
-        break;
+    case DL_OPTIM_SGD: DL_FOR(n > DL_CPU_PAR_MIN, i, n, p[i] = dl_sgd_step(p[i], g[i], lr);); break;
     case DL_OPTIM_MOMENTUM:
-        DL_FOR(n > DL_CPU_PAR_MIN, i, n, p[i] = dl_momentum_step(p[i], g[i], &m[i], lr, o->momentum););
+        DL_FOR(n > DL_CPU_PAR_MIN, i, n,
+               p[i] = dl_momentum_step(p[i], g[i], &m[i], lr, o->momentum););
         break;
     case DL_OPTIM_ADAM: {
         int step = ++*t;
         DL_FOR(n > DL_CPU_PAR_MIN, i, n,
-               p[i] = dl_adam_step(p[i], g[i], &m[i], &v[i], lr, o->beta1, o->beta2, o->eps, step););
+               p[i] =
+                   dl_adam_step(p[i], g[i], &m[i], &v[i], lr, o->beta1, o->beta2, o->eps, step););
         break;
     }
-    default:
-        return DL_FAIL(DL_E_RUNTIME, "optim_step: unknown optimiser %d", (int)o->kind);
+    default: return DL_FAIL(DL_E_RUNTIME, "optim_step: unknown optimiser %d", (int)o->kind);
     }
     return DL_OK;
 }
@@ -458,15 +459,10 @@ static dl_status cpu_bias_act(dl_backend *be, float *y, const float *bias, int r
                               int batch, size_t bias_stride, bool relu)
 {
     size_t per = (size_t)rows * cols;
-    DL_FOR(per * batch > DL_CPU_PAR_MIN, br, (size_t)batch * rows,
-        size_t b = br / (size_t)rows;
-        float *yr = y + br * cols;
-        const float *bb = bias + b * bias_stride;
-        if (relu)
-            for (int c = 0; c < cols; c++) yr[c] = dl_relu(yr[c] + bb[c]);
-        else
-            for (int c = 0; c < cols; c++) yr[c] += bb[c];
-    );
+    DL_FOR(per * batch > DL_CPU_PAR_MIN, br, (size_t)batch * rows, size_t b = br / (size_t)rows;
+           float *yr = y + br * cols; const float *bb = bias + b * bias_stride;
+           if (relu) for (int c = 0; c < cols; c++) yr[c] = dl_relu(yr[c] + bb[c]);
+           else for (int c = 0; c < cols; c++) yr[c] += bb[c];);
     return DL_OK;
 }
 
@@ -482,20 +478,16 @@ static dl_status cpu_softmax_xent(dl_backend *be, const float *logits, const int
 {
     size_t per = (size_t)rows * classes;
     float scale = 1.0f / (float)rows;
-    DL_FOR(per * batch > DL_CPU_PAR_MIN && batch > 1, b, batch,
-        double lsum = 0.0;
-        long correct = 0;
+    DL_FOR(
+        per * batch > DL_CPU_PAR_MIN && batch > 1, b, batch, double lsum = 0.0; long correct = 0;
         for (int r = 0; r < rows; r++) {
             size_t off = b * per + (size_t)r * classes;
             int ok;
-            lsum += dl_softmax_xent_row(logits + off, classes,
-                                        labels[b * label_stride + r],
+            lsum += dl_softmax_xent_row(logits + off, classes, labels[b * label_stride + r],
                                         dlogits ? dlogits + off : NULL, scale, &ok);
             correct += ok;
-        }
-        if (loss) loss[b] = (float)(lsum / rows);
-        if (acc) acc[b] = (float)((double)correct / rows);
-    );
+        } if (loss) loss[b] = (float)(lsum / rows);
+        if (acc) acc[b] = (float)((double)correct / rows););
     return DL_OK;
 }
 
@@ -503,8 +495,8 @@ static dl_status cpu_col_sum(dl_backend *be, const float *g, int rows, int cols,
                              float *out, size_t out_stride)
 {
     size_t per = (size_t)rows * cols;
-    DL_FOR(per * batch > DL_CPU_PAR_MIN && batch > 1, b, batch,
-        double accs[64];
+    DL_FOR(
+        per * batch > DL_CPU_PAR_MIN && batch > 1, b, batch, double accs[64];
         for (int c0 = 0; c0 < cols; c0 += 64) {
             int w = cols - c0 < 64 ? cols - c0 : 64;
             for (int c = 0; c < w; c++) accs[c] = 0.0;
@@ -513,13 +505,11 @@ static dl_status cpu_col_sum(dl_backend *be, const float *g, int rows, int cols,
                 for (int c = 0; c < w; c++) accs[c] += gr[c];
             }
             for (int c = 0; c < w; c++) out[b * out_stride + c0 + c] = (float)accs[c];
-        }
-    );
+        });
     return DL_OK;
 }
 
-static dl_status cpu_record(dl_backend *be, float *hist, const float *vals, int n,
-                            int32_t *counter)
+static dl_status cpu_record(dl_backend *be, float *hist, const float *vals, int n, int32_t *counter)
 {
     memcpy(hist + (size_t)*counter * n, vals, sizeof(float) * (size_t)n);
     ++*counter;

@@ -16,7 +16,7 @@
 /* The subspace comparison runs on the host in float64; past these sizes it
  * would cost more than the training it checks. */
 #define ALIGN_MAX_ELEMS (4.0 * 1024 * 1024) /* m * rank */
-#define ALIGN_MAX_WORK 1e9                  /* m * rank^2 */
+#define ALIGN_MAX_WORK  1e9                 /* m * rank^2 */
 
 typedef struct {
     const dl_cmd *c;
@@ -24,10 +24,10 @@ typedef struct {
     bool centred;
     const dl_factorise_config *cfg;
     const dl_factorise_result *r;
-    double *angles_deg;           /* rank values, NULL when not compared */
+    double *angles_deg; /* rank values, NULL when not compared */
     double aligned_residual;
-    char align_note[160];         /* why not compared, when there is an SVD */
-    float *gaps;                  /* seeds values: sse_gd - sse_svd, when there is an SVD */
+    char align_note[160]; /* why not compared, when there is an SVD */
+    float *gaps;          /* seeds values: sse_gd - sse_svd, when there is an SVD */
     dl_out *out;
 } report;
 
@@ -49,13 +49,14 @@ static dl_status compare_subspaces(report *rep)
     }
     if (m * k > ALIGN_MAX_ELEMS || m * k * k > ALIGN_MAX_WORK) {
         snprintf(rep->align_note, sizeof rep->align_note,
-                 "not computed: rank %d on %d rows is too large for the host-side check", r->rank, r->m);
+                 "not computed: rank %d on %d rows is too large for the host-side check", r->rank,
+                 r->m);
         return DL_OK;
     }
     rep->angles_deg = malloc(sizeof(double) * (size_t)r->rank);
     if (!rep->angles_deg) return DL_FAIL(DL_E_MEMORY, "out of host memory for %d angles", r->rank);
-    dl_status st = dl_subspace_compare(r->m, r->rank, r->u_gd, r->svd_u, r->n_sv, r->singular_values,
-                                       rep->angles_deg, &rep->aligned_residual);
+    dl_status st = dl_subspace_compare(r->m, r->rank, r->u_gd, r->svd_u, r->n_sv,
+                                       r->singular_values, rep->angles_deg, &rep->aligned_residual);
     if (st == DL_OK) return DL_OK;
     free(rep->angles_deg);
     rep->angles_deg = NULL;
@@ -154,7 +155,8 @@ static void write_seed_spread(FILE *f, const report *rep)
     float *lg = malloc(sizeof(float) * (size_t)r->seeds);
     if (!lg) return;
     for (int b = 0; b < r->seeds; b++)
-        lg[b] = rep->gaps[b] > 0 ? log10f(rep->gaps[b]) : (rep->gaps[b] == rep->gaps[b] ? -7.0f : NAN);
+        lg[b] =
+            rep->gaps[b] > 0 ? log10f(rep->gaps[b]) : (rep->gaps[b] == rep->gaps[b] ? -7.0f : NAN);
     fprintf(f, "  gap (log10 bins):\n");
     dl_print_histogram(f, lg, r->seeds, 1, -7.0, 2.0, 9, "1e%+.0f");
     free(lg);
@@ -186,7 +188,8 @@ static void write_text(FILE *f, const report *rep)
             int na = r->rank < 8 ? r->rank : 8;
             for (int i = 0; i < na; i++) fprintf(f, " %.3g", rep->angles_deg[i]);
             fprintf(f, "%s degrees\n", r->rank > na ? " ..." : "");
-            fprintf(f, "  aligned residual     %.3e  (min over M of |U_gd M - U_k S_k| / |U_k S_k|)\n",
+            fprintf(f,
+                    "  aligned residual     %.3e  (min over M of |U_gd M - U_k S_k| / |U_k S_k|)\n",
                     rep->aligned_residual);
         } else {
             fprintf(f, "  subspace vs SVD      %s\n", rep->align_note);
@@ -205,23 +208,41 @@ static dl_status write_files(report *rep, const dl_dataset *d)
 {
     const dl_factorise_result *r = rep->r;
     static const char *const sse[] = {"sse"};
-    dl_csv_history h = {.epochs = r->epochs_run, .metrics = 1, .names = sse, .models = r->seeds,
-                        .first_seed = rep->cfg->seed, .values = r->loss_history,
-                        .epoch_stride = (size_t)r->seeds, .metric_stride = 0, .model_stride = 1};
+    dl_csv_history h = {.epochs = r->epochs_run,
+                        .metrics = 1,
+                        .names = sse,
+                        .models = r->seeds,
+                        .first_seed = rep->cfg->seed,
+                        .values = r->loss_history,
+                        .epoch_stride = (size_t)r->seeds,
+                        .metric_stride = 0,
+                        .model_stride = 1};
     DL_TRY(dl_out_write(rep->out, "history.csv", dl_csv_write_history, &h));
     if (r->epochs_run > 0) {
-        dl_fig_factorise fig = {.m = r->m, .rank = r->rank, .u_gd = r->u_gd,
-                                .svd_u = r->have_svd ? r->svd_u : NULL, .ld_u = r->n_sv,
-                                .s = r->singular_values, .labels = d->labels,
-                                .n_classes = d->n_classes, .class_names = d->class_names};
+        dl_fig_factorise fig = {.m = r->m,
+                                .rank = r->rank,
+                                .u_gd = r->u_gd,
+                                .svd_u = r->have_svd ? r->svd_u : NULL,
+                                .ld_u = r->n_sv,
+                                .s = r->singular_values,
+                                .labels = d->labels,
+                                .n_classes = d->n_classes,
+                                .class_names = d->class_names};
         DL_TRY(dl_out_figure_factorise(rep->out, "figure1_projections", &fig));
     }
     if (r->seeds > 1 && rep->gaps) {
-        dl_fig_histogram hist = {.values = rep->gaps, .n = r->seeds, .lo = -7.0, .hi = 2.0,
-                                 .bins = 27, .log10_x = true, .band_lo = NAN, .band_hi = NAN,
-                                 .xlabel = "gradient-descent SSE minus the SVD optimum "
-                                           "(1e-7 and below, rounding under zero included, in the first bar)",
-                                 .title = "Gap to the optimum over seeds"};
+        dl_fig_histogram hist = {
+            .values = rep->gaps,
+            .n = r->seeds,
+            .lo = -7.0,
+            .hi = 2.0,
+            .bins = 27,
+            .log10_x = true,
+            .band_lo = NAN,
+            .band_hi = NAN,
+            .xlabel = "gradient-descent SSE minus the SVD optimum "
+                      "(1e-7 and below, rounding under zero included, in the first bar)",
+            .title = "Gap to the optimum over seeds"};
         DL_TRY(dl_out_figure_histogram(rep->out, "figure3_seeds_histogram", &hist));
     }
     return dl_out_summary(rep->out, write_json, rep);
@@ -231,8 +252,12 @@ dl_status dl_cmd_factorise(dl_cmd *c)
 {
     const dl_options *o = c->opt;
     dl_factorise_config cfg = {
-        .rank = o->rank, .epochs = o->given_epochs ? o->epochs : 1000,
-        .lr = o->given_lr ? o->lr : 0.01f, .seed = o->seed, .seeds = o->seeds, .svd = o->svd,
+        .rank = o->rank,
+        .epochs = o->given_epochs ? o->epochs : 1000,
+        .lr = o->given_lr ? o->lr : 0.01f,
+        .seed = o->seed,
+        .seeds = o->seeds,
+        .svd = o->svd,
         .loop = {.progress = c->progress, .progress_ud = c->progress_ud, .stop = c->stop},
     };
     dl_factorise_result r;
@@ -270,8 +295,10 @@ dl_status dl_cmd_factorise(dl_cmd *c)
     dl_status wst = compare_subspaces(&rep);
     if (wst == DL_OK && r.have_svd) {
         rep.gaps = malloc(sizeof(float) * (size_t)r.seeds);
-        if (!rep.gaps) wst = DL_FAIL(DL_E_MEMORY, "out of host memory for %d gaps", r.seeds);
-        else for (int b = 0; b < r.seeds; b++) rep.gaps[b] = (float)(r.sse_gd[b] - r.sse_svd);
+        if (!rep.gaps)
+            wst = DL_FAIL(DL_E_MEMORY, "out of host memory for %d gaps", r.seeds);
+        else
+            for (int b = 0; b < r.seeds; b++) rep.gaps[b] = (float)(r.sse_gd[b] - r.sse_svd);
     }
     if (wst == DL_OK && out.dir) wst = write_files(&rep, &d);
     write_text(c->text, &rep);

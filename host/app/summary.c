@@ -25,8 +25,10 @@ void dl_stats_compute(const float *v, int n, int stride, dl_stats *out)
     double sum = 0;
     for (int i = 0; i < n; i++) {
         double x = v[(size_t)i * stride];
-        if (isfinite(x)) s[k++] = x, sum += x;
-        else out->non_finite++;
+        if (isfinite(x))
+            s[k++] = x, sum += x;
+        else
+            out->non_finite++;
     }
     out->n = k;
     if (k > 0) {
@@ -41,8 +43,8 @@ void dl_stats_compute(const float *v, int n, int stride, dl_stats *out)
     free(s);
 }
 
-void dl_print_histogram(FILE *f, const float *v, int n, int stride, double lo, double hi,
-                        int bins, const char *fmt)
+void dl_print_histogram(FILE *f, const float *v, int n, int stride, double lo, double hi, int bins,
+                        const char *fmt)
 {
     enum { WIDTH = 40 };
     if (bins < 1 || !(hi > lo)) return;

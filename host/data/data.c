@@ -12,10 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DL_MAX_FIELD 256       /* longest field quoted back in a message */
-#define DL_MAX_FILE (1ull << 32)
+#define DL_MAX_FIELD 256 /* longest field quoted back in a message */
+#define DL_MAX_FILE  (1ull << 32)
 
-typedef struct { const char *p; size_t n; } span;
+typedef struct {
+    const char *p;
+    size_t n;
+} span;
 
 static span trim(span s)
 {
@@ -31,9 +34,14 @@ static const char *show(span s, char *buf, size_t len)
     size_t o = 0;
     for (size_t i = 0; i < s.n && o + 5 < len; i++) {
         unsigned char c = (unsigned char)s.p[i];
-        if (i == 40) { o += (size_t)snprintf(buf + o, len - o, "..."); break; }
-        if (isprint(c)) buf[o++] = (char)c;
-        else o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
+        if (i == 40) {
+            o += (size_t)snprintf(buf + o, len - o, "...");
+            break;
+        }
+        if (isprint(c))
+            buf[o++] = (char)c;
+        else
+            o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
     }
     buf[o] = '\0';
     return buf;
@@ -120,7 +128,7 @@ void dl_dataset_free(dl_dataset *d)
 typedef struct {
     const char *name;
     dl_dataset *d;
-    int total_fields;      /* fields per row, label included */
+    int total_fields; /* fields per row, label included */
     bool has_label;
     size_t cap_rows;
     span *fields;
@@ -173,7 +181,10 @@ dl_status dl_dataset_parse(const char *text, size_t len, const char *name, dl_da
         int nf = split(line, ps.fields, ps.fields_cap);
         if (nf > ps.fields_cap) {
             span *grown = realloc(ps.fields, sizeof(span) * (size_t)nf);
-            if (!grown) { ok = BAD("%s: out of memory reading the file", name); break; }
+            if (!grown) {
+                ok = BAD("%s: out of memory reading the file", name);
+                break;
+            }
             ps.fields = grown;
             ps.fields_cap = nf;
             split(line, ps.fields, ps.fields_cap);
@@ -183,10 +194,13 @@ dl_status dl_dataset_parse(const char *text, size_t len, const char *name, dl_da
             header_checked = true;
             bool any_numeric = false;
             for (int f = 0; f < nf; f++) any_numeric |= looks_numeric(ps.fields[f]);
-            if (!any_numeric) { /* a header row: keep the names for reports */
+            if (!any_numeric) {        /* a header row: keep the names for reports */
                 ps.total_fields = -nf; /* fixed once the first data row is seen */
                 char **names = calloc((size_t)nf, sizeof(char *));
-                if (!names) { ok = BAD("%s: out of memory reading the file", name); break; }
+                if (!names) {
+                    ok = BAD("%s: out of memory reading the file", name);
+                    break;
+                }
                 for (int f = 0; f < nf; f++) names[f] = dup_span(ps.fields[f]);
                 out->col_names = names;
                 out->cols = nf; /* provisional, for dl_dataset_free */
@@ -212,8 +226,8 @@ dl_status dl_dataset_parse(const char *text, size_t len, const char *name, dl_da
         }
 
         if (nf != ps.total_fields) {
-            ok = BAD("%s:%zu: ragged row: %d field%s, expected %d like the first row", name,
-                     lineno, nf, nf == 1 ? "" : "s", ps.total_fields);
+            ok = BAD("%s:%zu: ragged row: %d field%s, expected %d like the first row", name, lineno,
+                     nf, nf == 1 ? "" : "s", ps.total_fields);
             break;
         }
         if ((size_t)out->rows == ps.cap_rows) {
@@ -226,7 +240,10 @@ dl_status dl_dataset_parse(const char *text, size_t len, const char *name, dl_da
             if (x) out->x = x;
             int32_t *lab = ps.has_label ? realloc(out->labels, sizeof(int32_t) * cap) : NULL;
             if (lab) out->labels = lab;
-            if (!x || (ps.has_label && !lab)) { ok = BAD("%s: out of memory reading the file", name); break; }
+            if (!x || (ps.has_label && !lab)) {
+                ok = BAD("%s: out of memory reading the file", name);
+                break;
+            }
             ps.cap_rows = cap;
         }
         float *row = out->x + (size_t)out->rows * out->cols;
@@ -252,9 +269,15 @@ dl_status dl_dataset_parse(const char *text, size_t len, const char *name, dl_da
         if (!ok) break;
         if (ps.has_label) {
             span ls = ps.fields[nf - 1];
-            if (ls.n == 0) { ok = BAD("%s:%zu: column %d: empty label", name, lineno, nf); break; }
+            if (ls.n == 0) {
+                ok = BAD("%s:%zu: column %d: empty label", name, lineno, nf);
+                break;
+            }
             int id = find_or_add_class(&ps, ls);
-            if (id < 0) { ok = BAD("%s: out of memory reading the file", name); break; }
+            if (id < 0) {
+                ok = BAD("%s: out of memory reading the file", name);
+                break;
+            }
             out->labels[out->rows] = id;
         }
         out->rows++;
@@ -282,9 +305,15 @@ dl_status dl_dataset_load(const char *path, dl_dataset *out)
     dl_status st = DL_OK;
     while (buf) {
         if (len == cap) {
-            if (cap >= DL_MAX_FILE) { st = DL_FAIL(DL_E_INPUT, "%s: file larger than 4 GiB", path); break; }
+            if (cap >= DL_MAX_FILE) {
+                st = DL_FAIL(DL_E_INPUT, "%s: file larger than 4 GiB", path);
+                break;
+            }
             char *grown = realloc(buf, cap * 2);
-            if (!grown) { st = DL_FAIL(DL_E_INPUT, "%s: out of memory reading the file", path); break; }
+            if (!grown) {
+                st = DL_FAIL(DL_E_INPUT, "%s: out of memory reading the file", path);
+                break;
+            }
             buf = grown;
             cap *= 2;
         }

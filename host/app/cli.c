@@ -1,0 +1,299 @@
+#include "dlab/cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef DLAB_DATA_DIR
+#define DLAB_DATA_DIR "data"
+#endif
+
+const char *dl_default_data_path(void) { return DLAB_DATA_DIR "/iris.data"; }
+
+void dl_cli_usage(FILE *f)
+{
+    fprintf(
+        f, "Usage: dlab-gpu --task factorise|mlp [options]\n"
+           "\n"
+           "Runs the experiments of a deep-learning lab on the GPU (or the CPU):\n"
+           "  factorise  rank-k factorisation by gradient descent vs. the optimal SVD truncation\n"
+           "  mlp        a one-hidden-layer classifier (ReLU, softmax cross-entropy)\n"
+           "\n"
+           "Data:\n"
+           "  --data PATH        CSV: numeric columns and an optional trailing label column\n"
+           "                     (UCI style), or numeric CSV with a header row\n"
+           "                     (default: the bundled UCI iris data)\n"
+           "  --synthetic MxN    factorise a random low-rank-plus-noise MxN matrix made on the "
+           "device\n"
+           "  --no-center        factorise: do not subtract the column means\n"
+           "\n"
+           "Training:\n"
+           "  --epochs N         epochs of full-batch training (factorise 1000, mlp 100 lab / 300 "
+           "careful)\n"
+           "  --lr X             learning rate (factorise 0.01; mlp 0.01 lab / 0.05 careful)\n"
+           "  --seed S           seed for initial values and shuffles (default 1)\n"
+           "  --seeds N          train N independent models (seeds S..S+N-1) together\n"
+           "  --rank K           factorise: rank of U and V (default 2)\n"
+           "  --no-svd           factorise: skip the SVD baseline\n"
+           "  --hidden H         mlp: hidden units (default 12)\n"
+           "  --preset P         mlp: lab (the lab's protocol) or careful (default)\n"
+           "  --optim O          mlp: sgd, momentum or adam (careful default: momentum)\n"
+           "  --momentum M       mlp: momentum coefficient in [0, 1) (default 0.9)\n"
+           "  --batch B          mlp: mini-batch size (default: the whole training split)\n"
+           "  --train N          mlp: rows used for training after shuffling (default 100)\n"
+           "\n"
+           "Running and output:\n"
+           "  --device D         auto (default: the GPU if one answers), cpu or cuda\n"
+           "  --json             print one JSON object on stdout (the text report goes to stderr)\n"
+           "  --out DIR          write per-epoch CSV, summary.json and figures into DIR\n"
+           "  --force            allow --out to write into a non-empty directory\n"
+           "  --quiet            no progress line\n"
+           "  --help, --version\n"
+           "\n"
+           "Exit status: 0 success, 1 runtime failure (device, memory, divergence),\n"
+           "2 bad usage or bad input, 130 interrupted (results so far are kept).\n");
+}
+
+/* --- strict value parsers: the whole argument must be consumed ---------- */
+
+/* strtol and friends skip leading blanks; a value should not have any. */
+static bool starts_clean(const char *s) { return *s && !isspace((unsigned char)*s); }
+
+static dl_status parse_int(const char *opt, const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!starts_clean(s) || end == s || *end != '\0' || errno == ERANGE)
+        return DL_FAIL(DL_E_USAGE, "%s: expected an integer, got '%s'", opt, s);
+    if (v < lo || v > hi)
+        return DL_FAIL(DL_E_USAGE, "%s: %ld is out of range (%ld to %ld)", opt, v, lo, hi);
+    *out = (int)v;
+    return DL_OK;
+}
+
+static dl_status parse_float(const char *opt, const char *s, double lo, double hi, bool lo_open,
+                             float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!starts_clean(s) || end == s || *end != '\0' || isnan(v))
+        return DL_FAIL(DL_E_USAGE, "%s: expected a number, got '%s'", opt, s);
+    if (!isfinite(v) || errno == ERANGE || v < lo || v > hi || (lo_open && v == lo))
+        return DL_FAIL(DL_E_USAGE, "%s: %s is out of range (%s%g to %g)", opt, s,
+                       lo_open ? "above " : "", lo, hi);
+    *out = (float)v;
+    return DL_OK;
+}
+
+static dl_status parse_u64(const char *opt, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (*s == '-')
+        return DL_FAIL(DL_E_USAGE, "%s: expected a non-negative integer, got '%s'", opt, s);
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!starts_clean(s) || end == s || *end != '\0' || errno == ERANGE)
+        return DL_FAIL(DL_E_USAGE, "%s: expected a non-negative integer, got '%s'", opt, s);
+    *out = v;
+    return DL_OK;
+}
+
+static dl_status parse_shape(const char *opt, const char *s, int *m, int *n)
+{
+    char *x = strchr(s, 'x');
+    if (!x)
+        return DL_FAIL(DL_E_USAGE, "%s: expected ROWSxCOLS such as 20000x2000, got '%s'", opt, s);
+    char rows[32];
+    size_t len = (size_t)(x - s);
+    if (len == 0 || len >= sizeof rows)
+        return DL_FAIL(DL_E_USAGE, "%s: expected ROWSxCOLS such as 20000x2000, got '%s'", opt, s);
+    memcpy(rows, s, len);
+    rows[len] = '\0';
+    DL_TRY(parse_int(opt, rows, 2, 100000000, m));
+    DL_TRY(parse_int(opt, x + 1, 1, 100000000, n));
+    return DL_OK;
+}
+
+static dl_status parse_choice(const char *opt, const char *s, const char *const *choices,
+                              const char **out)
+{
+    for (int i = 0; choices[i]; i++)
+        if (strcmp(s, choices[i]) == 0) {
+            *out = choices[i];
+            return DL_OK;
+        }
+    char list[128] = "";
+    for (int i = 0; choices[i]; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                 choices[i]);
+    return DL_FAIL(DL_E_USAGE, "%s: unknown value '%s' (expected %s)", opt, s, list);
+}
+
+/* Options that belong to one task only; naming one with the other task is
+ * a mistake worth reporting rather than ignoring. */
+typedef enum { FOR_ALL, FOR_FACTORISE, FOR_MLP } scope;
+
+typedef struct {
+    const char *name;
+    bool takes_value;
+    scope for_task;
+} opt_spec;
+
+static const opt_spec specs[] = {
+    {"--task", true, FOR_ALL},
+    {"--data", true, FOR_ALL},
+    {"--synthetic", true, FOR_FACTORISE},
+    {"--rank", true, FOR_FACTORISE},
+    {"--epochs", true, FOR_ALL},
+    {"--lr", true, FOR_ALL},
+    {"--seed", true, FOR_ALL},
+    {"--seeds", true, FOR_ALL},
+    {"--no-center", false, FOR_FACTORISE},
+    {"--no-svd", false, FOR_FACTORISE},
+    {"--device", true, FOR_ALL},
+    {"--json", false, FOR_ALL},
+    {"--out", true, FOR_ALL},
+    {"--force", false, FOR_ALL},
+    {"--quiet", false, FOR_ALL},
+    {"--hidden", true, FOR_MLP},
+    {"--optim", true, FOR_MLP},
+    {"--momentum", true, FOR_MLP},
+    {"--batch", true, FOR_MLP},
+    {"--train", true, FOR_MLP},
+    {"--preset", true, FOR_MLP},
+    {"--help", false, FOR_ALL},
+    {"-h", false, FOR_ALL},
+    {"--version", false, FOR_ALL},
+};
+
+static const opt_spec *find_spec(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
+        if (strlen(specs[i].name) == len && strncmp(specs[i].name, name, len) == 0)
+            return &specs[i];
+    return NULL;
+}
+
+static dl_status apply(dl_options *o, const char *name, const char *v)
+{
+    static const char *const tasks[] = {"factorise", "factorize", "mlp", NULL};
+    static const char *const optims[] = {"sgd", "momentum", "adam", NULL};
+    static const char *const presets[] = {"lab", "careful", NULL};
+    const char *pick;
+    if (!strcmp(name, "--task")) {
+        DL_TRY(parse_choice(name, v, tasks, &pick));
+        o->task = !strcmp(pick, "mlp") ? DL_TASK_MLP : DL_TASK_FACTORISE;
+    } else if (!strcmp(name, "--data")) {
+        if (!*v) return DL_FAIL(DL_E_USAGE, "--data: empty path");
+        o->data = v;
+    } else if (!strcmp(name, "--synthetic"))
+        DL_TRY(parse_shape(name, v, &o->synth_m, &o->synth_n));
+    else if (!strcmp(name, "--rank"))
+        DL_TRY(parse_int(name, v, 1, 1000000, &o->rank));
+    else if (!strcmp(name, "--epochs")) {
+        DL_TRY(parse_int(name, v, 1, 100000000, &o->epochs));
+        o->given_epochs = true;
+    } else if (!strcmp(name, "--lr")) {
+        DL_TRY(parse_float(name, v, 0.0, 1e6, true, &o->lr));
+        o->given_lr = true;
+    } else if (!strcmp(name, "--seed"))
+        DL_TRY(parse_u64(name, v, &o->seed));
+    else if (!strcmp(name, "--seeds"))
+        DL_TRY(parse_int(name, v, 1, 1000000, &o->seeds));
+    else if (!strcmp(name, "--device"))
+        DL_TRY(dl_device_parse(v, &o->device));
+    else if (!strcmp(name, "--out")) {
+        if (!*v) return DL_FAIL(DL_E_USAGE, "--out: empty directory name");
+        o->out = v;
+    } else if (!strcmp(name, "--hidden"))
+        DL_TRY(parse_int(name, v, 1, 1000000, &o->hidden));
+    else if (!strcmp(name, "--optim")) {
+        DL_TRY(parse_choice(name, v, optims, &o->optim));
+        o->given_optim = true;
+    } else if (!strcmp(name, "--momentum")) {
+        DL_TRY(parse_float(name, v, 0.0, 0.999999, false, &o->momentum));
+        o->given_momentum = true;
+    } else if (!strcmp(name, "--batch"))
+        DL_TRY(parse_int(name, v, 1, INT_MAX, &o->batch));
+    else if (!strcmp(name, "--train"))
+        DL_TRY(parse_int(name, v, 1, INT_MAX, &o->train));
+    else if (!strcmp(name, "--preset"))
+        DL_TRY(parse_choice(name, v, presets, &o->preset));
+    else if (!strcmp(name, "--no-center"))
+        o->center = false;
+    else if (!strcmp(name, "--no-svd"))
+        o->svd = false;
+    else if (!strcmp(name, "--json"))
+        o->json = true;
+    else if (!strcmp(name, "--force"))
+        o->force = true;
+    else if (!strcmp(name, "--quiet"))
+        o->quiet = true;
+    else if (!strcmp(name, "--help") || !strcmp(name, "-h"))
+        o->help = true;
+    else if (!strcmp(name, "--version"))
+        o->version = true;
+    return DL_OK;
+}
+
+dl_status dl_cli_parse(int argc, char **argv, dl_options *o)
+{
+    *o = (dl_options){.rank = 2,
+                      .epochs = 0,
+                      .seeds = 1,
+                      .hidden = 12,
+                      .batch = 0,
+                      .train = 100,
+                      .lr = 0.0f,
+                      .momentum = 0.9f,
+                      .seed = 1,
+                      .center = true,
+                      .svd = true,
+                      .optim = NULL,
+                      .preset = "careful",
+                      .device = DL_DEVICE_AUTO};
+    const opt_spec *seen_task_specific[2] = {NULL, NULL}; /* first factorise-only, mlp-only */
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "-", 1) != 0 || !strcmp(arg, "-"))
+            return DL_FAIL(DL_E_USAGE,
+                           "unexpected argument '%s' (options start with --; see --help)", arg);
+        const char *eq = strchr(arg, '=');
+        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const opt_spec *sp = find_spec(arg, len);
+        if (!sp) return DL_FAIL(DL_E_USAGE, "unknown option '%.*s' (see --help)", (int)len, arg);
+        const char *val = NULL;
+        if (sp->takes_value) {
+            if (eq)
+                val = eq + 1;
+            else if (i + 1 < argc)
+                val = argv[++i];
+            else
+                return DL_FAIL(DL_E_USAGE, "%s needs a value", sp->name);
+        } else if (eq) {
+            return DL_FAIL(DL_E_USAGE, "%s takes no value", sp->name);
+        }
+        DL_TRY(apply(o, sp->name, val));
+        if (o->help || o->version) return DL_OK;
+        if (sp->for_task == FOR_FACTORISE && !seen_task_specific[0]) seen_task_specific[0] = sp;
+        if (sp->for_task == FOR_MLP && !seen_task_specific[1]) seen_task_specific[1] = sp;
+    }
+    if (o->task == DL_TASK_NONE)
+        return DL_FAIL(DL_E_USAGE, "missing --task (factorise or mlp); see --help");
+    if (o->task == DL_TASK_MLP && seen_task_specific[0])
+        return DL_FAIL(DL_E_USAGE, "%s applies to --task factorise, not mlp",
+                       seen_task_specific[0]->name);
+    if (o->task == DL_TASK_FACTORISE && seen_task_specific[1])
+        return DL_FAIL(DL_E_USAGE, "%s applies to --task mlp, not factorise",
+                       seen_task_specific[1]->name);
+    if (o->data && o->synth_m)
+        return DL_FAIL(DL_E_USAGE, "--data and --synthetic cannot be used together");
+    if (o->force && !o->out) return DL_FAIL(DL_E_USAGE, "--force only makes sense with --out DIR");
+    return DL_OK;
+}
