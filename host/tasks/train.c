@@ -85,7 +85,7 @@ dl_status dl_check_fits(dl_backend *be, size_t bytes, const char *what)
 int dl_cpu_groups(const dl_backend *be, int models)
 {
 #ifdef _OPENMP
-    if (strcmp(be->name, "cpu") != 0 || models < 2 || omp_in_parallel()) return 1;
+    if (!be->model_groups || models < 2 || omp_in_parallel()) return 1;
     int threads = omp_get_max_threads();
     return threads < models ? threads : models;
 #else

@@ -79,6 +79,10 @@ typedef struct {
 struct dl_backend {
     const char *name; /* "cpu" or "cuda" */
     char device[160]; /* human-readable: CPU model and threads, or GPU name */
+    /* Capability: many models run fastest as independent groups, one per host
+     * thread, each on a backend of its own (the CPU). False where one launch
+     * already covers every model of a batch (CUDA). */
+    bool model_groups;
     void *impl;
 
     void (*destroy)(dl_backend *be);
