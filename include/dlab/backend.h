@@ -16,9 +16,10 @@
  *   dl_upload()/dl_download().
  * - Matrices are float32 and row-major. dl_gemm() has row-major semantics;
  *   the CUDA backend maps it onto column-major cuBLAS internally.
- * - Ops are asynchronous on the CUDA backend (one stream, in order); only
- *   dl_download(), dl_sync(), dl_mem_info(), dl_timer_stop() and dl_svd()
- *   wait for the device.
+ * - Ops are asynchronous on the CUDA backend (one stream, in order). The
+ *   ones that wait for the device are dl_download(), dl_sync() and
+ *   dl_timer_stop(), and, outside the epoch loop, dl_alloc(), dl_svd(),
+ *   dl_graph_free() and dl_rand_normal() of an odd count.
  * - "batch" runs the same op over `batch` (>= 1) independent models laid out
  *   one after another; strides are in elements. A stride of 0 shares one
  *   input operand among all models (e.g. the data matrix of a
