@@ -29,16 +29,9 @@ static __global__ void softmax_xent_partials_kernel(const float *logits, const i
             size_t off = (size_t)b * per_model + r * (size_t)classes;
             int label = labels[(size_t)b * label_stride + r];
             float *grad = dlogits ? dlogits + off : NULL;
-            int correct = 0;
-            float row_loss;
-            if (label >= 0 && label < classes) {
-                row_loss = dl_softmax_xent_row(logits + off, classes, label, grad, scale, &correct);
-            } else {
-                row_loss = NAN;
-                if (grad)
-                    for (int j = 0; j < classes; j++) grad[j] = NAN;
-            }
-            loss_acc += row_loss;
+            int correct;
+            /* A label outside [0, classes) gives NaN here (see elem_math.h). */
+            loss_acc += dl_softmax_xent_row(logits + off, classes, label, grad, scale, &correct);
             correct_acc += correct;
         }
         double block_loss = dl_block_sum(loss_acc, shared);
@@ -82,26 +75,19 @@ extern "C" cudaError_t dl_launch_softmax_xent(const float *logits, const int32_t
     size_t blocks = ((size_t)rows + per_block - 1) / per_block;
     if (blocks < 1) blocks = 1;
     if (blocks > DL_XENT_MAX_BLOCKS) blocks = DL_XENT_MAX_BLOCKS;
-    if (blocks * 2 > scratch_len) blocks = scratch_len / 2;
-    size_t group = scratch_len / (blocks * 2);
+    dl_reduce_plan plan =
+        dl_reduce_plan_make(dl_reduce_fit(blocks, 2, scratch_len), 2, scratch_len);
     size_t per_model = (size_t)rows * (size_t)classes;
 
-    for (size_t b0 = 0; b0 < (size_t)batch; b0 += group) {
-        size_t left = (size_t)batch - b0;
-        int models = (int)(left < group ? left : group);
-        dim3 grid((unsigned)blocks,
-                  (unsigned)models < DL_MAX_GRID_Y ? (unsigned)models : DL_MAX_GRID_Y);
-        softmax_xent_partials_kernel<<<grid, DL_BLOCK, 0, stream>>>(
+    return dl_reduce_run(plan, batch, [&](size_t b0, int models) {
+        softmax_xent_partials_kernel<<<dl_reduce_grid(plan, models), DL_BLOCK, 0, stream>>>(
             logits + b0 * per_model, labels + b0 * label_stride, rows, classes, models,
             label_stride, dlogits ? dlogits + b0 * per_model : NULL, scratch);
         cudaError_t err = cudaGetLastError();
-        if (err != cudaSuccess) return err;
-        if (loss || acc) {
-            softmax_xent_finish_kernel<<<dl_grid_for((size_t)models), DL_BLOCK, 0, stream>>>(
-                scratch, (int)blocks, models, rows, loss ? loss + b0 : NULL, acc ? acc + b0 : NULL);
-            err = cudaGetLastError();
-            if (err != cudaSuccess) return err;
-        }
-    }
-    return cudaSuccess;
+        if (err != cudaSuccess || (!loss && !acc)) return err;
+        softmax_xent_finish_kernel<<<dl_grid_for((size_t)models), DL_BLOCK, 0, stream>>>(
+            scratch, (int)plan.slices, models, rows, loss ? loss + b0 : NULL,
+            acc ? acc + b0 : NULL);
+        return cudaGetLastError();
+    });
 }

@@ -1,5 +1,6 @@
-/* Deterministic reductions: the fused residual + squared-error sum of the
- * factorisation, and column sums (bias gradients of the MLP).
+/* Deterministic reductions: the fused residual and its sum of squares
+ * (residual_sse) of the factorisation, and column sums (bias gradients of
+ * the MLP).
  *
  * No floating-point atomics anywhere: the order of every addition is fixed
  * by the launch shape, and the launch shape is fixed by the per-model size
@@ -8,18 +9,18 @@
  * backend's double accumulation. */
 #include "kernels.h"
 
-/* --- sq_err -------------------------------------------------------------- */
+/* --- residual_sse ------------------------------------------------------- */
 
 /* A block takes at least this many elements per thread before another block
  * joins the same model: small models (iris is 600 elements) get one block,
  * large ones (20000 x 2000) spread over many. */
-#define DL_SQ_ERR_ELEMS_PER_THREAD 16
-#define DL_SQ_ERR_MAX_BLOCKS       1024
+#define DL_RESIDUAL_SSE_ELEMS_PER_THREAD 16
+#define DL_RESIDUAL_SSE_MAX_BLOCKS       1024
 
 /* Stage 1: block x of model y subtracts A from E over its grid-stride slice
  * and writes the block's sum of squares to partials[y][x]. */
-static __global__ void sq_err_partials_kernel(float *e, const float *a, size_t n, int models,
-                                              size_t a_stride, double *partials)
+static __global__ void residual_sse_partials_kernel(float *e, const float *a, size_t n, int models,
+                                                    size_t a_stride, double *partials)
 {
     __shared__ double shared[DL_BLOCK];
     for (int b = blockIdx.y; b < models; b += gridDim.y) {
@@ -49,40 +50,30 @@ static __global__ void sum_partials_kernel(const double *partials, int parts, in
     }
 }
 
-extern "C" cudaError_t dl_launch_sq_err(float *e, const float *a, size_t n, int batch,
-                                        size_t a_stride, float *sse, double *scratch,
-                                        size_t scratch_len, cudaStream_t stream)
+extern "C" cudaError_t dl_launch_residual_sse(float *e, const float *a, size_t n, int batch,
+                                              size_t a_stride, float *sse, double *scratch,
+                                              size_t scratch_len, cudaStream_t stream)
 {
     if (batch < 0) return cudaErrorInvalidValue;
     if (batch == 0) return cudaSuccess;
     if (!e || !a || !scratch || scratch_len == 0) return cudaErrorInvalidValue;
 
-    size_t per_block = (size_t)DL_BLOCK * DL_SQ_ERR_ELEMS_PER_THREAD;
+    size_t per_block = (size_t)DL_BLOCK * DL_RESIDUAL_SSE_ELEMS_PER_THREAD;
     size_t blocks = (n + per_block - 1) / per_block;
     if (blocks < 1) blocks = 1;
-    if (blocks > DL_SQ_ERR_MAX_BLOCKS) blocks = DL_SQ_ERR_MAX_BLOCKS;
-    if (blocks > scratch_len) blocks = scratch_len;
-    /* Models go in groups whose partials fit the scratch buffer; stream order
-     * keeps one group's stage 2 ahead of the next group's stage 1. */
-    size_t group = scratch_len / blocks;
+    if (blocks > DL_RESIDUAL_SSE_MAX_BLOCKS) blocks = DL_RESIDUAL_SSE_MAX_BLOCKS;
+    dl_reduce_plan plan =
+        dl_reduce_plan_make(dl_reduce_fit(blocks, 1, scratch_len), 1, scratch_len);
 
-    for (size_t b0 = 0; b0 < (size_t)batch; b0 += group) {
-        size_t left = (size_t)batch - b0;
-        int models = (int)(left < group ? left : group);
-        dim3 grid((unsigned)blocks,
-                  (unsigned)models < DL_MAX_GRID_Y ? (unsigned)models : DL_MAX_GRID_Y);
-        sq_err_partials_kernel<<<grid, DL_BLOCK, 0, stream>>>(e + b0 * n, a + b0 * a_stride, n,
-                                                              models, a_stride, scratch);
+    return dl_reduce_run(plan, batch, [&](size_t b0, int models) {
+        residual_sse_partials_kernel<<<dl_reduce_grid(plan, models), DL_BLOCK, 0, stream>>>(
+            e + b0 * n, a + b0 * a_stride, n, models, a_stride, scratch);
         cudaError_t err = cudaGetLastError();
-        if (err != cudaSuccess) return err;
-        if (sse) {
-            sum_partials_kernel<<<dl_grid_for((size_t)models), DL_BLOCK, 0, stream>>>(
-                scratch, (int)blocks, models, sse + b0);
-            err = cudaGetLastError();
-            if (err != cudaSuccess) return err;
-        }
-    }
-    return cudaSuccess;
+        if (err != cudaSuccess || !sse) return err;
+        sum_partials_kernel<<<dl_grid_for((size_t)models), DL_BLOCK, 0, stream>>>(
+            scratch, (int)plan.slices, models, sse + b0);
+        return cudaGetLastError();
+    });
 }
 
 /* --- col_sum ------------------------------------------------------------- */
@@ -150,8 +141,7 @@ extern "C" cudaError_t dl_launch_col_sum(const float *g, int rows, int cols, int
     if (!out || (rows > 0 && !g)) return cudaErrorInvalidValue;
 
     size_t parts = ((size_t)rows + DL_COL_SUM_ROWS_PER_PART - 1) / DL_COL_SUM_ROWS_PER_PART;
-    if (parts > 1 && (!scratch || parts * (size_t)cols > scratch_len))
-        parts = scratch ? scratch_len / (size_t)cols : 1;
+    if (parts > 1) parts = scratch ? dl_reduce_fit(parts, (size_t)cols, scratch_len) : 1;
     if (parts <= 1) {
         size_t total = (size_t)batch * (size_t)cols;
         col_sum_direct_kernel<<<dl_grid_for(total), DL_BLOCK, 0, stream>>>(g, rows, cols, total,
@@ -160,23 +150,18 @@ extern "C" cudaError_t dl_launch_col_sum(const float *g, int rows, int cols, int
     }
     int rows_per_part = (int)(((size_t)rows + parts - 1) / parts);
     parts = ((size_t)rows + rows_per_part - 1) / (size_t)rows_per_part; /* no empty parts */
-    size_t per_model = parts * (size_t)cols;
-    size_t group = scratch_len / per_model;
+    dl_reduce_plan plan = dl_reduce_plan_make(parts, (size_t)cols, scratch_len);
 
-    for (size_t b0 = 0; b0 < (size_t)batch; b0 += group) {
-        size_t left = (size_t)batch - b0;
-        size_t models = left < group ? left : group;
+    return dl_reduce_run(plan, batch, [&](size_t b0, int models) {
         const float *gb = g + b0 * (size_t)rows * cols;
-        size_t part_total = models * per_model;
+        size_t part_total = (size_t)models * plan.per_model;
         col_sum_parts_kernel<<<dl_grid_for(part_total), DL_BLOCK, 0, stream>>>(
-            gb, rows, cols, (int)parts, rows_per_part, part_total, scratch);
+            gb, rows, cols, (int)plan.slices, rows_per_part, part_total, scratch);
         cudaError_t err = cudaGetLastError();
         if (err != cudaSuccess) return err;
-        size_t out_total = models * (size_t)cols;
+        size_t out_total = (size_t)models * (size_t)cols;
         col_sum_finish_kernel<<<dl_grid_for(out_total), DL_BLOCK, 0, stream>>>(
-            scratch, cols, (int)parts, out_total, out + b0 * out_stride, out_stride);
-        err = cudaGetLastError();
-        if (err != cudaSuccess) return err;
-    }
-    return cudaSuccess;
+            scratch, cols, (int)plan.slices, out_total, out + b0 * out_stride, out_stride);
+        return cudaGetLastError();
+    });
 }

@@ -1,6 +1,15 @@
-/* Backend selection and the small helpers shared by every backend user. */
+/* Backend selection and the checked entry point of every backend op.
+ *
+ * Each dl_<op>() checks its arguments against the contract written at its
+ * declaration in include/dlab/backend.h, returns DL_OK at once for an empty
+ * op, and only then calls the backend's implementation through the table.
+ * The backends therefore never see a NULL where data is needed, a negative
+ * shape or a stride that makes models overlap, and do not check for them.
+ */
 #include "dlab/backend.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,6 +45,165 @@ void dl_backend_destroy(dl_backend *be)
     if (be) be->destroy(be);
 }
 
+#ifndef DLAB_HAVE_CUDA
+dl_status dl_backend_cuda_create(dl_backend **out)
+{
+    *out = NULL;
+    return DL_FAIL(DL_E_NODEVICE,
+                   "this build of dlab-gpu has no CUDA backend (nvcc was not found at build time)");
+}
+bool dl_have_cuda_build(void) { return false; }
+#endif
+
+/* --- argument checks ------------------------------------------------------ */
+
+/* A broken contract: "dl_<op>: <what is wrong>", DL_E_RUNTIME. `op` and the
+ * format must be string literals. */
+#define BAD(op, ...) DL_FAIL(DL_E_RUNTIME, "dl_" op ": " __VA_ARGS__)
+
+#define NEED(cond, op, ...)                                                                        \
+    do {                                                                                           \
+        if (!(cond)) return BAD(op, __VA_ARGS__);                                                  \
+    } while (0)
+
+/* The backend exists and implements `op`. */
+#define NEED_OP(op)                                                                                \
+    do {                                                                                           \
+        if (!be) return BAD(#op, "NULL backend");                                                  \
+        if (!be->op) return BAD(#op, "the %s backend does not implement " #op, be->name);          \
+    } while (0)
+
+/* The most elements (floats or int32s) one buffer can hold and still be
+ * addressed with ptrdiff_t arithmetic. */
+#define MAX_ELEMS ((size_t)PTRDIFF_MAX / sizeof(float))
+
+/* Products and sums that saturate at SIZE_MAX, which is above MAX_ELEMS, so
+ * an overflow shows up as "does not fit". */
+static size_t mul_sat(size_t a, size_t b) { return a && b > SIZE_MAX / a ? SIZE_MAX : a * b; }
+static size_t add_sat(size_t a, size_t b) { return b > SIZE_MAX - a ? SIZE_MAX : a + b; }
+
+/* Elements one row-major rows x cols matrix with row stride ld spans. */
+static size_t extent(int rows, int cols, int ld)
+{
+    if (rows <= 0 || cols <= 0) return 0;
+    return add_sat(mul_sat((size_t)rows - 1, (size_t)ld), (size_t)cols);
+}
+
+/* Whether `batch` blocks of `one` elements, `stride` apart, fit MAX_ELEMS. */
+static bool layout_fits(int batch, size_t stride, size_t one)
+{
+    return add_sat(mul_sat((size_t)batch - 1, stride), one) <= MAX_ELEMS;
+}
+
+/* Whether [p, p + bytes) and [q, q + bytes) share a byte. */
+static bool overlap(const void *p, const void *q, size_t bytes)
+{
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)q;
+    return (a > b ? a - b : b - a) < bytes;
+}
+
+/* --- memory ---------------------------------------------------------------- */
+
+dl_status dl_alloc(dl_backend *be, size_t bytes, void **out)
+{
+    NEED_OP(alloc);
+    NEED(out, "alloc", "NULL result pointer (out)");
+    *out = NULL;
+    if (bytes == 0) return DL_OK;
+    return be->alloc(be, bytes, out);
+}
+
+void dl_free(dl_backend *be, void *p)
+{
+    if (be && be->free && p) be->free(be, p);
+}
+
+dl_status dl_upload(dl_backend *be, void *dst, const void *src, size_t bytes)
+{
+    NEED_OP(upload);
+    if (bytes == 0) return DL_OK;
+    NEED(dst && src, "upload", "NULL pointer (dst=%p, src=%p) for %zu bytes", dst, src, bytes);
+    return be->upload(be, dst, src, bytes);
+}
+
+dl_status dl_download(dl_backend *be, void *dst, const void *src, size_t bytes)
+{
+    NEED_OP(download);
+    if (bytes == 0) return DL_OK;
+    NEED(dst && src, "download", "NULL pointer (dst=%p, src=%p) for %zu bytes", dst, src, bytes);
+    return be->download(be, dst, src, bytes);
+}
+
+dl_status dl_copy(dl_backend *be, void *dst, const void *src, size_t bytes)
+{
+    NEED_OP(copy);
+    if (bytes == 0) return DL_OK;
+    NEED(dst && src, "copy", "NULL pointer (dst=%p, src=%p) for %zu bytes", dst, src, bytes);
+    NEED(!overlap(dst, src, bytes), "copy", "source and destination overlap (%zu bytes, %p -> %p)",
+         bytes, src, dst);
+    return be->copy(be, dst, src, bytes);
+}
+
+dl_status dl_fill(dl_backend *be, float *x, size_t n, float value)
+{
+    NEED_OP(fill);
+    if (n == 0) return DL_OK;
+    NEED(x, "fill", "NULL buffer for %zu floats", n);
+    NEED(n <= MAX_ELEMS, "fill", "n=%zu floats do not fit the address space", n);
+    return be->fill(be, x, n, value);
+}
+
+dl_status dl_mem_info(dl_backend *be, size_t *free_bytes, size_t *total_bytes)
+{
+    NEED_OP(mem_info);
+    size_t f = 0, t = 0;
+    DL_TRY(be->mem_info(be, &f, &t));
+    if (free_bytes) *free_bytes = f;
+    if (total_bytes) *total_bytes = t;
+    return DL_OK;
+}
+
+/* --- dense linear algebra ---------------------------------------------- */
+
+/* One stored operand of a gemm: its name, shape and leading dimension. */
+static dl_status gemm_operand(char name, bool trans, int rows, int cols, int ld, bool needed,
+                              const float *p, int batch, size_t stride)
+{
+    /* The stored matrix is rows x cols, or cols x rows when transposed. */
+    int stored_rows = trans ? cols : rows, stored_cols = trans ? rows : cols;
+    int need_ld = stored_cols > 1 ? stored_cols : 1;
+    NEED(ld >= need_ld, "gemm",
+         "ld%c=%d is less than %d, the row length of the stored %c (%dx%d%s)", name + 'a' - 'A', ld,
+         need_ld, name, stored_rows, stored_cols, trans ? ", transposed" : "");
+    if (!needed) return DL_OK;
+    NEED(p, "gemm", "NULL matrix %c", name);
+    size_t one = extent(stored_rows, stored_cols, ld);
+    NEED(layout_fits(batch, stride, one), "gemm",
+         "%c's layout (%d model%s of %zu elements, stride %zu) does not fit the address space",
+         name, batch, batch == 1 ? "" : "s", one, stride);
+    return DL_OK;
+}
+
+dl_status dl_gemm(dl_backend *be, const dl_gemm_args *g)
+{
+    NEED_OP(gemm);
+    NEED(g, "gemm", "NULL argument block");
+    NEED(g->m >= 0 && g->n >= 0 && g->k >= 0, "gemm", "negative shape m=%d n=%d k=%d", g->m, g->n,
+         g->k);
+    NEED(g->batch >= 1, "gemm", "batch=%d (at least 1 model)", g->batch);
+    const bool empty = g->m == 0 || g->n == 0, reads = !empty && g->k > 0;
+    DL_TRY(gemm_operand('A', g->trans_a, g->m, g->k, g->lda, reads, g->a, g->batch, g->stride_a));
+    DL_TRY(gemm_operand('B', g->trans_b, g->k, g->n, g->ldb, reads, g->b, g->batch, g->stride_b));
+    DL_TRY(gemm_operand('C', false, g->m, g->n, g->ldc, !empty, g->c, g->batch, g->stride_c));
+    if (empty) return DL_OK;
+    size_t c_one = extent(g->m, g->n, g->ldc);
+    NEED(g->batch == 1 || g->stride_c >= c_one, "gemm",
+         "stride_c=%zu is less than the %zu elements one C spans (m=%d, n=%d, ldc=%d): the %d "
+         "models would write over each other",
+         g->stride_c, c_one, g->m, g->n, g->ldc, g->batch);
+    return be->gemm(be, g);
+}
+
 dl_status dl_matmul(dl_backend *be, bool ta, bool tb, int m, int n, int k, float alpha,
                     const float *a, const float *b, float beta, float *c)
 {
@@ -55,15 +223,228 @@ dl_status dl_matmul(dl_backend *be, bool ta, bool tb, int m, int n, int k, float
         .ldc = n,
         .batch = 1,
     };
-    return be->gemm(be, &g);
+    return dl_gemm(be, &g);
 }
 
-#ifndef DLAB_HAVE_CUDA
-dl_status dl_backend_cuda_create(dl_backend **out)
+dl_status dl_svd(dl_backend *be, int m, int n, const float *a, float *s, float *u, float *vt)
 {
-    *out = NULL;
-    return DL_FAIL(DL_E_NODEVICE,
-                   "this build of dlab-gpu has no CUDA backend (nvcc was not found at build time)");
+    NEED_OP(svd);
+    NEED(m >= 0 && n >= 0, "svd", "negative shape %dx%d", m, n);
+    if (m == 0 || n == 0) return DL_OK;
+    NEED(a, "svd", "NULL input matrix");
+    NEED(s, "svd", "NULL singular value buffer (s)");
+    NEED(mul_sat((size_t)m, (size_t)n) <= MAX_ELEMS, "svd",
+         "a %dx%d matrix does not fit the address space", m, n);
+    return be->svd(be, m, n, a, s, u, vt);
 }
-bool dl_have_cuda_build(void) { return false; }
-#endif
+
+/* --- random numbers ------------------------------------------------------- */
+
+dl_status dl_rand_uniform(dl_backend *be, float *x, size_t n, uint64_t seed, uint64_t offset)
+{
+    NEED_OP(rand_uniform);
+    if (n == 0) return DL_OK;
+    NEED(x, "rand_uniform", "NULL buffer for %zu floats", n);
+    NEED(n <= MAX_ELEMS, "rand_uniform", "n=%zu floats do not fit the address space", n);
+    return be->rand_uniform(be, x, n, seed, offset);
+}
+
+dl_status dl_rand_normal(dl_backend *be, float *x, size_t n, float mean, float stddev,
+                         uint64_t seed, uint64_t offset)
+{
+    NEED_OP(rand_normal);
+    NEED(isfinite(mean), "rand_normal", "mean=%g is not finite", (double)mean);
+    NEED(isfinite(stddev) && stddev >= 0.0f, "rand_normal", "stddev=%g (must be finite and >= 0)",
+         (double)stddev);
+    if (n == 0) return DL_OK;
+    NEED(x, "rand_normal", "NULL buffer for %zu floats", n);
+    NEED(n < MAX_ELEMS, "rand_normal", "n=%zu floats do not fit the address space", n);
+    return be->rand_normal(be, x, n, mean, stddev, seed, offset);
+}
+
+/* --- custom ops --------------------------------------------------------------- */
+
+dl_status dl_residual_sse(dl_backend *be, float *e, const float *a, size_t n, int batch,
+                          size_t a_stride, float *sse)
+{
+    NEED_OP(residual_sse);
+    NEED(batch >= 1, "residual_sse", "batch=%d (at least 1 model)", batch);
+    NEED(e && a && sse, "residual_sse", "NULL pointer (e=%p, a=%p, sse=%p)", (void *)e,
+         (const void *)a, (void *)sse);
+    NEED(mul_sat(n, (size_t)batch) <= MAX_ELEMS, "residual_sse",
+         "%d models of %zu elements do not fit the address space", batch, n);
+    NEED(layout_fits(batch, a_stride, n), "residual_sse",
+         "A's layout (%d models of %zu elements, stride %zu) does not fit the address space", batch,
+         n, a_stride);
+    return be->residual_sse(be, e, a, n, batch, a_stride, sse);
+}
+
+static dl_status optim_settings(const dl_optim *o)
+{
+    NEED(isfinite(o->lr) && o->lr > 0.0f, "optim_step", "lr=%g (must be positive and finite)",
+         (double)o->lr);
+    switch (o->kind) {
+    case DL_OPTIM_SGD: return DL_OK;
+    case DL_OPTIM_MOMENTUM:
+        NEED(o->momentum >= 0.0f && o->momentum < 1.0f, "optim_step",
+             "momentum=%g (must be in [0, 1))", (double)o->momentum);
+        return DL_OK;
+    case DL_OPTIM_ADAM:
+        NEED(o->beta1 >= 0.0f && o->beta1 < 1.0f, "optim_step", "beta1=%g (must be in [0, 1))",
+             (double)o->beta1);
+        NEED(o->beta2 >= 0.0f && o->beta2 < 1.0f, "optim_step", "beta2=%g (must be in [0, 1))",
+             (double)o->beta2);
+        NEED(isfinite(o->eps) && o->eps > 0.0f, "optim_step",
+             "eps=%g (must be positive and finite)", (double)o->eps);
+        return DL_OK;
+    }
+    return BAD("optim_step", "unknown optimiser kind %d", (int)o->kind);
+}
+
+dl_status dl_optim_step(dl_backend *be, const dl_optim *opt, float *p, const float *g, float *m,
+                        float *v, size_t n, int32_t *t)
+{
+    NEED_OP(optim_step);
+    NEED(opt, "optim_step", "NULL optimiser");
+    DL_TRY(optim_settings(opt));
+    const bool adam = opt->kind == DL_OPTIM_ADAM;
+    NEED(!adam || t, "optim_step", "adam needs its device step counter (t)");
+    if (n == 0 && !adam) return DL_OK;
+    NEED(n <= MAX_ELEMS, "optim_step", "n=%zu parameters do not fit the address space", n);
+    if (n > 0) {
+        NEED(p && g, "optim_step", "NULL parameter or gradient pointer (p=%p, g=%p)", (void *)p,
+             (const void *)g);
+        NEED(opt->kind == DL_OPTIM_SGD || m, "optim_step", "%s needs its first-moment buffer (m)",
+             adam ? "adam" : "momentum");
+        NEED(!adam || v, "optim_step", "adam needs its second-moment buffer (v)");
+    }
+    return be->optim_step(be, opt, p, g, m, v, n, t);
+}
+
+dl_status dl_bias_act(dl_backend *be, float *y, const float *bias, int rows, int cols, int batch,
+                      size_t bias_stride, bool relu)
+{
+    NEED_OP(bias_act);
+    NEED(rows >= 0 && cols >= 0, "bias_act", "negative shape rows=%d cols=%d", rows, cols);
+    NEED(batch >= 1, "bias_act", "batch=%d (at least 1 model)", batch);
+    size_t per = (size_t)rows * (size_t)cols;
+    if (per == 0) return DL_OK;
+    NEED(y && bias, "bias_act", "NULL pointer (y=%p, bias=%p)", (void *)y, (const void *)bias);
+    NEED(mul_sat(per, (size_t)batch) <= MAX_ELEMS, "bias_act",
+         "%d models of %dx%d do not fit the address space", batch, rows, cols);
+    NEED(layout_fits(batch, bias_stride, (size_t)cols), "bias_act",
+         "the bias layout (%d models of %d, stride %zu) does not fit the address space", batch,
+         cols, bias_stride);
+    return be->bias_act(be, y, bias, rows, cols, batch, bias_stride, relu);
+}
+
+dl_status dl_relu_bwd(dl_backend *be, float *dh, const float *h, size_t n)
+{
+    NEED_OP(relu_bwd);
+    if (n == 0) return DL_OK;
+    NEED(dh && h, "relu_bwd", "NULL pointer (dh=%p, h=%p)", (void *)dh, (const void *)h);
+    NEED(n <= MAX_ELEMS, "relu_bwd", "n=%zu floats do not fit the address space", n);
+    return be->relu_bwd(be, dh, h, n);
+}
+
+dl_status dl_softmax_xent(dl_backend *be, const float *logits, const int32_t *labels, int rows,
+                          int classes, int batch, size_t label_stride, float *dlogits, float *loss,
+                          float *acc)
+{
+    NEED_OP(softmax_xent);
+    NEED(rows >= 1 && classes >= 1, "softmax_xent",
+         "shape rows=%d classes=%d (each must be at least 1)", rows, classes);
+    NEED(batch >= 1, "softmax_xent", "batch=%d (at least 1 model)", batch);
+    NEED(logits && labels, "softmax_xent", "NULL pointer (logits=%p, labels=%p)",
+         (const void *)logits, (const void *)labels);
+    size_t total = mul_sat(mul_sat((size_t)rows, (size_t)classes), (size_t)batch);
+    NEED(total <= MAX_ELEMS, "softmax_xent", "%d models of %dx%d do not fit the address space",
+         batch, rows, classes);
+    NEED(layout_fits(batch, label_stride, (size_t)rows), "softmax_xent",
+         "the label layout (%d models of %d, stride %zu) does not fit the address space", batch,
+         rows, label_stride);
+    NEED(!dlogits || !overlap(dlogits, logits, total * sizeof(float)), "softmax_xent",
+         "dlogits overlaps logits");
+    return be->softmax_xent(be, logits, labels, rows, classes, batch, label_stride, dlogits, loss,
+                            acc);
+}
+
+dl_status dl_col_sum(dl_backend *be, const float *g, int rows, int cols, int batch, float *out,
+                     size_t out_stride)
+{
+    NEED_OP(col_sum);
+    NEED(rows >= 0 && cols >= 0, "col_sum", "negative shape rows=%d cols=%d", rows, cols);
+    NEED(batch >= 1, "col_sum", "batch=%d (at least 1 model)", batch);
+    if (cols == 0) return DL_OK;
+    NEED(out && (rows == 0 || g), "col_sum", "NULL pointer (g=%p, out=%p)", (const void *)g,
+         (void *)out);
+    NEED(mul_sat(mul_sat((size_t)rows, (size_t)cols), (size_t)batch) <= MAX_ELEMS, "col_sum",
+         "%d models of %dx%d do not fit the address space", batch, rows, cols);
+    NEED(batch == 1 || out_stride >= (size_t)cols, "col_sum",
+         "out_stride=%zu is less than cols=%d: the %d models would write over each other",
+         out_stride, cols, batch);
+    NEED(layout_fits(batch, out_stride, (size_t)cols), "col_sum",
+         "the output layout (%d models of %d, stride %zu) does not fit the address space", batch,
+         cols, out_stride);
+    return be->col_sum(be, g, rows, cols, batch, out, out_stride);
+}
+
+dl_status dl_record(dl_backend *be, float *hist, const float *vals, int n, int32_t *counter)
+{
+    NEED_OP(record);
+    NEED(n >= 0, "record", "negative count n=%d", n);
+    NEED(counter, "record", "NULL counter");
+    NEED(n == 0 || (hist && vals), "record", "NULL pointer (hist=%p, vals=%p)", (void *)hist,
+         (const void *)vals);
+    return be->record(be, hist, vals, n, counter);
+}
+
+/* --- sync, timing, graphs ------------------------------------------------ */
+
+dl_status dl_sync(dl_backend *be)
+{
+    NEED_OP(sync);
+    return be->sync(be);
+}
+
+dl_status dl_timer_start(dl_backend *be)
+{
+    NEED_OP(timer_start);
+    DL_TRY(be->timer_start(be));
+    be->timer_running = true;
+    return DL_OK;
+}
+
+dl_status dl_timer_stop(dl_backend *be, double *seconds)
+{
+    NEED_OP(timer_stop);
+    NEED(be->timer_running, "timer_stop", "no timer running (dl_timer_start was not called)");
+    be->timer_running = false;
+    double s = 0.0;
+    DL_TRY(be->timer_stop(be, &s));
+    if (seconds) *seconds = s;
+    return DL_OK;
+}
+
+dl_status dl_graph_create(dl_backend *be, dl_epoch_fn fn, void *ctx, dl_graph **out)
+{
+    NEED_OP(graph_create);
+    NEED(out, "graph_create", "NULL result pointer (out)");
+    *out = NULL;
+    NEED(fn, "graph_create", "NULL epoch function");
+    return be->graph_create(be, fn, ctx, out);
+}
+
+dl_status dl_graph_run(dl_backend *be, dl_graph *g, int times)
+{
+    NEED_OP(graph_run);
+    NEED(g, "graph_run", "NULL graph");
+    NEED(times >= 0, "graph_run", "negative repeat count %d", times);
+    if (times == 0) return DL_OK;
+    return be->graph_run(be, g, times);
+}
+
+void dl_graph_free(dl_backend *be, dl_graph *g)
+{
+    if (be && be->graph_free && g) be->graph_free(be, g);
+}

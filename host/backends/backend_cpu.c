@@ -1,24 +1,23 @@
-/* The CPU backend: CBLAS (OpenBLAS) for gemm, LAPACKE for the SVD, cuRAND's
- * host generator for random fills, and plain loops (OpenMP where the work is
- * large enough to pay for a parallel region) for the custom ops. The custom
- * ops call the same per-element functions as the CUDA kernels (host/backends/elem_math.h).
+/* The CPU backend: LAPACKE for the SVD, cuRAND's host generator for random
+ * fills, and plain loops (OpenMP where the work is large enough to pay for a
+ * parallel region) for the custom ops; gemm is in backend_cpu_gemm.c. The
+ * custom ops call the same per-element functions as the CUDA kernels
+ * (elem_math.h). Arguments arrive checked by the dl_<op>() entry points
+ * (backend.c), so only failures of the host itself are reported here.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "dlab/backend.h"
+#include "backend_cpu.h"
 #include "elem_math.h"
 #include "dlab/ref.h"
 #include "dlab/rng.h"
 
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#ifdef DLAB_HAVE_CBLAS
-#include <cblas.h>
-#endif
 #ifdef DLAB_HAVE_LAPACKE
 #include <lapacke.h>
 #endif
@@ -30,30 +29,9 @@
 #include <omp.h>
 #endif
 
-/* Below this many elements a parallel region costs more than it saves. */
-#define DL_CPU_PAR_MIN (1 << 20)
-
-/* for (size_t i = 0; i < n; i++) body, in an OpenMP team only when `big`.
- * An `if` clause alone would still enter libgomp (and allocate) on every
- * call, which dominates the tiny ops of an iris epoch. */
-// clang-format off
-// clang-format off
-#define DL_FOR(big, i, n, ...)                                          \
-    do {                                                                \
-        if (big) {                                                      \
-            _Pragma("omp parallel for schedule(static)")                \
-            for (size_t i = 0; i < (size_t)(n); i++) { __VA_ARGS__ }    \
-        } else {                                                        \
-            for (size_t i = 0; i < (size_t)(n); i++) { __VA_ARGS__ }    \
-        }                                                               \
-    } while (0)
-// clang-format on
-// clang-format on
 /* Fixed chunk of a deterministic reduction: partial sums per chunk are
  * added in chunk order, whatever the thread count. */
 #define DL_CPU_RED_CHUNK 16384
-/* Below this many multiply-adds the plain loop beats a BLAS call's setup. */
-#define DL_CPU_SMALL_GEMM 16384
 
 typedef struct {
     struct timespec t0;
@@ -127,123 +105,6 @@ static dl_status cpu_mem_info(dl_backend *be, size_t *free_bytes, size_t *total_
 }
 
 /* --- dense linear algebra --------------------------------------------- */
-
-/* Tiny products (iris: 150x4 at rank 2; the MLP's 4-12-3 layers) cost less
- * as plain loops than a BLAS call's packing and dispatch.
- * op(A)[i][p] = a[i*ai + p*ap] and op(B)[p][j] = b[p*bp + j*bj] cover the
- * four transpose cases.
- *
- * Outputs up to 16 columns wide (the rank, the feature count, a small hidden
- * layer) get one function per width: the row's accumulators stay in
- * registers and, with op(B)'s rows contiguous, the inner loop is a constant
- * number of vector FMAs. A transposed B is first copied into row order on
- * the stack (it is at most SMALL_BT floats). Wider outputs use dot
- * products. */
-#define SMALL_NARROW_MAX 16
-#define SMALL_BT         4096
-
-#define SMALL_GEMM_NARROW(N)                                                                       \
-    static void small_gemm_n##N(int m, int k, float alpha, const float *a, size_t ai, size_t ap,   \
-                                const float *b, size_t bp, float beta, float *c, int ldc)          \
-    {                                                                                              \
-        for (int i = 0; i < m; i++) {                                                              \
-            float acc[N] = {0};                                                                    \
-            const float *x = a + i * ai;                                                           \
-            for (int p = 0; p < k; p++) {                                                          \
-                const float xp = x[p * ap], *y = b + p * bp;                                       \
-                for (int j = 0; j < N; j++) acc[j] += xp * y[j];                                   \
-            }                                                                                      \
-            float *ci = c + (size_t)i * ldc;                                                       \
-            for (int j = 0; j < N; j++)                                                            \
-                ci[j] = beta == 0.0f ? alpha * acc[j] : alpha * acc[j] + beta * ci[j];             \
-        }                                                                                          \
-    }
-SMALL_GEMM_NARROW(1)
-SMALL_GEMM_NARROW(2)
-SMALL_GEMM_NARROW(3)
-SMALL_GEMM_NARROW(4)
-SMALL_GEMM_NARROW(5)
-SMALL_GEMM_NARROW(6)
-SMALL_GEMM_NARROW(7)
-SMALL_GEMM_NARROW(8)
-SMALL_GEMM_NARROW(9)
-SMALL_GEMM_NARROW(10)
-SMALL_GEMM_NARROW(11)
-SMALL_GEMM_NARROW(12)
-SMALL_GEMM_NARROW(13)
-SMALL_GEMM_NARROW(14)
-SMALL_GEMM_NARROW(15)
-SMALL_GEMM_NARROW(16)
-
-typedef void (*small_gemm_fn)(int, int, float, const float *, size_t, size_t, const float *, size_t,
-                              float, float *, int);
-static const small_gemm_fn small_gemm_narrow[SMALL_NARROW_MAX + 1] = {
-    NULL,           small_gemm_n1,  small_gemm_n2,  small_gemm_n3,  small_gemm_n4,  small_gemm_n5,
-    small_gemm_n6,  small_gemm_n7,  small_gemm_n8,  small_gemm_n9,  small_gemm_n10, small_gemm_n11,
-    small_gemm_n12, small_gemm_n13, small_gemm_n14, small_gemm_n15, small_gemm_n16};
-
-static void small_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
-                        const float *b, int ldb, float beta, float *c, int ldc)
-{
-    const size_t ai = ta ? 1 : (size_t)lda, ap = ta ? (size_t)lda : 1;
-    if (n >= 1 && n <= SMALL_NARROW_MAX && (!tb || (size_t)k * n <= SMALL_BT)) {
-        float bt[SMALL_BT];
-        const float *rows = b;
-        size_t row_stride = (size_t)ldb;
-        if (tb) { /* op(B)[p][j] = B[j][p]: gather into row order */
-            for (int p = 0; p < k; p++)
-                for (int j = 0; j < n; j++) bt[(size_t)p * n + j] = b[(size_t)j * ldb + p];
-            rows = bt;
-            row_stride = (size_t)n;
-        }
-        small_gemm_narrow[n](m, k, alpha, a, ai, ap, rows, row_stride, beta, c, ldc);
-        return;
-    }
-    const size_t bp = tb ? 1 : (size_t)ldb, bj = tb ? (size_t)ldb : 1;
-    for (int i = 0; i < m; i++) {
-        const float *x = a + i * ai;
-        float *ci = c + (size_t)i * ldc;
-        for (int j = 0; j < n; j++) {
-            const float *y = b + j * bj;
-            float acc = 0.0f;
-            for (int p = 0; p < k; p++) acc += x[p * ap] * y[p * bp];
-            ci[j] = beta == 0.0f ? alpha * acc : alpha * acc + beta * ci[j];
-        }
-    }
-}
-
-static void gemm_one(const dl_gemm_args *g, size_t b, bool small)
-{
-    const float *a = g->a + b * g->stride_a;
-    const float *bb = g->b + b * g->stride_b;
-    float *c = g->c + b * g->stride_c;
-    if (small) {
-        small_sgemm(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, a, g->lda, bb, g->ldb,
-                    g->beta, c, g->ldc);
-        return;
-    }
-#ifdef DLAB_HAVE_CBLAS
-    cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
-                g->trans_b ? CblasTrans : CblasNoTrans, g->m, g->n, g->k, g->alpha, a, g->lda, bb,
-                g->ldb, g->beta, c, g->ldc);
-#else
-    dl_ref_sgemm(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, a, g->lda, bb, g->ldb, g->beta,
-                 c, g->ldc);
-#endif
-}
-
-static dl_status cpu_gemm(dl_backend *be, const dl_gemm_args *g)
-{
-    if (g->m < 0 || g->n < 0 || g->k < 0 || g->batch < 1)
-        return DL_FAIL(DL_E_RUNTIME, "gemm: invalid shape m=%d n=%d k=%d batch=%d", g->m, g->n,
-                       g->k, g->batch);
-    double work = (double)g->m * g->n * g->k;
-    bool small = work < DL_CPU_SMALL_GEMM;
-    /* Many models: one model per thread (BLAS then runs single-threaded
-     * inside each, as OpenBLAS does for calls from a parallel region). */
-    DL_FOR(g->batch > 1 && work * g->batch > DL_CPU_PAR_MIN, b, g->batch, gemm_one(g, b, small););
-    return DL_OK;
-}
 
 static dl_status cpu_svd(dl_backend *be, int m, int n, const float *a, float *s, float *u,
                          float *vt)
@@ -345,7 +206,6 @@ static dl_status cpu_rand_prepare(cpu_impl *im, uint64_t seed, uint64_t offset)
 static dl_status cpu_rand_uniform(dl_backend *be, float *x, size_t n, uint64_t seed,
                                   uint64_t offset)
 {
-    if (!n) return DL_OK;
 #ifdef DLAB_CPU_CURAND
     cpu_impl *im = be->impl;
     DL_TRY(cpu_rand_prepare(im, seed, offset));
@@ -365,7 +225,6 @@ static dl_status cpu_rand_uniform(dl_backend *be, float *x, size_t n, uint64_t s
 static dl_status cpu_rand_normal(dl_backend *be, float *x, size_t n, float mean, float stddev,
                                  uint64_t seed, uint64_t offset)
 {
-    if (!n) return DL_OK;
 #ifdef DLAB_CPU_CURAND
     cpu_impl *im = be->impl;
     DL_TRY(cpu_rand_prepare(im, seed, offset));
@@ -399,7 +258,7 @@ static dl_status cpu_rand_normal(dl_backend *be, float *x, size_t n, float mean,
  * sums are added in chunk order: the result does not depend on the thread
  * count, and no memory is allocated (this runs inside the epoch loop). */
 #define DL_CPU_RED_PARTS 256
-static double residual_sse(float *e, const float *a, size_t n)
+static double residual_sse_one(float *e, const float *a, size_t n)
 {
     size_t chunk = (n + DL_CPU_RED_PARTS - 1) / DL_CPU_RED_PARTS;
     if (chunk < DL_CPU_RED_CHUNK) chunk = DL_CPU_RED_CHUNK;
@@ -418,18 +277,18 @@ static double residual_sse(float *e, const float *a, size_t n)
     return total;
 }
 
-static dl_status cpu_sq_err(dl_backend *be, float *e, const float *a, size_t n, int batch,
-                            size_t a_stride, float *sse)
+static dl_status cpu_residual_sse(dl_backend *be, float *e, const float *a, size_t n, int batch,
+                                  size_t a_stride, float *sse)
 {
     if (batch == 1) {
-        sse[0] = (float)residual_sse(e, a, n);
+        sse[0] = (float)residual_sse_one(e, a, n);
         return DL_OK;
     }
     /* Many models: one model per thread; the inner sum keeps the same chunk
      * order as a single-model run (nested regions run serially), so a model
      * trained in a batch matches the same model trained alone bit for bit. */
     DL_FOR((size_t)batch * n > DL_CPU_PAR_MIN, b, batch,
-           sse[b] = (float)residual_sse(e + b * n, a + b * a_stride, n););
+           sse[b] = (float)residual_sse_one(e + b * n, a + b * a_stride, n););
     return DL_OK;
 }
 
@@ -450,7 +309,6 @@ static dl_status cpu_optim_step(dl_backend *be, const dl_optim *o, float *p, con
                    dl_adam_step(p[i], g[i], &m[i], &v[i], lr, o->beta1, o->beta2, o->eps, step););
         break;
     }
-    default: return DL_FAIL(DL_E_RUNTIME, "optim_step: unknown optimiser %d", (int)o->kind);
     }
     return DL_OK;
 }
@@ -511,7 +369,7 @@ static dl_status cpu_col_sum(dl_backend *be, const float *g, int rows, int cols,
 
 static dl_status cpu_record(dl_backend *be, float *hist, const float *vals, int n, int32_t *counter)
 {
-    memcpy(hist + (size_t)*counter * n, vals, sizeof(float) * (size_t)n);
+    if (n > 0) memcpy(hist + (size_t)*counter * n, vals, sizeof(float) * (size_t)n);
     ++*counter;
     return DL_OK;
 }
@@ -613,11 +471,11 @@ dl_status dl_backend_cpu_create(dl_backend **out)
     be->copy = cpu_copy;
     be->fill = cpu_fill;
     be->mem_info = cpu_mem_info;
-    be->gemm = cpu_gemm;
+    be->gemm = dl_cpu_gemm;
     be->svd = cpu_svd;
     be->rand_uniform = cpu_rand_uniform;
     be->rand_normal = cpu_rand_normal;
-    be->sq_err = cpu_sq_err;
+    be->residual_sse = cpu_residual_sse;
     be->optim_step = cpu_optim_step;
     be->bias_act = cpu_bias_act;
     be->relu_bwd = cpu_relu_bwd;

@@ -1,8 +1,9 @@
 /* Per-element math shared by the CPU loops and the CUDA kernels.
  *
  * Every function here is compiled twice: by the host C compiler for the CPU
- * backend and by nvcc for the kernels. The CPU tests therefore exercise the
- * same arithmetic that runs on the GPU. Keep these small, branch-light and
+ * backend and by nvcc for the kernels (or, with DLAB_CUDA_EMU, by a host C++
+ * compiler whose CUDA emulation headers define __host__ and __device__). The
+ * CPU tests therefore exercise the same arithmetic that runs on the GPU. Keep these small, branch-light and
  * free of library calls other than expf/logf/sqrtf/powf.
  */
 #ifndef DLAB_MATH_H
@@ -10,7 +11,7 @@
 
 #include <math.h>
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(DLAB_CUDA_EMU)
 #define DL_HD static inline __host__ __device__
 #else
 #define DL_HD static inline
@@ -47,10 +48,19 @@ DL_HD float dl_adam_step(float p, float g, float *m, float *v, float lr, float b
  * Returns the loss -log softmax(z)[label]. If `grad` is not NULL it receives
  * (softmax(z) - onehot(label)) * scale. `*correct` is set to 1 when the
  * first maximal logit is the label (ties go to the lowest index), else 0.
- * Max-subtraction keeps expf finite for any finite logits. */
+ * Max-subtraction keeps expf finite for any finite logits.
+ * A label outside [0, c) gives a NaN loss, a NaN gradient row and
+ * *correct = 0: a corrupt label shows up as divergence, and z is never read
+ * at the bad index. */
 DL_HD float dl_softmax_xent_row(const float *z, int c, int label, float *grad, float scale,
                                 int *correct)
 {
+    if (label < 0 || label >= c) {
+        if (grad)
+            for (int j = 0; j < c; j++) grad[j] = NAN;
+        *correct = 0;
+        return NAN;
+    }
     float zmax = z[0];
     int arg = 0;
     for (int j = 1; j < c; j++)

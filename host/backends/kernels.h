@@ -8,11 +8,12 @@
  * a CUDA graph.
  *
  * Pointers are device pointers unless said otherwise. Shapes follow
- * include/dlab/backend.h; the host side (host/backends/backend_cuda.c) validates them
- * and gives the messages, the launchers only refuse impossible ones with
+ * include/dlab/backend.h, whose dl_<op>() entry points check them and give
+ * the messages; the launchers only refuse impossible ones with
  * cudaErrorInvalidValue.
  *
- * The reducing launchers (sq_err, col_sum, softmax_xent) are deterministic:
+ * The reducing launchers (residual_sse, col_sum, softmax_xent) are
+ * deterministic:
  * each block sums a fixed slice of a model in a fixed tree order, writes one
  * double per block into `scratch`, and a second kernel adds each model's
  * partials in index order. The slicing depends only on the per-model shape,
@@ -56,8 +57,9 @@ cudaError_t dl_launch_record(float *hist, const float *vals, int n, int32_t *cou
 
 /* For b < batch: E[b] -= A[b] and sse[b] = sum E[b][i]^2 (double partials),
  * E[b] = e + b*n, A[b] = a + b*a_stride. sse may be NULL. */
-cudaError_t dl_launch_sq_err(float *e, const float *a, size_t n, int batch, size_t a_stride,
-                             float *sse, double *scratch, size_t scratch_len, cudaStream_t stream);
+cudaError_t dl_launch_residual_sse(float *e, const float *a, size_t n, int batch, size_t a_stride,
+                                   float *sse, double *scratch, size_t scratch_len,
+                                   cudaStream_t stream);
 
 /* out[b*out_stride + c] = sum over r of G[b][r][c], G[b] = g + b*rows*cols. */
 cudaError_t dl_launch_col_sum(const float *g, int rows, int cols, int batch, float *out,
@@ -89,8 +91,9 @@ cudaError_t dl_launch_optim_step(const dl_optim *opt, float *p, const float *g, 
 }
 #endif
 
-/* --- helpers shared by the .cu files (device code only) ------------------ */
-#ifdef __CUDACC__
+/* --- helpers shared by the .cu files (nvcc, or a host C++ compiler with the
+ * CUDA emulation headers and DLAB_CUDA_EMU) ------------------------------ */
+#if defined(__CUDACC__) || defined(DLAB_CUDA_EMU)
 
 /* Every kernel runs 256-thread blocks: a power of two for the tree sums and
  * enough warps per block to hide memory latency on sm_90. */
@@ -127,6 +130,57 @@ static __device__ __forceinline__ double dl_block_sum(double v, double *shared)
     return total;
 }
 
-#endif /* __CUDACC__ */
+/* The two-stage plan every reducing launcher follows. Stage 1 cuts each
+ * model into `slices` (blocks, or row parts) that each leave `slots` doubles
+ * in scratch; stage 2 adds each model's slices in index order. The plan
+ * depends only on the per-model shape and on scratch_len, never on the
+ * batch size, which is what keeps a model's bits independent of its batch. */
+typedef struct {
+    size_t slices;    /* stage-1 slices per model */
+    size_t per_model; /* scratch doubles per model: slices * slots */
+    size_t group;     /* models per pass: as many as scratch holds */
+} dl_reduce_plan;
+
+/* At most as many slices as the scratch buffer holds for one model. */
+static inline size_t dl_reduce_fit(size_t slices, size_t slots, size_t scratch_len)
+{
+    return slices * slots > scratch_len ? scratch_len / slots : slices;
+}
+
+/* `slices` must be at least 1 and fit scratch (see dl_reduce_fit). */
+static inline dl_reduce_plan dl_reduce_plan_make(size_t slices, size_t slots, size_t scratch_len)
+{
+    dl_reduce_plan p;
+    p.slices = slices;
+    p.per_model = slices * slots;
+    p.group = scratch_len / p.per_model;
+    return p;
+}
+
+/* Runs the plan over `batch` models: models go in groups that fit the
+ * scratch buffer, and stream order keeps one group's stage 2 ahead of the
+ * next group's stage 1. stages(b0, models) queues both stages for models
+ * [b0, b0 + models) and returns the first launch error (cudaSuccess when
+ * there was none); the first error stops the loop. */
+template <typename Stages>
+static inline cudaError_t dl_reduce_run(const dl_reduce_plan &plan, int batch, Stages stages)
+{
+    for (size_t b0 = 0; b0 < (size_t)batch; b0 += plan.group) {
+        size_t left = (size_t)batch - b0;
+        int models = (int)(left < plan.group ? left : plan.group);
+        cudaError_t err = stages(b0, models);
+        if (err != cudaSuccess) return err;
+    }
+    return cudaSuccess;
+}
+
+/* Grid of a stage-1 kernel that loops over models in blockIdx.y. */
+static inline dim3 dl_reduce_grid(const dl_reduce_plan &plan, int models)
+{
+    return dim3((unsigned)plan.slices,
+                (unsigned)models < DL_MAX_GRID_Y ? (unsigned)models : DL_MAX_GRID_Y);
+}
+
+#endif /* __CUDACC__ || DLAB_CUDA_EMU */
 
 #endif

@@ -1,28 +1,52 @@
 /* The backend interface: everything a task may ask of a compute device.
  *
- * Tasks (factorise, mlp) are written once against this struct and never call
- * CUDA, cuBLAS or CBLAS themselves. Two implementations exist: "cpu"
- * (host/backends/backend_cpu.c: CBLAS, LAPACKE, OpenMP loops) and "cuda"
- * (host/backends/backend_cuda.c + kernels/: custom kernels, cuBLAS, cuSOLVER,
- * cuRAND on one stream).
+ * Tasks (factorise, mlp) and the benchmark are written once against the
+ * dl_<op>() functions below and never call CUDA, cuBLAS or CBLAS themselves.
+ * Each dl_<op>(be, ...) checks its arguments against the op's contract,
+ * once for every backend, and then calls the backend's implementation
+ * through the function table in struct dl_backend (ggml's
+ * ggml_backend_* functions over ggml_backend_i are the model). Two
+ * implementations exist: "cpu" (host/backends/backend_cpu*.c: CBLAS, LAPACKE,
+ * OpenMP loops) and "cuda" (host/backends/backend_cuda*.c + kernels/: custom
+ * kernels, cuBLAS, cuSOLVER, cuRAND on one stream).
  *
- * Conventions
- * - Buffers are device pointers obtained from alloc() (host pointers on the
- *   CPU backend). Tasks never dereference them; they move data with
- *   upload()/download().
- * - Matrices are float32 and row-major. gemm() has row-major semantics; the
- *   CUDA backend maps it onto column-major cuBLAS internally.
- * - Ops are asynchronous on the CUDA backend (one stream, in order); only
- *   download(), sync(), mem_info(), timer_stop() and graph_run() completion
- *   wait for the device.
- * - "batch" runs the same op over `batch` independent models laid out one
- *   after another; strides are in elements. A stride of 0 shares one operand
- *   among all models (e.g. the data matrix of a factorisation).
- * - Ops that reduce (sq_err, softmax_xent, col_sum) are deterministic: a
- *   fixed summation order, no floating-point atomics, so the same inputs give
- *   bit-identical outputs run after run. Partial sums are accumulated in
- *   double.
- * - Every op returns DL_OK or a failure status with a message (see status.h).
+ * Conventions shared by every op
+ * - Buffers are device pointers obtained from dl_alloc() (host pointers on
+ *   the CPU backend). Tasks never dereference them; they move data with
+ *   dl_upload()/dl_download().
+ * - Matrices are float32 and row-major. dl_gemm() has row-major semantics;
+ *   the CUDA backend maps it onto column-major cuBLAS internally.
+ * - Ops are asynchronous on the CUDA backend (one stream, in order). The
+ *   ones that wait for the device are dl_download(), dl_sync() and
+ *   dl_timer_stop(), and, outside the epoch loop, dl_alloc(), dl_svd(),
+ *   dl_graph_free() and dl_rand_normal() of an odd count.
+ * - "batch" runs the same op over `batch` (>= 1) independent models laid out
+ *   one after another; strides are in elements. A stride of 0 shares one
+ *   input operand among all models (e.g. the data matrix of a
+ *   factorisation); outputs of different models must not overlap.
+ * - Ops that reduce (residual_sse, softmax_xent, col_sum) are deterministic:
+ *   a fixed summation order, no floating-point atomics, so the same inputs
+ *   give bit-identical outputs run after run. Partial sums are accumulated
+ *   in double.
+ * - Data values are never checked (that would need a round trip to the
+ *   device): NaN and Inf propagate as IEEE arithmetic makes them, and a
+ *   training loop sees them in its recorded metrics.
+ * - An empty op (a zero size or count where the contract allows one) does
+ *   nothing, touches no pointer and returns DL_OK; pointers may then be NULL.
+ *
+ * Failures
+ * - A call that breaks its op's contract (NULL backend, NULL pointer where
+ *   data is needed, negative or overflowing shape, leading dimension or
+ *   stride too small, bad optimiser setting...) does nothing and returns
+ *   DL_E_RUNTIME; dl_errmsg() then reads "dl_<op>: " followed by the bad
+ *   value. Such a call is a bug in the caller, which is why it is a runtime
+ *   failure (exit 1) rather than a usage error.
+ * - Running out of memory in dl_alloc() (or in an op that needs temporary
+ *   memory: dl_svd(), dl_rand_normal(), dl_graph_create()) returns
+ *   DL_E_MEMORY.
+ * - A failed library or device call returns DL_E_RUNTIME with the call and
+ *   the library's error name. On the CUDA backend a kernel fault may only
+ *   surface at the next call that waits for the device.
  */
 #ifndef DLAB_BACKEND_H
 #define DLAB_BACKEND_H
@@ -43,22 +67,25 @@ typedef struct dl_graph dl_graph;
 /* One epoch's worth of ops, issued against `be`. Captured once as a CUDA
  * graph and replayed on the CUDA backend; called directly on the CPU. It
  * must issue the same ops with the same arguments every time it is called:
- * anything that changes per epoch lives in device memory (see record()). */
+ * anything that changes per epoch lives in device memory (see dl_record()). */
 typedef dl_status (*dl_epoch_fn)(dl_backend *be, void *ctx);
 
 typedef enum { DL_OPTIM_SGD = 0, DL_OPTIM_MOMENTUM, DL_OPTIM_ADAM } dl_optim_kind;
 
+/* An optimiser and its hyperparameters. Only the fields of `kind` are read
+ * (and checked, see dl_optim_step()). */
 typedef struct {
     dl_optim_kind kind;
-    float lr;
-    float momentum;     /* DL_OPTIM_MOMENTUM */
-    float beta1, beta2; /* DL_OPTIM_ADAM */
-    float eps;          /* DL_OPTIM_ADAM */
+    float lr;           /* > 0, finite */
+    float momentum;     /* DL_OPTIM_MOMENTUM: in [0, 1) */
+    float beta1, beta2; /* DL_OPTIM_ADAM: each in [0, 1) */
+    float eps;          /* DL_OPTIM_ADAM: > 0, finite */
 } dl_optim;
 
 /* C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b] for b < batch, row-major,
  * op(X) = X or X^T. op(A) is m x k, op(B) is k x n, C is m x n. Leading
- * dimensions are row strides of the stored (untransposed) matrices. */
+ * dimensions are row strides of the stored (untransposed) matrices.
+ * A[b] = a + b*stride_a, and likewise for B and C. See dl_gemm(). */
 typedef struct {
     bool trans_a, trans_b;
     int m, n, k;
@@ -76,6 +103,14 @@ typedef struct {
     int batch; /* >= 1 */
 } dl_gemm_args;
 
+/* A backend: its name, its capabilities and the table of its ops.
+ *
+ * The table is what a backend implements; callers use the dl_<op>()
+ * functions, never the table. Each member takes the backend and then the
+ * same arguments, in the same order, as its dl_<op>() function, and may
+ * assume they passed dl_<op>()'s checks: no NULL where data is needed, no
+ * empty op (dl_<op>() returns before calling it), shapes and strides that
+ * fit. The contract of each op is written once, at its dl_<op>() below. */
 struct dl_backend {
     const char *name; /* "cpu" or "cuda" */
     char device[160]; /* human-readable: CPU model and threads, or GPU name */
@@ -84,88 +119,237 @@ struct dl_backend {
      * already covers every model of a batch (CUDA). */
     bool model_groups;
     void *impl;
+    /* Set by dl_timer_start(), cleared by dl_timer_stop(); backends leave it. */
+    bool timer_running;
 
     void (*destroy)(dl_backend *be);
 
     /* --- memory ------------------------------------------------------- */
-    dl_status (*alloc)(dl_backend *be, size_t bytes, void **out); /* zeroed */
-    void (*free)(dl_backend *be, void *p);                        /* NULL ok */
+    dl_status (*alloc)(dl_backend *be, size_t bytes, void **out);
+    void (*free)(dl_backend *be, void *p);
     dl_status (*upload)(dl_backend *be, void *dst, const void *src, size_t bytes);
     dl_status (*download)(dl_backend *be, void *dst, const void *src, size_t bytes);
     dl_status (*copy)(dl_backend *be, void *dst, const void *src, size_t bytes);
     dl_status (*fill)(dl_backend *be, float *x, size_t n, float value);
-    /* Free and total memory this backend can allocate from, in bytes. */
     dl_status (*mem_info)(dl_backend *be, size_t *free_bytes, size_t *total_bytes);
 
     /* --- dense linear algebra ----------------------------------------- */
     dl_status (*gemm)(dl_backend *be, const dl_gemm_args *g);
-    /* Thin SVD of the row-major m x n matrix A (not modified), p = min(m, n):
-     * s[p] descending, u m x p row-major, vt p x n row-major. u or vt may be
-     * NULL when not wanted. */
     dl_status (*svd)(dl_backend *be, int m, int n, const float *a, float *s, float *u, float *vt);
 
-    /* --- random numbers (Philox4x32-10, identical on both backends) ----- */
-    /* x[i] ~ U[0,1) (cuRAND's (0,1]); the sequence is that of a Philox
-     * generator seeded with `seed` at stream offset `offset`. */
+    /* --- random numbers ------------------------------------------------- */
     dl_status (*rand_uniform)(dl_backend *be, float *x, size_t n, uint64_t seed, uint64_t offset);
     dl_status (*rand_normal)(dl_backend *be, float *x, size_t n, float mean, float stddev,
                              uint64_t seed, uint64_t offset);
 
     /* --- custom ops ----------------------------------------------------- */
-    /* Residual and squared error, fused: for each model b,
-     *   E[b] -= A[b]  and  sse[b] = sum_i E[b][i]^2,
-     * with E[b] = e + b*n and A[b] = a + b*a_stride. */
-    dl_status (*sq_err)(dl_backend *be, float *e, const float *a, size_t n, int batch,
-                        size_t a_stride, float *sse);
-
-    /* One optimiser step over n parameters: p -= f(g). `m` and `v` are the
-     * optimiser's state (momentum: m only; adam: both; sgd: neither, may be
-     * NULL). `t` is a device int32 step counter used by Adam: the op
-     * increments it and uses the new value as the 1-based step number. */
+    /* sq_err is the same member under the name callers outside the backends
+     * use until they call dl_residual_sse(); it goes once none is left. */
+    union {
+        dl_status (*residual_sse)(dl_backend *be, float *e, const float *a, size_t n, int batch,
+                                  size_t a_stride, float *sse);
+        dl_status (*sq_err)(dl_backend *be, float *e, const float *a, size_t n, int batch,
+                            size_t a_stride, float *sse);
+    };
     dl_status (*optim_step)(dl_backend *be, const dl_optim *opt, float *p, const float *g, float *m,
                             float *v, size_t n, int32_t *t);
-
-    /* Y[b][r][c] += bias[b][c], then Y = relu(Y) if `relu`. Y[b] = y + b*rows*cols,
-     * bias[b] = bias + b*bias_stride. */
     dl_status (*bias_act)(dl_backend *be, float *y, const float *bias, int rows, int cols,
                           int batch, size_t bias_stride, bool relu);
-
-    /* dH[i] = dH[i] if H[i] > 0 else 0, for i < n (H is the ReLU output). */
     dl_status (*relu_bwd)(dl_backend *be, float *dh, const float *h, size_t n);
-
-    /* Softmax cross-entropy, fused forward and backward, for each model b:
-     *   logits[b] = logits + b*rows*classes, labels[b] = labels + b*label_stride,
-     *   loss[b]   = mean over rows of -log softmax(row)[label],
-     *   acc[b]    = fraction of rows whose argmax is the label,
-     *   dlogits[b] (if not NULL) = (softmax - onehot) / rows.
-     * loss or acc may be NULL; dlogits must not overlap logits. */
     dl_status (*softmax_xent)(dl_backend *be, const float *logits, const int32_t *labels, int rows,
                               int classes, int batch, size_t label_stride, float *dlogits,
                               float *loss, float *acc);
-
-    /* out[b*out_stride + c] = sum_r G[b][r][c], G[b] = g + b*rows*cols. */
     dl_status (*col_sum)(dl_backend *be, const float *g, int rows, int cols, int batch, float *out,
                          size_t out_stride);
-
-    /* Appends n values to a device-side history:
-     *   hist[(*counter) * n + i] = vals[i]  for i < n;  then (*counter)++.
-     * This is how an epoch records its metrics without a host round trip and
-     * without any per-epoch argument (so the epoch can be graph-replayed). */
     dl_status (*record)(dl_backend *be, float *hist, const float *vals, int n, int32_t *counter);
 
     /* --- sync, timing, graphs ----------------------------------------- */
     dl_status (*sync)(dl_backend *be);
-    /* Wall time of the device work between timer_start and timer_stop (CUDA
-     * events on the GPU, a monotonic clock on the CPU). timer_stop waits. */
     dl_status (*timer_start)(dl_backend *be);
     dl_status (*timer_stop)(dl_backend *be, double *seconds);
-    /* Records one call of fn(be, ctx) as a replayable graph (on CUDA the
-     * call is captured, not executed). graph_run replays it `times` times
-     * and returns once they are queued. */
     dl_status (*graph_create)(dl_backend *be, dl_epoch_fn fn, void *ctx, dl_graph **out);
     dl_status (*graph_run)(dl_backend *be, dl_graph *g, int times);
     void (*graph_free)(dl_backend *be, dl_graph *g);
 };
+
+/* --- memory ---------------------------------------------------------- */
+
+/* A zeroed buffer of `bytes` bytes at *out (64-byte aligned on the CPU,
+ * 256-byte on the GPU). bytes == 0 gives *out = NULL and DL_OK. *out is NULL
+ * after any failure. Errors: out NULL (DL_E_RUNTIME); not enough memory
+ * (DL_E_MEMORY, with the size asked for and, on the GPU, what is free). */
+dl_status dl_alloc(dl_backend *be, size_t bytes, void **out);
+
+/* Frees a buffer from dl_alloc() of the same backend. p == NULL (or be ==
+ * NULL) does nothing. On the CUDA backend queued work that still uses p must
+ * have finished (dl_sync()). */
+void dl_free(dl_backend *be, void *p);
+
+/* Copies `bytes` bytes from host memory src to the buffer dst. The caller
+ * may reuse src as soon as it returns. dst and src must not be NULL unless
+ * bytes == 0. */
+dl_status dl_upload(dl_backend *be, void *dst, const void *src, size_t bytes);
+
+/* Copies `bytes` bytes from the buffer src to host memory dst, waiting for
+ * all queued work first. dst and src must not be NULL unless bytes == 0. */
+dl_status dl_download(dl_backend *be, void *dst, const void *src, size_t bytes);
+
+/* Copies `bytes` bytes between two buffers of the backend. dst and src must
+ * not be NULL unless bytes == 0, and the two ranges must not overlap
+ * (DL_E_RUNTIME). */
+dl_status dl_copy(dl_backend *be, void *dst, const void *src, size_t bytes);
+
+/* x[i] = value for i < n. x must not be NULL unless n == 0; n floats must be
+ * addressable (n * sizeof(float) must not overflow). */
+dl_status dl_fill(dl_backend *be, float *x, size_t n, float value);
+
+/* Free and total memory this backend can allocate from, in bytes (the
+ * host's MemAvailable and physical memory on the CPU; cudaMemGetInfo on the
+ * GPU). Either pointer may be NULL. */
+dl_status dl_mem_info(dl_backend *be, size_t *free_bytes, size_t *total_bytes);
+
+/* --- dense linear algebra ------------------------------------------- */
+
+/* Batched row-major GEMM as described at dl_gemm_args. Checks, each failing
+ * with DL_E_RUNTIME: g not NULL; m, n, k >= 0; batch >= 1; lda >= the
+ * stored A's column count (k, or m when trans_a) and >= 1, likewise ldb
+ * (n, or k when trans_b) and ldc (n); strides at most PTRDIFF_MAX; with
+ * batch > 1, stride_c at least one C's extent ((m - 1) * ldc + n) so that
+ * models do not write over each other; a, b not NULL when k > 0 and c not
+ * NULL. m == 0 or n == 0 is an empty op. k == 0 gives C = beta * C. With
+ * beta == 0 C's old contents are not read (NaN there does not propagate).
+ * C must not overlap A or B (not checked). Float32 arithmetic: OpenBLAS or
+ * a register-resident loop for small products on the CPU, cuBLAS without
+ * TF32 on the GPU. */
+dl_status dl_gemm(dl_backend *be, const dl_gemm_args *g);
+
+/* Thin SVD of the row-major m x n matrix A (not modified), p = min(m, n):
+ * s[p] descending, u m x p row-major, vt p x n row-major (LAPACK's sgesvd on
+ * the CPU, or its one-sided Jacobi reference without LAPACKE; cuSOLVER's
+ * gesvd on the GPU). u or vt may be NULL when not wanted; a and s must not
+ * be NULL. m, n >= 0 (m == 0 or n == 0 is an empty op). Waits for the
+ * device. Errors: DL_E_MEMORY for the workspace, DL_E_RUNTIME when the
+ * solver fails or does not converge. */
+dl_status dl_svd(dl_backend *be, int m, int n, const float *a, float *s, float *u, float *vt);
+
+/* --- random numbers (Philox4x32-10, identical on both backends) ------ */
+
+/* x[i] ~ U(0,1] (cuRAND's convention) for i < n: the values at positions
+ * offset .. offset + n - 1 of the Philox4x32-10 stream seeded with `seed`,
+ * so a call depends only on (seed, offset) and the CPU (cuRAND's host
+ * generator) gives the GPU's numbers bit for bit. A CPU-only build without
+ * the CUDA toolkit falls back on dl_rng (splitmix64, dlab/rng.h): the same
+ * distributions, other numbers. x must not be NULL unless n == 0. */
+dl_status dl_rand_uniform(dl_backend *be, float *x, size_t n, uint64_t seed, uint64_t offset);
+
+/* x[i] ~ N(mean, stddev^2) for i < n, by cuRAND's Box-Muller over the same
+ * stream as dl_rand_uniform() (normals come in pairs: an odd n draws one
+ * more and drops it). mean must be finite and stddev finite and >= 0
+ * (DL_E_RUNTIME); x must not be NULL unless n == 0. CPU and GPU agree to a
+ * few ulps (their logf/sinf/cosf differ). */
+dl_status dl_rand_normal(dl_backend *be, float *x, size_t n, float mean, float stddev,
+                         uint64_t seed, uint64_t offset);
+
+/* --- custom ops -------------------------------------------------------- */
+
+/* Residual and its sum of squares, fused, for each model b < batch:
+ *   E[b] -= A[b]  and  sse[b] = sum_i E[b][i]^2 (after the subtraction),
+ * with E[b] = e + b*n (packed) and A[b] = a + b*a_stride (0 shares one A).
+ * batch >= 1; e and a not NULL unless n == 0; sse not NULL (n == 0 gives
+ * sse[b] = 0). */
+dl_status dl_residual_sse(dl_backend *be, float *e, const float *a, size_t n, int batch,
+                          size_t a_stride, float *sse);
+
+/* One optimiser step over n parameters: p[i] = f(p[i], g[i], state), with
+ * the per-element formulas of host/backends/elem_math.h:
+ *   SGD       p -= lr g
+ *   momentum  m = momentum m + g;  p -= lr m
+ *   Adam      m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+ *             p -= lr (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+ *             (Kingma & Ba 2015, Algorithm 1)
+ * `t` is a device int32 step counter used by Adam: the op increments it and
+ * uses the new value as the 1-based step number, even when n == 0 (a step
+ * was taken), so the step can be graph-replayed. Checks (DL_E_RUNTIME): opt
+ * not NULL and of a known kind, its fields as documented at dl_optim; p and
+ * g not NULL unless n == 0; momentum: m not NULL unless n == 0; Adam: m and
+ * v not NULL unless n == 0, t never NULL. Unused state pointers may be NULL. */
+dl_status dl_optim_step(dl_backend *be, const dl_optim *opt, float *p, const float *g, float *m,
+                        float *v, size_t n, int32_t *t);
+
+/* Y[b][r][c] += bias[b*bias_stride + c], then Y = relu(Y) if `relu`, with
+ * Y[b] = y + b*rows*cols. rows, cols >= 0 (an empty Y is an empty op),
+ * batch >= 1, y and bias not NULL. */
+dl_status dl_bias_act(dl_backend *be, float *y, const float *bias, int rows, int cols, int batch,
+                      size_t bias_stride, bool relu);
+
+/* dh[i] = h[i] > 0 ? dh[i] : 0 for i < n (h is the ReLU output). dh and h
+ * not NULL unless n == 0. */
+dl_status dl_relu_bwd(dl_backend *be, float *dh, const float *h, size_t n);
+
+/* Softmax cross-entropy, fused forward and backward, for each model b:
+ *   logits[b] = logits + b*rows*classes, labels[b] = labels + b*label_stride,
+ *   loss[b]   = mean over rows of -log softmax(row)[label],
+ *   acc[b]    = fraction of rows whose argmax (first maximum) is the label,
+ *   dlogits[b] (if not NULL) = (softmax - onehot) / rows, laid out as logits.
+ * A label outside [0, classes) makes that row's loss NaN, so loss[b] is NaN,
+ * its gradient row NaN, and the row counts as wrong: a corrupt label shows
+ * up as divergence, never as a read out of bounds. Checks (DL_E_RUNTIME):
+ * rows >= 1, classes >= 1, batch >= 1; logits and labels not NULL; dlogits
+ * must not overlap logits. dlogits, loss and acc may each be NULL. */
+dl_status dl_softmax_xent(dl_backend *be, const float *logits, const int32_t *labels, int rows,
+                          int classes, int batch, size_t label_stride, float *dlogits, float *loss,
+                          float *acc);
+
+/* out[b*out_stride + c] = sum over r of G[b][r][c], G[b] = g + b*rows*cols,
+ * summed in double in row order. rows, cols >= 0 (cols == 0 is an empty op,
+ * rows == 0 writes zeros), batch >= 1; out not NULL, g not NULL unless
+ * rows == 0; with batch > 1, out_stride >= cols so that models do not write
+ * over each other. */
+dl_status dl_col_sum(dl_backend *be, const float *g, int rows, int cols, int batch, float *out,
+                     size_t out_stride);
+
+/* Appends n values to a device-side history:
+ *   hist[(*counter) * n + i] = vals[i]  for i < n;  then (*counter)++,
+ * with counter a device int32. This is how an epoch records its metrics
+ * without a host round trip and without any per-epoch argument (so the
+ * epoch can be graph-replayed). The caller sizes hist for the number of
+ * calls (not checked: *counter lives on the device). n >= 0; counter not
+ * NULL; hist and vals not NULL unless n == 0 (the counter still moves). */
+dl_status dl_record(dl_backend *be, float *hist, const float *vals, int n, int32_t *counter);
+
+/* --- sync, timing, graphs ------------------------------------------- */
+
+/* Waits until every queued op has finished. */
+dl_status dl_sync(dl_backend *be);
+
+/* Wall time of the device work between dl_timer_start() and
+ * dl_timer_stop(), in seconds (CUDA events on the GPU, a monotonic clock on
+ * the CPU). timer_stop waits for the device; seconds may be NULL. Starting
+ * again restarts the timer; dl_timer_stop() without a running timer fails
+ * with DL_E_RUNTIME. */
+dl_status dl_timer_start(dl_backend *be);
+dl_status dl_timer_stop(dl_backend *be, double *seconds);
+
+/* Records one call of fn(be, ctx) as a replayable graph at *out (on CUDA
+ * the call is captured, not executed; on the CPU the graph calls fn again
+ * on every replay). fn and out must not be NULL; *out is NULL after any
+ * failure, and a failure of fn is returned as it is. */
+dl_status dl_graph_create(dl_backend *be, dl_epoch_fn fn, void *ctx, dl_graph **out);
+
+/* Replays g `times` times (>= 0) in order and returns once they are queued.
+ * g must not be NULL. */
+dl_status dl_graph_run(dl_backend *be, dl_graph *g, int times);
+
+/* Frees a graph of this backend, waiting for replays still running.
+ * g == NULL (or be == NULL) does nothing. */
+void dl_graph_free(dl_backend *be, dl_graph *g);
+
+/* Packed row-major C = alpha op(A) op(B) + beta C with batch 1: dl_gemm()
+ * with lda = (ta ? m : k), ldb = (tb ? k : n) and ldc = n. */
+dl_status dl_matmul(dl_backend *be, bool ta, bool tb, int m, int n, int k, float alpha,
+                    const float *a, const float *b, float beta, float *c);
+
+/* --- creating a backend ---------------------------------------------- */
 
 typedef enum { DL_DEVICE_AUTO = 0, DL_DEVICE_CPU, DL_DEVICE_CUDA } dl_device;
 
@@ -174,16 +358,12 @@ typedef enum { DL_DEVICE_AUTO = 0, DL_DEVICE_CPU, DL_DEVICE_CUDA } dl_device;
  * `note_len` bytes) receives one line saying why. DL_DEVICE_CUDA with no
  * usable GPU fails with DL_E_NODEVICE. */
 dl_status dl_backend_create(dl_device dev, dl_backend **out, char *note, size_t note_len);
-void dl_backend_destroy(dl_backend *be);
+void dl_backend_destroy(dl_backend *be); /* NULL ok */
 dl_status dl_device_parse(const char *s, dl_device *out);
 
 dl_status dl_backend_cpu_create(dl_backend **out);
 dl_status dl_backend_cuda_create(dl_backend **out); /* DL_E_NODEVICE without CUDA */
 bool dl_have_cuda_build(void);
-
-/* Convenience wrappers over gemm (packed leading dimensions, batch = 1). */
-dl_status dl_matmul(dl_backend *be, bool ta, bool tb, int m, int n, int k, float alpha,
-                    const float *a, const float *b, float beta, float *c);
 
 #ifdef __cplusplus
 }
