@@ -16,11 +16,6 @@ static const char *optim_name(dl_optim_kind k)
     return k == DL_OPTIM_ADAM ? "adam" : k == DL_OPTIM_MOMENTUM ? "momentum" : "sgd";
 }
 
-static const char *status_name(dl_status st)
-{
-    return st == DL_OK ? "ok" : st == DL_E_DIVERGED ? "diverged" : "interrupted";
-}
-
 /* The preset's defaults, overridden by whatever was given explicitly. */
 static dl_mlp_config config_from_options(const dl_cmd *c)
 {
@@ -105,7 +100,7 @@ static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     dl_json_init(&j, f, false);
     dl_json_obj_begin(&j, NULL);
     dl_json_str(&j, "task", "mlp");
-    dl_json_str(&j, "status", status_name(r->stop));
+    dl_json_str(&j, "status", dl_stop_name(r->stop.kind));
     dl_json_str(&j, "data", source);
     dl_json_str(&j, "backend", c->be->name);
     dl_json_str(&j, "device", c->be->device);
@@ -258,9 +253,7 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     if (st == DL_OK) st = dl_out_prepare(&out, c->opt->force);
     if (st == DL_OK) st = dl_mlp_run(c->be, &d, &cfg, &r);
     dl_dataset_free(&d);
-    if (st != DL_OK && st != DL_E_DIVERGED && st != DL_E_INTERRUPTED) return st;
-    char saved[1024];
-    snprintf(saved, sizeof saved, "%s", dl_errmsg());
+    if (st != DL_OK) return st;
     if (c->progress) c->progress(c->progress_ud, NULL);
     json_args ja = {.c = c, .source = path, .cfg = &cfg, .r = &r, .out = &out};
     dl_status wst = out.dir ? write_files(&out, &ja) : DL_OK;
@@ -268,8 +261,8 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     dl_out_text(c->text, &out);
     if (c->opt->json) json_writer(stdout, &ja);
     fflush(stdout);
+    /* A file that could not be written outranks the stop. */
+    st = wst != DL_OK ? wst : dl_stop_status(&r.stop);
     dl_mlp_result_free(&r);
-    if (wst != DL_OK) return wst; /* a file that could not be written outranks the stop */
-    if (st != DL_OK) DL_FAIL(st, "%s", saved);
     return st;
 }
