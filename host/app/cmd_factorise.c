@@ -11,7 +11,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 /* The subspace comparison runs on the host in float64; past these sizes it
  * would cost more than the training it checks. */

@@ -9,7 +9,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 static const char *optim_name(dl_optim_kind k)
 {
@@ -20,8 +19,7 @@ static const char *optim_name(dl_optim_kind k)
 static dl_mlp_config config_from_options(const dl_cmd *c)
 {
     const dl_options *o = c->opt;
-    dl_mlp_config cfg =
-        dl_mlp_defaults(strcmp(o->preset, "lab") == 0 ? DL_MLP_LAB : DL_MLP_CAREFUL);
+    dl_mlp_config cfg = dl_mlp_defaults(o->preset);
     cfg.hidden = o->hidden;
     cfg.batch = o->batch;
     cfg.train = o->train;
@@ -30,10 +28,7 @@ static dl_mlp_config config_from_options(const dl_cmd *c)
     cfg.momentum = o->momentum;
     if (o->given_epochs) cfg.epochs = o->epochs;
     if (o->given_lr) cfg.lr = o->lr;
-    if (o->given_optim)
-        cfg.optim = !strcmp(o->optim, "adam")       ? DL_OPTIM_ADAM
-                    : !strcmp(o->optim, "momentum") ? DL_OPTIM_MOMENTUM
-                                                    : DL_OPTIM_SGD;
+    if (o->given_optim) cfg.optim = o->optim;
     cfg.loop = (dl_loop){.progress = c->progress, .progress_ud = c->progress_ud, .stop = c->stop};
     return cfg;
 }
