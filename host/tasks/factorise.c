@@ -319,12 +319,7 @@ dl_status dl_factorise_synthetic(dl_backend *be, int m, int n, int true_rank, fl
                                  dl_factorise_result *res)
 {
     if (true_rank < 1) return DL_FAIL(DL_E_USAGE, "synthetic rank must be at least 1");
-    fact_job j = {.m = m,
-                  .n = n,
-                  .true_rank = true_rank,
-                  .noise = noise,
-                  .data_seed = data_seed,
-                  .cfg = cfg,
-                  .res = res};
+    fact_job j = {.m = m, .n = n, .cfg = cfg, .res = res};
+    j.true_rank = true_rank, j.noise = noise, j.data_seed = data_seed;
     return factorise_on_device(be, &j);
 }
