@@ -22,7 +22,7 @@ typedef struct {
     uint64_t seed;
     int seeds;    /* models trained together, >= 1 */
     bool svd;     /* compute the SVD baseline */
-    dl_loop loop; /* progress and stop hooks (per_epoch etc. are set by the task) */
+    dl_loop loop; /* progress and stop hooks (the metrics and their checks are the task's) */
 } dl_factorise_config;
 
 typedef struct {

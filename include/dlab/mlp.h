@@ -40,7 +40,7 @@ typedef struct {
     int train;      /* rows used for training after shuffling; the rest validate */
     uint64_t seed;  /* shuffle and initial weights of model 0; model b uses seed + b */
     int seeds;      /* models trained together, >= 1 */
-    dl_loop loop;   /* progress and stop hooks (per_epoch etc. are set by the task) */
+    dl_loop loop;   /* progress and stop hooks (the metrics and their checks are the task's) */
 } dl_mlp_config;
 
 /* Metrics per epoch, in the order they are recorded. */
