@@ -1,7 +1,9 @@
 /* dlab-bench: the same training work timed on the CPU and GPU backends.
  *
- * bench.c         options, backends, the machine's ceilings, the timing loop,
- *                 crossovers
+ * bench.c          options, case selection, backends, the run, the outputs
+ * bench_machine.c  the machine's description and ceilings (SGEMM, copy)
+ * bench_time.c     one case on one backend: memory check, warm-up, timed runs
+ * bench_analysis.c crossovers per workload family, the speed goals
  * bench_work.c    the workloads: which cases exist, what one epoch costs
  *                 (flops and minimum bytes, counted analytically), how much
  *                 memory a case needs, and one timed run through the task's
@@ -170,6 +172,31 @@ void bench_case_release(bench_case *c, void *data);
  * training loss. */
 dl_status bench_case_run(dl_backend *be, const bench_case *c, void *data, int epochs,
                          double *seconds, int *epochs_run, double *loss);
+
+/* bench_machine.c */
+double bench_now(void); /* monotonic seconds */
+/* Host, threads, BLAS configuration, threading variables and memory. */
+void bench_describe_machine(bench_run *r);
+/* What a backend can give: free memory less a tenth for library workspaces
+ * and the rest of the process (the margin dl_check_fits keeps); 0 when it
+ * cannot say. */
+size_t bench_usable_bytes(dl_backend *be);
+/* The best SGEMM GFLOP/s and copy GB/s through `be`, at sizes that fit. */
+dl_status bench_measure_ceiling(dl_backend *be, bool gpu, bench_level level, int repeats,
+                                bench_ceiling *out);
+
+/* bench_time.c */
+/* Checks the case's memory on backend `which` (and on the host for the
+ * GPU) before anything is allocated; fills t->reason and returns false when
+ * it does not fit. */
+bool bench_case_fits(bench_run *r, int which, const bench_case *c, bench_timing *t);
+/* Warm-up, then r->repeats timed runs of the case on backend `which`;
+ * fills c->t[which] (outcome BENCH_OK) or returns the failure. */
+dl_status bench_time_case(bench_run *r, int which, bench_case *c, void *data);
+
+/* bench_analysis.c */
+void bench_find_crossovers(bench_run *r); /* r->cross, one per family of 2+ sizes */
+void bench_find_goals(bench_run *r);      /* r->goals */
 
 /* bench_report.c */
 const char *bench_outcome_name(bench_outcome o);

@@ -79,6 +79,15 @@ static void print_ceiling(FILE *f, const bench_run *r, int b)
     }
 }
 
+/* The last column of a table row: the GPU's speedup, "-" without one. */
+static void print_speedup(FILE *f, const bench_case *c)
+{
+    if (c->speedup > 0)
+        fprintf(f, " | %6.3gx\n", c->speedup);
+    else
+        fprintf(f, " | %7s\n", "-");
+}
+
 /* Width of one backend's group in the whole-runs table: run(10) runs/s(10)
  * model-epochs/s(15). */
 #define RUNS_W 37
@@ -117,10 +126,7 @@ static void print_runs(FILE *f, const bench_run *r, int w)
             fprintf(f, " | %10s %10.4g %15.4g", runs, bench_runs_per_s(c, t),
                     c->models / t->median_s);
         }
-        if (c->speedup > 0)
-            fprintf(f, " | %6.3gx\n", c->speedup);
-        else
-            fprintf(f, " | %7s\n", "-");
+        print_speedup(f, c);
     }
     fprintf(f,
             "run: median seconds of one whole training run (train_seconds); runs/s: models / run;\n"
@@ -212,10 +218,7 @@ void bench_print_table(FILE *f, const bench_run *r)
             fputs(" | ", f);
             print_group(f, &c->t[b], r->gpu_note);
         }
-        if (c->speedup > 0)
-            fprintf(f, " | %6.3gx\n", c->speedup);
-        else
-            fprintf(f, " | %7s\n", "-");
+        print_speedup(f, c);
     }
     fprintf(f,
             "\nmedian, min-max: seconds per epoch over the timed runs (the task's train_seconds / "

@@ -128,7 +128,7 @@ const bench_spec *bench_specs(int *count)
  * the squared-error sum (3mn), dU = 2 E V and dV = 2 E^T U (2mnk each), the
  * SGD step over (m + n) k parameters (2 per parameter). Minimum bytes: each
  * op reads its inputs and writes its outputs once,
- *   gemm U V^T: U, V, E;  sq_err: E, A, E;  gemm E V: E, V, dU;
+ *   gemm U V^T: U, V, E;  residual_sse: E, A, E;  gemm E V: E, V, dU;
  *   gemm E^T U: E, U, dV;  SGD: p, g, p
  * = 6 mn + 6 (m + n) k floats. */
 static void factorise_cost(int m, int n, int k, double *flops, double *bytes)
@@ -360,18 +360,12 @@ static dl_status run_mlp(dl_backend *be, const bench_case *c, const dl_dataset *
 {
     dl_mlp_config cfg = mlp_config(c, epochs);
     dl_mlp_result res;
-    dl_status st = dl_mlp_run(be, d, &cfg, &res);
-    if (st == DL_OK) {
-        *seconds = res.train_seconds;
-        *epochs_run = res.epochs_run;
-        *loss = res.train_loss[0];
-    }
-    if (st == DL_OK || st == DL_E_DIVERGED || st == DL_E_INTERRUPTED) {
-        char saved[1024];
-        snprintf(saved, sizeof saved, "%s", dl_errmsg());
-        dl_mlp_result_free(&res);
-        if (st != DL_OK) DL_FAIL(st, "%s", saved);
-    }
+    DL_TRY(dl_mlp_run(be, d, &cfg, &res));
+    *seconds = res.train_seconds;
+    *epochs_run = res.epochs_run;
+    *loss = res.train_loss[0];
+    dl_status st = dl_stop_status(&res.stop); /* a stopped run is not timed */
+    dl_mlp_result_free(&res);
     return st;
 }
 
@@ -394,16 +388,11 @@ dl_status bench_case_run(dl_backend *be, const bench_case *c, void *data, int ep
     } else {
         st = dl_factorise_synthetic(be, s->m, s->n, s->rank, 0.1f, c->data_seed, &cfg, &res);
     }
-    if (st == DL_OK) {
-        *seconds = res.train_seconds;
-        *epochs_run = res.epochs_run;
-        *loss = res.sse_gd[0];
-    }
-    if (st == DL_OK || st == DL_E_DIVERGED || st == DL_E_INTERRUPTED) {
-        char saved[1024];
-        snprintf(saved, sizeof saved, "%s", dl_errmsg());
-        dl_factorise_result_free(&res);
-        if (st != DL_OK) DL_FAIL(st, "%s", saved);
-    }
+    DL_TRY(st);
+    *seconds = res.train_seconds;
+    *epochs_run = res.epochs_run;
+    *loss = res.sse_gd[0];
+    st = dl_stop_status(&res.stop); /* a stopped run is not timed */
+    dl_factorise_result_free(&res);
     return st;
 }

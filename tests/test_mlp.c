@@ -449,14 +449,12 @@ static void test_divergence_names_the_epoch(void)
     cfg.lr = 1e6f;
     dl_mlp_result res;
     dl_status st = dl_mlp_run(be, &iris, &cfg, &res);
-    DL_CHECK(st == DL_E_DIVERGED, "status %s, expected DL_E_DIVERGED", dl_status_name(st));
-    if (st != DL_E_DIVERGED) {
-        if (st == DL_OK) dl_mlp_result_free(&res);
-        return;
-    }
-    DL_CHECK(strstr(dl_errmsg(), "at epoch ") && strstr(dl_errmsg(), "--lr"), "message: %s",
-             dl_errmsg());
-    DL_CHECK(res.stop == DL_E_DIVERGED, "res.stop %s", dl_status_name(res.stop));
+    DL_CHECK(st == DL_OK, "status %s (%s); a divergence is an outcome, not a failure",
+             dl_status_name(st), dl_errmsg());
+    if (st != DL_OK) return;
+    DL_CHECK(strstr(res.stop.message, "at epoch ") && strstr(res.stop.message, "--lr"),
+             "message: %s", res.stop.message);
+    DL_CHECK(res.stop.kind == DL_STOP_DIVERGED, "res.stop %s", dl_stop_name(res.stop.kind));
     DL_CHECK(res.epochs_run >= 1 && res.epochs_run <= cfg.epochs, "epochs_run %d", res.epochs_run);
     DL_CHECK(res.history && res.params, "the partial result is kept");
     dl_mlp_result_free(&res);
@@ -469,11 +467,11 @@ static void test_interrupt_keeps_results(void)
     cfg.loop.stop = &stop;
     dl_mlp_result res;
     dl_status st = dl_mlp_run(be, &iris, &cfg, &res);
-    DL_CHECK(st == DL_E_INTERRUPTED, "status %s, expected DL_E_INTERRUPTED", dl_status_name(st));
-    if (st != DL_E_INTERRUPTED) {
-        if (st == DL_OK) dl_mlp_result_free(&res);
-        return;
-    }
+    DL_CHECK(st == DL_OK, "status %s (%s)", dl_status_name(st), dl_errmsg());
+    if (st != DL_OK) return;
+    DL_CHECK(res.stop.kind == DL_STOP_INTERRUPTED, "res.stop %s, expected interrupted",
+             dl_stop_name(res.stop.kind));
+    DL_CHECK(strstr(res.stop.message, "interrupted after epoch "), "message: %s", res.stop.message);
     DL_CHECK(res.epochs_run >= 1 && res.epochs_run < cfg.epochs, "epochs_run %d", res.epochs_run);
     DL_CHECK(isfinite(res.val_loss[0]) && res.best_epoch[0] >= 1,
              "the finished epochs are reported");
@@ -488,7 +486,7 @@ static dl_status run_text(const char *text, const dl_mlp_config *cfg)
     if (st != DL_OK) return st;
     dl_mlp_result res;
     st = dl_mlp_run(be, &d, cfg, &res);
-    if (st == DL_OK || st == DL_E_DIVERGED || st == DL_E_INTERRUPTED) dl_mlp_result_free(&res);
+    if (st == DL_OK) dl_mlp_result_free(&res);
     dl_dataset_free(&d);
     return st;
 }

@@ -120,12 +120,12 @@ static dl_status parse_shape(const char *opt, const char *s, int *m, int *n)
     return DL_OK;
 }
 
-static dl_status parse_choice(const char *opt, const char *s, const char *const *choices,
-                              const char **out)
+/* A word from a fixed list, as its index in the list. */
+static dl_status parse_choice(const char *opt, const char *s, const char *const *choices, int *out)
 {
     for (int i = 0; choices[i]; i++)
         if (strcmp(s, choices[i]) == 0) {
-            *out = choices[i];
+            *out = i;
             return DL_OK;
         }
     char list[128] = "";
@@ -182,13 +182,17 @@ static const opt_spec *find_spec(const char *name, size_t len)
 
 static dl_status apply(dl_options *o, const char *name, const char *v)
 {
+    /* Each list of words, and the values they stand for in the same order. */
     static const char *const tasks[] = {"factorise", "factorize", "mlp", NULL};
+    static const dl_task task_of[] = {DL_TASK_FACTORISE, DL_TASK_FACTORISE, DL_TASK_MLP};
     static const char *const optims[] = {"sgd", "momentum", "adam", NULL};
+    static const dl_optim_kind optim_of[] = {DL_OPTIM_SGD, DL_OPTIM_MOMENTUM, DL_OPTIM_ADAM};
     static const char *const presets[] = {"lab", "careful", NULL};
-    const char *pick;
+    static const dl_mlp_preset preset_of[] = {DL_MLP_LAB, DL_MLP_CAREFUL};
+    int pick;
     if (!strcmp(name, "--task")) {
         DL_TRY(parse_choice(name, v, tasks, &pick));
-        o->task = !strcmp(pick, "mlp") ? DL_TASK_MLP : DL_TASK_FACTORISE;
+        o->task = task_of[pick];
     } else if (!strcmp(name, "--data")) {
         if (!*v) return DL_FAIL(DL_E_USAGE, "--data: empty path");
         o->data = v;
@@ -214,18 +218,19 @@ static dl_status apply(dl_options *o, const char *name, const char *v)
     } else if (!strcmp(name, "--hidden"))
         DL_TRY(parse_int(name, v, 1, 1000000, &o->hidden));
     else if (!strcmp(name, "--optim")) {
-        DL_TRY(parse_choice(name, v, optims, &o->optim));
+        DL_TRY(parse_choice(name, v, optims, &pick));
+        o->optim = optim_of[pick];
         o->given_optim = true;
-    } else if (!strcmp(name, "--momentum")) {
+    } else if (!strcmp(name, "--momentum"))
         DL_TRY(parse_float(name, v, 0.0, 0.999999, false, &o->momentum));
-        o->given_momentum = true;
-    } else if (!strcmp(name, "--batch"))
+    else if (!strcmp(name, "--batch"))
         DL_TRY(parse_int(name, v, 1, INT_MAX, &o->batch));
     else if (!strcmp(name, "--train"))
         DL_TRY(parse_int(name, v, 1, INT_MAX, &o->train));
-    else if (!strcmp(name, "--preset"))
-        DL_TRY(parse_choice(name, v, presets, &o->preset));
-    else if (!strcmp(name, "--no-center"))
+    else if (!strcmp(name, "--preset")) {
+        DL_TRY(parse_choice(name, v, presets, &pick));
+        o->preset = preset_of[pick];
+    } else if (!strcmp(name, "--no-center"))
         o->center = false;
     else if (!strcmp(name, "--no-svd"))
         o->svd = false;
@@ -255,8 +260,8 @@ dl_status dl_cli_parse(int argc, char **argv, dl_options *o)
                       .seed = 1,
                       .center = true,
                       .svd = true,
-                      .optim = NULL,
-                      .preset = "careful",
+                      .optim = DL_OPTIM_SGD,
+                      .preset = DL_MLP_CAREFUL,
                       .device = DL_DEVICE_AUTO};
     const opt_spec *seen_task_specific[2] = {NULL, NULL}; /* first factorise-only, mlp-only */
     for (int i = 1; i < argc; i++) {

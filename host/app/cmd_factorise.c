@@ -11,7 +11,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 /* The subspace comparison runs on the host in float64; past these sizes it
  * would cost more than the training it checks. */
@@ -30,11 +29,6 @@ typedef struct {
     float *gaps;          /* seeds values: sse_gd - sse_svd, when there is an SVD */
     dl_out *out;
 } report;
-
-static const char *status_name(dl_status st)
-{
-    return st == DL_OK ? "ok" : st == DL_E_DIVERGED ? "diverged" : "interrupted";
-}
 
 /* Principal angles and aligned residual of Û against the SVD, when both
  * exist and are small enough to check on the host. */
@@ -99,7 +93,7 @@ static dl_status write_json(FILE *f, const void *ctx)
     dl_json_init(&j, f, false);
     dl_json_obj_begin(&j, NULL);
     dl_json_str(&j, "task", "factorise");
-    dl_json_str(&j, "status", status_name(r->stop));
+    dl_json_str(&j, "status", dl_stop_name(r->stop.kind));
     dl_json_str(&j, "data", rep->source);
     dl_json_int(&j, "rows", r->m);
     dl_json_int(&j, "cols", r->n);
@@ -283,12 +277,10 @@ dl_status dl_cmd_factorise(dl_cmd *c)
         if (st == DL_OK) st = dl_out_prepare(&out, o->force);
         if (st == DL_OK) st = dl_factorise(c->be, d.x, d.rows, d.cols, &cfg, &r);
     }
-    if (st != DL_OK && st != DL_E_DIVERGED && st != DL_E_INTERRUPTED) {
+    if (st != DL_OK) {
         dl_dataset_free(&d);
         return st;
     }
-    char saved[1024];
-    snprintf(saved, sizeof saved, "%s", dl_errmsg());
     if (c->progress) c->progress(c->progress_ud, NULL);
 
     report rep = {.c = c, .source = source, .centred = centred, .cfg = &cfg, .r = &r, .out = &out};
@@ -306,9 +298,9 @@ dl_status dl_cmd_factorise(dl_cmd *c)
     fflush(stdout);
     free(rep.angles_deg);
     free(rep.gaps);
+    /* A file that could not be written outranks the stop. */
+    st = wst != DL_OK ? wst : dl_stop_status(&r.stop);
     dl_factorise_result_free(&r);
     dl_dataset_free(&d);
-    if (wst != DL_OK) return wst; /* a file that could not be written outranks the stop */
-    if (st != DL_OK) DL_FAIL(st, "%s", saved);
     return st;
 }

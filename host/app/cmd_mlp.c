@@ -9,24 +9,17 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 static const char *optim_name(dl_optim_kind k)
 {
     return k == DL_OPTIM_ADAM ? "adam" : k == DL_OPTIM_MOMENTUM ? "momentum" : "sgd";
 }
 
-static const char *status_name(dl_status st)
-{
-    return st == DL_OK ? "ok" : st == DL_E_DIVERGED ? "diverged" : "interrupted";
-}
-
 /* The preset's defaults, overridden by whatever was given explicitly. */
 static dl_mlp_config config_from_options(const dl_cmd *c)
 {
     const dl_options *o = c->opt;
-    dl_mlp_config cfg =
-        dl_mlp_defaults(strcmp(o->preset, "lab") == 0 ? DL_MLP_LAB : DL_MLP_CAREFUL);
+    dl_mlp_config cfg = dl_mlp_defaults(o->preset);
     cfg.hidden = o->hidden;
     cfg.batch = o->batch;
     cfg.train = o->train;
@@ -35,10 +28,7 @@ static dl_mlp_config config_from_options(const dl_cmd *c)
     cfg.momentum = o->momentum;
     if (o->given_epochs) cfg.epochs = o->epochs;
     if (o->given_lr) cfg.lr = o->lr;
-    if (o->given_optim)
-        cfg.optim = !strcmp(o->optim, "adam")       ? DL_OPTIM_ADAM
-                    : !strcmp(o->optim, "momentum") ? DL_OPTIM_MOMENTUM
-                                                    : DL_OPTIM_SGD;
+    if (o->given_optim) cfg.optim = o->optim;
     cfg.loop = (dl_loop){.progress = c->progress, .progress_ud = c->progress_ud, .stop = c->stop};
     return cfg;
 }
@@ -105,7 +95,7 @@ static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     dl_json_init(&j, f, false);
     dl_json_obj_begin(&j, NULL);
     dl_json_str(&j, "task", "mlp");
-    dl_json_str(&j, "status", status_name(r->stop));
+    dl_json_str(&j, "status", dl_stop_name(r->stop.kind));
     dl_json_str(&j, "data", source);
     dl_json_str(&j, "backend", c->be->name);
     dl_json_str(&j, "device", c->be->device);
@@ -258,9 +248,7 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     if (st == DL_OK) st = dl_out_prepare(&out, c->opt->force);
     if (st == DL_OK) st = dl_mlp_run(c->be, &d, &cfg, &r);
     dl_dataset_free(&d);
-    if (st != DL_OK && st != DL_E_DIVERGED && st != DL_E_INTERRUPTED) return st;
-    char saved[1024];
-    snprintf(saved, sizeof saved, "%s", dl_errmsg());
+    if (st != DL_OK) return st;
     if (c->progress) c->progress(c->progress_ud, NULL);
     json_args ja = {.c = c, .source = path, .cfg = &cfg, .r = &r, .out = &out};
     dl_status wst = out.dir ? write_files(&out, &ja) : DL_OK;
@@ -268,8 +256,8 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     dl_out_text(c->text, &out);
     if (c->opt->json) json_writer(stdout, &ja);
     fflush(stdout);
+    /* A file that could not be written outranks the stop. */
+    st = wst != DL_OK ? wst : dl_stop_status(&r.stop);
     dl_mlp_result_free(&r);
-    if (wst != DL_OK) return wst; /* a file that could not be written outranks the stop */
-    if (st != DL_OK) DL_FAIL(st, "%s", saved);
     return st;
 }

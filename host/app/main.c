@@ -80,7 +80,7 @@ static int fail(dl_status st)
     const char *msg = dl_errmsg();
     if (st == DL_E_RUNTIME && dl_errwhere()[0])
         fprintf(stderr, "dlab-gpu: error: %s [%s]\n", msg, dl_errwhere());
-    else if (st == DL_E_INTERRUPTED || st == DL_E_DIVERGED)
+    else if (dl_status_is_stop(st))
         fprintf(stderr, "dlab-gpu: %s\n", msg);
     else
         fprintf(stderr, "dlab-gpu: error: %s\n", msg);

@@ -1,8 +1,11 @@
+/* The MLP task's network and its training: the forward pass, the
+ * backward pass and one epoch as backend ops, then the loop that trains
+ * every model. The configuration and the data preparation are in
+ * mlp_data.c. */
 #include "dlab/mlp.h"
 #include "dlab/rng.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +32,7 @@ size_t dl_mlp_param_count(int features, int hidden, int classes)
     return make_layout(features, hidden, classes).n;
 }
 
-/* Device buffers of one run. Activations are packed per model with a stride
+/* Device buffers of one group of models. Activations are packed per model with a stride
  * of rows*width for whatever row count an op runs on, as bias_act and
  * softmax_xent expect; they are sized for the largest such count. */
 typedef struct {
@@ -72,8 +75,8 @@ static dl_status forward(dl_backend *be, const mlp_ctx *c, const float *x, size_
                        .ldc = l->h,
                        .stride_c = rh,
                        .batch = c->models};
-    DL_TRY(be->gemm(be, &g1));
-    DL_TRY(be->bias_act(be, c->hid, c->params + l->b1, rows, l->h, c->models, P, true));
+    DL_TRY(dl_gemm(be, &g1));
+    DL_TRY(dl_bias_act(be, c->hid, c->params + l->b1, rows, l->h, c->models, P, true));
     dl_gemm_args g2 = {.m = rows,
                        .n = l->c,
                        .k = l->h,
@@ -89,8 +92,8 @@ static dl_status forward(dl_backend *be, const mlp_ctx *c, const float *x, size_
                        .ldc = l->c,
                        .stride_c = rc,
                        .batch = c->models};
-    DL_TRY(be->gemm(be, &g2));
-    return be->bias_act(be, c->logits, c->params + l->b2, rows, l->c, c->models, P, false);
+    DL_TRY(dl_gemm(be, &g2));
+    return dl_bias_act(be, c->logits, c->params + l->b2, rows, l->c, c->models, P, false);
 }
 
 /* Softmax cross-entropy of the logits forward() left, against model b's
@@ -99,8 +102,8 @@ static dl_status forward(dl_backend *be, const mlp_ctx *c, const float *x, size_
 static dl_status xent(dl_backend *be, const mlp_ctx *c, const int32_t *y, size_t y_stride, int rows,
                       bool grad, float *loss, float *acc)
 {
-    return be->softmax_xent(be, c->logits, y, rows, c->l.c, c->models, y_stride,
-                            grad ? c->dlogits : NULL, loss, acc);
+    return dl_softmax_xent(be, c->logits, y, rows, c->l.c, c->models, y_stride,
+                           grad ? c->dlogits : NULL, loss, acc);
 }
 
 /* grads = d(mean loss)/d(params) from the logit gradient xent() left and
@@ -127,8 +130,8 @@ static dl_status backprop(dl_backend *be, const mlp_ctx *c, const float *x, size
                         .ldc = l->c,
                         .stride_c = P,
                         .batch = c->models};
-    DL_TRY(be->gemm(be, &gw2));
-    DL_TRY(be->col_sum(be, c->dlogits, rows, l->c, c->models, c->grads + l->b2, P));
+    DL_TRY(dl_gemm(be, &gw2));
+    DL_TRY(dl_col_sum(be, c->dlogits, rows, l->c, c->models, c->grads + l->b2, P));
     /* dhid = dlogits W2^T, masked by the ReLU */
     dl_gemm_args gh = {.trans_b = true,
                        .m = rows,
@@ -146,8 +149,8 @@ static dl_status backprop(dl_backend *be, const mlp_ctx *c, const float *x, size
                        .ldc = l->h,
                        .stride_c = rh,
                        .batch = c->models};
-    DL_TRY(be->gemm(be, &gh));
-    DL_TRY(be->relu_bwd(be, c->dhid, c->hid, rh * (size_t)c->models));
+    DL_TRY(dl_gemm(be, &gh));
+    DL_TRY(dl_relu_bwd(be, c->dhid, c->hid, rh * (size_t)c->models));
     /* dW1 = X^T dhid, db1 = column sums of dhid */
     dl_gemm_args gw1 = {.trans_a = true,
                         .m = l->d,
@@ -165,8 +168,8 @@ static dl_status backprop(dl_backend *be, const mlp_ctx *c, const float *x, size
                         .ldc = l->h,
                         .stride_c = P,
                         .batch = c->models};
-    DL_TRY(be->gemm(be, &gw1));
-    return be->col_sum(be, c->dhid, rows, l->h, c->models, c->grads + l->b1, P);
+    DL_TRY(dl_gemm(be, &gw1));
+    return dl_col_sum(be, c->dhid, rows, l->h, c->models, c->grads + l->b1, P);
 }
 
 /* Loss and accuracy of every model on a whole split, into c->metrics; with
@@ -204,13 +207,13 @@ static dl_status mlp_epoch(dl_backend *be, void *vctx)
             DL_TRY(xent(be, c, c->y_train + r0, (size_t)c->n_train, rows, true, NULL, NULL));
         }
         DL_TRY(backprop(be, c, x, x_stride, rows));
-        DL_TRY(be->optim_step(be, &c->opt, c->params, c->grads, c->m, c->v, n_all, c->step));
+        DL_TRY(dl_optim_step(be, &c->opt, c->params, c->grads, c->m, c->v, n_all, c->step));
     }
     DL_TRY(
         evaluate(be, c, c->x_val, c->y_val, c->n_val, false, DL_MLP_VAL_LOSS, DL_MLP_VAL_ACCURACY));
     DL_TRY(evaluate(be, c, c->x_train, c->y_train, c->n_train, full, DL_MLP_TRAIN_LOSS,
                     DL_MLP_TRAIN_ACCURACY));
-    return be->record(be, c->hist, c->metrics, DL_MLP_METRICS * c->models, c->counter);
+    return dl_record(be, c->hist, c->metrics, DL_MLP_METRICS * c->models, c->counter);
 }
 
 /* The first full-batch epoch's activations and logit gradient, issued once
@@ -272,7 +275,7 @@ static void ctx_free(dl_backend *be, mlp_ctx *c)
     dev_buf bufs[MLP_MAX_BUFS];
     int n = ctx_buffers(c, 0, bufs);
     for (int i = 0; i < n; i++) {
-        be->free(be, *bufs[i].ptr);
+        dl_free(be, *bufs[i].ptr);
         *bufs[i].ptr = NULL;
     }
 }
@@ -286,7 +289,7 @@ static dl_status ctx_alloc(dl_backend *be, mlp_ctx *c, int epochs)
     for (int i = 0; i < n; i++) {
         *bufs[i].ptr = NULL;
         if (bufs[i].bytes == 0) continue;
-        dl_status st = be->alloc(be, bufs[i].bytes, bufs[i].ptr);
+        dl_status st = dl_alloc(be, bufs[i].bytes, bufs[i].ptr);
         if (st != DL_OK) {
             ctx_free(be, c);
             return st;
@@ -295,14 +298,16 @@ static dl_status ctx_alloc(dl_backend *be, mlp_ctx *c, int epochs)
     return DL_OK;
 }
 
-static dl_status upload_data(dl_backend *be, mlp_ctx *c, const dl_mlp_data *data)
+/* The splits of models [first, first + c->models) of `data`. */
+static dl_status upload_data(dl_backend *be, mlp_ctx *c, const dl_mlp_data *data, int first)
 {
     const size_t S = (size_t)c->models, D = (size_t)c->l.d;
     const size_t ntr = S * (size_t)c->n_train, nva = S * (size_t)c->n_val;
-    DL_TRY(be->upload(be, c->x_train, data->x_train, sizeof(float) * ntr * D));
-    DL_TRY(be->upload(be, c->y_train, data->y_train, sizeof(int32_t) * ntr));
-    DL_TRY(be->upload(be, c->x_val, data->x_val, sizeof(float) * nva * D));
-    return be->upload(be, c->y_val, data->y_val, sizeof(int32_t) * nva);
+    const size_t tr0 = (size_t)first * c->n_train, va0 = (size_t)first * c->n_val;
+    DL_TRY(dl_upload(be, c->x_train, data->x_train + tr0 * D, sizeof(float) * ntr * D));
+    DL_TRY(dl_upload(be, c->y_train, data->y_train + tr0, sizeof(int32_t) * ntr));
+    DL_TRY(dl_upload(be, c->x_val, data->x_val + va0 * D, sizeof(float) * nva * D));
+    return dl_upload(be, c->y_val, data->y_val + va0, sizeof(int32_t) * nva);
 }
 
 /* The preset's initial weights from the backend's generator (so both
@@ -310,168 +315,21 @@ static dl_status upload_data(dl_backend *be, mlp_ctx *c, const dl_mlp_data *data
  * N(0, 1) for the lab, He-normal N(0, 2/fan_in) otherwise. Model b draws
  * at seed + b's place in the shared initial-value stream (dl_init_offset),
  * W1's numbers first, then W2's at the next multiple of four. */
-static dl_status init_params(dl_backend *be, const mlp_ctx *c, const dl_mlp_config *cfg)
+static dl_status init_params(dl_backend *be, const mlp_ctx *c, dl_mlp_preset preset, uint64_t seed)
 {
     const mlp_layout *l = &c->l;
-    const bool lab = cfg->preset == DL_MLP_LAB;
+    const bool lab = preset == DL_MLP_LAB;
     const float std1 = lab ? 1.0f : sqrtf(2.0f / (float)l->d);
     const float std2 = lab ? 1.0f : sqrtf(2.0f / (float)l->h);
     const uint64_t w2_offset = ((uint64_t)l->d * (uint64_t)l->h + 3) / 4 * 4;
     const uint64_t per_model = w2_offset + (uint64_t)l->h * (uint64_t)l->c;
     for (int b = 0; b < c->models; b++) {
         float *p = c->params + (size_t)b * l->n;
-        uint64_t at = dl_init_offset(cfg->seed + (uint64_t)b, per_model);
-        DL_TRY(be->rand_normal(be, p + l->w1, (size_t)l->d * l->h, 0.0f, std1, DL_INIT_KEY, at));
-        DL_TRY(be->rand_normal(be, p + l->w2, (size_t)l->h * l->c, 0.0f, std2, DL_INIT_KEY,
-                               at + w2_offset));
+        uint64_t at = dl_init_offset(seed + (uint64_t)b, per_model);
+        DL_TRY(dl_rand_normal(be, p + l->w1, (size_t)l->d * l->h, 0.0f, std1, DL_INIT_KEY, at));
+        DL_TRY(dl_rand_normal(be, p + l->w2, (size_t)l->h * l->c, 0.0f, std2, DL_INIT_KEY,
+                              at + w2_offset));
     }
-    return DL_OK;
-}
-
-/* --- configuration ------------------------------------------------------- */
-
-dl_mlp_config dl_mlp_defaults(dl_mlp_preset preset)
-{
-    dl_mlp_config cfg = {.preset = preset,
-                         .hidden = 12,
-                         .momentum = 0.9f,
-                         .batch = 0,
-                         .train = 100,
-                         .seed = 1,
-                         .seeds = 1};
-    if (preset == DL_MLP_LAB) {
-        cfg.optim = DL_OPTIM_SGD;
-        cfg.lr = 0.01f;
-        cfg.epochs = 100;
-    } else {
-        cfg.optim = DL_OPTIM_MOMENTUM;
-        cfg.lr = 0.05f;
-        cfg.epochs = 300;
-    }
-    return cfg;
-}
-
-/* The checks that do not need the data. */
-static dl_status check_config(const dl_mlp_config *cfg)
-{
-    if (cfg->preset != DL_MLP_LAB && cfg->preset != DL_MLP_CAREFUL)
-        return DL_FAIL(DL_E_USAGE, "unknown MLP preset %d", (int)cfg->preset);
-    if (cfg->optim != DL_OPTIM_SGD && cfg->optim != DL_OPTIM_MOMENTUM &&
-        cfg->optim != DL_OPTIM_ADAM)
-        return DL_FAIL(DL_E_USAGE, "unknown optimiser %d", (int)cfg->optim);
-    if (cfg->hidden < 1)
-        return DL_FAIL(DL_E_USAGE, "--hidden must be at least 1 (got %d)", cfg->hidden);
-    if (cfg->epochs < 1)
-        return DL_FAIL(DL_E_USAGE, "--epochs must be at least 1 (got %d)", cfg->epochs);
-    if (!(cfg->lr > 0.0f) || !isfinite(cfg->lr))
-        return DL_FAIL(DL_E_USAGE, "--lr must be a positive finite number (got %g)",
-                       (double)cfg->lr);
-    if (!(cfg->momentum >= 0.0f && cfg->momentum < 1.0f))
-        return DL_FAIL(DL_E_USAGE, "--momentum must be in [0, 1) (got %g)", (double)cfg->momentum);
-    if (cfg->batch < 0)
-        return DL_FAIL(DL_E_USAGE, "--batch must be at least 1 (got %d)", cfg->batch);
-    if (cfg->seeds < 1)
-        return DL_FAIL(DL_E_USAGE, "--seeds must be at least 1 (got %d)", cfg->seeds);
-    return DL_OK;
-}
-
-dl_status dl_mlp_validate(const dl_dataset *d, const dl_mlp_config *cfg)
-{
-    if (!d->labels)
-        return DL_FAIL(DL_E_INPUT, "the data has no label column; --task mlp needs a class "
-                                   "label in the last column of every row");
-    if (d->n_classes < 2)
-        return DL_FAIL(DL_E_INPUT,
-                       "every row has the same label ('%s'); --task mlp needs at "
-                       "least two classes",
-                       d->class_names ? d->class_names[0] : "?");
-    if (d->cols < 1) return DL_FAIL(DL_E_INPUT, "the data has no feature columns");
-    DL_TRY(check_config(cfg));
-    if (cfg->train < 1)
-        return DL_FAIL(DL_E_USAGE, "--train %d leaves no training rows (need at least 1)",
-                       cfg->train);
-    if (cfg->train >= d->rows)
-        return DL_FAIL(DL_E_USAGE,
-                       "--train %d leaves no validation rows: the data has %d rows "
-                       "(use at most %d)",
-                       cfg->train, d->rows, d->rows - 1);
-    return DL_OK;
-}
-
-/* --- data preparation (host) ------------------------------------------- */
-
-/* Per-column shift and scale from the rows idx[0..n): the population mean,
- * and 1/std (by_std) or 1/variance (the lab's choice). A constant column
- * keeps scale 1. */
-static void column_scaling(const dl_dataset *d, const int32_t *idx, int n, bool by_std,
-                           double *shift, double *scale)
-{
-    for (int j = 0; j < d->cols; j++) {
-        double mean = 0.0, var = 0.0;
-        for (int i = 0; i < n; i++) mean += d->x[(size_t)idx[i] * d->cols + j];
-        mean /= n;
-        for (int i = 0; i < n; i++) {
-            double dx = d->x[(size_t)idx[i] * d->cols + j] - mean;
-            var += dx * dx;
-        }
-        var /= n;
-        shift[j] = mean;
-        scale[j] = var > 0.0 ? 1.0 / (by_std ? sqrt(var) : var) : 1.0;
-    }
-}
-
-/* Copies the rows idx[0..n), scaled, and their labels. */
-static void gather_rows(const dl_dataset *d, const int32_t *idx, int n, const double *shift,
-                        const double *scale, float *x, int32_t *y)
-{
-    for (int i = 0; i < n; i++) {
-        const float *src = d->x + (size_t)idx[i] * d->cols;
-        for (int j = 0; j < d->cols; j++)
-            x[(size_t)i * d->cols + j] = (float)((src[j] - shift[j]) * scale[j]);
-        y[i] = d->labels[idx[i]];
-    }
-}
-
-void dl_mlp_data_free(dl_mlp_data *data)
-{
-    if (!data) return;
-    free(data->x_train), free(data->y_train), free(data->x_val), free(data->y_val);
-    memset(data, 0, sizeof *data);
-}
-
-dl_status dl_mlp_prepare(const dl_dataset *d, const dl_mlp_config *cfg, dl_mlp_data *out)
-{
-    memset(out, 0, sizeof *out);
-    DL_TRY(dl_mlp_validate(d, cfg));
-    const int S = cfg->seeds, N = d->rows, D = d->cols, ntr = cfg->train, nva = N - ntr;
-    *out = (dl_mlp_data){
-        .models = S, .features = D, .classes = d->n_classes, .n_train = ntr, .n_val = nva};
-    out->x_train = malloc(sizeof(float) * (size_t)S * ntr * D);
-    out->y_train = malloc(sizeof(int32_t) * (size_t)S * ntr);
-    out->x_val = malloc(sizeof(float) * (size_t)S * nva * D);
-    out->y_val = malloc(sizeof(int32_t) * (size_t)S * nva);
-    int32_t *perm = malloc(sizeof(int32_t) * (size_t)N);
-    double *shift = malloc(sizeof(double) * (size_t)D), *scale = malloc(sizeof(double) * (size_t)D);
-    if (!out->x_train || !out->y_train || !out->x_val || !out->y_val || !perm || !shift || !scale) {
-        free(perm), free(shift), free(scale);
-        dl_mlp_data_free(out);
-        return DL_FAIL(DL_E_MEMORY, "out of host memory preparing %d shuffles of %d rows", S, N);
-    }
-    if (cfg->preset == DL_MLP_LAB) { /* statistics of the whole data, shared by every model */
-        for (int i = 0; i < N; i++) perm[i] = i;
-        column_scaling(d, perm, N, false, shift, scale);
-    }
-    for (int b = 0; b < S; b++) {
-        dl_rng rng;
-        dl_rng_seed(&rng, cfg->seed + (uint64_t)b);
-        dl_rng_permutation(&rng, perm, (size_t)N);
-        if (cfg->preset == DL_MLP_CAREFUL) column_scaling(d, perm, ntr, true, shift, scale);
-        gather_rows(d, perm, ntr, shift, scale, out->x_train + (size_t)b * ntr * D,
-                    out->y_train + (size_t)b * ntr);
-        gather_rows(d, perm + ntr, nva, shift, scale, out->x_val + (size_t)b * nva * D,
-                    out->y_val + (size_t)b * nva);
-    }
-    free(perm), free(shift), free(scale);
     return DL_OK;
 }
 
@@ -526,28 +384,62 @@ static void summarise(dl_mlp_result *r)
     }
 }
 
-static dl_status train_loop(dl_backend *be, mlp_ctx *c, const dl_mlp_config *cfg,
-                            dl_mlp_result *res)
+/* The data every group shares and the result each fills its slice of. */
+typedef struct {
+    const dl_mlp_data *data;
+    const dl_mlp_config *cfg;
+    const float *init; /* NULL: the preset's initialisation */
+    dl_mlp_result *res;
+} mlp_job;
+
+/* Trains the group's models from their initial values on the epoch graph;
+ * the loop writes the group's slice of the history, and the final
+ * parameters go to the group's slice of res->params. */
+static dl_status train_loop(dl_backend *be, mlp_ctx *c, const mlp_job *j, const dl_group *grp,
+                            dl_outcome *out)
 {
-    DL_TRY(result_alloc(res, cfg->epochs));
     DL_TRY(prime_full_batch(be, c));
     dl_graph *graph = NULL;
-    DL_TRY(be->graph_create(be, mlp_epoch, c, &graph));
-    dl_loop loop = cfg->loop;
-    loop.per_epoch = DL_MLP_METRICS * c->models;
-    loop.check_first = 0;
-    loop.check_count = 2 * c->models; /* the training and validation losses */
-    loop.lr = cfg->lr;
-    dl_status st = dl_train_loop(be, graph, cfg->epochs, c->hist, res->history, &loop,
-                                 &res->epochs_run, &res->train_seconds);
-    be->graph_free(be, graph);
-    if (st != DL_OK && st != DL_E_DIVERGED && st != DL_E_INTERRUPTED) return st;
-    res->stop = st;
-    char saved[1024];
-    snprintf(saved, sizeof saved, "%s", dl_errmsg());
-    summarise(res);
-    DL_TRY(be->download(be, res->params, c->params, sizeof(float) * c->l.n * (size_t)c->models));
-    if (st != DL_OK) DL_FAIL(st, "%s", saved); /* restore the stop's message */
+    DL_TRY(dl_graph_create(be, mlp_epoch, c, &graph));
+    dl_loop loop = j->cfg->loop;
+    loop.metrics = DL_MLP_METRICS;
+    loop.check_first = DL_MLP_TRAIN_LOSS;
+    loop.check_count = 2; /* the training and validation losses */
+    loop.lr = j->cfg->lr;
+    dl_status st =
+        dl_train_loop(be, graph, j->cfg->epochs, c->hist, j->res->history, &loop, grp, out);
+    dl_graph_free(be, graph);
+    DL_TRY(st);
+    return dl_download(be, j->res->params + (size_t)grp->first * c->l.n, c->params,
+                       sizeof(float) * c->l.n * (size_t)c->models);
+}
+
+/* One group (dl_group_fn): models [first, first + count) with their own
+ * shuffles of the data and their own initial values. */
+static dl_status train_group(dl_backend *be, const dl_group *grp, void *ud, dl_outcome *out)
+{
+    const mlp_job *j = ud;
+    const dl_mlp_config *cfg = j->cfg;
+    const dl_mlp_result *res = j->res;
+    mlp_ctx c = {.l = make_layout(res->features, res->hidden, res->classes),
+                 .models = grp->count,
+                 .n_train = res->n_train,
+                 .n_val = res->n_val,
+                 .batch = res->batch,
+                 .opt = {.kind = cfg->optim,
+                         .lr = cfg->lr,
+                         .momentum = cfg->momentum,
+                         .beta1 = 0.9f,
+                         .beta2 = 0.999f,
+                         .eps = 1e-8f}};
+    DL_TRY(ctx_alloc(be, &c, cfg->epochs));
+    dl_status st = upload_data(be, &c, j->data, grp->first);
+    if (st == DL_OK)
+        st = j->init ? dl_upload(be, c.params, j->init + (size_t)grp->first * c.l.n,
+                                 sizeof(float) * c.l.n * (size_t)c.models)
+                     : init_params(be, &c, cfg->preset, cfg->seed + (uint64_t)grp->first);
+    if (st == DL_OK) st = train_loop(be, &c, j, grp, out);
+    ctx_free(be, &c);
     return st;
 }
 
@@ -562,134 +454,34 @@ static dl_status check_data(const dl_mlp_data *data)
     return DL_OK;
 }
 
-/* The models of group g (see dl_cpu_groups) as data of their own. */
-static dl_mlp_data data_slice(const dl_mlp_data *d, int first, int count)
-{
-    dl_mlp_data s = *d;
-    s.models = count;
-    s.x_train += (size_t)first * d->n_train * d->features;
-    s.y_train += (size_t)first * d->n_train;
-    s.x_val += (size_t)first * d->n_val * d->features;
-    s.y_val += (size_t)first * d->n_val;
-    return s;
-}
-
-/* Puts group results side by side as one result over all models. Groups
- * stop on their own (divergence, Ctrl-C), so the history is cut to the
- * shortest; the worst stop is reported. */
-static dl_status merge_groups(const dl_mlp_result *parts, const int *firsts, int groups, int models,
-                              dl_mlp_result *res)
-{
-    *res = parts[0];
-    res->models = models;
-    res->history = NULL, res->train_loss = res->val_loss = NULL;
-    res->train_accuracy = res->val_accuracy = NULL, res->best_epoch = NULL, res->params = NULL;
-    for (int g = 0; g < groups; g++) {
-        if (parts[g].epochs_run < res->epochs_run) res->epochs_run = parts[g].epochs_run;
-        if (parts[g].train_seconds > res->train_seconds)
-            res->train_seconds = parts[g].train_seconds;
-        if (parts[g].stop == DL_E_DIVERGED || (parts[g].stop && !res->stop))
-            res->stop = parts[g].stop;
-    }
-    DL_TRY(result_alloc(res, res->epochs_run));
-    for (int g = 0; g < groups; g++) {
-        const dl_mlp_result *p = &parts[g];
-        for (int e = 0; e < res->epochs_run; e++)
-            for (int k = 0; k < DL_MLP_METRICS; k++)
-                memcpy(res->history + ((size_t)e * DL_MLP_METRICS + k) * models + firsts[g],
-                       p->history + ((size_t)e * DL_MLP_METRICS + k) * p->models,
-                       sizeof(float) * (size_t)p->models);
-        memcpy(res->params + (size_t)firsts[g] * res->n_params, p->params,
-               sizeof(float) * (size_t)p->models * res->n_params);
-    }
-    summarise(res);
-    return DL_OK;
-}
-
-/* Many models on the CPU: one group per thread, each on its own backend;
- * only group 0 reports progress. */
-typedef struct {
-    const dl_mlp_data *data;
-    const dl_mlp_config *cfg;
-    const float *init;
-    size_t n_params;
-    dl_mlp_result *parts;
-} group_job;
-
-static dl_status train_group(dl_backend *be, int g, int first, int count, void *ud)
-{
-    group_job *j = ud;
-    dl_mlp_data sub = data_slice(j->data, first, count);
-    dl_mlp_config sc = *j->cfg;
-    sc.seed += (uint64_t)first;
-    sc.seeds = count;
-    if (g != 0) sc.loop.progress = NULL;
-    return dl_mlp_train(be, &sub, &sc, j->init ? j->init + (size_t)first * j->n_params : NULL,
-                        &j->parts[g]);
-}
-
-static dl_status train_groups(const dl_mlp_data *data, const dl_mlp_config *cfg, const float *init,
-                              int groups, dl_mlp_result *res)
-{
-    group_job job = {data, cfg, init,
-                     dl_mlp_param_count(data->features, cfg->hidden, data->classes),
-                     calloc((size_t)groups, sizeof(dl_mlp_result))};
-    int *firsts = calloc((size_t)groups, sizeof *firsts);
-    if (!job.parts || !firsts) {
-        free(job.parts), free(firsts);
-        return DL_FAIL(DL_E_MEMORY, "out of host memory splitting %d models", data->models);
-    }
-    dl_status st = dl_run_groups(data->models, groups, train_group, &job, firsts);
-    if (st == DL_OK || st == DL_E_DIVERGED || st == DL_E_INTERRUPTED) {
-        char saved[1024];
-        snprintf(saved, sizeof saved, "%s", dl_errmsg());
-        dl_status ms = merge_groups(job.parts, firsts, groups, data->models, res);
-        if (ms != DL_OK)
-            st = ms, dl_mlp_result_free(res);
-        else if (st != DL_OK)
-            DL_FAIL(st, "%s", saved);
-    }
-    for (int g = 0; g < groups; g++) dl_mlp_result_free(&job.parts[g]);
-    free(job.parts), free(firsts);
-    return st;
-}
-
 dl_status dl_mlp_train(dl_backend *be, const dl_mlp_data *data, const dl_mlp_config *cfg,
                        const float *init, dl_mlp_result *res)
 {
     memset(res, 0, sizeof *res);
-    DL_TRY(check_config(cfg));
+    DL_TRY(dl_mlp_check_config(cfg));
     DL_TRY(check_data(data));
-    int groups = dl_cpu_groups(be, data->models);
-    if (groups > 1) return train_groups(data, cfg, init, groups, res);
-    mlp_ctx c = {.l = make_layout(data->features, cfg->hidden, data->classes),
-                 .models = data->models,
-                 .n_train = data->n_train,
-                 .n_val = data->n_val,
-                 .opt = {.kind = cfg->optim,
-                         .lr = cfg->lr,
-                         .momentum = cfg->momentum,
-                         .beta1 = 0.9f,
-                         .beta2 = 0.999f,
-                         .eps = 1e-8f}};
-    c.batch = cfg->batch > 0 && cfg->batch < c.n_train ? cfg->batch : c.n_train;
-    *res = (dl_mlp_result){.features = c.l.d,
-                           .hidden = c.l.h,
-                           .classes = c.l.c,
-                           .models = c.models,
-                           .n_train = c.n_train,
-                           .n_val = c.n_val,
-                           .batch = c.batch,
-                           .n_params = c.l.n};
-    DL_TRY(ctx_alloc(be, &c, cfg->epochs));
-    dl_status st = upload_data(be, &c, data);
-    if (st == DL_OK)
-        st = init ? be->upload(be, c.params, init, sizeof(float) * c.l.n * (size_t)c.models)
-                  : init_params(be, &c, cfg);
-    if (st == DL_OK) st = train_loop(be, &c, cfg, res);
-    ctx_free(be, &c);
-    if (st != DL_OK && st != DL_E_DIVERGED && st != DL_E_INTERRUPTED) dl_mlp_result_free(res);
-    return st;
+    *res = (dl_mlp_result){
+        .features = data->features,
+        .hidden = cfg->hidden,
+        .classes = data->classes,
+        .models = data->models,
+        .n_train = data->n_train,
+        .n_val = data->n_val,
+        .batch = cfg->batch > 0 && cfg->batch < data->n_train ? cfg->batch : data->n_train,
+        .n_params = dl_mlp_param_count(data->features, cfg->hidden, data->classes)};
+    mlp_job j = {.data = data, .cfg = cfg, .init = init, .res = res};
+    dl_outcome out;
+    dl_status st = result_alloc(res, cfg->epochs);
+    if (st == DL_OK) st = dl_run_models(be, data->models, train_group, &j, &out);
+    if (st != DL_OK) {
+        dl_mlp_result_free(res);
+        return st;
+    }
+    res->epochs_run = out.epochs_run;
+    res->train_seconds = out.seconds;
+    res->stop = out.stop;
+    summarise(res);
+    return DL_OK;
 }
 
 dl_status dl_mlp_run(dl_backend *be, const dl_dataset *d, const dl_mlp_config *cfg,
@@ -723,15 +515,15 @@ dl_status dl_mlp_gradient(dl_backend *be, int models, int rows, int features, in
     DL_TRY(ctx_alloc(be, &c, 0));
     const size_t x_stride = (size_t)rows * features;
     dl_status st;
-    if ((st = be->upload(be, c.x_train, x, sizeof(float) * S * x_stride)) ||
-        (st = be->upload(be, c.y_train, labels, sizeof(int32_t) * S * rows)) ||
-        (st = be->upload(be, c.params, params, sizeof(float) * S * P)) ||
+    if ((st = dl_upload(be, c.x_train, x, sizeof(float) * S * x_stride)) ||
+        (st = dl_upload(be, c.y_train, labels, sizeof(int32_t) * S * rows)) ||
+        (st = dl_upload(be, c.params, params, sizeof(float) * S * P)) ||
         (st = forward(be, &c, c.x_train, x_stride, rows)) ||
         (st = xent(be, &c, c.y_train, (size_t)rows, rows, true, c.metrics, NULL)) ||
         (st = backprop(be, &c, c.x_train, x_stride, rows)) ||
-        (st = be->download(be, grad, c.grads, sizeof(float) * S * P)))
+        (st = dl_download(be, grad, c.grads, sizeof(float) * S * P)))
         goto done;
-    if (loss) st = be->download(be, loss, c.metrics, sizeof(float) * S);
+    if (loss) st = dl_download(be, loss, c.metrics, sizeof(float) * S);
 done:
     ctx_free(be, &c);
     return st;

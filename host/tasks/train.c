@@ -10,6 +10,32 @@
 #include <omp.h>
 #endif
 
+/* --- stops ----------------------------------------------------------------- */
+
+const char *dl_stop_name(dl_stop_kind kind)
+{
+    switch (kind) {
+    case DL_STOP_NONE: return "ok";
+    case DL_STOP_INTERRUPTED: return "interrupted";
+    case DL_STOP_DIVERGED: return "diverged";
+    }
+    return "unknown";
+}
+
+dl_status dl_stop_status(const dl_stop *stop)
+{
+    switch (stop->kind) {
+    case DL_STOP_NONE: return DL_OK;
+    case DL_STOP_INTERRUPTED: return DL_FAIL(DL_E_INTERRUPTED, "%s", stop->message);
+    case DL_STOP_DIVERGED: return DL_FAIL(DL_E_DIVERGED, "%s", stop->message);
+    }
+    return DL_FAIL(DL_E_RUNTIME, "unknown stop %d", (int)stop->kind);
+}
+
+bool dl_status_is_stop(dl_status st) { return st == DL_E_INTERRUPTED || st == DL_E_DIVERGED; }
+
+/* --- the epoch loop -------------------------------------------------------- */
+
 static double wall(void)
 {
     struct timespec t;
@@ -17,62 +43,86 @@ static double wall(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static dl_status check_finite(const float *h, int from, int count, const dl_loop *o, int total)
+/* Copies epochs [from, from + n) of the group's device history into its
+ * slice of the host history: in one piece when the group is the whole run
+ * (the layouts then coincide), else one metric's run of models at a time. */
+static dl_status fetch_rows(dl_backend *be, float *host, const float *dev, int from, int n,
+                            const dl_loop *o, const dl_group *grp)
 {
-    for (int e = 0; e < count; e++) {
-        const float *row = h + (size_t)e * o->per_epoch;
-        for (int i = o->check_first; i < o->check_first + o->check_count; i++)
-            if (!isfinite(row[i]))
-                return DL_FAIL(DL_E_DIVERGED,
-                               "training diverged: the loss became %s at epoch %d of %d; "
-                               "try a smaller learning rate (--lr, now %g)",
-                               isnan(row[i]) ? "NaN" : "Inf", from + e + 1, total, (double)o->lr);
+    const size_t count = (size_t)grp->count, models = (size_t)grp->models;
+    if (grp->count == grp->models) {
+        size_t off = (size_t)from * o->metrics * count;
+        return dl_download(be, host + off, dev + off,
+                           sizeof(float) * (size_t)n * o->metrics * count);
     }
+    for (size_t r = (size_t)from * o->metrics; r < ((size_t)from + n) * o->metrics; r++)
+        DL_TRY(dl_download(be, host + r * models + (size_t)grp->first, dev + r * count,
+                           sizeof(float) * count));
     return DL_OK;
 }
 
-dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hist_dev,
-                        float *hist_host, const dl_loop *o, int *done, double *seconds)
+/* Records a divergence in `stop` when a checked metric of one of the
+ * group's models is not finite in epochs [from, from + n). */
+static void check_finite(const float *host, int from, int n, int total, const dl_loop *o,
+                         const dl_group *grp, dl_stop *stop)
 {
-    *done = 0;
-    *seconds = 0.0;
+    for (int e = from; e < from + n; e++)
+        for (int k = o->check_first; k < o->check_first + o->check_count; k++) {
+            const float *v = host + ((size_t)e * o->metrics + k) * grp->models + grp->first;
+            for (int b = 0; b < grp->count; b++)
+                if (!isfinite(v[b])) {
+                    stop->kind = DL_STOP_DIVERGED;
+                    snprintf(stop->message, sizeof stop->message,
+                             "training diverged: the loss became %s at epoch %d of %d; "
+                             "try a smaller learning rate (--lr, now %g)",
+                             isnan(v[b]) ? "NaN" : "Inf", e + 1, total, (double)o->lr);
+                    return;
+                }
+        }
+}
+
+dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hist_dev,
+                        float *hist_host, const dl_loop *o, const dl_group *grp, dl_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    const size_t host_row = (size_t)o->metrics * grp->models;
     int max_chunk = o->max_chunk > 0 ? o->max_chunk : 256;
     int chunk = 1;
     double t0 = wall();
-    DL_TRY(be->timer_start(be));
+    DL_TRY(dl_timer_start(be));
     dl_status st = DL_OK;
-    while (*done < epochs) {
-        int n = epochs - *done < chunk ? epochs - *done : chunk;
+    while (out->epochs_run < epochs) {
+        const int done = out->epochs_run;
+        int n = epochs - done < chunk ? epochs - done : chunk;
         double c0 = wall();
-        st = be->graph_run(be, g, n);
-        if (st != DL_OK) break;
-        size_t off = (size_t)*done * o->per_epoch;
-        st = be->download(be, hist_host + off, hist_dev + off,
-                          sizeof(float) * (size_t)n * o->per_epoch);
-        if (st != DL_OK) break;
-        st = check_finite(hist_host + off, *done, n, o, epochs);
-        *done += n;
-        if (st != DL_OK) break;
-        if (o->progress) {
-            dl_progress p = {*done, epochs, wall() - t0,
-                             hist_host + (size_t)(*done - 1) * o->per_epoch};
+        if ((st = dl_graph_run(be, g, n)) != DL_OK ||
+            (st = fetch_rows(be, hist_host, hist_dev, done, n, o, grp)) != DL_OK)
+            break;
+        check_finite(hist_host, done, n, epochs, o, grp, &out->stop);
+        out->epochs_run += n;
+        if (out->stop.kind != DL_STOP_NONE) break;
+        if (o->progress && grp->index == 0) {
+            dl_progress p = {out->epochs_run, epochs, wall() - t0,
+                             hist_host + (size_t)(out->epochs_run - 1) * host_row};
             o->progress(o->progress_ud, &p);
         }
         if (o->stop && *o->stop) {
-            st = DL_FAIL(DL_E_INTERRUPTED, "interrupted after epoch %d of %d", *done, epochs);
+            out->stop.kind = DL_STOP_INTERRUPTED;
+            snprintf(out->stop.message, sizeof out->stop.message,
+                     "interrupted after epoch %d of %d", out->epochs_run, epochs);
             break;
         }
         if (wall() - c0 < 0.05 && chunk < max_chunk)
             chunk = chunk * 2 < max_chunk ? chunk * 2 : max_chunk;
     }
-    dl_status ts = be->timer_stop(be, seconds);
+    dl_status ts = dl_timer_stop(be, &out->seconds);
     return st != DL_OK ? st : ts;
 }
 
 dl_status dl_check_fits(dl_backend *be, size_t bytes, const char *what)
 {
     size_t free_b = 0, total_b = 0;
-    DL_TRY(be->mem_info(be, &free_b, &total_b));
+    DL_TRY(dl_mem_info(be, &free_b, &total_b));
     /* Leave a margin for library workspaces and the rest of the process. */
     size_t usable = free_b - free_b / 10;
     if (bytes > usable)
@@ -82,7 +132,11 @@ dl_status dl_check_fits(dl_backend *be, size_t bytes, const char *what)
     return DL_OK;
 }
 
-int dl_cpu_groups(const dl_backend *be, int models)
+/* --- the many-model runner ------------------------------------------------- */
+
+/* Groups to cut `models` models into: one per thread on a backend that
+ * asks for it, else 1. */
+static int group_count(const dl_backend *be, int models)
 {
 #ifdef _OPENMP
     if (!be->model_groups || models < 2 || omp_in_parallel()) return 1;
@@ -94,42 +148,55 @@ int dl_cpu_groups(const dl_backend *be, int models)
 #endif
 }
 
-void dl_group_range(int models, int groups, int g, int *first, int *count)
+static dl_group group_of(int models, int groups, int index)
 {
     int base = models / groups, extra = models % groups;
-    *first = g * base + (g < extra ? g : extra);
-    *count = base + (g < extra ? 1 : 0);
+    return (dl_group){.index = index,
+                      .first = index * base + (index < extra ? index : extra),
+                      .count = base + (index < extra ? 1 : 0),
+                      .models = models};
 }
 
-/* Orders outcomes: 0 ok, 1 interrupted, 2 diverged, 3 any other failure. */
-static int severity(dl_status s)
+/* Folds group g's outcome into the run's (g in increasing order). */
+static void combine(dl_outcome *run, const dl_outcome *g, bool first)
 {
-    return s == DL_OK ? 0 : s == DL_E_INTERRUPTED ? 1 : s == DL_E_DIVERGED ? 2 : 3;
+    if (first) {
+        *run = *g;
+        return;
+    }
+    if (g->epochs_run < run->epochs_run) run->epochs_run = g->epochs_run;
+    if (g->seconds > run->seconds) run->seconds = g->seconds;
+    if (g->stop.kind > run->stop.kind) run->stop = g->stop;
 }
 
-dl_status dl_run_groups(int models, int groups, dl_group_fn fn, void *ud, int *firsts)
+dl_status dl_run_models(dl_backend *be, int models, dl_group_fn fn, void *ud, dl_outcome *out)
 {
+    memset(out, 0, sizeof *out);
+    int groups = group_count(be, models);
+    if (groups == 1) {
+        dl_group all = group_of(models, 1, 0);
+        return fn(be, &all, ud, out);
+    }
+    dl_outcome *outs = calloc((size_t)groups, sizeof *outs);
     dl_status *sts = calloc((size_t)groups, sizeof *sts);
-    char(*msgs)[1024] = calloc((size_t)groups, sizeof *msgs);
-    if (!sts || !msgs) {
-        free(sts), free(msgs);
+    char(*msgs)[1024] = calloc((size_t)groups, sizeof *msgs); /* dl_errmsg is per thread */
+    if (!outs || !sts || !msgs) {
+        free(outs), free(sts), free(msgs);
         return DL_FAIL(DL_E_MEMORY, "out of host memory splitting %d models", models);
     }
 #pragma omp parallel for num_threads(groups) schedule(static, 1)
     for (int g = 0; g < groups; g++) {
-        int count;
-        dl_group_range(models, groups, g, &firsts[g], &count);
+        dl_group grp = group_of(models, groups, g);
         dl_backend *cpu = NULL;
         sts[g] = dl_backend_cpu_create(&cpu);
-        if (sts[g] == DL_OK) sts[g] = fn(cpu, g, firsts[g], count, ud);
-        snprintf(msgs[g], sizeof msgs[g], "%s", dl_errmsg()); /* messages are per thread */
+        if (sts[g] == DL_OK) sts[g] = fn(cpu, &grp, ud, &outs[g]);
+        if (sts[g] != DL_OK) snprintf(msgs[g], sizeof msgs[g], "%s", dl_errmsg());
         dl_backend_destroy(cpu);
     }
-    int worst = 0;
-    for (int g = 1; g < groups; g++)
-        if (severity(sts[g]) > severity(sts[worst])) worst = g;
-    dl_status st = sts[worst];
-    if (st != DL_OK) DL_FAIL(st, "%s", msgs[worst]);
-    free(sts), free(msgs);
+    dl_status st = DL_OK;
+    for (int g = 0; g < groups && st == DL_OK; g++)
+        if (sts[g] != DL_OK) st = DL_FAIL(sts[g], "%s", msgs[g]);
+    for (int g = 0; g < groups; g++) combine(out, &outs[g], g == 0);
+    free(outs), free(sts), free(msgs);
     return st;
 }

@@ -143,14 +143,8 @@ struct dl_backend {
                              uint64_t seed, uint64_t offset);
 
     /* --- custom ops ----------------------------------------------------- */
-    /* sq_err is the same member under the name callers outside the backends
-     * use until they call dl_residual_sse(); it goes once none is left. */
-    union {
-        dl_status (*residual_sse)(dl_backend *be, float *e, const float *a, size_t n, int batch,
-                                  size_t a_stride, float *sse);
-        dl_status (*sq_err)(dl_backend *be, float *e, const float *a, size_t n, int batch,
-                            size_t a_stride, float *sse);
-    };
+    dl_status (*residual_sse)(dl_backend *be, float *e, const float *a, size_t n, int batch,
+                              size_t a_stride, float *sse);
     dl_status (*optim_step)(dl_backend *be, const dl_optim *opt, float *p, const float *g, float *m,
                             float *v, size_t n, int32_t *t);
     dl_status (*bias_act)(dl_backend *be, float *y, const float *bias, int rows, int cols,

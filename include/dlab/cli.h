@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "dlab/backend.h"
+#include "dlab/mlp.h"
 
 typedef enum { DL_TASK_NONE = 0, DL_TASK_FACTORISE, DL_TASK_MLP } dl_task;
 
@@ -19,10 +20,10 @@ typedef struct {
     uint64_t seed;
     bool center, svd, json, quiet, force;
     const char *out;
-    const char *optim;  /* sgd | momentum | adam */
-    const char *preset; /* lab | careful */
+    dl_optim_kind optim;  /* --optim sgd | momentum | adam, when given_optim */
+    dl_mlp_preset preset; /* --preset lab | careful (default careful) */
     dl_device device;
-    bool given_epochs, given_lr, given_optim, given_momentum; /* explicit, beats a preset */
+    bool given_epochs, given_lr, given_optim; /* explicit, beats the preset's default */
     bool help, version;
 } dl_options;
 

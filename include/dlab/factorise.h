@@ -22,12 +22,12 @@ typedef struct {
     uint64_t seed;
     int seeds;    /* models trained together, >= 1 */
     bool svd;     /* compute the SVD baseline */
-    dl_loop loop; /* progress and stop hooks (per_epoch etc. are set by the task) */
+    dl_loop loop; /* progress and stop hooks (the metrics and their checks are the task's) */
 } dl_factorise_config;
 
 typedef struct {
     int m, n, rank, seeds;
-    int epochs_run;
+    int epochs_run;      /* epochs every model finished */
     float *loss_history; /* epochs_run x seeds: the SSE before each epoch's update */
     float *sse_gd;       /* seeds: the SSE of the final U, V */
     bool have_svd;
@@ -39,12 +39,14 @@ typedef struct {
     float *u_gd;            /* m x rank: U of the first model */
     double train_seconds;   /* the gradient-descent loop alone */
     double svd_seconds;
-    dl_status stop; /* DL_OK, DL_E_DIVERGED or DL_E_INTERRUPTED */
+    dl_stop stop; /* why training ended early, if it did */
 } dl_factorise_result;
 
-/* Factorises the row-major m x n host matrix `a`. On DL_E_DIVERGED and
- * DL_E_INTERRUPTED the result still holds everything computed up to the
- * stop (res->stop says which); other failures leave it empty. */
+/* Factorises the row-major m x n host matrix `a`. Returns DL_OK also when
+ * training diverged or was interrupted: res->stop says so, and the result
+ * holds everything computed up to the stop (no SVD baseline after a
+ * divergence). Failures (DL_E_USAGE, DL_E_INPUT for a bad shape,
+ * DL_E_MEMORY, DL_E_RUNTIME) leave it empty. */
 dl_status dl_factorise(dl_backend *be, const float *a, int m, int n, const dl_factorise_config *cfg,
                        dl_factorise_result *res);
 

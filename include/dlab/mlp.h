@@ -40,7 +40,7 @@ typedef struct {
     int train;      /* rows used for training after shuffling; the rest validate */
     uint64_t seed;  /* shuffle and initial weights of model 0; model b uses seed + b */
     int seeds;      /* models trained together, >= 1 */
-    dl_loop loop;   /* progress and stop hooks (per_epoch etc. are set by the task) */
+    dl_loop loop;   /* progress and stop hooks (the metrics and their checks are the task's) */
 } dl_mlp_config;
 
 /* Metrics per epoch, in the order they are recorded. */
@@ -65,9 +65,9 @@ typedef struct {
 
 typedef struct {
     int features, hidden, classes, models;
-    int n_train, n_val, batch; /* batch: the effective mini-batch size */
-    size_t n_params;           /* P, per model */
-    int epochs_run;
+    int n_train, n_val, batch;    /* batch: the effective mini-batch size */
+    size_t n_params;              /* P, per model */
+    int epochs_run;               /* epochs every model finished */
     float *history;               /* epochs_run x (DL_MLP_METRICS * models), see dl_mlp_history */
     float *train_loss, *val_loss; /* per model: after the last epoch run */
     float *train_accuracy, *val_accuracy;
@@ -75,7 +75,7 @@ typedef struct {
                               accuracy (earliest on ties; finite-loss epochs only) */
     float *params;   /* models x P: the final parameters */
     double train_seconds;
-    dl_status stop; /* DL_OK, DL_E_DIVERGED or DL_E_INTERRUPTED */
+    dl_stop stop; /* why training ended early, if it did */
 } dl_mlp_result;
 
 /* The value of metric `k` of model `model` after epoch `epoch` (0-based). */
@@ -92,6 +92,11 @@ size_t dl_mlp_param_count(int features, int hidden, int classes);
  * their defaults (hidden 12, train 100, full batch, momentum 0.9, seed 1). */
 dl_mlp_config dl_mlp_defaults(dl_mlp_preset preset);
 
+/* The checks that do not need the data: a known preset and optimiser,
+ * positive hidden units, epochs, learning rate and seeds, momentum in
+ * [0, 1), batch >= 0 (DL_E_USAGE). */
+dl_status dl_mlp_check_config(const dl_mlp_config *cfg);
+
 /* Checks the configuration against the data: a label column with at least
  * two classes (DL_E_INPUT), positive sizes, epochs and learning rate, and a
  * split that leaves both training and validation rows (DL_E_USAGE). */
@@ -104,9 +109,9 @@ void dl_mlp_data_free(dl_mlp_data *data);
 
 /* Trains data->models models. `init` (host, models x P) gives the initial
  * parameters; NULL draws them with the preset's initialisation from the
- * backend's generator (seed + b per model). On DL_E_DIVERGED and
- * DL_E_INTERRUPTED the result keeps the finished epochs (res->stop says
- * which); other failures leave it empty. */
+ * backend's generator (seed + b per model). Returns DL_OK also when
+ * training diverged or was interrupted: res->stop says so and the result
+ * keeps the finished epochs. Failures leave it empty. */
 dl_status dl_mlp_train(dl_backend *be, const dl_mlp_data *data, const dl_mlp_config *cfg,
                        const float *init, dl_mlp_result *res);
 
