@@ -196,7 +196,7 @@ if ((BUILT)) && [ -x "$EXE" ]; then
         record "$verdict" "factorise iris median train" \
             "$(awk -v s="$median" -v k="${#times[@]}" 'BEGIN {printf "%.2f ms (%d/7 runs ok)", s*1e3, k}')" \
             "report; all 7 runs exit 0"
-        goal_row "goal iris factorise, 1000 epochs" "$median" 3e-3 "<= 3 ms (issue 3, reported)"
+        goal_row "goal iris factorise, 1000 epochs" "$median" 3e-3 "<= 3 ms (reported)"
         distinct=$(printf '%s\n' "${losses[@]}" | sort -u | wc -l)
         if ((distinct == 1)); then
             record PASS "factorise iris deterministic" "sse_gd ${losses[0]} in all runs" "identical every run"
@@ -258,7 +258,7 @@ if ((BUILT)) && [ -x "$EXE" ]; then
         record "$verdict" "mlp iris 1000 epochs median train" \
             "$(awk -v s="$median" -v k="${#times[@]}" 'BEGIN {printf "%.2f ms (%d/7 runs ok)", s*1e3, k}')" \
             "report; all 7 runs exit 0"
-        goal_row "goal iris MLP, 1000 epochs" "$median" 5e-3 "<= 5 ms (issue 4, reported)"
+        goal_row "goal iris MLP, 1000 epochs" "$median" 5e-3 "<= 5 ms (reported)"
         distinct=$(printf '%s\n' "${vals[@]}" | sort -u | wc -l)
         if ((distinct == 1)); then
             record PASS "mlp iris deterministic" "val loss/acc ${vals[0]} in all runs" "identical every run"
