@@ -29,7 +29,7 @@ static dl_mlp_config config_from_options(const dl_cmd *c)
         dl_mlp_defaults(strcmp(o->preset, "lab") == 0 ? DL_MLP_LAB : DL_MLP_CAREFUL);
     cfg.hidden = o->hidden;
     cfg.batch = o->batch;
-    cfg.train = o->train;
+    cfg.train = o->train; /* sized from the data by dl_cmd_train_rows */
     cfg.seed = o->seed;
     cfg.seeds = o->seeds;
     cfg.momentum = o->momentum;
@@ -250,7 +250,12 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     dl_mlp_config cfg = config_from_options(c);
     const char *path = c->opt->data ? c->opt->data : dl_default_data_path();
     dl_dataset d;
-    DL_TRY(dl_dataset_load(path, &d));
+    DL_TRY(dl_cmd_load_data(c, path, true, &d));
+    dl_status split = dl_cmd_train_rows(c, d.rows, &cfg.train);
+    if (split != DL_OK) {
+        dl_dataset_free(&d);
+        return split;
+    }
     dl_mlp_result r;
     dl_out out;
     dl_out_init(&out, c->opt->out);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "dlab/backend.h"
+#include "dlab/data.h"
 
 typedef enum { DL_TASK_NONE = 0, DL_TASK_FACTORISE, DL_TASK_MLP } dl_task;
 
@@ -24,6 +25,11 @@ typedef struct {
     dl_device device;
     bool given_epochs, given_lr, given_optim, given_momentum; /* explicit, beats a preset */
     bool help, version;
+    /* Data files: --delimiter, --header, --label-column, --columns. */
+    dl_load_options load;
+    /* --train F: a fraction of the rows in (0, 1); 0 when --train is a
+     * count (train > 0) or not given (train 0: two thirds of the rows). */
+    double train_fraction;
 } dl_options;
 
 /* Parses argv. Failures are DL_E_USAGE with a one-line message naming the
