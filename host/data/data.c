@@ -267,7 +267,7 @@ static bool parse_range(span s, long *lo, long *hi, bool *open_hi)
     return true;
 }
 
-dl_status dl_columns_resolve(const char *list, int ncols, char *const *names, bool *sel)
+dl_status dl_columns_resolve(const char *list, int ncols, char *const *names, int label, bool *sel)
 {
     for (int j = 0; j < ncols; j++) sel[j] = false;
     const char *p = list;
@@ -292,7 +292,15 @@ dl_status dl_columns_resolve(const char *list, int ncols, char *const *names, bo
             if (far > ncols)
                 return DL_FAIL(DL_E_USAGE, "--columns: column %ld is out of range: the file has %d",
                                far, ncols);
-            for (long j = lo; j <= hi; j++) sel[j - 1] = true, picked++;
+            for (long j = lo; j <= hi; j++) {
+                if (j - 1 == label && open_hi) continue; /* "3-" stops short of the label */
+                if (j - 1 == label)
+                    return DL_FAIL(DL_E_USAGE,
+                                   "--columns selects column %ld, which is the label column (see "
+                                   "--label-column)",
+                                   j);
+                sel[j - 1] = true, picked++;
+            }
         } else {
             for (int j = 0; names && j < ncols && named < 0; j++)
                 if (names[j] && strlen(names[j]) == item.n && !memcmp(names[j], item.p, item.n))
@@ -305,6 +313,11 @@ dl_status dl_columns_resolve(const char *list, int ncols, char *const *names, bo
             if (named < 0)
                 return DL_FAIL(DL_E_USAGE, "--columns: the header has no column named '%s'",
                                show(item, qb, sizeof qb));
+            if (named == label)
+                return DL_FAIL(DL_E_USAGE,
+                               "--columns selects column %d, which is the label column (see "
+                               "--label-column)",
+                               named + 1);
             sel[named] = true, picked++;
         }
         if (!e) break;
@@ -739,28 +752,21 @@ static bool settle(reader *r)
         for (int j = 0; j < r->ncols && j < h->nf; j++) names[j] = dup_span(fs(h, j));
     }
 
-    /* The label column. */
+    /* The label column. Whole numbers with few distinct values in the last
+     * column look like class codes: said when they end up as a feature. */
+    char codes_note[128] = "";
     const char *lc = o->label_column && strcmp(o->label_column, "auto") ? o->label_column : NULL;
     r->label = -1;
     bool ok = true;
     long n;
     int last = r->ncols - 1;
     if (!lc) {
-        bool listed_last = false;
-        if (o->columns) {
-            bool *s = calloc((size_t)r->ncols, sizeof(bool));
-            if (!s) ok = OOM();
-            if (ok && dl_columns_resolve(o->columns, r->ncols, names, s) == DL_OK)
-                listed_last = s[last];
-            free(s);
-            dl_clear_error();
-        }
         span v = fs(d0, last);
-        if (ok && r->ncols >= 2 && !listed_last && v.n && !number_like(v)) r->label = last;
+        if (r->ncols >= 2 && v.n && !number_like(v)) r->label = last;
         long code;
         int distinct = 0, seen = 0;
         long codes[CODES_DISTINCT];
-        bool all_int = ok && r->label < 0 && r->ncols >= 2 && !listed_last;
+        bool all_int = r->label < 0 && r->ncols >= 2;
         for (int i = first; all_int && i < r->n_sample; i++) {
             if (r->sample[i].nf <= last || !integer_text(fs(&r->sample[i], last), &code)) {
                 all_int = false;
@@ -777,7 +783,7 @@ static bool settle(reader *r)
             }
         }
         if (all_int && distinct >= 2 && distinct * 2 <= seen)
-            note_add(&nb, "--label-column",
+            snprintf(codes_note, sizeof codes_note,
                      "the last column (whole numbers: %ld, %ld%s) is a feature, not class labels",
                      codes[0], codes[1], distinct > 2 ? ", ..." : "");
     } else if (!strcmp(lc, "none")) {
@@ -807,14 +813,8 @@ static bool settle(reader *r)
     if (ok) r->sel = calloc((size_t)r->ncols, sizeof(bool));
     if (ok && !r->sel) ok = OOM();
     if (ok && o->columns) {
-        dl_status cs = dl_columns_resolve(o->columns, r->ncols, names, r->sel);
-        if (cs != DL_OK) {
-            r->failed = true, r->st = cs, ok = false;
-        } else if (r->label >= 0 && r->sel[r->label]) {
-            ok = FAIL(DL_E_USAGE,
-                      "--columns selects column %d, which is the label column (--label-column)",
-                      r->label + 1);
-        }
+        dl_status cs = dl_columns_resolve(o->columns, r->ncols, names, r->label, r->sel);
+        if (cs != DL_OK) r->failed = true, r->st = cs, ok = false;
     } else if (ok) {
         for (int j = 0; j < r->ncols; j++) r->sel[j] = j != r->label;
     }
@@ -822,6 +822,7 @@ static bool settle(reader *r)
     for (int j = 0; ok && j < r->ncols; j++) cols += r->sel[j];
     if (ok && cols == 0)
         ok = FAIL(DL_E_INPUT, "%s: no feature columns (the only column is the label)", r->name);
+    if (ok && codes_note[0] && r->sel[last]) note_add(&nb, "--label-column", "%s", codes_note);
     if (!ok) {
         if (names)
             for (int j = 0; j < r->ncols; j++) free(names[j]);

@@ -18,10 +18,12 @@ typedef enum {
 dl_f32_result dl_f32_from_double(double v, float *out);
 
 /* Resolves a --columns list against `ncols` columns (header names in
- * `names`, or NULL when there is none) into sel[0..ncols). DL_E_USAGE with
- * a message naming --columns on an empty item, an empty range, a column out
- * of range or an unknown name. */
-dl_status dl_columns_resolve(const char *list, int ncols, char *const *names, bool *sel);
+ * `names`, or NULL when there is none) into sel[0..ncols). An open range
+ * ("3-") stops short of the label column `label` (-1: none); naming it
+ * otherwise is an error. DL_E_USAGE with a message naming --columns on an
+ * empty item, an empty range, a column out of range, an unknown name or the
+ * label column. */
+dl_status dl_columns_resolve(const char *list, int ncols, char *const *names, int label, bool *sel);
 
 /* Does the buffer start with numpy's magic string "\x93NUMPY"? */
 bool dl_npy_magic(const char *b, size_t len);

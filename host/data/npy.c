@@ -35,7 +35,8 @@ static bool take(cursor *c, char ch)
     return false;
 }
 
-/* A quoted Python string without escapes (numpy writes none), bounded. */
+/* A quoted Python string of printable ASCII without escapes (numpy writes
+ * none), bounded. */
 static bool take_string(cursor *c, char *out, size_t cap)
 {
     skip_space(c);
@@ -43,7 +44,7 @@ static bool take_string(cursor *c, char *out, size_t cap)
     char q = *c->p++;
     size_t n = 0;
     while (c->p < c->end && *c->p != q) {
-        if (*c->p == '\\' || n + 1 >= cap) return false;
+        if (*c->p == '\\' || *c->p < 0x20 || *c->p > 0x7e || n + 1 >= cap) return false;
         out[n++] = *c->p++;
     }
     if (c->p >= c->end) return false;
@@ -211,7 +212,7 @@ dl_status dl_npy_parse(const unsigned char *b, size_t len, const char *name,
     bool *sel = malloc((size_t)ncols * sizeof(bool));
     if (!sel) return DL_FAIL(DL_E_INPUT, "%s: out of memory reading the file", name);
     if (opt->columns) {
-        dl_status cs = dl_columns_resolve(opt->columns, ncols, NULL, sel);
+        dl_status cs = dl_columns_resolve(opt->columns, ncols, NULL, -1, sel);
         if (cs != DL_OK) {
             free(sel);
             return cs;
