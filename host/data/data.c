@@ -969,6 +969,8 @@ static dl_status parse_text(const char *text, size_t len, const char *name,
         free(r);
         return DL_FAIL(DL_E_INPUT, "%s: out of memory reading the file", name);
     }
+    /* libcsv grows a field's buffer by this much at a time (linearly). */
+    csv_set_blk_size(&r->p, 1 << 16);
     csv_set_delim(&r->p, r->delim == DL_DELIM_SEMICOLON    ? ';'
                          : r->delim == DL_DELIM_TAB        ? '\t'
                          : r->delim == DL_DELIM_WHITESPACE ? ' '
