@@ -29,7 +29,7 @@ static dl_mlp_config config_from_options(const dl_cmd *c)
         dl_mlp_defaults(strcmp(o->preset, "lab") == 0 ? DL_MLP_LAB : DL_MLP_CAREFUL);
     cfg.hidden = o->hidden;
     cfg.batch = o->batch;
-    cfg.train = o->train; /* sized from the data by dl_cmd_train_rows */
+    cfg.train = o->train;
     cfg.seed = o->seed;
     cfg.seeds = o->seeds;
     cfg.momentum = o->momentum;
