@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 cc=$(command -v clang || command -v clang-14 || true)
 [ -n "$cc" ] || { echo "fuzz: clang not found (install clang and libclang-rt-14-dev)" >&2; exit 1; }
+[ -f /usr/include/csv.h ] || { echo "fuzz: libcsv not found (install libcsv-dev)" >&2; exit 1; }
 mkdir -p build-fuzz/corpus
 "$cc" -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -Iinclude tests/fuzz_data.c host/data/data.c host/core/status.c -o build-fuzz/fuzz_data -lm
+  -Iinclude tests/fuzz_data.c host/data/data.c host/data/npy.c host/core/status.c \
+  -o build-fuzz/fuzz_data -lcsv -lm
 cd build-fuzz
 ./fuzz_data -max_total_time="$secs" -max_len=4096 -timeout=5 -print_final_stats=1 \
   corpus ../tests/fuzz/corpus 2>&1 | tee fuzz.log | grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY" || true

@@ -24,9 +24,16 @@ void dl_cli_usage(FILE *f)
            "  mlp        a one-hidden-layer classifier (ReLU, softmax cross-entropy)\n"
            "\n"
            "Data:\n"
-           "  --data PATH        CSV: numeric columns and an optional trailing label column\n"
-           "                     (UCI style), or numeric CSV with a header row\n"
-           "                     (default: the bundled UCI iris data)\n"
+           "  --data PATH        delimited text (CSV, TSV, whitespace; RFC 4180 quotes) with\n"
+           "                     numeric columns and an optional label column, or a numpy\n"
+           "                     .npy 2-D float array (default: the bundled UCI iris data)\n"
+           "  --delimiter D      auto (default), ',', ';', tab, or space (runs of blanks)\n"
+           "  --header H         auto (default), yes or no: the first row holds column names\n"
+           "  --label-column L   auto (default: the last column if its values are text),\n"
+           "                     last, none, a column number N (from 1) or a header name\n"
+           "  --columns LIST     feature columns as cut -f takes them: 2,4-6,8- or header\n"
+           "                     names (default: every column but the label)\n"
+           "                     Where auto guesses, one line on stderr says what it assumed.\n"
            "  --synthetic MxN    factorise a random low-rank-plus-noise MxN matrix made on the "
            "device\n"
            "  --no-center        factorise: do not subtract the column means\n"
@@ -44,7 +51,8 @@ void dl_cli_usage(FILE *f)
            "  --optim O          mlp: sgd, momentum or adam (careful default: momentum)\n"
            "  --momentum M       mlp: momentum coefficient in [0, 1) (default 0.9)\n"
            "  --batch B          mlp: mini-batch size (default: the whole training split)\n"
-           "  --train N          mlp: rows used for training after shuffling (default 100)\n"
+           "  --train N|F        mlp: training rows after shuffling, a count N or a fraction\n"
+           "                     F in (0, 1) (default 2/3 of the rows: 100 of iris's 150)\n"
            "\n"
            "Running and output:\n"
            "  --device D         auto (default: the GPU if one answers), cpu or cuda\n"
@@ -135,6 +143,28 @@ static dl_status parse_choice(const char *opt, const char *s, const char *const 
     return DL_FAIL(DL_E_USAGE, "%s: unknown value '%s' (expected %s)", opt, s, list);
 }
 
+/* --train: a row count, or a fraction of the rows when written with a point
+ * or an exponent. */
+static dl_status parse_train(const char *opt, const char *s, int *count, double *fraction)
+{
+    if (!strpbrk(s, ".eE")) {
+        *fraction = 0.0;
+        return parse_int(opt, s, 1, INT_MAX, count);
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!starts_clean(s) || end == s || *end != '\0' || isnan(v))
+        return DL_FAIL(DL_E_USAGE, "%s: expected a row count or a fraction, got '%s'", opt, s);
+    if (!(v > 0.0 && v < 1.0))
+        return DL_FAIL(DL_E_USAGE,
+                       "%s: %s is out of range (a row count, or a fraction above 0 and below 1)",
+                       opt, s);
+    *count = 0;
+    *fraction = v;
+    return DL_OK;
+}
+
 /* Options that belong to one task only; naming one with the other task is
  * a mistake worth reporting rather than ignoring. */
 typedef enum { FOR_ALL, FOR_FACTORISE, FOR_MLP } scope;
@@ -167,6 +197,10 @@ static const opt_spec specs[] = {
     {"--batch", true, FOR_MLP},
     {"--train", true, FOR_MLP},
     {"--preset", true, FOR_MLP},
+    {"--delimiter", true, FOR_ALL},
+    {"--header", true, FOR_ALL},
+    {"--label-column", true, FOR_ALL},
+    {"--columns", true, FOR_ALL},
     {"--help", false, FOR_ALL},
     {"-h", false, FOR_ALL},
     {"--version", false, FOR_ALL},
@@ -226,10 +260,20 @@ static dl_status apply(dl_options *o, const char *name, const char *v)
     else if (!strcmp(name, "--batch"))
         DL_TRY(parse_int(name, v, 1, INT_MAX, &o->batch));
     else if (!strcmp(name, "--train"))
-        DL_TRY(parse_int(name, v, 1, INT_MAX, &o->train));
+        DL_TRY(parse_train(name, v, &o->train, &o->train_fraction));
     else if (!strcmp(name, "--preset")) {
         DL_TRY(parse_choice(name, v, presets, &pick));
         o->preset = preset_of[pick];
+    } else if (!strcmp(name, "--delimiter"))
+        DL_TRY(dl_delimiter_parse(v, &o->load.delimiter));
+    else if (!strcmp(name, "--header"))
+        DL_TRY(dl_header_parse(v, &o->load.header));
+    else if (!strcmp(name, "--label-column")) {
+        if (!*v) return DL_FAIL(DL_E_USAGE, "--label-column: empty value");
+        o->load.label_column = v;
+    } else if (!strcmp(name, "--columns")) {
+        if (!*v) return DL_FAIL(DL_E_USAGE, "--columns: empty list");
+        o->load.columns = v;
     } else if (!strcmp(name, "--no-center"))
         o->center = false;
     else if (!strcmp(name, "--no-svd"))
@@ -254,7 +298,7 @@ dl_status dl_cli_parse(int argc, char **argv, dl_options *o)
                       .seeds = 1,
                       .hidden = 12,
                       .batch = 0,
-                      .train = 100,
+                      .train = 0,
                       .lr = 0.0f,
                       .momentum = 0.9f,
                       .seed = 1,
@@ -299,6 +343,15 @@ dl_status dl_cli_parse(int argc, char **argv, dl_options *o)
                        seen_task_specific[1]->name);
     if (o->data && o->synth_m)
         return DL_FAIL(DL_E_USAGE, "--data and --synthetic cannot be used together");
+    if (o->synth_m) {
+        const char *file_opt = o->load.delimiter      ? "--delimiter"
+                               : o->load.header       ? "--header"
+                               : o->load.label_column ? "--label-column"
+                               : o->load.columns      ? "--columns"
+                                                      : NULL;
+        if (file_opt)
+            return DL_FAIL(DL_E_USAGE, "%s describes a --data file, not --synthetic", file_opt);
+    }
     if (o->force && !o->out) return DL_FAIL(DL_E_USAGE, "--force only makes sense with --out DIR");
     return DL_OK;
 }

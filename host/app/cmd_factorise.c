@@ -270,7 +270,7 @@ dl_status dl_cmd_factorise(dl_cmd *c)
     } else {
         const char *path = o->data ? o->data : dl_default_data_path();
         snprintf(source, sizeof source, "%s", path);
-        DL_TRY(dl_dataset_load(path, &d));
+        DL_TRY(dl_cmd_load_data(c, path, false, &d));
         if (o->center) dl_dataset_center(&d, NULL);
         centred = o->center;
         st = dl_factorise_validate(d.rows, d.cols, &cfg);

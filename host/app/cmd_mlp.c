@@ -240,7 +240,12 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     dl_mlp_config cfg = config_from_options(c);
     const char *path = c->opt->data ? c->opt->data : dl_default_data_path();
     dl_dataset d;
-    DL_TRY(dl_dataset_load(path, &d));
+    DL_TRY(dl_cmd_load_data(c, path, true, &d));
+    dl_status split = dl_cmd_train_rows(c, d.rows, &cfg.train);
+    if (split != DL_OK) {
+        dl_dataset_free(&d);
+        return split;
+    }
     dl_mlp_result r;
     dl_out out;
     dl_out_init(&out, c->opt->out);

@@ -59,7 +59,8 @@ dl_status dl_mlp_validate(const dl_dataset *d, const dl_mlp_config *cfg)
 {
     if (!d->labels)
         return DL_FAIL(DL_E_INPUT, "the data has no label column; --task mlp needs a class "
-                                   "label in the last column of every row");
+                                   "label: a text last column, or --label-column N|NAME|last "
+                                   "for integer class codes");
     if (d->n_classes < 2)
         return DL_FAIL(DL_E_INPUT,
                        "every row has the same label ('%s'); --task mlp needs at "

@@ -8,6 +8,7 @@
 
 #include "dlab/backend.h"
 #include "dlab/mlp.h"
+#include "dlab/data.h"
 
 typedef enum { DL_TASK_NONE = 0, DL_TASK_FACTORISE, DL_TASK_MLP } dl_task;
 
@@ -25,6 +26,11 @@ typedef struct {
     dl_device device;
     bool given_epochs, given_lr, given_optim; /* explicit, beats the preset's default */
     bool help, version;
+    /* Data files: --delimiter, --header, --label-column, --columns. */
+    dl_load_options load;
+    /* --train F: a fraction of the rows in (0, 1); 0 when --train is a
+     * count (train > 0) or not given (train 0: two thirds of the rows). */
+    double train_fraction;
 } dl_options;
 
 /* Parses argv. Failures are DL_E_USAGE with a one-line message naming the

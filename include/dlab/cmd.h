@@ -7,6 +7,7 @@
 
 #include "dlab/backend.h"
 #include "dlab/cli.h"
+#include "dlab/data.h"
 #include "dlab/train.h"
 
 typedef struct {
@@ -19,6 +20,11 @@ typedef struct {
 } dl_cmd;
 
 dl_status dl_cmd_factorise(dl_cmd *c);
+/* Loads PATH with the command's loader options and shows the loader's note
+ * on stderr; need_labels refuses a .npy array (no labels). */
+dl_status dl_cmd_load_data(const dl_cmd *c, const char *path, bool need_labels, dl_dataset *d);
+/* The training rows --train asks for out of `rows` (see dl_train_rows). */
+dl_status dl_cmd_train_rows(const dl_cmd *c, int rows, int *train);
 dl_status dl_cmd_mlp(dl_cmd *c);
 
 #endif
