@@ -6,7 +6,7 @@
 
 option(DLAB_MPI "Run across processes with MPI when it is found" ON)
 
-target_sources(dlab PRIVATE host/dist/comm.c)
+target_sources(dlab PRIVATE host/dist/comm.c host/tasks/tsqr.c)
 
 set(DLAB_HAVE_MPI OFF)
 if(DLAB_MPI)
