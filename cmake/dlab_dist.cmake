@@ -5,6 +5,7 @@
 # and runs as before.
 
 option(DLAB_MPI "Run across processes with MPI when it is found" ON)
+option(DLAB_NCCL "Use NCCL between GPUs when the CUDA toolkit ships it" ON)
 
 target_sources(dlab PRIVATE host/dist/comm.c host/tasks/tsqr.c)
 
@@ -20,5 +21,21 @@ if(DLAB_MPI)
     message(STATUS "dlab: MPI ${MPI_C_VERSION} (${MPIEXEC_EXECUTABLE})")
   else()
     message(STATUS "dlab: no MPI (install libopenmpi-dev); runs are single-process")
+  endif()
+endif()
+
+set(DLAB_HAVE_NCCL OFF)
+if(DLAB_CUDA AND DLAB_NCCL)
+  find_path(DLAB_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+  find_library(DLAB_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR})
+  if(DLAB_NCCL_INCLUDE_DIR AND DLAB_NCCL_LIBRARY)
+    set(DLAB_HAVE_NCCL ON)
+    target_sources(dlab PRIVATE host/dist/nccl.c kernels/dist.cu)
+    target_include_directories(dlab PRIVATE host/dist ${DLAB_NCCL_INCLUDE_DIR})
+    target_link_libraries(dlab PUBLIC ${DLAB_NCCL_LIBRARY})
+    target_compile_definitions(dlab PUBLIC DLAB_HAVE_NCCL=1)
+    message(STATUS "dlab: NCCL ${DLAB_NCCL_LIBRARY}")
+  else()
+    message(STATUS "dlab: no NCCL beside the CUDA toolkit; GPUs of several ranks cannot talk")
   endif()
 endif()
