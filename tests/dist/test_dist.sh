@@ -6,6 +6,8 @@
 #   interrupt-rank      SIGINT to rank 1 only: every rank stops after the same chunk, exit 130
 #   interrupt-launcher  SIGINT to the launcher (Open MPI's mpirun sends SIGTERM to every rank)
 #   reruns              sums over 2 and 3 ranks: the same bits run after run
+#   launch              no launcher needed: srun's tasks without MPI are refused,
+#                       DLAB_MPI=0 runs alone, DLAB_MPI=1 makes an MPI singleton
 # Every run has a watchdog: a hang is killed and fails the case.
 set -u
 case_name=$1 test_comm=$2
@@ -118,6 +120,18 @@ reruns)
       && cmp -s "$tmp/sum.$np.1" "$tmp/sum.$np.3" && ok \
       || bad "$np ranks: sums differ between runs: $(cat "$tmp"/sum.$np.*)"
   done
+  ;;
+launch)
+  slurm=(SLURM_STEP_NUM_TASKS=4 SLURM_PROCID=2 SLURM_LAUNCH_NODE_IPADDR=10.0.0.1)
+  env "${slurm[@]}" "$test_comm" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  [ "$rc" -ne 0 ] && grep -q "srun started 4 tasks without an MPI plugin.*--mpi=pmix" "$tmp/err" \
+    && ok || { bad "srun tasks without MPI: exit $rc"; show; }
+  env "${slurm[@]}" DLAB_MPI=0 "$test_comm" >"$tmp/out" 2>"$tmp/err" && ok \
+    || { bad "DLAB_MPI=0 did not run alone"; show; }
+  env DLAB_MPI=1 "$test_comm" >"$tmp/out" 2>"$tmp/err" \
+    && grep -q "(rank 0 of 1): [0-9]* passed, 0 failed" "$tmp/out" && ok \
+    || { bad "DLAB_MPI=1 did not run as one rank"; show; }
   ;;
 *)
   echo "test_dist.sh: unknown case $case_name" >&2
