@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake --preset asan >/dev/null
 cmake --build --preset asan -j"$(nproc)"
-ctest --preset asan
+ctest --preset asan -j"$(nproc)"
