@@ -90,7 +90,7 @@ cudaError_t dl_launch_optim_step(const dl_optim *opt, float *p, const float *g, 
 #endif
 
 /* --- helpers shared by the .cu files (device code only) ------------------ */
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(DLAB_CUDA_EMU)
 
 /* Every kernel runs 256-thread blocks: a power of two for the tree sums and
  * enough warps per block to hide memory latency on sm_90. */
@@ -127,6 +127,6 @@ static __device__ __forceinline__ double dl_block_sum(double v, double *shared)
     return total;
 }
 
-#endif /* __CUDACC__ */
+#endif /* __CUDACC__ || DLAB_CUDA_EMU */
 
 #endif
