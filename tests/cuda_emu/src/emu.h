@@ -48,7 +48,7 @@ void note(const site &s, const char *fmt, ...) __attribute__((format(printf, 2, 
 struct running {
     std::string what; /* "fill_kernel<<<(1,1,1),(256,1,1)>>> launched at kernels/x.cu:12" */
     bool in_kernel = false;
-    uint3 block{}, thread{};
+    uint3 block{}; /* the thread is dl_emu_k.thread_idx */
 };
 extern running *now_running;
 

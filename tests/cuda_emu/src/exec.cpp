@@ -20,7 +20,7 @@
  * communicate without a barrier between them: a race.
  *
  * Fibers switch with a few lines of x86-64 assembly (callee-saved registers,
- * stack pointer, SSE and x87 control words), or with ucontext under
+ * stack pointer), or with ucontext under
  * AddressSanitizer, with ASan's fiber annotations, so that ASan follows the
  * stack switches.
  */
@@ -36,19 +36,18 @@
 
 #include "dl_emu_launch.h"
 
+#if !defined(__x86_64__)
+#error "the cuda-emu fibers switch with x86-64 assembly"
+#endif
 #if defined(__SANITIZE_ADDRESS__)
-#define DL_EMU_UCONTEXT 1
 #include <sanitizer/common_interface_defs.h>
-#include <ucontext.h>
-#elif !defined(__x86_64__)
-#define DL_EMU_UCONTEXT 1
-#include <ucontext.h>
 #endif
 
-#ifndef DL_EMU_UCONTEXT
-/* dl_emu_ctx_switch(&save_sp, load_sp): pushes the callee-saved registers
- * and the MXCSR / x87 control words, stores the stack pointer in *save_sp,
- * switches to load_sp and pops the same set from there. */
+/* dl_emu_ctx_switch(&save_sp, load_sp): pushes the callee-saved registers,
+ * stores the stack pointer in *save_sp, switches to load_sp and pops the
+ * same set from there. The MXCSR and x87 control words (also callee-saved)
+ * are left alone: neither the kernels nor the emulator change them, and
+ * saving and loading them doubled the cost of a switch. */
 extern "C" void dl_emu_ctx_switch(void **save_sp, void *load_sp);
 asm(R"(
     .text
@@ -63,14 +62,8 @@ dl_emu_ctx_switch:
     pushq %r13
     pushq %r14
     pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -80,7 +73,6 @@ dl_emu_ctx_switch:
     ret
     .size dl_emu_ctx_switch,.-dl_emu_ctx_switch
 )");
-#endif
 
 namespace dl_emu {
 
@@ -93,22 +85,22 @@ enum class fstate { idle, running, waiting, done };
 struct fiber {
     char *stack = nullptr; /* usable stack, above a guard page */
     size_t stack_size = 0;
-#ifdef DL_EMU_UCONTEXT
-    ucontext_t uc;
-    void *fake = nullptr;
-#else
+    /* Bytes left unused at the top of the stack. Without it every fiber's
+     * live frames sit at the same offset within a page, map to the same few
+     * cache sets and evict one another at each switch. */
+    size_t stagger = 0;
     void *sp = nullptr;
-#endif
+    void *fake = nullptr; /* ASan's fake stack while switched away */
     uint3 tid{};
     fstate state = fstate::idle;
     const char *bar_file = nullptr;
     int bar_line = 0;
 };
 
-#ifdef __SANITIZE_ADDRESS__
+#if defined(__SANITIZE_ADDRESS__)
 constexpr size_t fiber_stack = 512 * 1024;
 #else
-constexpr size_t fiber_stack = 128 * 1024;
+constexpr size_t fiber_stack = 256 * 1024;
 #endif
 
 fiber pool[max_threads_per_block];
@@ -117,14 +109,35 @@ const kernel_body *body;
 bool in_block, direct;
 uint3 direct_first; /* the thread that finished without a barrier */
 
-#ifdef DL_EMU_UCONTEXT
-ucontext_t main_uc;
-void *main_fake;
-const void *main_bottom;
-size_t main_size;
-#else
 void *main_sp;
+#ifdef __SANITIZE_ADDRESS__
+void *main_fake;
+const void *main_bottom; /* the OS thread's stack, for ASan */
+size_t main_size;
 #endif
+
+/* Counters, printed at exit when DLAB_CUDA_EMU_STATS is set. */
+struct counters {
+    uint64_t launches = 0, checked = 0, blocks = 0, direct_threads = 0, fiber_steps = 0;
+    ~counters()
+    {
+        if (getenv("DLAB_CUDA_EMU_STATS"))
+            fprintf(stderr,
+                    "cuda-emu: stats: %llu launches (%llu under all schedules), %llu blocks, %llu "
+                    "threads run straight through, %llu fiber resumptions\n",
+                    (unsigned long long)launches, (unsigned long long)checked,
+                    (unsigned long long)blocks, (unsigned long long)direct_threads,
+                    (unsigned long long)fiber_steps);
+    }
+} stats;
+
+/* The fibers to resume in this step of the block, in order, and where the
+ * step has got to. A fiber that reaches a barrier (or its end) switches
+ * straight to the next one; the last switches back to the scheduler. Going
+ * fiber to fiber halves the switches, and since every fiber suspends at the
+ * same call sites, the return-address predictor stays right. */
+fiber *step[max_threads_per_block];
+unsigned step_len, step_pos;
 
 void ensure_stack(fiber &f)
 {
@@ -136,33 +149,51 @@ void ensure_stack(fiber &f)
     mprotect(r, pg, PROT_NONE); /* a fiber's stack overflow faults */
     f.stack = (char *)r + pg;
     f.stack_size = fiber_stack;
+    f.stagger = (size_t)(&f - pool) % 256 * 320;
 }
 
-void yield_to_main(fiber &f, bool finished)
+/* Switches from `from` (nullptr: the scheduler) to `to` (likewise). */
+inline void switch_to(fiber *from, fiber *to, bool from_finished)
 {
-#ifdef DL_EMU_UCONTEXT
+    current = to;
+    if (to) {
+        to->state = fstate::running;
+        dl_emu_k.thread_idx = to->tid;
+    }
 #ifdef __SANITIZE_ADDRESS__
-    __sanitizer_start_switch_fiber(finished ? nullptr : &f.fake, main_bottom, main_size);
-#endif
-    swapcontext(&f.uc, &main_uc);
-#ifdef __SANITIZE_ADDRESS__
-    __sanitizer_finish_switch_fiber(f.fake, &main_bottom, &main_size);
-#endif
+    __sanitizer_start_switch_fiber(from_finished ? nullptr : from ? &from->fake : &main_fake,
+                                   to ? to->stack : main_bottom,
+                                   to ? to->stack_size : main_size);
 #else
-    (void)finished;
-    dl_emu_ctx_switch(&f.sp, main_sp);
+    (void)from_finished;
 #endif
+    dl_emu_ctx_switch(from ? &from->sp : &main_sp, to ? to->sp : main_sp);
+#ifdef __SANITIZE_ADDRESS__
+    __sanitizer_finish_switch_fiber(from ? from->fake : main_fake, nullptr, nullptr);
+#endif
+}
+
+/* Called by a fiber that has reached a barrier or its end. */
+inline void pass_on(fiber &f, bool finished)
+{
+    fiber *next = ++step_pos < step_len ? step[step_pos] : nullptr;
+    switch_to(&f, next, finished);
 }
 
 [[noreturn]] void fiber_entry()
 {
 #ifdef __SANITIZE_ADDRESS__
-    __sanitizer_finish_switch_fiber(nullptr, &main_bottom, &main_size);
+    /* The first fiber ever entered is entered from the scheduler's stack,
+     * whose bounds ASan reports here; switches back to it need them. */
+    const void *bottom;
+    size_t size;
+    __sanitizer_finish_switch_fiber(nullptr, &bottom, &size);
+    if (!main_bottom) main_bottom = bottom, main_size = size;
 #endif
     fiber &f = *current;
     body->run();
     f.state = fstate::done;
-    yield_to_main(f, true);
+    pass_on(f, true);
     abort(); /* a finished fiber is never resumed */
 }
 
@@ -172,50 +203,26 @@ void start_fiber(fiber &f, uint3 tid)
     f.tid = tid;
     f.state = fstate::idle;
     f.bar_file = nullptr;
-#ifdef DL_EMU_UCONTEXT
-    getcontext(&f.uc);
-    f.uc.uc_stack.ss_sp = f.stack;
-    f.uc.uc_stack.ss_size = f.stack_size;
-    f.uc.uc_link = nullptr;
-    makecontext(&f.uc, (void (*)())fiber_entry, 0);
     f.fake = nullptr;
-#else
     /* The first switch "returns" into fiber_entry with the stack aligned as
-     * after a call: the return-address slot R is 16-byte aligned, and a
-     * null return address above it ends backtraces. */
-    uintptr_t r = ((uintptr_t)(f.stack + f.stack_size) - 16) & ~(uintptr_t)15;
+     * after a call: the return-address slot is 16-byte aligned, and a null
+     * return address above it ends backtraces. */
+    uintptr_t r = ((uintptr_t)(f.stack + f.stack_size - f.stagger) - 16) & ~(uintptr_t)15;
     ((void **)r)[0] = (void *)&fiber_entry;
     ((void **)r)[1] = nullptr;
-    char *sp = (char *)r - 56;
-    memset(sp, 0, 56);
-    uint32_t mxcsr;
-    uint16_t fpucw;
-    asm volatile("stmxcsr %0" : "=m"(mxcsr));
-    asm volatile("fnstcw %0" : "=m"(fpucw));
-    memcpy(sp, &mxcsr, 4);
-    memcpy(sp + 4, &fpucw, 2);
+    char *sp = (char *)r - 48; /* six zeroed callee-saved registers */
+    memset(sp, 0, 48);
     f.sp = sp;
-#endif
 }
 
-void resume(fiber &f)
+/* Runs the fibers in step[0, len) in order, each until its next barrier or
+ * its end, and returns when the last has suspended. */
+void run_step(unsigned len)
 {
-    current = &f;
-    f.state = fstate::running;
-    dl_emu_k.thread_idx = f.tid;
-    now_running->thread = f.tid;
-#ifdef DL_EMU_UCONTEXT
-#ifdef __SANITIZE_ADDRESS__
-    __sanitizer_start_switch_fiber(&main_fake, f.stack, f.stack_size);
-#endif
-    swapcontext(&main_uc, &f.uc);
-#ifdef __SANITIZE_ADDRESS__
-    __sanitizer_finish_switch_fiber(main_fake, nullptr, nullptr);
-#endif
-#else
-    dl_emu_ctx_switch(&main_sp, f.sp);
-#endif
-    current = nullptr;
+    stats.fiber_steps += len;
+    step_len = len;
+    step_pos = 0;
+    switch_to(nullptr, step[0], false);
 }
 
 /* --- schedules ---------------------------------------------------------- */
@@ -288,7 +295,8 @@ bool check_step(unsigned n, const site &launch)
             continue;
         }
         fiber &w = pool[first_wait];
-        if (f.bar_line != w.bar_line || strcmp(f.bar_file, w.bar_file) != 0)
+        if (f.bar_line != w.bar_line ||
+            (f.bar_file != w.bar_file && strcmp(f.bar_file, w.bar_file) != 0))
             fail(launch,
                  "%s: block %s: thread %s waits at the barrier at %s while thread %s waits at "
                  "%s: the threads of a block wait at different barriers",
@@ -313,14 +321,14 @@ void run_block(unsigned n, uint3 bdim, sched kind, rng &r, const site &launch)
     order thr(kind, n, r);
     /* The first thread on a fiber: does this block use barriers at all? */
     start_fiber(pool[0], unflatten(thr[0], bdim));
-    resume(pool[0]);
+    step[0] = &pool[0];
+    run_step(1);
     if (pool[0].state == fstate::done) {
         direct = true;
         direct_first = pool[0].tid;
+        stats.direct_threads += n - 1;
         for (unsigned i = 1; i < n; i++) {
-            uint3 t = unflatten(thr[i], bdim);
-            dl_emu_k.thread_idx = t;
-            now_running->thread = t;
+            dl_emu_k.thread_idx = unflatten(thr[i], bdim);
             body->run();
         }
         direct = false;
@@ -328,15 +336,18 @@ void run_block(unsigned n, uint3 bdim, sched kind, rng &r, const site &launch)
     }
     for (unsigned i = 1; i < n; i++) {
         start_fiber(pool[i], unflatten(thr[i], bdim));
-        resume(pool[i]);
+        step[i - 1] = &pool[i];
     }
+    run_step(n - 1);
     unsigned perm[max_threads_per_block];
     for (unsigned i = 0; i < n; i++) perm[i] = i;
     while (!check_step(n, launch)) {
         if (kind == random_order)
             for (unsigned i = n - 1; i > 0; i--) std::swap(perm[i], perm[r.below(i + 1)]);
+        unsigned len = 0;
         for (unsigned i = 0; i < n; i++)
-            if (pool[perm[i]].state == fstate::waiting) resume(pool[perm[i]]);
+            if (pool[perm[i]].state == fstate::waiting) step[len++] = &pool[perm[i]];
+        run_step(len);
     }
 }
 
@@ -353,6 +364,7 @@ void run_grid(dim3 grid, dim3 block, sched kind, rng &r, const site &launch)
         uint3 b = unflatten(blk[i], gdim);
         dl_emu_k.block_idx = b;
         now_running->block = b;
+        stats.blocks++;
         run_block(n, bdim, kind, r, launch);
     }
     in_block = false;
@@ -417,6 +429,7 @@ void execute(const launch_site &l, const kernel_body &b, const std::vector<point
     }
     launch_key key{l.file, l.line, {l.grid.x, l.grid.y, l.grid.z}, {l.block.x, l.block.y, l.block.z}};
     uint64_t nth = ++launches_seen[key];
+    stats.launches++;
     rng r{base_seed() ^ (++launch_serial * 0x2545F4914F6CDD1Dull)};
     uint64_t seed = r.s;
 
@@ -434,6 +447,7 @@ void execute(const launch_site &l, const kernel_body &b, const std::vector<point
         here.in_kernel = true;
     };
     if (nth <= checked_launches()) {
+        stats.checked++;
         std::vector<std::vector<char>> start, first;
         for (const allocation *a : allocs) start.emplace_back(a->base, a->base + a->size);
         run(forward);
@@ -482,7 +496,7 @@ void syncthreads(const char *file, int line)
     f.bar_file = file;
     f.bar_line = line;
     f.state = fstate::waiting;
-    yield_to_main(f, false);
+    pass_on(f, false);
 }
 
 void submit(const launch_site &l, std::shared_ptr<const kernel_body> b, const pointer_arg *ptrs,

@@ -225,8 +225,8 @@ static void on_fault(int sig, siginfo_t *info, void *)
                      "cuda-emu: error: %s: block (%u,%u,%u) thread (%u,%u,%u): invalid memory "
                      "access: %s\n",
                      now_running->what.c_str(), now_running->block.x, now_running->block.y,
-                     now_running->block.z, now_running->thread.x, now_running->thread.y,
-                     now_running->thread.z, loc.c_str());
+                     now_running->block.z, dl_emu_k.thread_idx.x, dl_emu_k.thread_idx.y,
+                     dl_emu_k.thread_idx.z, loc.c_str());
         else
             snprintf(buf, sizeof buf, "cuda-emu: error: %s: invalid memory access: %s\n",
                      now_running->what.c_str(), loc.c_str());
