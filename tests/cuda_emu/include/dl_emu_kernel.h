@@ -39,6 +39,7 @@
 #define gridDim         (dl_emu_k.grid_dim)
 #define __syncthreads() dl_emu::syncthreads(__FILE__, __LINE__)
 
-#define DL_EMU_LAUNCH(kernel, ...) dl_emu::make_launch(kernel, #kernel, __FILE__, __LINE__, __VA_ARGS__)
+#define DL_EMU_LAUNCH(kernel, ...)                                                                 \
+    dl_emu::make_launch(kernel, #kernel, __FILE__, __LINE__, __VA_ARGS__)
 
 #endif

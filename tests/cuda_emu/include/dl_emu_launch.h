@@ -25,7 +25,8 @@ struct dl_emu_kctx {
 };
 extern __thread dl_emu_kctx dl_emu_k;
 
-namespace dl_emu {
+namespace dl_emu
+{
 
 /* One launch's kernel and arguments, run once per emulated thread. */
 struct kernel_body {
@@ -49,6 +50,7 @@ struct launch_site {
     dim3 grid, block;
     size_t shmem;
     cudaStream_t stream;
+    uint64_t scalars; /* a hash of the non-pointer arguments */
 };
 
 /* A pointer argument: its position (0-based) and value. */
@@ -63,9 +65,16 @@ void submit(const launch_site &site, std::shared_ptr<const kernel_body> body,
 /* The barrier (what __syncthreads() becomes). */
 void syncthreads(const char *file, int line);
 
-template <class T> void note_pointer(const T &v, int index, pointer_arg *out, int &n)
+template <class T>
+void note_argument(const T &v, int index, pointer_arg *out, int &n, uint64_t &hash)
 {
-    if constexpr (std::is_pointer_v<T>) out[n++] = pointer_arg{index, (const void *)v};
+    if constexpr (std::is_pointer_v<T>) {
+        out[n++] = pointer_arg{index, (const void *)v};
+    } else {
+        static_assert(std::is_scalar_v<T>, "kernel arguments are scalars or pointers here");
+        const unsigned char *b = (const unsigned char *)&v;
+        for (size_t i = 0; i < sizeof v; i++) hash = (hash ^ b[i]) * 0x100000001b3ull;
+    }
 }
 
 template <class... P> struct launcher {
@@ -73,17 +82,20 @@ template <class... P> struct launcher {
     launch_site site;
     template <class... A> void operator()(A &&...a) const
     {
-        static_assert(sizeof...(A) == sizeof...(P), "kernel launched with the wrong argument count");
+        static_assert(sizeof...(A) == sizeof...(P),
+                      "kernel launched with the wrong argument count");
         auto body = std::make_shared<kernel_call<P...>>(fn, std::forward<A>(a)...);
         pointer_arg ptrs[sizeof...(P) + 1];
         int n = 0;
+        launch_site s = site;
+        s.scalars = 0xcbf29ce484222325ull;
         std::apply(
             [&](const auto &...x) {
                 int i = 0;
-                (note_pointer(x, i++, ptrs, n), ...);
+                (note_argument(x, i++, ptrs, n, s.scalars), ...);
             },
             body->args);
-        submit(site, std::move(body), ptrs, n);
+        submit(s, std::move(body), ptrs, n);
     }
 };
 
@@ -91,7 +103,7 @@ template <class... P>
 launcher<P...> make_launch(void (*fn)(P...), const char *name, const char *file, int line,
                            dim3 grid, dim3 block, size_t shmem = 0, cudaStream_t stream = 0)
 {
-    return launcher<P...>{fn, launch_site{name, file, line, grid, block, shmem, stream}};
+    return launcher<P...>{fn, launch_site{name, file, line, grid, block, shmem, stream, 0}};
 }
 
 } // namespace dl_emu

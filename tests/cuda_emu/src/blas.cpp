@@ -17,7 +17,8 @@
 
 using namespace dl_emu;
 
-namespace {
+namespace
+{
 
 struct blas_handle {
     cudaStream_t stream = nullptr;
@@ -46,18 +47,20 @@ size_t span(int rows, int cols, int ld, long long stride, int batch)
 void operand(const site &s, const char *call, const char *name, const void *p, int rows, int cols,
              int ld, long long stride, int batch)
 {
-    std::string what = std::string("operand ") + name + " of " + call + " (" +
-                       std::to_string(rows) + "x" + std::to_string(cols) + ", ld " +
-                       std::to_string(ld) +
-                       (batch > 1 ? ", stride " + std::to_string(stride) + ", batch " +
-                                        std::to_string(batch)
-                                  : std::string()) +
-                       ")";
+    std::string what =
+        std::string("operand ") + name + " of " + call + " (" + std::to_string(rows) + "x" +
+        std::to_string(cols) + ", ld " + std::to_string(ld) +
+        (batch > 1 ? ", stride " + std::to_string(stride) + ", batch " + std::to_string(batch)
+                   : std::string()) +
+        ")";
     if (!p) fail(s, "%s is NULL", what.c_str());
     require_device_range(s, what.c_str(), p, span(rows, cols, ld, stride, batch));
 }
 
-CBLAS_TRANSPOSE cblas_op(cublasOperation_t op) { return op == CUBLAS_OP_N ? CblasNoTrans : CblasTrans; }
+CBLAS_TRANSPOSE cblas_op(cublasOperation_t op)
+{
+    return op == CUBLAS_OP_N ? CblasNoTrans : CblasTrans;
+}
 
 /* Scalars: read at the call in host pointer mode, when the work runs in
  * device pointer mode. */
@@ -84,7 +87,8 @@ void after(const void *p, const site &s, const std::string &by)
 
 cublasStatus_t queue(blas_handle *h, const site &s, const char *call, std::function<void()> fn)
 {
-    cudaError_t e = enqueue(h->stream, work{s, std::string(call) + " at " + where(s), std::move(fn)});
+    cudaError_t e =
+        enqueue(h->stream, work{s, std::string(call) + " at " + where(s), std::move(fn)});
     if (e != cudaSuccess) {
         set_error(e);
         return CUBLAS_STATUS_EXECUTION_FAILED;
@@ -115,7 +119,8 @@ cublasStatus_t gemm_args(blas_handle *h, cublasOperation_t ta, cublasOperation_t
                          int k, const float *alpha, int lda, int ldb, const float *beta, int ldc)
 {
     if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
-    if (m < 0 || n < 0 || k < 0 || !valid_op(ta) || !valid_op(tb)) return CUBLAS_STATUS_INVALID_VALUE;
+    if (m < 0 || n < 0 || k < 0 || !valid_op(ta) || !valid_op(tb))
+        return CUBLAS_STATUS_INVALID_VALUE;
     if (lda < max1(ta == CUBLAS_OP_N ? m : k) || ldb < max1(tb == CUBLAS_OP_N ? k : n) ||
         ldc < max1(m))
         return CUBLAS_STATUS_INVALID_VALUE;
@@ -125,8 +130,8 @@ cublasStatus_t gemm_args(blas_handle *h, cublasOperation_t ta, cublasOperation_t
 
 cublasStatus_t gemm(blas_handle *h, const site &s, const char *call, cublasOperation_t ta,
                     cublasOperation_t tb, int m, int n, int k, const float *alpha, const float *a,
-                    int lda, long long sa, const float *b, int ldb, long long sb,
-                    const float *beta, float *c, int ldc, long long sc, int batch)
+                    int lda, long long sa, const float *b, int ldb, long long sb, const float *beta,
+                    float *c, int ldc, long long sc, int batch)
 {
     cublasStatus_t st = gemm_args(h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc);
     if (st != CUBLAS_STATUS_SUCCESS) return st;
@@ -315,9 +320,11 @@ cublasStatus_t cublasSgeam(cublasHandle_t handle, cublasOperation_t transa,
     operand(s, "cublasSgeam", "C", C, m, n, ldc, 0, 1);
     size_t cbytes = span(m, n, ldc, 0, 1);
     if (read_a && C != A && overlap(C, cbytes, A, span(ra, ca, lda, 0, 1)))
-        fail(s, "cublasSgeam: C overlaps A without being A (out-of-place operands must not overlap)");
+        fail(s,
+             "cublasSgeam: C overlaps A without being A (out-of-place operands must not overlap)");
     if (read_b && C != B && overlap(C, cbytes, B, span(rb, cb, ldb, 0, 1)))
-        fail(s, "cublasSgeam: C overlaps B without being B (out-of-place operands must not overlap)");
+        fail(s,
+             "cublasSgeam: C overlaps B without being B (out-of-place operands must not overlap)");
     std::string by = std::string("cublasSgeam at ") + where(s);
     return queue(h, s, "cublasSgeam", [=] {
         float alv = al.get(), bev = be.get();
@@ -325,9 +332,11 @@ cublasStatus_t cublasSgeam(cublasHandle_t handle, cublasOperation_t transa,
             for (int i = 0; i < m; i++) {
                 float v = 0.0f;
                 if (alv != 0.0f)
-                    v = alv * (transa == CUBLAS_OP_N ? A[(size_t)j * lda + i] : A[(size_t)i * lda + j]);
+                    v = alv *
+                        (transa == CUBLAS_OP_N ? A[(size_t)j * lda + i] : A[(size_t)i * lda + j]);
                 if (bev != 0.0f)
-                    v += bev * (transb == CUBLAS_OP_N ? B[(size_t)j * ldb + i] : B[(size_t)i * ldb + j]);
+                    v += bev *
+                         (transb == CUBLAS_OP_N ? B[(size_t)j * ldb + i] : B[(size_t)i * ldb + j]);
                 C[(size_t)j * ldc + i] = v;
             }
         after(C, s, by);

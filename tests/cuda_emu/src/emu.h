@@ -22,7 +22,8 @@
 
 #include <cuda_runtime_api.h>
 
-namespace dl_emu {
+namespace dl_emu
+{
 
 /* --- reports ------------------------------------------------------------ */
 

@@ -12,8 +12,10 @@
  *
  * Schedules. The threads of a block run in forward order, reverse order or a
  * seeded random order (re-drawn between barriers), and the blocks of the
- * grid likewise. The first launches of each kernel at each call site and
- * configuration run under all three from the same starting memory (a
+ * grid likewise. The first launches of each kernel at each call site, with
+ * each configuration and each set of scalar arguments (the shapes), run
+ * (DLAB_CUDA_EMU_CHECKED_LAUNCHES, default 2) under all three from the same
+ * starting memory (a
  * snapshot of every allocation the launch's pointer arguments point into)
  * and must leave identical bytes; later launches rotate through the three
  * schedules, one each. A result that depends on the schedule means threads
@@ -40,6 +42,7 @@
 #error "the cuda-emu fibers switch with x86-64 assembly"
 #endif
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -74,11 +77,13 @@ dl_emu_ctx_switch:
     .size dl_emu_ctx_switch,.-dl_emu_ctx_switch
 )");
 
-namespace dl_emu {
+namespace dl_emu
+{
 
 /* --- fibers --------------------------------------------------------------- */
 
-namespace {
+namespace
+{
 
 enum class fstate { idle, running, waiting, done };
 
@@ -161,9 +166,10 @@ inline void switch_to(fiber *from, fiber *to, bool from_finished)
         dl_emu_k.thread_idx = to->tid;
     }
 #ifdef __SANITIZE_ADDRESS__
-    __sanitizer_start_switch_fiber(from_finished ? nullptr : from ? &from->fake : &main_fake,
-                                   to ? to->stack : main_bottom,
-                                   to ? to->stack_size : main_size);
+    __sanitizer_start_switch_fiber(from_finished ? nullptr
+                                   : from        ? &from->fake
+                                                 : &main_fake,
+                                   to ? to->stack : main_bottom, to ? to->stack_size : main_size);
 #else
     (void)from_finished;
 #endif
@@ -208,6 +214,12 @@ void start_fiber(fiber &f, uint3 tid)
      * after a call: the return-address slot is 16-byte aligned, and a null
      * return address above it ends backtraces. */
     uintptr_t r = ((uintptr_t)(f.stack + f.stack_size - f.stagger) - 16) & ~(uintptr_t)15;
+#ifdef __SANITIZE_ADDRESS__
+    /* The previous thread's frames never returned (a fiber ends by switching
+     * away), so ASan's shadow may still mark this part of the stack as red
+     * zones. Frames further down get fresh shadow on entry. */
+    __asan_unpoison_memory_region((void *)(r - 48), 64);
+#endif
     ((void **)r)[0] = (void *)&fiber_entry;
     ((void **)r)[1] = nullptr;
     char *sp = (char *)r - 48; /* six zeroed callee-saved registers */
@@ -300,9 +312,9 @@ bool check_step(unsigned n, const site &launch)
             fail(launch,
                  "%s: block %s: thread %s waits at the barrier at %s while thread %s waits at "
                  "%s: the threads of a block wait at different barriers",
-                 now_running->what.c_str(), fmt3(dl_emu_k.block_idx).c_str(),
-                 fmt3(f.tid).c_str(), where(site{f.bar_file, f.bar_line}).c_str(),
-                 fmt3(w.tid).c_str(), where(site{w.bar_file, w.bar_line}).c_str());
+                 now_running->what.c_str(), fmt3(dl_emu_k.block_idx).c_str(), fmt3(f.tid).c_str(),
+                 where(site{f.bar_file, f.bar_line}).c_str(), fmt3(w.tid).c_str(),
+                 where(site{w.bar_file, w.bar_line}).c_str());
     }
     if (first_wait >= 0 && first_done >= 0) {
         fiber &w = pool[first_wait];
@@ -372,14 +384,17 @@ void run_grid(dim3 grid, dim3 block, sched kind, rng &r, const site &launch)
 
 /* --- launches ----------------------------------------------------------- */
 
+/* A launch's kind: where, how big, and with which scalar arguments (the
+ * shapes). Each kind's first launches run under every schedule. */
 struct launch_key {
     const char *file;
     int line;
     unsigned g[3], b[3];
+    uint64_t scalars;
     bool operator<(const launch_key &o) const
     {
-        return std::tie(file, line, g[0], g[1], g[2], b[0], b[1], b[2]) <
-               std::tie(o.file, o.line, o.g[0], o.g[1], o.g[2], o.b[0], o.b[1], o.b[2]);
+        return std::tie(file, line, g[0], g[1], g[2], b[0], b[1], b[2], scalars) <
+               std::tie(o.file, o.line, o.g[0], o.g[1], o.g[2], o.b[0], o.b[1], o.b[2], o.scalars);
     }
 };
 std::map<launch_key, uint64_t> launches_seen;
@@ -420,14 +435,19 @@ void execute(const launch_site &l, const kernel_body &b, const std::vector<point
     for (const pointer_arg &p : ptrs) {
         const allocation *a = find_allocation(p.value, 0);
         if (!a)
-            fail(s, "%s: argument %d (%p) is no longer device memory when the kernel runs (freed "
-                    "before it ran?)",
+            fail(s,
+                 "%s: argument %d (%p) is no longer device memory when the kernel runs (freed "
+                 "before it ran?)",
                  text.c_str(), p.index + 1, p.value);
         bool seen = false;
         for (const allocation *x : allocs) seen |= x == a;
         if (!seen) allocs.push_back(a);
     }
-    launch_key key{l.file, l.line, {l.grid.x, l.grid.y, l.grid.z}, {l.block.x, l.block.y, l.block.z}};
+    launch_key key{l.file,
+                   l.line,
+                   {l.grid.x, l.grid.y, l.grid.z},
+                   {l.block.x, l.block.y, l.block.z},
+                   l.scalars};
     uint64_t nth = ++launches_seen[key];
     stats.launches++;
     rng r{base_seed() ^ (++launch_serial * 0x2545F4914F6CDD1Dull)};
@@ -518,8 +538,9 @@ void submit(const launch_site &l, std::shared_ptr<const kernel_body> b, const po
     else if (l.shmem > max_dynamic_shared)
         bad = "more than 48 KiB of dynamic shared memory";
     if (bad) {
-        note(s, "%s: invalid configuration: %s; the launch fails with "
-                "cudaErrorInvalidConfiguration",
+        note(s,
+             "%s: invalid configuration: %s; the launch fails with "
+             "cudaErrorInvalidConfiguration",
              text.c_str(), bad);
         set_error(cudaErrorInvalidConfiguration);
         return;
@@ -534,8 +555,7 @@ void submit(const launch_site &l, std::shared_ptr<const kernel_body> b, const po
     for (int i = 0; i < nptrs; i++)
         if (ptrs[i].value) args.push_back(ptrs[i]);
     launch_site copy = l;
-    work w{s, text + " at " + where(s),
-           [copy, b, args] { execute(copy, *b, args); }};
+    work w{s, text + " at " + where(s), [copy, b, args] { execute(copy, *b, args); }};
     set_error(enqueue(l.stream, std::move(w)));
 }
 

@@ -27,7 +27,8 @@
 
 using namespace dl_emu;
 
-namespace {
+namespace
+{
 
 struct device_generator {
     unsigned magic = 0x52414e44; /* "RAND": tells ours from anything else */
@@ -50,7 +51,8 @@ void must(curandStatus_t st, const site &s, const char *what)
 
 curandStatus_t queue(device_generator *g, const site &s, const char *call, std::function<void()> fn)
 {
-    cudaError_t e = enqueue(g->stream, work{s, std::string(call) + " at " + where(s), std::move(fn)});
+    cudaError_t e =
+        enqueue(g->stream, work{s, std::string(call) + " at " + where(s), std::move(fn)});
     if (e != cudaSuccess) {
         set_error(e);
         return CURAND_STATUS_LAUNCH_FAILURE;
@@ -121,9 +123,8 @@ curandStatus_t dl_emu_curandSetGeneratorOffset(curandGenerator_t gen, unsigned l
     device_generator *g = ours(gen);
     if (!g) return CURAND_STATUS_NOT_INITIALIZED;
     curandGenerator_t h = g->host;
-    return queue(g, s, "curandSetGeneratorOffset", [=] {
-        must(curandSetGeneratorOffset(h, offset), s, "curandSetGeneratorOffset");
-    });
+    return queue(g, s, "curandSetGeneratorOffset",
+                 [=] { must(curandSetGeneratorOffset(h, offset), s, "curandSetGeneratorOffset"); });
 }
 
 curandStatus_t dl_emu_curandGenerateUniform(curandGenerator_t gen, float *out, size_t n)
@@ -152,8 +153,9 @@ curandStatus_t dl_emu_curandGenerateNormal(curandGenerator_t gen, float *out, si
     if (n == 0) return CURAND_STATUS_SUCCESS;
     require_device_range(s, "output of curandGenerateNormal", out, n * sizeof(float));
     if ((uintptr_t)out % (2 * sizeof(float)))
-        fail(s, "curandGenerateNormal: the output %p is not 8-byte aligned (normals are written "
-                "as float2 pairs: a misaligned address on a GPU)",
+        fail(s,
+             "curandGenerateNormal: the output %p is not 8-byte aligned (normals are written "
+             "as float2 pairs: a misaligned address on a GPU)",
              (void *)out);
     curandGenerator_t h = g->host;
     return queue(g, s, "curandGenerateNormal", [=] {

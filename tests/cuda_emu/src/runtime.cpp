@@ -25,7 +25,8 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
-namespace dl_emu {
+namespace dl_emu
+{
 
 std::recursive_mutex &lock()
 {
@@ -105,8 +106,8 @@ cudaError_t set_error(cudaError_t err)
 constexpr unsigned char canary = 0xff;
 constexpr size_t align = 256, front_canary = 256;
 
-static std::map<uintptr_t, allocation> live;         /* by base address */
-static std::deque<allocation> freed;                 /* the last few, for reports */
+static std::map<uintptr_t, allocation> live; /* by base address */
+static std::deque<allocation> freed;         /* the last few, for reports */
 static unsigned next_id = 1;
 static size_t live_bytes = 0;
 
@@ -143,8 +144,8 @@ std::string describe(const allocation *a)
 {
     if (!a) return "no device allocation";
     char buf[256];
-    snprintf(buf, sizeof buf, "allocation #%u (%zu bytes at %p, cudaMalloc at %s)", a->id,
-             a->size, (void *)a->base, where(a->made).c_str());
+    snprintf(buf, sizeof buf, "allocation #%u (%zu bytes at %p, cudaMalloc at %s)", a->id, a->size,
+             (void *)a->base, where(a->made).c_str());
     return buf;
 }
 
@@ -187,8 +188,7 @@ void require_device_range(const site &s, const char *what, const void *p, size_t
     const allocation *a = find_allocation(p, 0);
     if (a)
         fail(s, "%s: %zu bytes at %p run %zu bytes past the end of %s", what, bytes, p,
-             (size_t)((uintptr_t)p + bytes - ((uintptr_t)a->base + a->size)),
-             describe(a).c_str());
+             (size_t)((uintptr_t)p + bytes - ((uintptr_t)a->base + a->size)), describe(a).c_str());
     fail(s, "%s is not device memory: %s", what, locate(p).c_str());
 }
 
@@ -202,10 +202,13 @@ void check_canaries(const allocation *a, const site &s, const std::string &by)
         if (front[i] != canary)
             fail(s, "%s wrote %zu bytes before the start of %s", by.c_str(), front_canary - i,
                  describe(a).c_str());
-    for (size_t i = back_len; i-- > 0;)
-        if (back[i] != canary)
-            fail(s, "%s wrote past the end of %s (at byte %zu after it)", by.c_str(),
-                 describe(a).c_str(), i);
+    for (size_t i = 0; i < back_len; i++)
+        if (back[i] != canary) {
+            size_t last = back_len;
+            while (back[last - 1] == canary) last--;
+            fail(s, "%s wrote past the end of %s (bytes %zu to %zu after its end)", by.c_str(),
+                 describe(a).c_str(), i, last - 1);
+        }
 #else
     (void)a, (void)s, (void)by;
 #endif
@@ -252,7 +255,8 @@ static void install_fault_handler()
     ss.ss_sp = altstack;
     ss.ss_size = sizeof altstack;
     sigaltstack(&ss, nullptr);
-    struct sigaction sa{};
+    struct sigaction sa {
+    };
     sa.sa_sigaction = on_fault;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
@@ -279,7 +283,6 @@ static cudaError_t device_alloc(void **out, size_t size, const site &s)
     a.id = next_id++;
     a.size = size;
     a.made = s;
-    size_t slot = (size + align - 1) / align * align;
 #ifdef DL_EMU_ASAN
     void *p = nullptr;
     if (posix_memalign(&p, align, size)) return cudaErrorMemoryAllocation;
@@ -287,11 +290,12 @@ static cudaError_t device_alloc(void **out, size_t size, const site &s)
     a.region = a.base;
     a.region_size = size;
 #else
+    size_t slot = (size + align - 1) / align * align;
     size_t pg = page_size();
     size_t body = (slot + front_canary + pg - 1) / pg * pg;
     size_t total = pg + body + pg;
-    void *r = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+    void *r = mmap(nullptr, total, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (r == MAP_FAILED) return cudaErrorMemoryAllocation;
     a.region = (char *)r;
     a.region_size = total;
@@ -384,10 +388,7 @@ using namespace dl_emu;
 
 /* --- C entry points ------------------------------------------------------- */
 
-extern "C" void dl_emu_site(const char *file, int line)
-{
-    dl_emu::next_site = site{file, line};
-}
+extern "C" void dl_emu_site(const char *file, int line) { dl_emu::next_site = site{file, line}; }
 
 __thread dl_emu_kctx dl_emu_k;
 
@@ -548,7 +549,8 @@ cudaError_t cudaFree(void *ptr)
     if (!ptr) return cudaSuccess;
     drain_all();
     auto it = live.find((uintptr_t)ptr);
-    if (it == live.end()) fail(s, "cudaFree(%p): not the start of a live allocation: %s", ptr, locate(ptr).c_str());
+    if (it == live.end())
+        fail(s, "cudaFree(%p): not the start of a live allocation: %s", ptr, locate(ptr).c_str());
     device_release(it->second);
     return cudaSuccess;
 }
@@ -626,8 +628,9 @@ static cudaError_t memcpy_async(void *dst, const void *src, size_t n, cudaMemcpy
     if (sp->capturing && kind != cudaMemcpyDeviceToDevice) {
         /* Pageable host memory cannot be captured (the emulator's rule; see
          * docs/CUDA_EMU.md). */
-        note(s, "%s with host memory during stream capture: refused "
-                "(cudaErrorStreamCaptureUnsupported); the capture is invalidated",
+        note(s,
+             "%s with host memory during stream capture: refused "
+             "(cudaErrorStreamCaptureUnsupported); the capture is invalidated",
              call);
         sp->invalidated = true;
         return set_error(cudaErrorStreamCaptureUnsupported);
@@ -810,7 +813,7 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t h, cudaStreamCaptureStatus *statu
     take_site();
     stream *sp = get_stream(h);
     if (!sp || !status) return set_error(cudaErrorInvalidValue);
-    *status = !sp->capturing     ? cudaStreamCaptureStatusNone
+    *status = !sp->capturing    ? cudaStreamCaptureStatusNone
               : sp->invalidated ? cudaStreamCaptureStatusInvalidated
                                 : cudaStreamCaptureStatusActive;
     return cudaSuccess;
@@ -863,7 +866,8 @@ cudaError_t cudaGraphDestroy(cudaGraph_t g)
 
 /* --- events ------------------------------------------------------------- */
 
-namespace {
+namespace
+{
 struct event {
     unsigned flags = 0;
     uint64_t recorded = 0, reached = 0; /* record calls made, records run */

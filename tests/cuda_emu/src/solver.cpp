@@ -22,7 +22,8 @@
 
 using namespace dl_emu;
 
-namespace {
+namespace
+{
 
 struct solver_handle {
     cudaStream_t stream = nullptr;
@@ -35,8 +36,8 @@ int lapack_lwork(signed char jobu, signed char jobvt, int m, int n)
 {
     float opt = 0;
     lapack_int info = LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, (char)jobu, (char)jobvt, m, n, nullptr,
-                                          std::max(1, m), nullptr, nullptr, std::max(1, m),
-                                          nullptr, std::max(1, n), &opt, -1);
+                                          std::max(1, m), nullptr, nullptr, std::max(1, m), nullptr,
+                                          std::max(1, n), &opt, -1);
     return info == 0 ? (int)opt : 0;
 }
 
@@ -132,15 +133,17 @@ cusolverStatus_t cusolverDnSgesvd(cusolverDnHandle_t handle, signed char jobu, s
 
     std::string by = "cusolverDnSgesvd at " + where(s);
     dl_emu::work w{s, by, [=] {
-               lapack_int info = LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, (char)jobu, (char)jobvt, m,
-                                                     n, A, lda, S, U, ldu, VT, ldvt, work, lwork);
-               if (rwork && info > 0 && mn > 1) memcpy(rwork, work + 1, sizeof(float) * (mn - 1));
-               *devInfo = (int)info;
-               for (const void *p : {(const void *)A, (const void *)S, (const void *)U,
-                                     (const void *)VT, (const void *)work})
-                   if (const allocation *a = p ? find_allocation(p, 0) : nullptr)
-                       check_canaries(a, s, by);
-           }};
+                       lapack_int info =
+                           LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, (char)jobu, (char)jobvt, m, n, A,
+                                               lda, S, U, ldu, VT, ldvt, work, lwork);
+                       if (rwork && info > 0 && mn > 1)
+                           memcpy(rwork, work + 1, sizeof(float) * (mn - 1));
+                       *devInfo = (int)info;
+                       for (const void *p : {(const void *)A, (const void *)S, (const void *)U,
+                                             (const void *)VT, (const void *)work})
+                           if (const allocation *a = p ? find_allocation(p, 0) : nullptr)
+                               check_canaries(a, s, by);
+                   }};
     cudaError_t e = enqueue(h->stream, std::move(w));
     if (e != cudaSuccess) {
         set_error(e);
