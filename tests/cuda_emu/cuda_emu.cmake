@@ -23,20 +23,12 @@ target_compile_definitions(dl_cuda_emu PRIVATE DL_EMU_SOURCE_DIR="${PROJECT_SOUR
 target_compile_options(dl_cuda_emu PRIVATE -Wall -Wextra -Wno-unused-parameter)
 target_link_libraries(dl_cuda_emu PUBLIC ${BLAS_LIBRARIES} PkgConfig::LAPACKE CUDA::curand)
 
-# dl_cuda_emu_attach(<target> HOST <c files> KERNELS <cu files>): builds the
-# CUDA backend's host files against the real toolkit headers with the
-# emulator's call-site header forced in, and each kernel file, its launches
-# rewritten, as C++ with the emulator's prelude; links the emulator.
-function(dl_cuda_emu_attach target)
-  cmake_parse_arguments(ARG "" "" "HOST;KERNELS" ${ARGN})
-  foreach(src ${ARG_HOST})
-    set_property(SOURCE ${src} APPEND PROPERTY COMPILE_OPTIONS
-                 -include ${DL_EMU_DIR}/include/dl_emu_host.h)
-  endforeach()
-  target_sources(${target} PRIVATE ${ARG_HOST} ${DL_EMU_DIR}/src/backend_name.c)
-  foreach(cu ${ARG_KERNELS})
+# dl_cuda_emu_kernels(<target> <cu files>): each file, its launches
+# rewritten, compiled into <target> as C++ with the emulator's prelude.
+function(dl_cuda_emu_kernels target)
+  foreach(cu ${ARGN})
     get_filename_component(name ${cu} NAME)
-    get_filename_component(abs ${cu} ABSOLUTE BASE_DIR ${PROJECT_SOURCE_DIR})
+    get_filename_component(abs ${cu} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
     set(out ${CMAKE_BINARY_DIR}/cuda_emu_kernels/${name}.cpp)
     add_custom_command(OUTPUT ${out}
       COMMAND ${CMAKE_COMMAND} -DIN=${abs} -DOUT=${out} -P ${DL_EMU_DIR}/rewrite_launches.cmake
@@ -49,6 +41,20 @@ function(dl_cuda_emu_attach target)
     set_property(SOURCE ${out} APPEND PROPERTY COMPILE_DEFINITIONS DLAB_CUDA_EMU=1)
     target_sources(${target} PRIVATE ${out})
   endforeach()
+endfunction()
+
+# dl_cuda_emu_attach(<target> HOST <c files> KERNELS <cu files>): builds the
+# CUDA backend's host files against the real toolkit headers with the
+# emulator's call-site header forced in, and each kernel file, its launches
+# rewritten, as C++ with the emulator's prelude; links the emulator.
+function(dl_cuda_emu_attach target)
+  cmake_parse_arguments(ARG "" "" "HOST;KERNELS" ${ARGN})
+  foreach(src ${ARG_HOST})
+    set_property(SOURCE ${src} APPEND PROPERTY COMPILE_OPTIONS
+                 -include ${DL_EMU_DIR}/include/dl_emu_host.h)
+  endforeach()
+  target_sources(${target} PRIVATE ${ARG_HOST} ${DL_EMU_DIR}/src/backend_name.c)
+  dl_cuda_emu_kernels(${target} ${ARG_KERNELS})
   target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/kernels
                              ${PROJECT_SOURCE_DIR}/host/backends)
   target_link_libraries(${target} PUBLIC dl_cuda_emu)

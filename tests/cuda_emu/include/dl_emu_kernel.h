@@ -18,7 +18,9 @@
 #ifndef DL_EMU_KERNEL_H
 #define DL_EMU_KERNEL_H
 
-#include <cuda_runtime_api.h>
+/* The toolkit's C++ header (its own kernels' parameters are called
+ * blockDim and gridDim) comes before the macros below rename them. */
+#include <cuda_runtime.h>
 
 #include "dl_emu_launch.h"
 

@@ -73,6 +73,9 @@ const allocation *nearest_allocation(const void *p);
 /* Is p inside any live allocation? */
 inline bool is_device(const void *p) { return find_allocation(p, 0) != nullptr; }
 std::string describe(const allocation *a);
+/* Where p is, in words: inside, past or before an allocation, or in a freed
+ * one. */
+std::string locate(const void *p);
 /* Fails (with the call's site) unless [p, p + bytes) lies in one live
  * allocation; `what` names the operand ("A of cublasSgemm_v2"). */
 void require_device_range(const site &s, const char *what, const void *p, size_t bytes);

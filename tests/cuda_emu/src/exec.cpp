@@ -546,11 +546,9 @@ void submit(const launch_site &l, std::shared_ptr<const kernel_body> b, const po
         return;
     }
     for (int i = 0; i < nptrs; i++)
-        if (ptrs[i].value && !is_device(ptrs[i].value)) {
-            const allocation *n = nearest_allocation(ptrs[i].value);
-            fail(s, "%s: argument %d (%p) is not device memory (a host pointer?); nearest: %s",
-                 text.c_str(), ptrs[i].index + 1, ptrs[i].value, describe(n).c_str());
-        }
+        if (ptrs[i].value && !is_device(ptrs[i].value))
+            fail(s, "%s: argument %d is not device memory (a host pointer?): %s", text.c_str(),
+                 ptrs[i].index + 1, locate(ptrs[i].value).c_str());
     std::vector<pointer_arg> args;
     for (int i = 0; i < nptrs; i++)
         if (ptrs[i].value) args.push_back(ptrs[i]);

@@ -149,9 +149,7 @@ std::string describe(const allocation *a)
     return buf;
 }
 
-/* Where p is, in words, for a report: inside, past or before an allocation,
- * or in a freed one. */
-static std::string locate(const void *p)
+std::string locate(const void *p)
 {
     char buf[512];
     uintptr_t a = (uintptr_t)p;
