@@ -105,8 +105,14 @@ __global__ void count_kernel(int *c)
 
 /* --- kernels: schedules and barriers ----------------------------------------- */
 
-static void race() { neighbour_kernel<<<1, 256>>>(device<float>(256), false), cudaDeviceSynchronize(); }
-static void divergent() { divergent_kernel<<<1, 256>>>(device<float>(256)), cudaDeviceSynchronize(); }
+static void race()
+{
+    neighbour_kernel<<<1, 256>>>(device<float>(256), false), cudaDeviceSynchronize();
+}
+static void divergent()
+{
+    divergent_kernel<<<1, 256>>>(device<float>(256)), cudaDeviceSynchronize();
+}
 static void late_barrier()
 {
     late_barrier_kernel<<<1, 256>>>(device<float>(256)), cudaDeviceSynchronize();
@@ -328,7 +334,8 @@ static void test_solver()
     check(cusolverDnSgesvd_bufferSize(h, 2, 3, &lwork) == CUSOLVER_STATUS_INVALID_VALUE,
           "bufferSize with m < n: CUSOLVER_STATUS_INVALID_VALUE");
     cusolverDnSgesvd_bufferSize(h, 3, 2, &lwork);
-    float *a = device<float>(6), *s = device<float>(2), *u = device<float>(6), *vt = device<float>(4);
+    float *a = device<float>(6), *s = device<float>(2), *u = device<float>(6),
+          *vt = device<float>(4);
     float *w = device<float>((size_t)lwork);
     int *info = device<int>(1), hinfo = -99;
     const float ha[6] = {3, 0, 0, 0, 2, 0}; /* column-major 3x2: singular values 3, 2 */
@@ -368,7 +375,8 @@ static void test_rand()
     (curandSetGeneratorOffset)(host, 3);
     (curandGenerateUniform)(host, hh, 101);
     cudaMemcpy(hd, d, sizeof hd, cudaMemcpyDeviceToHost);
-    check(memcmp(hd, hh, sizeof hd) == 0, "the device generator gives the host generator's numbers");
+    check(memcmp(hd, hh, sizeof hd) == 0,
+          "the device generator gives the host generator's numbers");
     check(curandGenerateNormal(dev, d, 101, 0.0f, 1.0f) == CURAND_STATUS_LENGTH_NOT_MULTIPLE,
           "an odd count of normals: CURAND_STATUS_LENGTH_NOT_MULTIPLE");
     curandDestroyGenerator(dev);
