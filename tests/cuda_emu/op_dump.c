@@ -76,19 +76,31 @@ static void op_gemm(void)
 {
     static const int shapes[][6] = {
         /* m, n, k, trans_a, trans_b, batch */
-        {7, 5, 3, 0, 0, 1},    {33, 65, 17, 1, 0, 1}, {150, 4, 2, 0, 1, 1},
-        {5, 17, 7, 1, 1, 1},   {19, 7, 23, 0, 0, 4},  {64, 48, 80, 1, 0, 3},
-        {257, 31, 129, 0, 1, 1}};
+        {7, 5, 3, 0, 0, 1},   {33, 65, 17, 1, 0, 1}, {150, 4, 2, 0, 1, 1},   {5, 17, 7, 1, 1, 1},
+        {19, 7, 23, 0, 0, 4}, {64, 48, 80, 1, 0, 3}, {257, 31, 129, 0, 1, 1}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], batch = shapes[s][5];
         bool ta = shapes[s][3], tb = shapes[s][4];
         size_t sa = (size_t)m * k, sb = (size_t)k * n, sc = (size_t)m * n;
         float *a = dev_rand(sa * batch, -1, 1), *b = dev_rand(sb * batch, -1, 1);
         float *c = dev_rand(sc * batch, -1, 1);
-        dl_gemm_args g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k,
-                          .alpha = 1.5f, .a = a, .lda = ta ? m : k, .stride_a = sa,
-                          .b = b, .ldb = tb ? k : n, .stride_b = sb, .beta = -0.5f,
-                          .c = c, .ldc = n, .stride_c = sc, .batch = batch};
+        dl_gemm_args g = {.trans_a = ta,
+                          .trans_b = tb,
+                          .m = m,
+                          .n = n,
+                          .k = k,
+                          .alpha = 1.5f,
+                          .a = a,
+                          .lda = ta ? m : k,
+                          .stride_a = sa,
+                          .b = b,
+                          .ldb = tb ? k : n,
+                          .stride_b = sb,
+                          .beta = -0.5f,
+                          .c = c,
+                          .ldc = n,
+                          .stride_c = sc,
+                          .batch = batch};
         ok(be->gemm(be, &g), "gemm");
         char name[64];
         snprintf(name, sizeof name, "gemm_%dx%dx%d_t%d%d_b%d", m, n, k, ta, tb, batch);
@@ -142,8 +154,12 @@ static void op_sq_err(void)
 static void op_optim(void)
 {
     for (int k = 0; k < 3; k++) {
-        dl_optim o = {.kind = (dl_optim_kind)k, .lr = 0.05f, .momentum = 0.9f, .beta1 = 0.9f,
-                      .beta2 = 0.999f, .eps = 1e-8f};
+        dl_optim o = {.kind = (dl_optim_kind)k,
+                      .lr = 0.05f,
+                      .momentum = 0.9f,
+                      .beta1 = 0.9f,
+                      .beta2 = 0.999f,
+                      .eps = 1e-8f};
         const size_t n = 1201;
         float *p = dev_rand(n, -1, 1), *m = dev(NULL, sizeof(float) * n);
         float *v = dev(NULL, sizeof(float) * n);
