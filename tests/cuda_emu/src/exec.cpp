@@ -41,7 +41,7 @@
 #if !defined(__x86_64__)
 #error "the cuda-emu fibers switch with x86-64 assembly"
 #endif
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef DL_EMU_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
@@ -102,7 +102,7 @@ struct fiber {
     int bar_line = 0;
 };
 
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef DL_EMU_ASAN
 constexpr size_t fiber_stack = 512 * 1024;
 #else
 constexpr size_t fiber_stack = 256 * 1024;
@@ -115,7 +115,7 @@ bool in_block, direct;
 uint3 direct_first; /* the thread that finished without a barrier */
 
 void *main_sp;
-#ifdef __SANITIZE_ADDRESS__
+#ifdef DL_EMU_ASAN
 void *main_fake;
 const void *main_bottom; /* the OS thread's stack, for ASan */
 size_t main_size;
@@ -165,7 +165,7 @@ inline void switch_to(fiber *from, fiber *to, bool from_finished)
         to->state = fstate::running;
         dl_emu_k.thread_idx = to->tid;
     }
-#ifdef __SANITIZE_ADDRESS__
+#ifdef DL_EMU_ASAN
     __sanitizer_start_switch_fiber(from_finished ? nullptr
                                    : from        ? &from->fake
                                                  : &main_fake,
@@ -174,7 +174,7 @@ inline void switch_to(fiber *from, fiber *to, bool from_finished)
     (void)from_finished;
 #endif
     dl_emu_ctx_switch(from ? &from->sp : &main_sp, to ? to->sp : main_sp);
-#ifdef __SANITIZE_ADDRESS__
+#ifdef DL_EMU_ASAN
     __sanitizer_finish_switch_fiber(from ? from->fake : main_fake, nullptr, nullptr);
 #endif
 }
@@ -188,7 +188,7 @@ inline void pass_on(fiber &f, bool finished)
 
 [[noreturn]] void fiber_entry()
 {
-#ifdef __SANITIZE_ADDRESS__
+#ifdef DL_EMU_ASAN
     /* The first fiber ever entered is entered from the scheduler's stack,
      * whose bounds ASan reports here; switches back to it need them. */
     const void *bottom;
@@ -214,7 +214,7 @@ void start_fiber(fiber &f, uint3 tid)
      * after a call: the return-address slot is 16-byte aligned, and a null
      * return address above it ends backtraces. */
     uintptr_t r = ((uintptr_t)(f.stack + f.stack_size - f.stagger) - 16) & ~(uintptr_t)15;
-#ifdef __SANITIZE_ADDRESS__
+#ifdef DL_EMU_ASAN
     /* The previous thread's frames never returned (a fiber ends by switching
      * away), so ASan's shadow may still mark this part of the stack as red
      * zones. Frames further down get fresh shadow on entry. */

@@ -20,8 +20,7 @@
 
 #include "dl_emu_launch.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define DL_EMU_ASAN 1
+#ifdef DL_EMU_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
 
