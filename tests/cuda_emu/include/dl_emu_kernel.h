@@ -34,6 +34,12 @@
 #define __host__
 #define __forceinline__ inline
 #define __shared__      static thread_local
+#ifndef __launch_bounds__
+#define __launch_bounds__(...)
+#endif
+
+/* A read through the read-only data cache is a plain read here. */
+template <class T> static inline T __ldg(const T *p) { return *p; }
 
 #define threadIdx       (dl_emu_k.thread_idx)
 #define blockIdx        (dl_emu_k.block_idx)
