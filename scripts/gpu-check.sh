@@ -12,14 +12,18 @@
 #      factorisation of step 4 against its floor on the measured GPU ceilings,
 #      and 10000 iris MLPs trained together on the GPU for the speed goals
 #   5. compute-sanitizer memcheck and racecheck over the CUDA test runs, as
-#      far as the time budget allows (they run last for that reason)
+#      far as the time budget allows
+#   6. the cuda-emu build (the same CUDA code emulated on the CPU): its
+#      suites, and every op's outputs on the GPU against the emulator's
+#      (tests/cuda_emu/compare_ops.py), so the emulator's model is checked
+#      against the real thing (about a minute more)
 # and prints a table last. Every step runs even when an earlier one failed
 # (as long as what it needs exists); the exit status is non-zero if any check
 # failed. Without a GPU it stops after the build and ctest and exits 0 if
 # those passed. OpenBLAS, LAPACKE and PLplot are optional: the build falls
 # back to built-in gemm/SVD and skips figures when they are missing.
 #
-# Usage: scripts/gpu-check.sh            (from anywhere; about 2-5 minutes)
+# Usage: scripts/gpu-check.sh            (from anywhere; about 3-6 minutes)
 # Environment: BUILD_DIR (default build-gpu), JOBS (default: all cores),
 #   LARGE_LR (learning rate of the large run, default 1e-5).
 set -u
@@ -502,6 +506,59 @@ else
             esac
         done
     done
+fi
+
+# --- 6. the emulator against the GPU ---------------------------------------
+# The cuda-emu build (tests/cuda_emu, docs/CUDA_EMU.md) runs the same CUDA
+# suites on the CPU; CI runs it on every change. Here, where a real GPU
+# answers, it is built and its suites run too, and then both builds dump
+# every op's outputs on the same inputs (cuda_op_dump) for compare_ops.py to
+# check op by op within the suites' tolerances: the first GPU run also checks
+# the emulator's model of the kernels and libraries. Last, so that its CPU
+# work cannot disturb the timings above.
+EMU_BUILD=$BUILD-emu
+if ((BUILT)) && [ -x "$BUILD/tests/cuda_emu/cuda_op_dump" ]; then
+    t0=$SECONDS
+    if cmake -S . -B "$EMU_BUILD" -DCMAKE_BUILD_TYPE=Release -DDLAB_CUDA=OFF -DDLAB_CUDA_EMU=ON \
+        -DDLAB_PLPLOT=OFF >"$LOGS/emu-configure.log" 2>&1 &&
+        cmake --build "$EMU_BUILD" -j "$JOBS" --target test_ops test_factorise test_mlp dlab-gpu \
+            cuda_emu_selftest cuda_op_dump >"$LOGS/emu-build.log" 2>&1; then
+        timeout 600 ctest --test-dir "$EMU_BUILD" -L '^cuda-emu$' -E '^cuda_emu_mutations$' \
+            -j "$JOBS" --output-on-failure >"$LOGS/emu-ctest.log" 2>&1
+        rc=$?
+        total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$LOGS/emu-ctest.log" | tail -n 1)
+        nfail=$(sed -n 's/.*, \([0-9]*\) tests failed out of.*/\1/p' "$LOGS/emu-ctest.log" | tail -n 1)
+        if ((rc == 0)); then
+            record PASS "cuda-emu suites (CPU)" "${total:-?} tests, 0 failed in $((SECONDS - t0))s" "all pass"
+        else
+            record FAIL "cuda-emu suites (CPU)" "${total:-?} tests, ${nfail:-?} failed (emu-ctest.log)" "all pass"
+        fi
+        if timeout 120 "$BUILD/tests/cuda_emu/cuda_op_dump" --backend cuda "$LOGS/ops-gpu.txt" \
+            2>"$LOGS/ops-gpu.err" &&
+            timeout 300 "$EMU_BUILD/tests/cuda_emu/cuda_op_dump" --backend cuda "$LOGS/ops-emu.txt" \
+                2>"$LOGS/ops-emu.err"; then
+            python3 tests/cuda_emu/compare_ops.py "$LOGS/ops-emu.txt" "$LOGS/ops-gpu.txt" \
+                >"$LOGS/ops-compare.txt" 2>&1
+            rc=$?
+            nok=$(grep -c '^ok' "$LOGS/ops-compare.txt")
+            nbad=$(grep -c '^FAIL' "$LOGS/ops-compare.txt")
+            if ((rc == 0)); then
+                record PASS "ops: GPU vs cuda-emu" "$nok ops agree" "every op within tolerance"
+            else
+                record FAIL "ops: GPU vs cuda-emu" "$nbad of $((nok + nbad)) ops differ (ops-compare.txt)" \
+                    "every op within tolerance"
+                grep '^FAIL' "$LOGS/ops-compare.txt" | head -n 10
+            fi
+        else
+            record FAIL "ops: GPU vs cuda-emu" "cuda_op_dump failed (ops-gpu.err, ops-emu.err)" \
+                "every op within tolerance"
+        fi
+    else
+        record FAIL "cuda-emu build" "failed (emu-configure.log, emu-build.log)" "builds"
+        tail -n 20 "$LOGS/emu-build.log"
+    fi
+else
+    record SKIP "ops: GPU vs cuda-emu" "GPU build or cuda_op_dump missing" "every op within tolerance"
 fi
 
 print_table

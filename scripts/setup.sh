@@ -7,7 +7,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libopenblas-dev liblapacke-dev
       libplplot-dev plplot-driver-cairo python3 valgrind
-      clang libclang-rt-14-dev clang-format libcsv-dev libopenmpi-dev openmpi-bin)
+      clang libclang-rt-14-dev clang-format libcsv-dev libopenmpi-dev openmpi-bin patch)
 
 missing=()
 for p in "${pkgs[@]}"; do
