@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,45 +18,59 @@ const char *dl_default_data_path(void) { return DLAB_DATA_DIR "/iris.data"; }
 void dl_cli_usage(FILE *f)
 {
     fprintf(
-        f, "Usage: dlab-gpu --task factorise|mlp [options]\n"
-           "\n"
-           "Runs the experiments of a deep-learning lab on the GPU (or the CPU):\n"
-           "  factorise  rank-k factorisation by gradient descent vs. the optimal SVD truncation\n"
-           "  mlp        a one-hidden-layer classifier (ReLU, softmax cross-entropy)\n"
-           "\n"
-           "Data:\n"
-           "  --data PATH        CSV: numeric columns and an optional trailing label column\n"
-           "                     (UCI style), or numeric CSV with a header row\n"
-           "                     (default: the bundled UCI iris data)\n"
-           "  --synthetic MxN    factorise a random low-rank-plus-noise MxN matrix made on the "
-           "device\n"
-           "  --no-center        factorise: do not subtract the column means\n"
-           "\n"
-           "Training:\n"
-           "  --epochs N         epochs of full-batch training (factorise 1000, mlp 100 lab / 300 "
-           "careful)\n"
-           "  --lr X             learning rate (factorise 0.01; mlp 0.01 lab / 0.05 careful)\n"
-           "  --seed S           seed for initial values and shuffles (default 1)\n"
-           "  --seeds N          train N independent models (seeds S..S+N-1) together\n"
-           "  --rank K           factorise: rank of U and V (default 2)\n"
-           "  --no-svd           factorise: skip the SVD baseline\n"
-           "  --hidden H         mlp: hidden units (default 12)\n"
-           "  --preset P         mlp: lab (the lab's protocol) or careful (default)\n"
-           "  --optim O          mlp: sgd, momentum or adam (careful default: momentum)\n"
-           "  --momentum M       mlp: momentum coefficient in [0, 1) (default 0.9)\n"
-           "  --batch B          mlp: mini-batch size (default: the whole training split)\n"
-           "  --train N          mlp: rows used for training after shuffling (default 100)\n"
-           "\n"
-           "Running and output:\n"
-           "  --device D         auto (default: the GPU if one answers), cpu or cuda\n"
-           "  --json             print one JSON object on stdout (the text report goes to stderr)\n"
-           "  --out DIR          write per-epoch CSV, summary.json and figures into DIR\n"
-           "  --force            allow --out to write into a non-empty directory\n"
-           "  --quiet            no progress line\n"
-           "  --help, --version\n"
-           "\n"
-           "Exit status: 0 success, 1 runtime failure (device, memory, divergence),\n"
-           "2 bad usage or bad input, 130 interrupted (results so far are kept).\n");
+        f,
+        "Usage: dlab-gpu --task factorise|mlp [options]\n"
+        "\n"
+        "Runs the experiments of a deep-learning lab on the GPU (or the CPU):\n"
+        "  factorise  rank-k factorisation by gradient descent vs. the optimal SVD truncation\n"
+        "  mlp        a one-hidden-layer classifier (ReLU, softmax cross-entropy)\n"
+        "\n"
+        "Data:\n"
+        "  --data PATH        CSV: numeric columns and an optional trailing label column\n"
+        "                     (UCI style), or numeric CSV with a header row\n"
+        "                     (default: the bundled UCI iris data)\n"
+        "  --synthetic MxN    factorise a random low-rank-plus-noise MxN matrix made on the "
+        "device\n"
+        "  --no-center        factorise: do not subtract the column means\n"
+        "\n"
+        "Training:\n"
+        "  --preset P         lab (the lab's protocol) or careful (default); see below\n"
+        "  --epochs N         epochs of full-batch training (factorise 1000, mlp 100 lab / 300 "
+        "careful)\n"
+        "  --lr X             learning rate, in the data's units for factorise (factorise: lab "
+        "0.01,\n"
+        "                     careful 0.1/sigma_1 of the data; mlp: 0.01 lab / 0.05 careful)\n"
+        "  --seed S           seed for initial values and shuffles (default 1)\n"
+        "  --seeds N          train N independent models (seeds S..S+N-1) together\n"
+        "  --rank K           factorise: rank of U and V (default 2)\n"
+        "  --no-svd           factorise: skip the SVD baseline\n"
+        "  --hidden H         mlp: hidden units (default 12)\n"
+        "  --optim O          mlp: sgd, momentum or adam (careful default: momentum)\n"
+        "  --momentum M       mlp: momentum coefficient in [0, 1) (default 0.9)\n"
+        "  --batch B          mlp: mini-batch size (default: the whole training split)\n"
+        "  --train N          mlp: rows used for training after shuffling (default 100)\n"
+        "\n"
+        "Running and output:\n"
+        "  --device D         auto (default: the GPU if one answers), cpu or cuda\n"
+        "  --json             print one JSON object on stdout (the text report goes to stderr)\n"
+        "  --out DIR          write per-epoch CSV, summary.json and figures into DIR\n"
+        "  --force            allow --out to write into a non-empty directory\n"
+        "  --quiet            no progress line\n"
+        "  --help, --version\n"
+        "\n"
+        "Presets (explicit options override them):\n"
+        "  factorise lab      U, V ~ U[0,1), lr 0.01, trained in the data's own units\n"
+        "  factorise careful  trained on the data scaled by an exact power of two, small\n"
+        "                     balanced start U, V ~ N(0, s^2), lr 0.1/sigma_1 (sigma_1 by power\n"
+        "                     iteration): any magnitude float32 holds factorises untuned\n"
+        "  mlp lab            N(0,1) weights, inputs (x - mean)/var, sgd, lr 0.01, 100 epochs\n"
+        "  mlp careful        He weights, standardised inputs, momentum 0.9, lr 0.05, 300 "
+        "epochs\n"
+        "Figures undefined for the data (a relative gap to a zero optimum, angles to a\n"
+        "subspace that is not unique) are null in JSON, with a reason in \"warnings\".\n"
+        "\n"
+        "Exit status: 0 success, 1 runtime failure (device, memory, divergence),\n"
+        "2 bad usage or bad input, 130 interrupted (results so far are kept).\n");
 }
 
 /* --- strict value parsers: the whole argument must be consumed ---------- */
@@ -166,7 +181,7 @@ static const opt_spec specs[] = {
     {"--momentum", true, FOR_MLP},
     {"--batch", true, FOR_MLP},
     {"--train", true, FOR_MLP},
-    {"--preset", true, FOR_MLP},
+    {"--preset", true, FOR_ALL},
     {"--help", false, FOR_ALL},
     {"-h", false, FOR_ALL},
     {"--version", false, FOR_ALL},
@@ -200,7 +215,8 @@ static dl_status apply(dl_options *o, const char *name, const char *v)
         DL_TRY(parse_int(name, v, 1, 100000000, &o->epochs));
         o->given_epochs = true;
     } else if (!strcmp(name, "--lr")) {
-        DL_TRY(parse_float(name, v, 0.0, 1e6, true, &o->lr));
+        /* In the data's units: a matrix in units of 1e-30 wants a step near 1e27. */
+        DL_TRY(parse_float(name, v, 0.0, FLT_MAX, true, &o->lr));
         o->given_lr = true;
     } else if (!strcmp(name, "--seed"))
         DL_TRY(parse_u64(name, v, &o->seed));

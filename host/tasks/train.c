@@ -55,7 +55,7 @@ dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hi
         if (st != DL_OK) break;
         if (o->progress) {
             dl_progress p = {*done, epochs, wall() - t0,
-                             hist_host + (size_t)(*done - 1) * o->per_epoch};
+                             hist_host + (size_t)(*done - 1) * o->per_epoch, 1.0};
             o->progress(o->progress_ud, &p);
         }
         if (o->stop && *o->stop) {

@@ -18,6 +18,7 @@ typedef struct {
     int done, total;   /* epochs finished, epochs asked for */
     double elapsed;    /* seconds since the loop started */
     const float *last; /* the last finished epoch's per_epoch values */
+    double scale;      /* last[i] * scale is in the data's units (0: as it is) */
 } dl_progress;
 
 typedef struct {
