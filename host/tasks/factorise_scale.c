@@ -56,7 +56,7 @@ static dl_status power_iterate(dl_backend *be, const float *a, int m, int n, flo
         double now = sqrt(vv > ww ? vv : ww);
         if (!isfinite(now))
             return DL_FAIL(DL_E_RUNTIME, "power iteration: sigma_1 estimate is not finite");
-        bool settled = it >= 2 && fabs(now - est) <= 1e-4 * now;
+        bool settled = it >= 2 && fabs(now - est) <= 1e-6 * now; /* float32's own floor */
         est = now > est ? now : est;
         if (settled) break;
     }
@@ -133,15 +133,20 @@ void dl_factorise_explain(const dl_factorise_result *r, int epochs, bool nan, ch
             DL_CAREFUL_LR_SIGMA, s1);
         return;
     }
+    /* The lab's start converges slowly at any stable step: say what does. */
+    const char *lab = r->preset == DL_FACTORISE_LAB
+                          ? ", or the careful preset (the default), which starts balanced and "
+                            "takes its step from sigma_1"
+                          : "";
     if (r->lr > r->stable_lr)
         snprintf(buf, len,
                  ": the learning rate %.3g is too large for this data - with sigma_1 = %.4g "
                  "(power iteration) gradient descent from this start is stable only below about "
-                 "%.3g; try a smaller learning rate such as --lr %.2g",
-                 r->lr, s1, r->stable_lr, r->suggested_lr);
+                 "%.3g; try a smaller learning rate such as --lr %.2g%s",
+                 r->lr, s1, r->stable_lr, r->suggested_lr, lab);
     else
         snprintf(buf, len,
                  " although the learning rate %.3g is below the stable limit estimated from "
-                 "sigma_1 = %.4g (about %.3g); try a smaller learning rate such as --lr %.2g",
-                 r->lr, s1, r->stable_lr, r->suggested_lr);
+                 "sigma_1 = %.4g (about %.3g); try a smaller learning rate such as --lr %.2g%s",
+                 r->lr, s1, r->stable_lr, r->suggested_lr, lab);
 }

@@ -63,11 +63,11 @@ void dl_scale_copy(float *dst, const float *src, size_t n, int e);
 /* sigma_1 of the row-major m x n device matrix a by power iteration on
  * A^T A, with gemm ops on the backend, from a Gaussian start drawn from a
  * fixed Philox key (so the estimate depends on the data only). Stops after
- * DL_SIGMA1_MAX_ITERS steps or when the estimate changes by less than 1e-4
- * relative. The result is a lower bound of sigma_1 up to float rounding; 0
- * for a zero matrix. Intermediate values are bounded by ||A||_F^2, so A
- * must be in float32's safe range (dl_scale_exponent). Allocates 2 (m + n)
- * + 2 floats on the backend for the call. */
+ * DL_SIGMA1_MAX_ITERS steps or when the estimate changes by less than 1e-6
+ * relative (float32's floor). The result is a lower bound of sigma_1 up to
+ * float rounding; 0 for a zero matrix. Intermediate values are bounded by
+ * ||A||_F^2, so A must be in float32's safe range (dl_scale_exponent).
+ * Allocates 2 (m + n) + 2 floats on the backend for the call. */
 dl_status dl_sigma1_estimate(dl_backend *be, const float *a, int m, int n, double *sigma1);
 
 /* The careful preset's step, DL_CAREFUL_LR_SIGMA / sigma1, in the units of
