@@ -66,8 +66,9 @@ void dl_cli_usage(FILE *f)
         "  mlp lab            N(0,1) weights, inputs (x - mean)/var, sgd, lr 0.01, 100 epochs\n"
         "  mlp careful        He weights, standardised inputs, momentum 0.9, lr 0.05, 300 "
         "epochs\n"
-        "Figures undefined for the data (a relative gap to a zero optimum, angles to a\n"
-        "subspace that is not unique) are null in JSON, with a reason in \"warnings\".\n"
+        "factorise figures the data leave undefined (the relative gap when the optimum is\n"
+        "at rounding level, the angles when the rank exceeds the numerical rank) are null\n"
+        "in JSON; \"warnings\" says why, and warns of tied singular values.\n"
         "\n"
         "Exit status: 0 success, 1 runtime failure (device, memory, divergence),\n"
         "2 bad usage or bad input, 130 interrupted (results so far are kept).\n");
