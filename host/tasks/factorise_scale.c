@@ -126,7 +126,7 @@ void dl_factorise_explain(const dl_factorise_result *r, int epochs, bool nan, ch
             "value (%.3g) although every entry fits, so the loss cannot be represented and no "
             "learning rate helps in these units; use the careful preset (--preset careful, the "
             "default), which trains on the data scaled by an exact power of two, or divide "
-            "the data by 2^%d; a step for this data is lr %.3g in its units (%.2g / sigma_1, "
+            "the data by 2^%d; a step for this data is lr %.3g in its units (about %.2g / sigma_1, "
             "sigma_1 = %.4g)",
             train_sumsq, train_sumsq > FLT_MAX ? "exceeds" : "comes within a factor 16 of",
             (double)FLT_MAX, -r->scale_log2 > 0 ? -r->scale_log2 : 0, r->suggested_lr,
