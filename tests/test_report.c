@@ -251,7 +251,8 @@ static void check_pair(const char *dir, const char *base)
 static void draw_factorise(const char *dir, dl_out *o)
 {
     enum { M = 90, P = 3 };
-    float u[M * P], s[P] = {12, 4, 1}, g[M * 2];
+    float u[M * P], g[M * 2];
+    double s[P] = {12, 4, 1};
     int32_t labels[M];
     char *names[3] = {"alpha", "beta #2", "gamma"};
     for (int i = 0; i < M; i++) {

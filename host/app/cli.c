@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -39,15 +40,15 @@ void dl_cli_usage(FILE *f)
            "  --no-center        factorise: do not subtract the column means\n"
            "\n"
            "Training:\n"
+           "  --preset P         lab (the lab's protocol) or careful (default): see Presets\n"
            "  --epochs N         epochs of full-batch training (factorise 1000, mlp 100 lab / 300 "
            "careful)\n"
-           "  --lr X             learning rate (factorise 0.01; mlp 0.01 lab / 0.05 careful)\n"
+           "  --lr X             learning rate, for factorise in the data's units (Presets)\n"
            "  --seed S           seed for initial values and shuffles (default 1)\n"
            "  --seeds N          train N independent models (seeds S..S+N-1) together\n"
            "  --rank K           factorise: rank of U and V (default 2)\n"
            "  --no-svd           factorise: skip the SVD baseline\n"
            "  --hidden H         mlp: hidden units (default 12)\n"
-           "  --preset P         mlp: lab (the lab's protocol) or careful (default)\n"
            "  --optim O          mlp: sgd, momentum or adam (careful default: momentum)\n"
            "  --momentum M       mlp: momentum coefficient in [0, 1) (default 0.9)\n"
            "  --batch B          mlp: mini-batch size (default: the whole training split)\n"
@@ -61,9 +62,22 @@ void dl_cli_usage(FILE *f)
            "  --force            allow --out to write into a non-empty directory\n"
            "  --quiet            no progress line\n"
            "  --help, --version\n"
-           "\n"
-           "Exit status: 0 success, 1 runtime failure (device, memory, divergence),\n"
-           "2 bad usage or bad input, 130 interrupted (results so far are kept).\n");
+           "\n");
+    fputs("Presets (explicit options override them):\n"
+          "  factorise lab      U, V ~ U[0,1), lr 0.01, trained in the data's own units\n"
+          "  factorise careful  trained on the data scaled by an exact power of two, small\n"
+          "                     balanced start U, V ~ N(0, s^2), lr 0.1/sigma_1 (sigma_1 by\n"
+          "                     power iteration): needs no tuning for any magnitude\n"
+          "  mlp lab            N(0,1) weights, inputs (x - mean)/var, sgd, lr 0.01, 100 epochs\n"
+          "  mlp careful        He weights, standardised inputs, momentum 0.9, lr 0.05, 300\n"
+          "                     epochs\n"
+          "factorise figures the data leave undefined (the relative gap when the optimum is\n"
+          "at rounding level, the angles when the rank exceeds the numerical rank) are null\n"
+          "in JSON; \"warnings\" says why, and warns of tied singular values.\n"
+          "\n"
+          "Exit status: 0 success, 1 runtime failure (device, memory, divergence),\n"
+          "2 bad usage or bad input, 130 interrupted (results so far are kept).\n",
+          f);
 }
 
 /* --- strict value parsers: the whole argument must be consumed ---------- */
@@ -196,7 +210,7 @@ static const opt_spec specs[] = {
     {"--momentum", true, FOR_MLP},
     {"--batch", true, FOR_MLP},
     {"--train", true, FOR_MLP},
-    {"--preset", true, FOR_MLP},
+    {"--preset", true, FOR_ALL},
     {"--delimiter", true, FOR_ALL},
     {"--header", true, FOR_ALL},
     {"--label-column", true, FOR_ALL},
@@ -238,7 +252,8 @@ static dl_status apply(dl_options *o, const char *name, const char *v)
         DL_TRY(parse_int(name, v, 1, 100000000, &o->epochs));
         o->given_epochs = true;
     } else if (!strcmp(name, "--lr")) {
-        DL_TRY(parse_float(name, v, 0.0, 1e6, true, &o->lr));
+        /* In the data's units: a matrix in units of 1e-30 wants a step near 1e27. */
+        DL_TRY(parse_float(name, v, 0.0, FLT_MAX, true, &o->lr));
         o->given_lr = true;
     } else if (!strcmp(name, "--seed"))
         DL_TRY(parse_u64(name, v, &o->seed));

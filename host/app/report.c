@@ -241,14 +241,14 @@ dl_status dl_out_figure_histogram(dl_out *o, const char *base, const dl_fig_hist
 
 /* --- CSV ------------------------------------------------------------------ */
 
-static void csv_number(FILE *f, float v)
+static void csv_number(FILE *f, double v)
 {
     if (isnan(v))
         fputs("nan", f);
     else if (isinf(v))
         fputs(v > 0 ? "inf" : "-inf", f);
     else
-        fprintf(f, "%.9g", (double)v);
+        fprintf(f, "%.9g", v);
 }
 
 dl_status dl_csv_write_history(FILE *f, const void *history)
@@ -269,8 +269,9 @@ dl_status dl_csv_write_history(FILE *f, const void *history)
         for (int b = 0; b < h->models; b++)
             for (int c = 0; c < h->metrics; c++) {
                 fputc(',', f);
-                csv_number(f, h->values[(size_t)e * h->epoch_stride + (size_t)c * h->metric_stride +
-                                        (size_t)b * h->model_stride]);
+                size_t at = (size_t)e * h->epoch_stride + (size_t)c * h->metric_stride +
+                            (size_t)b * h->model_stride;
+                csv_number(f, h->values_d ? h->values_d[at] : h->values[at]);
             }
         fputc('\n', f);
     }

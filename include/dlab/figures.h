@@ -49,7 +49,7 @@ typedef struct {
     const float *u_gd;  /* m x rank, packed */
     const float *svd_u; /* m x ld_u left singular vectors, or NULL */
     int ld_u;
-    const float *s;        /* singular values (with svd_u) */
+    const double *s;       /* singular values (with svd_u) */
     const int32_t *labels; /* m class ids in [0, n_classes), or NULL */
     int n_classes;
     char *const *class_names; /* n_classes names, or NULL: "class 1", ... */

@@ -67,6 +67,7 @@ typedef struct {
     uint64_t first_seed;      /* model b is seed first_seed + b */
     const float *values;      /* metric c of model b after epoch e at
                                     values[e*epoch_stride + c*metric_stride + b*model_stride] */
+    const double *values_d;   /* the same in double, used instead of values when not NULL */
     size_t epoch_stride, metric_stride, model_stride;
 } dl_csv_history;
 
