@@ -106,7 +106,9 @@ void dl_factorise_result_free(dl_factorise_result *r)
     free(r->sse_gd);
     free(r->singular_values);
     free(r->svd_u);
+    free(r->svd_v);
     free(r->u_gd);
+    free(r->v_gd);
     memset(r, 0, sizeof *r);
 }
 
@@ -116,13 +118,15 @@ static dl_status svd_baseline(dl_backend *be, fact_ctx *c, dl_factorise_result *
 {
     int m = c->m, n = c->n, k = c->k, p = m < n ? m : n;
     float *s_d = NULL, *u_d = NULL, *vt_d = NULL, *us_d = NULL, *rec = NULL;
-    float *us = NULL;
+    float *us = NULL, *vt = NULL;
     dl_status st = DL_OK;
     res->n_sv = p;
     res->singular_values = malloc(sizeof(float) * (size_t)p);
     res->svd_u = malloc(sizeof(float) * (size_t)m * p);
+    res->svd_v = malloc(sizeof(float) * (size_t)n * k);
     us = malloc(sizeof(float) * (size_t)m * k);
-    if (!res->singular_values || !res->svd_u || !us) {
+    vt = malloc(sizeof(float) * (size_t)k * n);
+    if (!res->singular_values || !res->svd_u || !res->svd_v || !us || !vt) {
         st = DL_FAIL(DL_E_MEMORY, "out of host memory for the SVD of a %dx%d matrix", m, n);
         goto done;
     }
@@ -138,8 +142,11 @@ static dl_status svd_baseline(dl_backend *be, fact_ctx *c, dl_factorise_result *
         goto done;
     res->svd_seconds = t;
     if ((st = be->download(be, res->singular_values, s_d, sizeof(float) * (size_t)p)) ||
-        (st = be->download(be, res->svd_u, u_d, sizeof(float) * (size_t)m * p)))
+        (st = be->download(be, res->svd_u, u_d, sizeof(float) * (size_t)m * p)) ||
+        (st = be->download(be, vt, vt_d, sizeof(float) * (size_t)k * n)))
         goto done;
+    for (int i = 0; i < n; i++) /* V_k = the first k rows of V^T, transposed */
+        for (int j = 0; j < k; j++) res->svd_v[(size_t)i * k + j] = vt[(size_t)j * n + i];
     double tail = 0.0;
     for (int i = k; i < p; i++) tail += (double)res->singular_values[i] * res->singular_values[i];
     res->sse_svd = tail;
@@ -155,7 +162,7 @@ static dl_status svd_baseline(dl_backend *be, fact_ctx *c, dl_factorise_result *
     res->sse_svd_recon = sse_rec;
     res->have_svd = true;
 done:
-    free(us);
+    free(us), free(vt);
     be->free(be, s_d), be->free(be, u_d), be->free(be, vt_d), be->free(be, us_d), be->free(be, rec);
     return st;
 }
@@ -169,7 +176,8 @@ static dl_status run(dl_backend *be, fact_ctx *c, const dl_factorise_config *cfg
     res->loss_history = malloc(sizeof(float) * (size_t)E * S);
     res->sse_gd = malloc(sizeof(float) * (size_t)S);
     res->u_gd = malloc(sizeof(float) * (size_t)m * k);
-    if (!res->loss_history || !res->sse_gd || !res->u_gd)
+    res->v_gd = malloc(sizeof(float) * (size_t)n * k);
+    if (!res->loss_history || !res->sse_gd || !res->u_gd || !res->v_gd)
         return DL_FAIL(DL_E_MEMORY, "out of host memory for the loss history");
 
     for (int b = 0; b < S; b++)
@@ -211,6 +219,7 @@ static dl_status run(dl_backend *be, fact_ctx *c, const dl_factorise_config *cfg
     DL_TRY(be->sq_err(be, c->e, c->a, (size_t)m * n, S, 0, c->metrics));
     DL_TRY(be->download(be, res->sse_gd, c->metrics, sizeof(float) * (size_t)S));
     DL_TRY(be->download(be, res->u_gd, c->params, sizeof(float) * (size_t)m * k));
+    DL_TRY(be->download(be, res->v_gd, c->params + (size_t)m * k, sizeof(float) * (size_t)n * k));
     if (cfg->svd && st != DL_E_DIVERGED) DL_TRY(svd_baseline(be, c, res));
     if (st != DL_OK) DL_FAIL(st, "%s", saved); /* restore the stop's message */
     return st;
@@ -228,7 +237,8 @@ static dl_status merge_groups(dl_factorise_result *parts, const int *firsts, int
     *res = parts[0];
     res->seeds = seeds;
     res->loss_history = NULL, res->sse_gd = NULL;
-    parts[0].singular_values = NULL, parts[0].svd_u = NULL, parts[0].u_gd = NULL; /* moved */
+    parts[0].singular_values = NULL, parts[0].svd_u = NULL, parts[0].svd_v = NULL; /* moved */
+    parts[0].u_gd = NULL, parts[0].v_gd = NULL;
     for (int g = 0; g < groups; g++) {
         if (parts[g].epochs_run < res->epochs_run) res->epochs_run = parts[g].epochs_run;
         if (parts[g].train_seconds > res->train_seconds)

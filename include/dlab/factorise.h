@@ -36,8 +36,13 @@ typedef struct {
     int n_sv;
     float *singular_values; /* n_sv = min(m, n), descending */
     float *svd_u;           /* m x n_sv left singular vectors (row-major) */
-    float *u_gd;            /* m x rank: U of the first model */
-    double train_seconds;   /* the gradient-descent loop alone */
+    float *svd_v;           /* n x rank: the leading right singular vectors (V_k, row-major) */
+    /* The first model's factors (seed cfg->seed), in the data's units: the
+     * matrix the task was given is approximated by u_gd v_gd^T. Whatever
+     * scale training runs at, these are reported unscaled. */
+    float *u_gd;          /* m x rank */
+    float *v_gd;          /* n x rank */
+    double train_seconds; /* the gradient-descent loop alone */
     double svd_seconds;
     dl_status stop; /* DL_OK, DL_E_DIVERGED or DL_E_INTERRUPTED */
 } dl_factorise_result;
