@@ -35,6 +35,11 @@ dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_
     return DL_FAIL(DL_E_RUNTIME, "cannot draw %s: dlab-gpu was built without PLplot", path);
 }
 
+dl_status dl_figure_confusion(const char *path, dl_fig_format fmt, const dl_fig_confusion *c)
+{
+    return DL_FAIL(DL_E_RUNTIME, "cannot draw %s: dlab-gpu was built without PLplot", path);
+}
+
 #else
 
 #include <plplot.h>
@@ -58,7 +63,7 @@ static const unsigned char series_rgb[N_SERIES][3] = {
  * scales that give them about the same visual weight. */
 static const char *const marker[] = {"●", "▲", "■", "◆", "▼", "★", "⬟"};
 static const double marker_scale[] = {1.0, 0.95, 0.85, 1.0, 0.95, 1.05, 1.0};
-#define N_MARKERS ((int)(sizeof marker / sizeof marker[0]))
+#define N_MARKERS     ((int)(sizeof marker / sizeof marker[0]))
 
 static char plplot_complaint[256];
 
@@ -502,6 +507,115 @@ dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_
         st = end(path);
     }
     free(count);
+    return st;
+}
+
+/* --- figure 4: confusion matrix ------------------------------------------ */
+
+/* Class names longer than this are cut (at a character boundary) with an
+ * ellipsis, so that the labels leave room for the grid. */
+#define CM_NAME_MAX   24
+
+/* The height of a character at scale 1 and the width of a wide one, in
+ * pixels of the page, as the cairo devices draw DejaVu Sans. */
+#define CHAR_PX       16.7
+#define CHAR_WIDTH_PX (0.7 * CHAR_PX)
+
+static void short_name(const char *in, char *out, size_t len)
+{
+    char cut[4 * CM_NAME_MAX + 8];
+    size_t n = strlen(in);
+    if (n <= CM_NAME_MAX) {
+        escape_text(in, out, len);
+        return;
+    }
+    n = CM_NAME_MAX;
+    while (n > 0 && ((unsigned char)in[n] & 0xc0) == 0x80) n--; /* not inside a character */
+    snprintf(cut, sizeof cut, "%.*s…", (int)n, in);
+    escape_text(cut, out, len);
+}
+
+dl_status dl_figure_confusion(const char *path, dl_fig_format fmt, const dl_fig_confusion *c)
+{
+    const int C = c->classes;
+    if (C < 1 || !c->counts)
+        return DL_FAIL(DL_E_USAGE, "figure 4: nothing to draw (%d classes)", C);
+    char(*names)[128] = malloc(sizeof *names * (size_t)C);
+    if (!names) return DL_FAIL(DL_E_MEMORY, "figure 4: out of host memory for %d classes", C);
+    int longest = 7;
+    for (int k = 0; k < C; k++) {
+        char raw[96];
+        if (c->class_names)
+            snprintf(raw, sizeof raw, "%s", c->class_names[k]);
+        else
+            snprintf(raw, sizeof raw, "class %d", k + 1);
+        short_name(raw, names[k], sizeof names[k]);
+        int len = (int)strlen(raw);
+        if (len > longest) longest = len > CM_NAME_MAX ? CM_NAME_MAX + 1 : len;
+    }
+    dl_status st = begin(path, fmt);
+    if (st == DL_OK) {
+        const double text = C <= 5 ? 0.9 : C <= 10 ? 0.7 : C <= 20 ? 0.5 : 0.4;
+        const bool vertical = C > 5; /* column labels across, or up the page */
+        const double label_px = longest * CHAR_WIDTH_PX * text; /* the longest name */
+        /* Room under the grid: its column labels, then "predicted class". */
+        const double below_px =
+            (vertical ? 0.8 * CHAR_PX * text + label_px : 2.4 * CHAR_PX * text) + 2.2 * CHAR_PX;
+        const double y0 = below_px / DL_FIG_HEIGHT + 0.02, y1 = 0.88;
+        /* A square grid, centred in what the row labels leave of the page. */
+        const double side = (y1 - y0) * DL_FIG_HEIGHT / DL_FIG_WIDTH;
+        const double left = (label_px + 3.5 * CHAR_PX) / DL_FIG_WIDTH;
+        const double x0 = left + (1.0 - left - side) / 2, x1 = x0 + side;
+        /* cmap1: white to Okabe-Ito blue */
+        PLFLT pos[2] = {0.0, 1.0}, r[2] = {1.0, series_rgb[0][0] / 255.0},
+              g[2] = {1.0, series_rgb[0][1] / 255.0}, b[2] = {1.0, series_rgb[0][2] / 255.0};
+        plscmap1n(256);
+        plscmap1l(1, 2, pos, r, g, b, NULL);
+        plvpor(x0, x1, y0, y1);
+        plwind(0.0, C, 0.0, C);
+        for (int t = 0; t < C; t++) {
+            long total = 0;
+            for (int q = 0; q < C; q++) total += c->counts[(size_t)t * C + q];
+            for (int q = 0; q < C; q++) {
+                int n = c->counts[(size_t)t * C + q];
+                double frac = total > 0 ? (double)n / total : 0.0;
+                double top = C - t, bottom = C - t - 1;
+                PLFLT bx[4] = {q, q + 1, q + 1, q}, by[4] = {bottom, bottom, top, top};
+                plcol1(frac);
+                plfill(4, bx, by);
+                if (C <= 20) {
+                    char num[16];
+                    snprintf(num, sizeof num, "%d", n);
+                    plcol0(frac > 0.5 ? BG : INK);
+                    plschr(0.0, text * 1.2);
+                    plptex(q + 0.5, bottom + 0.5, 1.0, 0.0, 0.5, num);
+                }
+            }
+        }
+        plcol0(INK);
+        plwidth(1.0);
+        for (int k = 0; k <= C; k++) { /* cell borders */
+            PLFLT lx[2] = {k, k}, ly[2] = {0, C}, hx[2] = {0, C}, hy[2] = {k, k};
+            plline(2, lx, ly);
+            plline(2, hx, hy);
+        }
+        plschr(0.0, text);
+        for (int k = 0; k < C; k++) {
+            double at = (k + 0.5) / C;
+            plmtex("lv", 0.8, 1.0 - at, 1.0, names[k]);
+            plmtex(vertical ? "bv" : "b", vertical ? 0.8 : 1.4, at, vertical ? 1.0 : 0.5, names[k]);
+        }
+        /* plmtex's displacement counts heights of the current characters */
+        const double axis_scale = 0.85, axis_px = CHAR_PX * axis_scale;
+        plschr(0.0, axis_scale);
+        plmtex("l", (label_px + 0.8 * CHAR_PX * text) / axis_px + 1.2, 0.5, 0.5, "true class");
+        plmtex("b", (below_px - 2.2 * CHAR_PX) / axis_px + 1.3, 0.5, 0.5, "predicted class");
+        plschr(0.0, 0.95);
+        plmtex("t", 1.2, 0.5, 0.5, c->title ? c->title : "Confusion matrix");
+        plschr(0.0, 1.0);
+        st = end(path);
+    }
+    free(names);
     return st;
 }
 
