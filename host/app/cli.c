@@ -18,10 +18,12 @@ void dl_cli_usage(FILE *f)
 {
     fprintf(
         f, "Usage: dlab-gpu --task factorise|mlp [options]\n"
+           "       dlab-gpu --task predict --model FILE --data FILE [options]\n"
            "\n"
            "Runs the experiments of a deep-learning lab on the GPU (or the CPU):\n"
            "  factorise  rank-k factorisation by gradient descent vs. the optimal SVD truncation\n"
            "  mlp        a one-hidden-layer classifier (ReLU, softmax cross-entropy)\n"
+           "  predict    apply a classifier saved by mlp --out (model.json) to a data file\n"
            "\n"
            "Data:\n"
            "  --data PATH        CSV: numeric columns and an optional trailing label column\n"
@@ -45,11 +47,15 @@ void dl_cli_usage(FILE *f)
            "  --momentum M       mlp: momentum coefficient in [0, 1) (default 0.9)\n"
            "  --batch B          mlp: mini-batch size (default: the whole training split)\n"
            "  --train N          mlp: rows used for training after shuffling (default 100)\n"
+           "  --model FILE       predict: the model.json that mlp --out wrote\n"
            "\n"
            "Running and output:\n"
            "  --device D         auto (default: the GPU if one answers), cpu or cuda\n"
            "  --json             print one JSON object on stdout (the text report goes to stderr)\n"
-           "  --out DIR          write per-epoch CSV, summary.json and figures into DIR\n"
+           "  --out DIR          write the results into DIR: summary.json, report.html, figures;\n"
+           "                     factorise: history.csv, U and V (.npy, .csv), column_means.npy,\n"
+           "                     svd_U/S/V.npy; mlp: history.csv, model.json, predictions.csv;\n"
+           "                     predict: predictions.csv\n"
            "  --force            allow --out to write into a non-empty directory\n"
            "  --quiet            no progress line\n"
            "  --help, --version\n"
@@ -137,7 +143,13 @@ static dl_status parse_choice(const char *opt, const char *s, const char *const 
 
 /* Options that belong to one task only; naming one with the other task is
  * a mistake worth reporting rather than ignoring. */
-typedef enum { FOR_ALL, FOR_FACTORISE, FOR_MLP } scope;
+typedef enum {
+    FOR_FACTORISE = 1,
+    FOR_MLP = 2,
+    FOR_PREDICT = 4,
+    FOR_TRAINING = FOR_FACTORISE | FOR_MLP,
+    FOR_ALL = FOR_TRAINING | FOR_PREDICT
+} scope;
 
 typedef struct {
     const char *name;
@@ -150,10 +162,10 @@ static const opt_spec specs[] = {
     {"--data", true, FOR_ALL},
     {"--synthetic", true, FOR_FACTORISE},
     {"--rank", true, FOR_FACTORISE},
-    {"--epochs", true, FOR_ALL},
-    {"--lr", true, FOR_ALL},
-    {"--seed", true, FOR_ALL},
-    {"--seeds", true, FOR_ALL},
+    {"--epochs", true, FOR_TRAINING},
+    {"--lr", true, FOR_TRAINING},
+    {"--seed", true, FOR_TRAINING},
+    {"--seeds", true, FOR_TRAINING},
     {"--no-center", false, FOR_FACTORISE},
     {"--no-svd", false, FOR_FACTORISE},
     {"--device", true, FOR_ALL},
@@ -167,6 +179,7 @@ static const opt_spec specs[] = {
     {"--batch", true, FOR_MLP},
     {"--train", true, FOR_MLP},
     {"--preset", true, FOR_MLP},
+    {"--model", true, FOR_PREDICT},
     {"--help", false, FOR_ALL},
     {"-h", false, FOR_ALL},
     {"--version", false, FOR_ALL},
@@ -182,16 +195,21 @@ static const opt_spec *find_spec(const char *name, size_t len)
 
 static dl_status apply(dl_options *o, const char *name, const char *v)
 {
-    static const char *const tasks[] = {"factorise", "factorize", "mlp", NULL};
+    static const char *const tasks[] = {"factorise", "factorize", "mlp", "predict", NULL};
     static const char *const optims[] = {"sgd", "momentum", "adam", NULL};
     static const char *const presets[] = {"lab", "careful", NULL};
     const char *pick;
     if (!strcmp(name, "--task")) {
         DL_TRY(parse_choice(name, v, tasks, &pick));
-        o->task = !strcmp(pick, "mlp") ? DL_TASK_MLP : DL_TASK_FACTORISE;
+        o->task = !strcmp(pick, "mlp")       ? DL_TASK_MLP
+                  : !strcmp(pick, "predict") ? DL_TASK_PREDICT
+                                             : DL_TASK_FACTORISE;
     } else if (!strcmp(name, "--data")) {
         if (!*v) return DL_FAIL(DL_E_USAGE, "--data: empty path");
         o->data = v;
+    } else if (!strcmp(name, "--model")) {
+        if (!*v) return DL_FAIL(DL_E_USAGE, "--model: empty path");
+        o->model = v;
     } else if (!strcmp(name, "--synthetic"))
         DL_TRY(parse_shape(name, v, &o->synth_m, &o->synth_n));
     else if (!strcmp(name, "--rank"))
@@ -242,6 +260,29 @@ static dl_status apply(dl_options *o, const char *name, const char *v)
     return DL_OK;
 }
 
+/* An option named with a task it does not belong to is a mistake worth
+ * reporting rather than ignoring. */
+static dl_status check_scopes(dl_task task, const opt_spec *const *seen, size_t n)
+{
+    static const char *const task_name[] = {"", "factorise", "mlp", "predict"};
+    const int bit = task == DL_TASK_FACTORISE ? FOR_FACTORISE
+                    : task == DL_TASK_MLP     ? FOR_MLP
+                                              : FOR_PREDICT;
+    for (size_t k = 0; k < n; k++) {
+        int scope_bits = (int)seen[k]->for_task;
+        if (scope_bits & bit) continue;
+        if (scope_bits == FOR_FACTORISE || scope_bits == FOR_MLP || scope_bits == FOR_PREDICT)
+            return DL_FAIL(DL_E_USAGE, "%s applies to --task %s, not %s", seen[k]->name,
+                           task_name[scope_bits == FOR_FACTORISE ? 1
+                                     : scope_bits == FOR_MLP     ? 2
+                                                                 : 3],
+                           task_name[task]);
+        return DL_FAIL(DL_E_USAGE, "%s does not apply to --task %s", seen[k]->name,
+                       task_name[task]);
+    }
+    return DL_OK;
+}
+
 dl_status dl_cli_parse(int argc, char **argv, dl_options *o)
 {
     *o = (dl_options){.rank = 2,
@@ -258,7 +299,8 @@ dl_status dl_cli_parse(int argc, char **argv, dl_options *o)
                       .optim = NULL,
                       .preset = "careful",
                       .device = DL_DEVICE_AUTO};
-    const opt_spec *seen_task_specific[2] = {NULL, NULL}; /* first factorise-only, mlp-only */
+    const opt_spec *seen[sizeof specs / sizeof specs[0]]; /* options given, in order */
+    size_t n_seen = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strncmp(arg, "-", 1) != 0 || !strcmp(arg, "-"))
@@ -281,17 +323,18 @@ dl_status dl_cli_parse(int argc, char **argv, dl_options *o)
         }
         DL_TRY(apply(o, sp->name, val));
         if (o->help || o->version) return DL_OK;
-        if (sp->for_task == FOR_FACTORISE && !seen_task_specific[0]) seen_task_specific[0] = sp;
-        if (sp->for_task == FOR_MLP && !seen_task_specific[1]) seen_task_specific[1] = sp;
+        bool again = false;
+        for (size_t k = 0; k < n_seen; k++) again |= seen[k] == sp;
+        if (!again) seen[n_seen++] = sp;
     }
     if (o->task == DL_TASK_NONE)
-        return DL_FAIL(DL_E_USAGE, "missing --task (factorise or mlp); see --help");
-    if (o->task == DL_TASK_MLP && seen_task_specific[0])
-        return DL_FAIL(DL_E_USAGE, "%s applies to --task factorise, not mlp",
-                       seen_task_specific[0]->name);
-    if (o->task == DL_TASK_FACTORISE && seen_task_specific[1])
-        return DL_FAIL(DL_E_USAGE, "%s applies to --task mlp, not factorise",
-                       seen_task_specific[1]->name);
+        return DL_FAIL(DL_E_USAGE, "missing --task (factorise, mlp or predict); see --help");
+    DL_TRY(check_scopes(o->task, seen, n_seen));
+    if (o->task == DL_TASK_PREDICT && !o->model)
+        return DL_FAIL(DL_E_USAGE,
+                       "--task predict needs --model FILE (a model.json from mlp --out)");
+    if (o->task == DL_TASK_PREDICT && !o->data)
+        return DL_FAIL(DL_E_USAGE, "--task predict needs --data FILE (the rows to classify)");
     if (o->data && o->synth_m)
         return DL_FAIL(DL_E_USAGE, "--data and --synthetic cannot be used together");
     if (o->force && !o->out) return DL_FAIL(DL_E_USAGE, "--force only makes sense with --out DIR");

@@ -1,11 +1,14 @@
 /* dlab-gpu --task factorise: load or synthesise the matrix, run the task,
  * compare Û with the SVD's subspace, report in text and JSON, and with
- * --out DIR write the history, the summary and Figure 1. */
+ * --out DIR write the history, Figure 1, the factors, report.html and the
+ * summary. */
 #include "dlab/cmd.h"
 #include "dlab/data.h"
 #include "dlab/factorise.h"
+#include "dlab/factors_out.h"
 #include "dlab/json.h"
 #include "dlab/report.h"
+#include "dlab/report_html.h"
 #include "dlab/subspace.h"
 #include "dlab/summary.h"
 
@@ -26,8 +29,9 @@ typedef struct {
     const dl_factorise_result *r;
     double *angles_deg; /* rank values, NULL when not compared */
     double aligned_residual;
-    char align_note[160]; /* why not compared, when there is an SVD */
-    float *gaps;          /* seeds values: sse_gd - sse_svd, when there is an SVD */
+    char align_note[160];      /* why not compared, when there is an SVD */
+    float *gaps;               /* seeds values: sse_gd - sse_svd, when there is an SVD */
+    const float *column_means; /* n values subtracted from A's columns, or NULL (none) */
     dl_out *out;
 } report;
 
@@ -203,7 +207,8 @@ static void write_text(FILE *f, const report *rep)
     dl_out_text(f, rep->out);
 }
 
-/* --out DIR: the loss history, Figure 1, then the summary. */
+/* --out DIR: the loss history, Figures 1 and 3, the factors, report.html,
+ * then the summary. */
 static dl_status write_files(report *rep, const dl_dataset *d)
 {
     const dl_factorise_result *r = rep->r;
@@ -240,11 +245,26 @@ static dl_status write_files(report *rep, const dl_dataset *d)
             .log10_x = true,
             .band_lo = NAN,
             .band_hi = NAN,
-            .xlabel = "gradient-descent SSE minus the SVD optimum "
+            .xlabel = "SSE minus the SVD optimum "
                       "(1e-7 and below, rounding under zero included, in the first bar)",
             .title = "Gap to the optimum over seeds"};
         DL_TRY(dl_out_figure_histogram(rep->out, "figure3_seeds_histogram", &hist));
     }
+    /* The factors are in the data's units whatever scale training ran at
+     * (dl_factorise_result), so U V^T approximates A - 1 mu^T as given. */
+    DL_TRY(dl_out_factors(rep->out, r, rep->column_means));
+    dl_html_factorise page = {.source = rep->source,
+                              .centred = rep->centred,
+                              .cfg = rep->cfg,
+                              .r = r,
+                              .backend = rep->c->be->name,
+                              .device = rep->c->be->device,
+                              .angles_deg = rep->angles_deg,
+                              .aligned_residual = rep->aligned_residual,
+                              .align_note = rep->align_note,
+                              .gaps = rep->gaps,
+                              .out = rep->out};
+    DL_TRY(dl_out_write(rep->out, "report.html", dl_html_write_factorise, &page));
     return dl_out_summary(rep->out, write_json, rep);
 }
 
@@ -267,6 +287,7 @@ dl_status dl_cmd_factorise(dl_cmd *c)
     dl_status st;
     char source[512];
     bool centred = false;
+    float *means = NULL;
     if (o->synth_m) {
         snprintf(source, sizeof source, "synthetic %dx%d", o->synth_m, o->synth_n);
         DL_TRY(dl_factorise_validate(o->synth_m, o->synth_n, &cfg));
@@ -277,21 +298,39 @@ dl_status dl_cmd_factorise(dl_cmd *c)
         const char *path = o->data ? o->data : dl_default_data_path();
         snprintf(source, sizeof source, "%s", path);
         DL_TRY(dl_dataset_load(path, &d));
-        if (o->center) dl_dataset_center(&d, NULL);
+        st = DL_OK;
+        if (o->center) {
+            double *mu = malloc(sizeof(double) * (size_t)d.cols);
+            means = malloc(sizeof(float) * (size_t)d.cols);
+            if (!mu || !means)
+                st = DL_FAIL(DL_E_MEMORY, "out of host memory for %d column means", d.cols);
+            else {
+                dl_dataset_center(&d, mu);
+                for (int j = 0; j < d.cols; j++) means[j] = (float)mu[j]; /* as subtracted */
+            }
+            free(mu);
+        }
         centred = o->center;
-        st = dl_factorise_validate(d.rows, d.cols, &cfg);
+        if (st == DL_OK) st = dl_factorise_validate(d.rows, d.cols, &cfg);
         if (st == DL_OK) st = dl_out_prepare(&out, o->force);
         if (st == DL_OK) st = dl_factorise(c->be, d.x, d.rows, d.cols, &cfg, &r);
     }
     if (st != DL_OK && st != DL_E_DIVERGED && st != DL_E_INTERRUPTED) {
         dl_dataset_free(&d);
+        free(means);
         return st;
     }
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", dl_errmsg());
     if (c->progress) c->progress(c->progress_ud, NULL);
 
-    report rep = {.c = c, .source = source, .centred = centred, .cfg = &cfg, .r = &r, .out = &out};
+    report rep = {.c = c,
+                  .source = source,
+                  .centred = centred,
+                  .cfg = &cfg,
+                  .r = &r,
+                  .column_means = means,
+                  .out = &out};
     dl_status wst = compare_subspaces(&rep);
     if (wst == DL_OK && r.have_svd) {
         rep.gaps = malloc(sizeof(float) * (size_t)r.seeds);
@@ -306,6 +345,7 @@ dl_status dl_cmd_factorise(dl_cmd *c)
     fflush(stdout);
     free(rep.angles_deg);
     free(rep.gaps);
+    free(means);
     dl_factorise_result_free(&r);
     dl_dataset_free(&d);
     if (wst != DL_OK) return wst; /* a file that could not be written outranks the stop */

@@ -20,5 +20,6 @@ typedef struct {
 
 dl_status dl_cmd_factorise(dl_cmd *c);
 dl_status dl_cmd_mlp(dl_cmd *c);
+dl_status dl_cmd_predict(dl_cmd *c);
 
 #endif
