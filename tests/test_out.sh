@@ -193,7 +193,8 @@ if "$test_report" "$tmp/lib" >/dev/null 2>"$tmp/err"; then
   check_png "$tmp/lib/figure2_learning_curves.png" --colors 0072b2,e69f00
   check_svg "$tmp/lib/figure2_learning_curves.svg"
   check_png "$tmp/lib/figure1_projections.png" --colors "$classes"
-  check_png "$tmp/lib/figure4_twelve.png" --colors 0072b2
+  check_png "$tmp/lib/figure4_confusion_matrix.png" --colors 0072b2
+  check_png "$tmp/lib/figure4_twelve.png"
   check_svg "$tmp/lib/figure4_twelve.svg"
 else
   bad "test_report $tmp/lib: $(tail -n 5 "$tmp/err")"
