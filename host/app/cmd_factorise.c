@@ -32,6 +32,7 @@ typedef struct {
     char align_note[160];      /* why not compared, when there is an SVD */
     float *gaps;               /* seeds values: sse_gd - sse_svd, when there is an SVD */
     const float *column_means; /* n values subtracted from A's columns, or NULL (none) */
+    char factors_note[96];     /* why the factors were not written, "" otherwise */
     dl_out *out;
 } report;
 
@@ -205,6 +206,7 @@ static void write_text(FILE *f, const report *rep)
     if (r->have_svd) fprintf(f, "  SVD time             %.3f ms\n", r->svd_seconds * 1e3);
     if (r->seeds > 1) write_seed_spread(f, rep);
     dl_out_text(f, rep->out);
+    if (rep->factors_note[0]) fprintf(f, "  factors              %s\n", rep->factors_note);
 }
 
 /* --out DIR: the loss history, Figures 1 and 3, the factors, report.html,
@@ -252,7 +254,8 @@ static dl_status write_files(report *rep, const dl_dataset *d)
     }
     /* The factors are in the data's units whatever scale training ran at
      * (dl_factorise_result), so U V^T approximates A - 1 mu^T as given. */
-    DL_TRY(dl_out_factors(rep->out, r, rep->column_means));
+    DL_TRY(dl_out_factors(rep->out, r, rep->column_means, rep->factors_note,
+                          sizeof rep->factors_note));
     dl_html_factorise page = {.source = rep->source,
                               .centred = rep->centred,
                               .cfg = rep->cfg,
@@ -263,6 +266,7 @@ static dl_status write_files(report *rep, const dl_dataset *d)
                               .aligned_residual = rep->aligned_residual,
                               .align_note = rep->align_note,
                               .gaps = rep->gaps,
+                              .factors_note = rep->factors_note,
                               .out = rep->out};
     DL_TRY(dl_out_write(rep->out, "report.html", dl_html_write_factorise, &page));
     return dl_out_summary(rep->out, write_json, rep);

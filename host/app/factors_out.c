@@ -2,6 +2,7 @@
 
 #include "dlab/npy_write.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 static dl_status write_pair(dl_out *o, const char *base, const char *prefix, const float *v,
@@ -16,9 +17,22 @@ static dl_status write_pair(dl_out *o, const char *base, const char *prefix, con
     return dl_out_write(o, name, dl_csv_write_matrix, &m);
 }
 
-dl_status dl_out_factors(dl_out *o, const dl_factorise_result *r, const float *column_means)
+static bool all_finite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return false;
+    return true;
+}
+
+dl_status dl_out_factors(dl_out *o, const dl_factorise_result *r, const float *column_means,
+                         char *note, size_t note_len)
 {
     const int m = r->m, n = r->n, k = r->rank;
+    note[0] = '\0';
+    if (!all_finite(r->u_gd, (size_t)m * k) || !all_finite(r->v_gd, (size_t)n * k)) {
+        snprintf(note, note_len, "not written: U or V holds NaN or Inf (training diverged)");
+        return DL_OK;
+    }
     DL_TRY(write_pair(o, "U", "u", r->u_gd, m, k));
     DL_TRY(write_pair(o, "V", "v", r->v_gd, n, k));
     float *zeros = NULL;

@@ -450,6 +450,12 @@ dl_status dl_html_write_factorise(FILE *f, const void *arg)
     if (r->have_svd) row(f, "SVD time", "%.3f ms", r->svd_seconds * 1e3);
     fputs("</tbody>\n</table>\n", f);
 
+    if (pg->factors_note && pg->factors_note[0]) {
+        fputs("<p class=\"note\">U and V: ", f);
+        dl_html_escape(f, pg->factors_note);
+        fputs(".</p>\n", f);
+    }
+
     h2(f, "figures", "Figures");
     figure(f, pg->out, "figure1_projections", 1,
            r->have_svd ? "The rows of the data on the first two principal axes by the SVD (U·S, "

@@ -13,7 +13,8 @@
  * is the run's sse_gd; U_k diag(S_k) V_k^T is the optimal rank-k
  * approximation of A - 1 mu^T. With --seeds N the factors are the first
  * model's (seed S, the one whose history the reports show). Without an SVD
- * baseline (--no-svd, or a diverged run) the svd_* files are not written.
+ * baseline (--no-svd, or a diverged run) the svd_* files are not written;
+ * when U or V holds NaN or Inf (the first model diverged) none is.
  */
 #ifndef DLAB_FACTORS_OUT_H
 #define DLAB_FACTORS_OUT_H
@@ -22,7 +23,9 @@
 #include "dlab/report.h"
 
 /* Writes the files above into o->dir (each atomically, listed in o->files).
- * column_means: r->n values, or NULL for zeros. */
-dl_status dl_out_factors(dl_out *o, const dl_factorise_result *r, const float *column_means);
+ * column_means: r->n values, or NULL for zeros. When nothing is written,
+ * note (note_len bytes) says why; otherwise it is set to "". */
+dl_status dl_out_factors(dl_out *o, const dl_factorise_result *r, const float *column_means,
+                         char *note, size_t note_len);
 
 #endif

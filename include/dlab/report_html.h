@@ -30,9 +30,10 @@ typedef struct {
     const char *backend, *device;
     const double *angles_deg; /* r->rank principal angles, or NULL */
     double aligned_residual;
-    const char *align_note; /* why there are no angles */
-    const float *gaps;      /* r->seeds gaps to the SVD optimum, or NULL */
-    const dl_out *out;      /* the files written so far (figures included) */
+    const char *align_note;   /* why there are no angles */
+    const float *gaps;        /* r->seeds gaps to the SVD optimum, or NULL */
+    const char *factors_note; /* why U and V were not written, or NULL/"" */
+    const dl_out *out;        /* the files written so far (figures included) */
 } dl_html_factorise;
 
 dl_status dl_html_write_factorise(FILE *f, const void *page); /* a dl_write_fn */
