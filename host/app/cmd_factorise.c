@@ -1,14 +1,17 @@
 /* dlab-gpu --task factorise: load or synthesise the matrix, run the task,
  * compare Û with the SVD's subspace, report in text and JSON, and with
- * --out DIR write the history, the summary and Figure 1. Figures that are
- * undefined for the data (host/tasks/factorise_checks.c) are null in JSON,
- * "undefined: why" in the text, and a warning says why. */
+ * --out DIR write the history, Figure 1, the factors, report.html and the
+ * summary. Figures that are undefined for the data
+ * (host/tasks/factorise_checks.c) are null in JSON, "undefined: why" in the
+ * text and the page, and a warning says why. */
 #include "dlab/cmd.h"
 #include "dlab/data.h"
 #include "dlab/factorise.h"
 #include "dlab/factorise_checks.h"
+#include "dlab/factors_out.h"
 #include "dlab/json.h"
 #include "dlab/report.h"
+#include "dlab/report_html.h"
 #include "dlab/subspace.h"
 #include "dlab/summary.h"
 
@@ -29,9 +32,11 @@ typedef struct {
     dl_factorise_checks checks; /* with an SVD: which figures are defined */
     double *angles_deg;         /* rank values, NULL when not compared */
     double aligned_residual;
-    char align_note[192]; /* why not compared, when there is an SVD */
-    float *gaps;          /* seeds values: sse_gd - sse_svd, when there is an SVD */
-    double *rel_gaps;     /* seeds values: gap / sse_svd, when defined */
+    char align_note[192];      /* why not compared, when there is an SVD */
+    float *gaps;               /* seeds values: sse_gd - sse_svd, when there is an SVD */
+    double *rel_gaps;          /* seeds values: gap / sse_svd, when defined */
+    const float *column_means; /* n values subtracted from A's columns, or NULL (none) */
+    char factors_note[96];     /* why the factors were not written, "" otherwise */
     dl_out *out;
 } report;
 
@@ -315,9 +320,11 @@ static void write_text(FILE *f, const report *rep)
     if (r->have_svd) fprintf(f, "  SVD time             %.3f ms\n", r->svd_seconds * 1e3);
     if (r->seeds > 1) write_seed_spread(f, rep);
     dl_out_text(f, rep->out);
+    if (rep->factors_note[0]) fprintf(f, "  factors              %s\n", rep->factors_note);
 }
 
-/* --out DIR: the loss history, Figure 1, then the summary. */
+/* --out DIR: the loss history, Figures 1 and 3, the factors, report.html,
+ * then the summary. */
 static dl_status write_files(report *rep, const dl_dataset *d)
 {
     const dl_factorise_result *r = rep->r;
@@ -354,11 +361,32 @@ static dl_status write_files(report *rep, const dl_dataset *d)
             .log10_x = true,
             .band_lo = NAN,
             .band_hi = NAN,
-            .xlabel = "gradient-descent SSE minus the SVD optimum "
+            .xlabel = "SSE minus the SVD optimum "
                       "(1e-7 and below, rounding under zero included, in the first bar)",
             .title = "Gap to the optimum over seeds"};
         DL_TRY(dl_out_figure_histogram(rep->out, "figure3_seeds_histogram", &hist));
     }
+    /* The factors are in the data's units whatever scale training ran at
+     * (dl_factorise_result), so U V^T approximates A - 1 mu^T as given. */
+    DL_TRY(dl_out_factors(rep->out, r, rep->column_means, rep->factors_note,
+                          sizeof rep->factors_note));
+    dl_html_factorise page = {.source = rep->source,
+                              .centred = rep->centred,
+                              .cfg = rep->cfg,
+                              .r = r,
+                              .backend = rep->c->be->name,
+                              .device = rep->c->be->device,
+                              .angles_deg = rep->angles_deg,
+                              .aligned_residual = rep->aligned_residual,
+                              .align_note = rep->align_note,
+                              .gaps = rep->gaps,
+                              .rel_gaps = rep->rel_gaps,
+                              .gap_why = rep->checks.gap_why,
+                              .warnings = rep->checks.warnings,
+                              .n_warnings = rep->checks.n_warnings,
+                              .factors_note = rep->factors_note,
+                              .out = rep->out};
+    DL_TRY(dl_out_write(rep->out, "report.html", dl_html_write_factorise, &page));
     return dl_out_summary(rep->out, write_json, rep);
 }
 
@@ -408,6 +436,7 @@ dl_status dl_cmd_factorise(dl_cmd *c)
     dl_status st;
     char source[512];
     bool centred = false;
+    float *means = NULL;
     if (o->synth_m) {
         snprintf(source, sizeof source, "synthetic %dx%d", o->synth_m, o->synth_n);
         DL_TRY(dl_factorise_validate(o->synth_m, o->synth_n, &cfg));
@@ -418,19 +447,37 @@ dl_status dl_cmd_factorise(dl_cmd *c)
         const char *path = o->data ? o->data : dl_default_data_path();
         snprintf(source, sizeof source, "%s", path);
         DL_TRY(dl_cmd_load_data(c, path, false, &d));
-        if (o->center) dl_dataset_center(&d, NULL);
+        st = DL_OK;
+        if (o->center) {
+            double *mu = malloc(sizeof(double) * (size_t)d.cols);
+            means = malloc(sizeof(float) * (size_t)d.cols);
+            if (!mu || !means)
+                st = DL_FAIL(DL_E_MEMORY, "out of host memory for %d column means", d.cols);
+            else {
+                dl_dataset_center(&d, mu);
+                for (int j = 0; j < d.cols; j++) means[j] = (float)mu[j]; /* as subtracted */
+            }
+            free(mu);
+        }
         centred = o->center;
-        st = dl_factorise_validate(d.rows, d.cols, &cfg);
+        if (st == DL_OK) st = dl_factorise_validate(d.rows, d.cols, &cfg);
         if (st == DL_OK) st = dl_out_prepare(&out, o->force);
         if (st == DL_OK) st = dl_factorise(c->be, d.x, d.rows, d.cols, &cfg, &r);
     }
     if (st != DL_OK) {
         dl_dataset_free(&d);
+        free(means);
         return st;
     }
     if (c->progress) c->progress(c->progress_ud, NULL);
 
-    report rep = {.c = c, .source = source, .centred = centred, .cfg = &cfg, .r = &r, .out = &out};
+    report rep = {.c = c,
+                  .source = source,
+                  .centred = centred,
+                  .cfg = &cfg,
+                  .r = &r,
+                  .column_means = means,
+                  .out = &out};
     dl_status wst = derive(&rep);
     if (wst == DL_OK && out.dir) wst = write_files(&rep, &d);
     write_text(c->text, &rep);
@@ -441,6 +488,7 @@ dl_status dl_cmd_factorise(dl_cmd *c)
     free(rep.angles_deg);
     free(rep.gaps);
     free(rep.rel_gaps);
+    free(means);
     /* A file that could not be written outranks the stop. */
     st = wst != DL_OK ? wst : dl_stop_status(&r.stop);
     dl_factorise_result_free(&r);

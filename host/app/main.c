@@ -122,7 +122,9 @@ int main(int argc, char **argv)
                   .stop = &stop_requested,
                   .progress = show_progress,
                   .progress_ud = &ps};
-    st = opt.task == DL_TASK_MLP ? dl_cmd_mlp(&cmd) : dl_cmd_factorise(&cmd);
+    st = opt.task == DL_TASK_MLP       ? dl_cmd_mlp(&cmd)
+         : opt.task == DL_TASK_PREDICT ? dl_cmd_predict(&cmd)
+                                       : dl_cmd_factorise(&cmd);
     show_progress(&ps, NULL);
     dl_backend_destroy(be);
     return st == DL_OK ? 0 : fail(st);

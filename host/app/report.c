@@ -239,6 +239,23 @@ dl_status dl_out_figure_histogram(dl_out *o, const char *base, const dl_fig_hist
     return figure_pair(o, base, draw_histogram, h);
 }
 
+static dl_status draw_confusion(const char *path, dl_fig_format fmt, const void *fig)
+{
+    return dl_figure_confusion(path, fmt, fig);
+}
+
+dl_status dl_out_figure_confusion(dl_out *o, const char *base, const dl_fig_confusion *c)
+{
+    return figure_pair(o, base, draw_confusion, c);
+}
+
+bool dl_out_has(const dl_out *o, const char *name)
+{
+    for (int i = 0; i < o->n_files; i++)
+        if (strcmp(o->files[i], name) == 0) return true;
+    return false;
+}
+
 /* --- CSV ------------------------------------------------------------------ */
 
 static void csv_number(FILE *f, double v)

@@ -120,7 +120,9 @@ void dl_factorise_result_free(dl_factorise_result *r)
     free(r->sse_gd);
     free(r->singular_values);
     free(r->svd_u);
+    free(r->svd_v);
     free(r->u_gd);
+    free(r->v_gd);
     memset(r, 0, sizeof *r);
 }
 
@@ -169,14 +171,16 @@ static dl_status svd_baseline(dl_backend *be, fact_ctx *c, int e, dl_factorise_r
 {
     int m = c->m, n = c->n, k = c->k, p = m < n ? m : n;
     float *s_d = NULL, *u_d = NULL, *vt_d = NULL, *us_d = NULL, *rec = NULL;
-    float *us = NULL, *s = NULL;
+    float *us = NULL, *s = NULL, *vt = NULL;
     dl_status st = DL_OK;
     res->n_sv = p;
     res->singular_values = malloc(sizeof(double) * (size_t)p);
     res->svd_u = malloc(sizeof(float) * (size_t)m * p);
+    res->svd_v = malloc(sizeof(float) * (size_t)n * k);
     us = malloc(sizeof(float) * (size_t)m * k);
     s = malloc(sizeof(float) * (size_t)p);
-    if (!res->singular_values || !res->svd_u || !us || !s) {
+    vt = malloc(sizeof(float) * (size_t)k * n);
+    if (!res->singular_values || !res->svd_u || !res->svd_v || !us || !s || !vt) {
         st = DL_FAIL(DL_E_MEMORY, "out of host memory for the SVD of a %dx%d matrix", m, n);
         goto done;
     }
@@ -192,8 +196,11 @@ static dl_status svd_baseline(dl_backend *be, fact_ctx *c, int e, dl_factorise_r
         goto done;
     res->svd_seconds = t;
     if ((st = dl_download(be, s, s_d, sizeof(float) * (size_t)p)) ||
-        (st = dl_download(be, res->svd_u, u_d, sizeof(float) * (size_t)m * p)))
+        (st = dl_download(be, res->svd_u, u_d, sizeof(float) * (size_t)m * p)) ||
+        (st = dl_download(be, vt, vt_d, sizeof(float) * (size_t)k * n)))
         goto done;
+    for (int i = 0; i < n; i++) /* V_k = the first k rows of V^T, transposed */
+        for (int j = 0; j < k; j++) res->svd_v[(size_t)i * k + j] = vt[(size_t)j * n + i];
     double tail = 0.0;
     for (int i = k; i < p; i++) tail += (double)s[i] * s[i];
     res->sse_svd = ldexp(tail, -2 * e);
@@ -209,7 +216,7 @@ static dl_status svd_baseline(dl_backend *be, fact_ctx *c, int e, dl_factorise_r
     res->sse_svd_recon = ldexp(sse_rec, -2 * e);
     res->have_svd = true;
 done:
-    free(us), free(s);
+    free(us), free(s), free(vt);
     dl_free(be, s_d), dl_free(be, u_d), dl_free(be, vt_d), dl_free(be, us_d), dl_free(be, rec);
     return st;
 }
@@ -395,6 +402,12 @@ static dl_status train(dl_backend *be, fact_ctx *c, fact_job *j, const dl_group 
     DL_TRY(st);
     if (grp->index != 0) return DL_OK;
     DL_TRY(dl_download(be, res->u_gd, c->params, sizeof(float) * (size_t)m * k));
+    DL_TRY(dl_download(be, res->v_gd, c->params + (size_t)m * k, sizeof(float) * (size_t)n * k));
+    /* U V^T approximates 2^te A, so U 2^-h and V 2^-(te-h) approximate A:
+     * powers of two, exact unless an entry leaves float32's normal range. */
+    const int h = te / 2;
+    dl_scale_copy(res->u_gd, res->u_gd, (size_t)m * k, -h);
+    dl_scale_copy(res->v_gd, res->v_gd, (size_t)n * k, -(te - h));
     if (cfg->svd && out->stop.kind != DL_STOP_DIVERGED) DL_TRY(svd_baseline(be, c, in->e, res));
     return DL_OK;
 }
@@ -502,8 +515,9 @@ static dl_status factorise_on_device(dl_backend *be, fact_job *j)
     res->loss_history = malloc(sizeof(double) * (size_t)E * S);
     res->sse_gd = malloc(sizeof(double) * (size_t)S);
     res->u_gd = malloc(sizeof(float) * (size_t)m * cfg->rank);
+    res->v_gd = malloc(sizeof(float) * (size_t)n * cfg->rank);
     if (!j->hist || !j->bad_epoch || !j->bad_nan || !res->loss_history || !res->sse_gd ||
-        !res->u_gd)
+        !res->u_gd || !res->v_gd)
         st = DL_FAIL(DL_E_MEMORY, "out of host memory for the loss history");
     dl_outcome out;
     if (st == DL_OK) st = dl_run_models(be, S, factorise_group, j, &out);

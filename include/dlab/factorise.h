@@ -65,11 +65,17 @@ typedef struct {
     double sse_svd;       /* sum of the discarded squared singular values */
     double sse_svd_recon; /* the same, from the rank-k reconstruction */
     int n_sv;
-    double *singular_values; /* n_sv = min(m, n), descending */
+    double *singular_values; /* n_sv = min(m, n), descending, in the data's units */
     float *svd_u;            /* m x n_sv left singular vectors (row-major) */
-    float *u_gd;             /* m x rank: U of the first model, in the training units
-                                (U V^T = 2^e A for the careful preset); its span is what counts */
-    double train_seconds;    /* the gradient-descent loop alone */
+    float *svd_v;            /* n x rank: the leading right singular vectors (V_k, row-major) */
+    /* The first model's factors (seed cfg->seed), in the data's units: the
+     * matrix the task was given is approximated by u_gd v_gd^T. Whatever
+     * scale training runs at (2^te A for the careful preset), they are
+     * scaled back exactly, by powers of two (U by 2^-h, h = te/2 rounded
+     * toward zero, V by 2^-(te-h)), before the result returns. */
+    float *u_gd;          /* m x rank */
+    float *v_gd;          /* n x rank */
+    double train_seconds; /* the gradient-descent loop alone */
     double svd_seconds;
     dl_stop stop; /* why training ended early, if it did; a divergence's message is
                      dl_factorise_explain's */
