@@ -180,7 +180,7 @@ fi
 if ((BUILT)) && [ -x "$EXE" ]; then
     times=() losses=() svd="" centred="" failed_runs=0
     for i in 1 2 3 4 5 6 7; do
-        out=$(timeout 60 "$EXE" --task factorise --device cuda --json 2>"$LOGS/factorise-cuda-$i.err")
+        out=$(timeout 60 "$EXE" --task factorise --preset lab --device cuda --json 2>"$LOGS/factorise-cuda-$i.err")
         rc=$?
         printf '%s\n' "$out" >"$LOGS/factorise-cuda-$i.json"
         if ((rc != 0)); then
@@ -217,7 +217,7 @@ if ((BUILT)) && [ -x "$EXE" ]; then
         fi
         # Both backends start from the same Philox numbers, so after 1000
         # epochs they differ only by float32 rounding.
-        cpu_out=$(timeout 120 "$EXE" --task factorise --device cpu --json 2>"$LOGS/factorise-cpu.err")
+        cpu_out=$(timeout 120 "$EXE" --task factorise --preset lab --device cpu --json 2>"$LOGS/factorise-cpu.err")
         rc=$?
         printf '%s\n' "$cpu_out" >"$LOGS/factorise-cpu.json"
         cpu_loss=$(printf '%s' "$cpu_out" | json_get sse_gd)
@@ -293,7 +293,7 @@ if ((BUILT)) && [ -x "$EXE" ]; then
         record SKIP "factorise 20000x2000 r32" "time budget spent" "exit 0, status ok"
     else
         t0=$SECONDS
-        out=$(timeout 90 "$EXE" --task factorise --device cuda --synthetic 20000x2000 --rank 32 \
+        out=$(timeout 90 "$EXE" --task factorise --preset lab --device cuda --synthetic 20000x2000 --rank 32 \
             --epochs 100 --lr "$LARGE_LR" --json 2>"$LOGS/factorise-large.err")
         rc=$?
         printf '%s\n' "$out" >"$LOGS/factorise-large.json"

@@ -6,8 +6,9 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libopenblas-dev liblapacke-dev
-      libplplot-dev plplot-driver-cairo python3 valgrind
-      clang libclang-rt-14-dev clang-format libcsv-dev libopenmpi-dev openmpi-bin patch)
+      libplplot-dev plplot-driver-cairo libjansson-dev python3 python3-numpy
+      python3-html5lib valgrind clang libclang-rt-14-dev clang-format libcsv-dev
+      libopenmpi-dev openmpi-bin patch)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -88,19 +88,22 @@ expect 2 "one.csv: needs at least 2 data rows, found 1" -- --task factorise --da
 expect 2 "--rank 2 is out of range for a 3x1 matrix" -- --task factorise --data "$(f col.csv '1\n2\n3\n')"
 expect 2 "is a directory|cannot read" -- --task factorise --data "$tmp"
 
-# runtime failures
-expect 1 "diverged: the loss became (NaN|Inf) at epoch [0-9]+ of 1000; try a smaller learning rate" -- --task factorise --lr 10 --device cpu
+expect 2 "--preset: unknown value 'fast'" -- --task factorise --preset fast
+
+# runtime failures: a step too large for the data names the limit and suggests one
+expect 1 "diverged: the loss became (NaN|Inf) at epoch [0-9]+ of 1000: the learning rate 10 is too large for this data .*sigma_1 = 25.09.*try a smaller learning rate such as --lr 0.004$" -- --task factorise --lr 10 --device cpu
+expect 1 "diverged: the loss became (NaN|Inf) at epoch [0-9]+ of 1000: the learning rate 10 is too large .*stable only below about 0.0113; try a smaller learning rate such as --lr 0.0023, or the careful preset" -- --task factorise --preset lab --lr 10 --device cpu
 if ! "$bin" --task factorise --device cuda --epochs 1 >/dev/null 2>"$tmp/err"; then
   expect 1 "no usable CUDA GPU|no CUDA backend" -- --task factorise --device cuda --epochs 1
 fi
 
 # the JSON report on iris: stdout is one JSON object with the lab's numbers
-if "$bin" --task factorise --device cpu --json >"$tmp/json" 2>"$tmp/err"; then
+if "$bin" --task factorise --preset lab --device cpu --json >"$tmp/json" 2>"$tmp/err"; then
   if python3 - "$tmp/json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 need = ["sse_gd", "sse_svd", "singular_values", "rank", "epochs", "lr", "seed", "backend",
-        "train_seconds", "loss_history"]
+        "train_seconds", "loss_history", "preset", "relative_gap", "warnings"]
 missing = [k for k in need if k not in d]
 assert not missing, f"missing keys {missing}"
 assert abs(d["sse_svd"] - 15.22883) < 1e-4, d["sse_svd"]
@@ -111,6 +114,10 @@ assert all(abs(a - b) < 1e-4 for a, b in zip(d["singular_values"], sv)), d["sing
 assert d["rank"] == 2 and d["epochs"] == 1000 and d["seed"] == 1 and d["backend"] == "cpu"
 assert len(d["loss_history"]) == 1000 and d["loss_history"][0] > d["loss_history"][-1]
 assert 0 < d["train_seconds"] < 10
+assert d["preset"] == "lab" and abs(d["lr"] - 0.01) < 1e-9 and d["init_std"] is None
+assert d["warnings"] == [] and d["scale_log2"] == -5  # ||A||_F = 26.1: 2^-5 A is in [0.5, 1)
+# 9 significant digits of each SSE leave about 1e-8 of their difference
+assert abs(d["relative_gap"] - (d["sse_gd"] - d["sse_svd"]) / d["sse_svd"]) < 1e-7
 PY
   then ok; else bad "--json report"; fi
   grep -q "gradient descent SSE" "$tmp/err" && ok || bad "text report not on stderr with --json"
@@ -118,6 +125,28 @@ else
   echo "FAIL: dlab-gpu --task factorise --json exited non-zero: $(cat "$tmp/err")"
   fail=$((fail + 1))
 fi
+
+# the default (careful) preset on iris: the step and the start come from sigma_1,
+# and every start of the first few reaches the optimum to float32 rounding
+if "$bin" --task factorise --device cpu --json --seeds 8 >"$tmp/json" 2>"$tmp/err" &&
+  python3 - "$tmp/json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["preset"] == "careful" and d["status"] == "ok" and d["epochs"] == 1000
+assert abs(d["sigma1_estimate"] - 25.0899) < 1e-3, d["sigma1_estimate"]
+assert abs(d["lr"] * d["sigma1_estimate"] - 0.1) < 1e-6, d["lr"]
+assert 0 < d["init_std"] < 0.05, d["init_std"]
+assert abs(d["sse_svd"] - 15.22883) < 1e-4 and d["warnings"] == []
+assert all(abs(s["relative_gap"]) < 1e-5 for s in d["seeds"]), d["seeds"]
+assert d["summary"]["relative_gap"]["n"] == 8 and d["summary"]["relative_gap"]["undefined"] == 0
+PY
+then ok; else bad "careful preset --json: $(tail -n 2 "$tmp/err")"; fi
+"$bin" --task factorise --device cpu --epochs 5 >"$tmp/out" 2>&1
+grep -q "careful preset, lr 0.003986" "$tmp/out" && grep -q "sigma_1 ~ 25.0899" "$tmp/out" && ok ||
+  bad "careful text report: $(cat "$tmp/out")"
+"$bin" --help >"$tmp/out"
+grep -q "factorise lab      U, V ~ U\[0,1), lr 0.01" "$tmp/out" && grep -q "factorise careful" "$tmp/out" && ok ||
+  bad "--help does not show the factorise presets"
 
 # --task mlp: refusals, divergence and the JSON report
 expect 2 "--hidden: 0 is out of range" -- --task mlp --hidden 0

@@ -1,6 +1,7 @@
-/* The factorisation task: the lab's reference numbers on iris, the gradient
- * against finite differences, divergence, many models at once, and (on the
- * cuda backend) agreement with the CPU. */
+/* The factorisation task in the lab's protocol (--preset lab): its reference
+ * numbers on iris, the gradient against finite differences, divergence,
+ * many models at once, and (on the cuda backend) agreement with the CPU.
+ * The careful preset, scaling and definedness: test_factorise_scale.c. */
 #include <string.h>
 
 #include "backend_arg.h"
@@ -16,8 +17,10 @@ static const char *iris_path;
 
 static dl_factorise_config lab_config(uint64_t seed)
 {
-    return (dl_factorise_config){
-        .rank = 2, .epochs = 1000, .lr = 0.01f, .seed = seed, .seeds = 1, .svd = true};
+    dl_factorise_config cfg = dl_factorise_defaults(DL_FACTORISE_LAB);
+    cfg.lr = 0.01f;
+    cfg.seed = seed;
+    return cfg;
 }
 
 static void test_reference_numbers(void)
@@ -34,11 +37,13 @@ static void test_reference_numbers(void)
     /* Seed 1 is one of the slower starts (gap 1.6e-3 after 1000 epochs);
      * the typical gap is checked over many seeds below. */
     DL_CHECK(r.sse_gd[0] >= r.sse_svd - 1e-3, "gradient descent ended below the optimum: %g < %g",
-             (double)r.sse_gd[0], r.sse_svd);
+             r.sse_gd[0], r.sse_svd);
+    DL_CHECK(r.preset == DL_FACTORISE_LAB && r.lr == (double)0.01f && r.init_std == 0.0,
+             "lab preset reported as %d, lr %g, init std %g", (int)r.preset, r.lr, r.init_std);
     DL_CHECK(r.sse_gd[0] - r.sse_svd < 1e-2, "seed 1 gap %g", r.sse_gd[0] - r.sse_svd);
     /* The loss history starts high and ends at the final error. */
     DL_CHECK(r.loss_history[0] > 10 * r.sse_gd[0], "first loss %g is not far above the end",
-             (double)r.loss_history[0]);
+             r.loss_history[0]);
     DL_CHECK_NEAR(r.loss_history[999], r.sse_gd[0], 1e-3, "last recorded loss");
     dl_factorise_result_free(&r);
 }
@@ -101,13 +106,13 @@ static void check_gradient(const float *a, int m, int n, int k, uint64_t seed)
     for (size_t i = 0; i < P; i++) u[i] = h[i];
     v = u + (size_t)m * k;
 
-    dl_factorise_config cfg = {
-        .rank = k, .epochs = 1, .lr = lr, .seed = seed, .seeds = 1, .svd = false};
+    dl_factorise_config cfg = dl_factorise_defaults(DL_FACTORISE_LAB);
+    cfg.rank = k, cfg.epochs = 1, cfg.lr = lr, cfg.seed = seed, cfg.svd = false;
     dl_factorise_result r;
     DL_CHECK(dl_factorise(be, a, m, n, &cfg, &r) == DL_OK, "factorise: %s", dl_errmsg());
     double l0 = loss_d(u, v, a, m, n, k);
     DL_CHECK(fabs(r.loss_history[0] - l0) <= 1e-5 * l0, "first loss %g, double %g",
-             (double)r.loss_history[0], l0);
+             r.loss_history[0], l0);
     double num = 0, den = 0;
     for (int i = 0; i < m * k; i++) {
         double keep = u[i], hstep = 1e-4;
@@ -147,11 +152,19 @@ static void test_divergence(void)
     if (st != DL_OK) return;
     DL_CHECK(r.stop.kind == DL_STOP_DIVERGED, "stop %s, expected diverged",
              dl_stop_name(r.stop.kind));
-    DL_CHECK(strstr(r.stop.message, "epoch") && strstr(r.stop.message, "smaller learning rate"),
+    DL_CHECK(strstr(r.stop.message, "epoch") && strstr(r.stop.message, "too large") &&
+                 strstr(r.stop.message, "smaller learning rate such as --lr"),
              "message: %s", r.stop.message);
     DL_CHECK(r.epochs_run >= 1 && r.epochs_run < 1000, "diverged run reports %d epochs",
              r.epochs_run);
     DL_CHECK(!r.have_svd, "an SVD baseline after a divergence");
+    /* Not the data: a step above the limit estimated from sigma_1 (about
+     * 0.0113 from the lab's start), and a suggestion below it. */
+    DL_CHECK(!r.data_overflow && r.diverged_epoch >= 1 && r.diverged_epoch <= r.epochs_run,
+             "overflow %d, diverged at %d of %d", r.data_overflow, r.diverged_epoch, r.epochs_run);
+    DL_CHECK(fabs(r.sigma1_est - 25.0899) < 1e-3, "sigma_1 estimate %g", r.sigma1_est);
+    DL_CHECK(r.lr > r.stable_lr && r.suggested_lr < r.stable_lr && r.suggested_lr > 0,
+             "lr %g, stable %g, suggested %g", r.lr, r.stable_lr, r.suggested_lr);
     /* The process still exits 1 with the stop's message. */
     DL_CHECK(dl_stop_status(&r.stop) == DL_E_DIVERGED && !strcmp(dl_errmsg(), r.stop.message),
              "stop status %s: %s", dl_status_name(dl_stop_status(&r.stop)), dl_errmsg());
@@ -182,9 +195,9 @@ static void test_bad_config(void)
 /* N models in one run equal N separate runs with the same seeds: bit for
  * bit on the CPU; on the GPU to float rounding, since cuBLAS may pick a
  * different kernel (summation order) for a batched product. */
-static bool same(float a, float b)
+static bool same(double a, double b)
 {
-    return strcmp(be->name, "cpu") == 0 ? a == b : fabsf(a - b) <= 1e-5f * fabsf(b);
+    return strcmp(be->name, "cpu") == 0 ? a == b : fabs(a - b) <= 1e-5 * fabs(b);
 }
 
 static void test_many_models(void)
@@ -204,7 +217,7 @@ static void test_many_models(void)
         DL_CHECK(dl_factorise(be, iris.x, iris.rows, iris.cols, &one, &r) == DL_OK, "seed %d: %s",
                  7 + s, dl_errmsg());
         DL_CHECK(same(r.sse_gd[0], all.sse_gd[s]), "seed %d alone %.9g, in a batch %.9g", 7 + s,
-                 (double)r.sse_gd[0], (double)all.sse_gd[s]);
+                 r.sse_gd[0], all.sse_gd[s]);
         DL_CHECK(same(r.loss_history[150], all.loss_history[150 * 3 + s]),
                  "seed %d history differs at epoch 150", 7 + s);
         dl_factorise_result_free(&r);
@@ -214,15 +227,14 @@ static void test_many_models(void)
 
 static void test_synthetic(void)
 {
-    dl_factorise_config cfg = {
-        .rank = 4, .epochs = 300, .lr = 2e-4f, .seed = 3, .seeds = 1, .svd = true};
+    dl_factorise_config cfg = dl_factorise_defaults(DL_FACTORISE_LAB);
+    cfg.rank = 4, cfg.epochs = 300, cfg.lr = 2e-4f, cfg.seed = 3;
     dl_factorise_result r;
     DL_CHECK(dl_factorise_synthetic(be, 300, 60, 4, 0.1f, 99, &cfg, &r) == DL_OK, "synthetic: %s",
              dl_errmsg());
     /* Noise 0.1 on 300x60: the optimum is near the noise energy, 18000 * 0.01 * (56/60). */
     DL_CHECK(r.sse_svd > 100 && r.sse_svd < 250, "synthetic SVD error %g", r.sse_svd);
-    DL_CHECK(r.sse_gd[0] >= r.sse_svd * (1 - 1e-4), "gd %g below svd %g", (double)r.sse_gd[0],
-             r.sse_svd);
+    DL_CHECK(r.sse_gd[0] >= r.sse_svd * (1 - 1e-4), "gd %g below svd %g", r.sse_gd[0], r.sse_svd);
     DL_CHECK(r.loss_history[r.epochs_run - 1] < r.loss_history[0], "loss did not fall");
     dl_factorise_result_free(&r);
 }
@@ -240,10 +252,10 @@ static void test_matches_cpu(void)
              dl_errmsg());
     DL_CHECK(dl_factorise(cpu, iris.x, iris.rows, iris.cols, &cfg, &c) == DL_OK, "cpu run: %s",
              dl_errmsg());
-    DL_CHECK(memcmp(g1.loss_history, g2.loss_history, sizeof(float) * 1000) == 0,
+    DL_CHECK(memcmp(g1.loss_history, g2.loss_history, sizeof(double) * 1000) == 0,
              "GPU reruns differ");
     DL_CHECK(fabs(g1.sse_gd[0] - c.sse_gd[0]) <= 1e-4 * c.sse_gd[0], "GPU %.9g vs CPU %.9g",
-             (double)g1.sse_gd[0], (double)c.sse_gd[0]);
+             g1.sse_gd[0], c.sse_gd[0]);
     DL_CHECK(fabs(g1.sse_svd - c.sse_svd) <= 1e-4 * c.sse_svd, "GPU SVD %.9g vs CPU %.9g",
              g1.sse_svd, c.sse_svd);
     dl_factorise_result_free(&g1), dl_factorise_result_free(&g2), dl_factorise_result_free(&c);

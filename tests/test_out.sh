@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # --out DIR end to end: the files exist and parse (CSV rows match the
 # epochs, summary.json is byte-identical to --json's stdout, PNGs are
-# 1000x600 with real content in the class colours, SVGs are well-formed),
+# 1000x600 with real content in the class colours, SVGs are well-formed;
+# the result files themselves are checked by test_results.sh),
 # the directory rules (parents created, non-empty refused without --force),
 # nothing written without --out, and an interrupted run's partial files.
 # usage: test_out.sh path/to/dlab-gpu path/to/test_report path/to/check_files.py
@@ -45,7 +46,7 @@ if "$bin" --task factorise --device cpu --json --out "$dir" >"$tmp/stdout" 2>"$t
   for f in history.csv summary.json; do
     [ -s "$dir/$f" ] && ok || bad "iris: $f missing or empty"
   done
-  [ "$(ls -A "$dir" | wc -l)" -eq $((2 + 2 * figures)) ] && ok ||
+  [ "$(ls -A "$dir" | wc -l)" -eq $((11 + 2 * figures)) ] && ok ||
     bad "iris: unexpected entries: $(ls -A "$dir" | tr '\n' ' ')"
   cmp -s "$tmp/stdout" "$dir/summary.json" && ok || bad "summary.json differs from --json's stdout"
   if python3 - "$dir" "$figures" <<'PY'
@@ -60,7 +61,8 @@ assert abs(float(rows[-1][1]) - s["loss_history"][-1]) <= 1e-6 * s["loss_history
 assert s["status"] == "ok"
 assert s["out"]["dir"] == d and (s["out"]["figures_note"] is None) == figures, s["out"]
 pictures = ["figure1_projections.png", "figure1_projections.svg"] if figures else []
-assert s["out"]["files"] == ["history.csv"] + pictures + ["summary.json"], s["out"]["files"]
+factors = ["U.npy", "U.csv", "V.npy", "V.csv", "column_means.npy", "svd_U.npy", "svd_S.npy", "svd_V.npy"]
+assert s["out"]["files"] == ["history.csv"] + pictures + factors + ["report.html", "summary.json"], s["out"]["files"]
 a = s["principal_angles_deg"]  # seed 1 measured: 4.2e-4 and 0.42 degrees, residual 1.7e-3
 assert len(a) == 2 and 0 <= a[0] <= a[1] < 2, a
 assert 0 <= s["aligned_residual"] < 1e-2, s["aligned_residual"]
@@ -143,7 +145,8 @@ rows = list(csv.reader(open(f"{d}/history.csv")))
 assert len(rows) == 1 + s["epochs_run"], (len(rows), s["epochs_run"])
 names = sorted(os.listdir(d))
 pictures = ["figure1_projections.png", "figure1_projections.svg"] if figures else []
-assert names == pictures + ["history.csv", "summary.json"], names
+factors = ["U.csv", "U.npy", "V.csv", "V.npy", "column_means.npy", "svd_S.npy", "svd_U.npy", "svd_V.npy"]
+assert names == sorted(pictures + factors + ["history.csv", "report.html", "summary.json"]), names
 PY
 then ok; else bad "interrupted run's files"; fi
 
@@ -167,6 +170,8 @@ PY
   then ok; else bad "mlp: CSV or summary contents"; fi
   check_png "$dir/figure2_learning_curves.png" --colors 0072b2,e69f00
   check_svg "$dir/figure2_learning_curves.svg"
+  check_png "$dir/figure4_confusion_matrix.png" --colors 0072b2
+  check_svg "$dir/figure4_confusion_matrix.svg"
 else
   bad "mlp --out exited non-zero: $(cat "$tmp/err")"
 fi
@@ -188,6 +193,9 @@ if "$test_report" "$tmp/lib" >/dev/null 2>"$tmp/err"; then
   check_png "$tmp/lib/figure2_learning_curves.png" --colors 0072b2,e69f00
   check_svg "$tmp/lib/figure2_learning_curves.svg"
   check_png "$tmp/lib/figure1_projections.png" --colors "$classes"
+  check_png "$tmp/lib/figure4_confusion_matrix.png" --colors 0072b2
+  check_png "$tmp/lib/figure4_twelve.png"
+  check_svg "$tmp/lib/figure4_twelve.svg"
 else
   bad "test_report $tmp/lib: $(tail -n 5 "$tmp/err")"
 fi

@@ -251,7 +251,8 @@ static void check_pair(const char *dir, const char *base)
 static void draw_factorise(const char *dir, dl_out *o)
 {
     enum { M = 90, P = 3 };
-    float u[M * P], s[P] = {12, 4, 1}, g[M * 2];
+    float u[M * P], g[M * 2];
+    double s[P] = {12, 4, 1};
     int32_t labels[M];
     char *names[3] = {"alpha", "beta #2", "gamma"};
     for (int i = 0; i < M; i++) {
@@ -315,6 +316,30 @@ static void draw_mlp(const char *dir, dl_out *o)
     check_pair(dir, "figure2_one_epoch");
 }
 
+/* Figure 4: three classes (one with no rows), then twelve long names. */
+static void draw_confusion(const char *dir, dl_out *o)
+{
+    char *names[12] = {"setosa",    "versicolor #2",
+                       "virginica", "a rather long class name",
+                       "e",         "f",
+                       "g",         "h",
+                       "i",         "j",
+                       "k",         "l"};
+    const int three[9] = {14, 0, 0, 0, 16, 1, 0, 0, 0};
+    dl_fig_confusion c = {.classes = 3, .counts = three, .class_names = names, .title = "three"};
+    DL_CHECK(dl_out_figure_confusion(o, "figure4_confusion_matrix", &c) == DL_OK, "%s",
+             dl_errmsg());
+    check_pair(dir, "figure4_confusion_matrix");
+    int many[144];
+    for (int t = 0; t < 12; t++)
+        for (int q = 0; q < 12; q++) many[t * 12 + q] = t == q ? 20 + t : (t + q) % 3;
+    dl_fig_confusion m = {.classes = 12, .counts = many, .class_names = names, .title = "twelve"};
+    DL_CHECK(dl_out_figure_confusion(o, "figure4_twelve", &m) == DL_OK, "%s", dl_errmsg());
+    check_pair(dir, "figure4_twelve");
+    dl_fig_confusion none = {.classes = 0, .counts = three};
+    DL_CHECK(dl_figure_confusion("x.png", DL_FIG_PNG, &none) == DL_E_USAGE, "no classes drawn");
+}
+
 static const char *keep_dir;
 
 static void test_figures(void)
@@ -349,10 +374,11 @@ static void test_figures(void)
     }
     draw_factorise(dir, &o);
     draw_mlp(dir, &o);
-    DL_CHECK(o.n_files == 10 && !o.figures_note[0], "%d files, note '%s'", o.n_files,
+    draw_confusion(dir, &o);
+    DL_CHECK(o.n_files == 14 && !o.figures_note[0], "%d files, note '%s'", o.n_files,
              o.figures_note);
     /* Only the finished files: no temporaries left behind. */
-    DL_CHECK(entries(dir) == 10, "%d entries in %s, expected 10", entries(dir), dir);
+    DL_CHECK(entries(dir) == 14, "%d entries in %s, expected 14", entries(dir), dir);
 }
 
 static void remove_tree(const char *path)

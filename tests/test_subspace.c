@@ -223,15 +223,17 @@ static void test_float_compare(void)
 static dl_factorise_result iris_run(dl_backend *be, const dl_dataset *d, uint64_t seed, int epochs,
                                     double deg[2], double *rel)
 {
-    dl_factorise_config cfg = {
-        .rank = 2, .epochs = epochs, .lr = 0.01f, .seed = seed, .seeds = 1, .svd = true};
+    dl_factorise_config cfg = dl_factorise_defaults(DL_FACTORISE_LAB);
+    cfg.epochs = epochs;
+    cfg.lr = 0.01f;
+    cfg.seed = seed;
     dl_factorise_result r;
     deg[0] = deg[1] = *rel = NAN;
     DL_CHECK(dl_factorise(be, d->x, d->rows, d->cols, &cfg, &r) == DL_OK, "factorise: %s",
              dl_errmsg());
-    DL_CHECK(dl_subspace_compare(r.m, 2, r.u_gd, r.svd_u, r.n_sv, r.singular_values, deg, rel) ==
-                 DL_OK,
-             "%s", dl_errmsg());
+    float s[2] = {(float)r.singular_values[0], (float)r.singular_values[1]};
+    DL_CHECK(dl_subspace_compare(r.m, 2, r.u_gd, r.svd_u, r.n_sv, s, deg, rel) == DL_OK, "%s",
+             dl_errmsg());
     return r;
 }
 

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,10 +19,12 @@ void dl_cli_usage(FILE *f)
 {
     fprintf(
         f, "Usage: dlab-gpu --task factorise|mlp [options]\n"
+           "       dlab-gpu --task predict --model FILE --data FILE [options]\n"
            "\n"
            "Runs the experiments of a deep-learning lab on the GPU (or the CPU):\n"
            "  factorise  rank-k factorisation by gradient descent vs. the optimal SVD truncation\n"
            "  mlp        a one-hidden-layer classifier (ReLU, softmax cross-entropy)\n"
+           "  predict    apply a classifier saved by mlp --out (model.json) to a data file\n"
            "\n"
            "Data:\n"
            "  --data PATH        delimited text (CSV, TSV, whitespace; RFC 4180 quotes) with\n"
@@ -39,31 +42,52 @@ void dl_cli_usage(FILE *f)
            "  --no-center        factorise: do not subtract the column means\n"
            "\n"
            "Training:\n"
+           "  --preset P         lab (the lab's protocol) or careful (default): see Presets\n"
            "  --epochs N         epochs of full-batch training (factorise 1000, mlp 100 lab / 300 "
            "careful)\n"
-           "  --lr X             learning rate (factorise 0.01; mlp 0.01 lab / 0.05 careful)\n"
+           "  --lr X             learning rate, for factorise in the data's units (Presets)\n"
            "  --seed S           seed for initial values and shuffles (default 1)\n"
            "  --seeds N          train N independent models (seeds S..S+N-1) together\n"
            "  --rank K           factorise: rank of U and V (default 2)\n"
            "  --no-svd           factorise: skip the SVD baseline\n"
            "  --hidden H         mlp: hidden units (default 12)\n"
-           "  --preset P         mlp: lab (the lab's protocol) or careful (default)\n"
            "  --optim O          mlp: sgd, momentum or adam (careful default: momentum)\n"
            "  --momentum M       mlp: momentum coefficient in [0, 1) (default 0.9)\n"
            "  --batch B          mlp: mini-batch size (default: the whole training split)\n"
            "  --train N|F        mlp: training rows after shuffling, a count N or a fraction\n"
            "                     F in (0, 1) (default 2/3 of the rows: 100 of iris's 150)\n"
            "\n"
+           "Prediction:\n"
+           "  --model FILE       predict: a model.json from mlp --out; the rows come from\n"
+           "                     --data, read with the options under Data\n"
+           "\n"
            "Running and output:\n"
            "  --device D         auto (default: the GPU if one answers), cpu or cuda\n"
            "  --json             print one JSON object on stdout (the text report goes to stderr)\n"
-           "  --out DIR          write per-epoch CSV, summary.json and figures into DIR\n"
+           "  --out DIR          write the results into DIR: summary.json and, for\n"
+           "                     factorise and mlp, report.html, history.csv, figures;\n"
+           "                     factorise also U and V (.npy, .csv), column_means.npy,\n"
+           "                     svd_U/S/V.npy; mlp model.json, predictions.csv;\n"
+           "                     predict predictions.csv\n"
            "  --force            allow --out to write into a non-empty directory\n"
            "  --quiet            no progress line\n"
            "  --help, --version\n"
-           "\n"
-           "Exit status: 0 success, 1 runtime failure (device, memory, divergence),\n"
-           "2 bad usage or bad input, 130 interrupted (results so far are kept).\n");
+           "\n");
+    fputs("Presets (explicit options override them):\n"
+          "  factorise lab      U, V ~ U[0,1), lr 0.01, trained in the data's own units\n"
+          "  factorise careful  trained on the data scaled by an exact power of two, small\n"
+          "                     balanced start U, V ~ N(0, s^2), lr 0.1/sigma_1 (sigma_1 by\n"
+          "                     power iteration): needs no tuning for any magnitude\n"
+          "  mlp lab            N(0,1) weights, inputs (x - mean)/var, sgd, lr 0.01, 100 epochs\n"
+          "  mlp careful        He weights, standardised inputs, momentum 0.9, lr 0.05, 300\n"
+          "                     epochs\n"
+          "factorise figures the data leave undefined (the relative gap when the optimum is\n"
+          "at rounding level, the angles when the rank exceeds the numerical rank) are null\n"
+          "in JSON; \"warnings\" says why, and warns of tied singular values.\n"
+          "\n"
+          "Exit status: 0 success, 1 runtime failure (device, memory, divergence),\n"
+          "2 bad usage or bad input, 130 interrupted (results so far are kept).\n",
+          f);
 }
 
 /* --- strict value parsers: the whole argument must be consumed ---------- */
@@ -167,7 +191,13 @@ static dl_status parse_train(const char *opt, const char *s, int *count, double 
 
 /* Options that belong to one task only; naming one with the other task is
  * a mistake worth reporting rather than ignoring. */
-typedef enum { FOR_ALL, FOR_FACTORISE, FOR_MLP } scope;
+typedef enum {
+    FOR_FACTORISE = 1,
+    FOR_MLP = 2,
+    FOR_PREDICT = 4,
+    FOR_TRAINING = FOR_FACTORISE | FOR_MLP,
+    FOR_ALL = FOR_TRAINING | FOR_PREDICT
+} scope;
 
 typedef struct {
     const char *name;
@@ -180,10 +210,10 @@ static const opt_spec specs[] = {
     {"--data", true, FOR_ALL},
     {"--synthetic", true, FOR_FACTORISE},
     {"--rank", true, FOR_FACTORISE},
-    {"--epochs", true, FOR_ALL},
-    {"--lr", true, FOR_ALL},
-    {"--seed", true, FOR_ALL},
-    {"--seeds", true, FOR_ALL},
+    {"--epochs", true, FOR_TRAINING},
+    {"--lr", true, FOR_TRAINING},
+    {"--seed", true, FOR_TRAINING},
+    {"--seeds", true, FOR_TRAINING},
     {"--no-center", false, FOR_FACTORISE},
     {"--no-svd", false, FOR_FACTORISE},
     {"--device", true, FOR_ALL},
@@ -196,11 +226,12 @@ static const opt_spec specs[] = {
     {"--momentum", true, FOR_MLP},
     {"--batch", true, FOR_MLP},
     {"--train", true, FOR_MLP},
-    {"--preset", true, FOR_MLP},
+    {"--preset", true, FOR_TRAINING},
     {"--delimiter", true, FOR_ALL},
     {"--header", true, FOR_ALL},
     {"--label-column", true, FOR_ALL},
     {"--columns", true, FOR_ALL},
+    {"--model", true, FOR_PREDICT},
     {"--help", false, FOR_ALL},
     {"-h", false, FOR_ALL},
     {"--version", false, FOR_ALL},
@@ -217,8 +248,9 @@ static const opt_spec *find_spec(const char *name, size_t len)
 static dl_status apply(dl_options *o, const char *name, const char *v)
 {
     /* Each list of words, and the values they stand for in the same order. */
-    static const char *const tasks[] = {"factorise", "factorize", "mlp", NULL};
-    static const dl_task task_of[] = {DL_TASK_FACTORISE, DL_TASK_FACTORISE, DL_TASK_MLP};
+    static const char *const tasks[] = {"factorise", "factorize", "mlp", "predict", NULL};
+    static const dl_task task_of[] = {DL_TASK_FACTORISE, DL_TASK_FACTORISE, DL_TASK_MLP,
+                                      DL_TASK_PREDICT};
     static const char *const optims[] = {"sgd", "momentum", "adam", NULL};
     static const dl_optim_kind optim_of[] = {DL_OPTIM_SGD, DL_OPTIM_MOMENTUM, DL_OPTIM_ADAM};
     static const char *const presets[] = {"lab", "careful", NULL};
@@ -230,6 +262,9 @@ static dl_status apply(dl_options *o, const char *name, const char *v)
     } else if (!strcmp(name, "--data")) {
         if (!*v) return DL_FAIL(DL_E_USAGE, "--data: empty path");
         o->data = v;
+    } else if (!strcmp(name, "--model")) {
+        if (!*v) return DL_FAIL(DL_E_USAGE, "--model: empty path");
+        o->model = v;
     } else if (!strcmp(name, "--synthetic"))
         DL_TRY(parse_shape(name, v, &o->synth_m, &o->synth_n));
     else if (!strcmp(name, "--rank"))
@@ -238,7 +273,8 @@ static dl_status apply(dl_options *o, const char *name, const char *v)
         DL_TRY(parse_int(name, v, 1, 100000000, &o->epochs));
         o->given_epochs = true;
     } else if (!strcmp(name, "--lr")) {
-        DL_TRY(parse_float(name, v, 0.0, 1e6, true, &o->lr));
+        /* In the data's units: a matrix in units of 1e-30 wants a step near 1e27. */
+        DL_TRY(parse_float(name, v, 0.0, FLT_MAX, true, &o->lr));
         o->given_lr = true;
     } else if (!strcmp(name, "--seed"))
         DL_TRY(parse_u64(name, v, &o->seed));
@@ -291,6 +327,29 @@ static dl_status apply(dl_options *o, const char *name, const char *v)
     return DL_OK;
 }
 
+/* An option named with a task it does not belong to is a mistake worth
+ * reporting rather than ignoring. */
+static dl_status check_scopes(dl_task task, const opt_spec *const *seen, size_t n)
+{
+    static const char *const task_name[] = {"", "factorise", "mlp", "predict"};
+    const int bit = task == DL_TASK_FACTORISE ? FOR_FACTORISE
+                    : task == DL_TASK_MLP     ? FOR_MLP
+                                              : FOR_PREDICT;
+    for (size_t k = 0; k < n; k++) {
+        int scope_bits = (int)seen[k]->for_task;
+        if (scope_bits & bit) continue;
+        if (scope_bits == FOR_FACTORISE || scope_bits == FOR_MLP || scope_bits == FOR_PREDICT)
+            return DL_FAIL(DL_E_USAGE, "%s applies to --task %s, not %s", seen[k]->name,
+                           task_name[scope_bits == FOR_FACTORISE ? 1
+                                     : scope_bits == FOR_MLP     ? 2
+                                                                 : 3],
+                           task_name[task]);
+        return DL_FAIL(DL_E_USAGE, "%s does not apply to --task %s", seen[k]->name,
+                       task_name[task]);
+    }
+    return DL_OK;
+}
+
 dl_status dl_cli_parse(int argc, char **argv, dl_options *o)
 {
     *o = (dl_options){.rank = 2,
@@ -307,7 +366,8 @@ dl_status dl_cli_parse(int argc, char **argv, dl_options *o)
                       .optim = DL_OPTIM_SGD,
                       .preset = DL_MLP_CAREFUL,
                       .device = DL_DEVICE_AUTO};
-    const opt_spec *seen_task_specific[2] = {NULL, NULL}; /* first factorise-only, mlp-only */
+    const opt_spec *seen[sizeof specs / sizeof specs[0]]; /* options given, in order */
+    size_t n_seen = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strncmp(arg, "-", 1) != 0 || !strcmp(arg, "-"))
@@ -330,17 +390,18 @@ dl_status dl_cli_parse(int argc, char **argv, dl_options *o)
         }
         DL_TRY(apply(o, sp->name, val));
         if (o->help || o->version) return DL_OK;
-        if (sp->for_task == FOR_FACTORISE && !seen_task_specific[0]) seen_task_specific[0] = sp;
-        if (sp->for_task == FOR_MLP && !seen_task_specific[1]) seen_task_specific[1] = sp;
+        bool again = false;
+        for (size_t k = 0; k < n_seen; k++) again |= seen[k] == sp;
+        if (!again) seen[n_seen++] = sp;
     }
     if (o->task == DL_TASK_NONE)
-        return DL_FAIL(DL_E_USAGE, "missing --task (factorise or mlp); see --help");
-    if (o->task == DL_TASK_MLP && seen_task_specific[0])
-        return DL_FAIL(DL_E_USAGE, "%s applies to --task factorise, not mlp",
-                       seen_task_specific[0]->name);
-    if (o->task == DL_TASK_FACTORISE && seen_task_specific[1])
-        return DL_FAIL(DL_E_USAGE, "%s applies to --task mlp, not factorise",
-                       seen_task_specific[1]->name);
+        return DL_FAIL(DL_E_USAGE, "missing --task (factorise, mlp or predict); see --help");
+    DL_TRY(check_scopes(o->task, seen, n_seen));
+    if (o->task == DL_TASK_PREDICT && !o->model)
+        return DL_FAIL(DL_E_USAGE,
+                       "--task predict needs --model FILE (a model.json from mlp --out)");
+    if (o->task == DL_TASK_PREDICT && !o->data)
+        return DL_FAIL(DL_E_USAGE, "--task predict needs --data FILE (the rows to classify)");
     if (o->data && o->synth_m)
         return DL_FAIL(DL_E_USAGE, "--data and --synthetic cannot be used together");
     if (o->synth_m) {

@@ -1,11 +1,17 @@
 /* dlab-gpu --task factorise: load or synthesise the matrix, run the task,
  * compare Û with the SVD's subspace, report in text and JSON, and with
- * --out DIR write the history, the summary and Figure 1. */
+ * --out DIR write the history, Figure 1, the factors, report.html and the
+ * summary. Figures that are undefined for the data
+ * (host/tasks/factorise_checks.c) are null in JSON, "undefined: why" in the
+ * text and the page, and a warning says why. */
 #include "dlab/cmd.h"
 #include "dlab/data.h"
 #include "dlab/factorise.h"
+#include "dlab/factorise_checks.h"
+#include "dlab/factors_out.h"
 #include "dlab/json.h"
 #include "dlab/report.h"
+#include "dlab/report_html.h"
 #include "dlab/subspace.h"
 #include "dlab/summary.h"
 
@@ -23,20 +29,35 @@ typedef struct {
     bool centred;
     const dl_factorise_config *cfg;
     const dl_factorise_result *r;
-    double *angles_deg; /* rank values, NULL when not compared */
+    dl_factorise_checks checks; /* with an SVD: which figures are defined */
+    double *angles_deg;         /* rank values, NULL when not compared */
     double aligned_residual;
-    char align_note[160]; /* why not compared, when there is an SVD */
-    float *gaps;          /* seeds values: sse_gd - sse_svd, when there is an SVD */
+    char align_note[192];      /* why not compared, when there is an SVD */
+    float *gaps;               /* seeds values: sse_gd - sse_svd, when there is an SVD */
+    double *rel_gaps;          /* seeds values: gap / sse_svd, when defined */
+    const float *column_means; /* n values subtracted from A's columns, or NULL (none) */
+    char factors_note[96];     /* why the factors were not written, "" otherwise */
     dl_out *out;
 } report;
 
+static const char *preset_name(dl_factorise_preset p)
+{
+    return p == DL_FACTORISE_LAB ? "lab" : "careful";
+}
+
 /* Principal angles and aligned residual of Û against the SVD, when both
- * exist and are small enough to check on the host. */
+ * exist, are defined for the data and are small enough to check on the
+ * host. */
 static dl_status compare_subspaces(report *rep)
 {
     const dl_factorise_result *r = rep->r;
     if (!r->have_svd) return DL_OK;
     double m = r->m, k = r->rank;
+    if (!rep->checks.subspace_defined) {
+        snprintf(rep->align_note, sizeof rep->align_note, "undefined: %s",
+                 rep->checks.subspace_why);
+        return DL_OK;
+    }
     if (r->epochs_run == 0) {
         snprintf(rep->align_note, sizeof rep->align_note, "no epoch was run");
         return DL_OK;
@@ -47,16 +68,45 @@ static dl_status compare_subspaces(report *rep)
                  r->m);
         return DL_OK;
     }
+    /* U_k S_k enters the residual only relative to its own norm, so the
+     * singular values of 2^e A (those the SVD gave, in float32's range
+     * whatever the data's units) give the same figure exactly. */
+    float *s = malloc(sizeof(float) * (size_t)r->rank);
     rep->angles_deg = malloc(sizeof(double) * (size_t)r->rank);
-    if (!rep->angles_deg) return DL_FAIL(DL_E_MEMORY, "out of host memory for %d angles", r->rank);
-    dl_status st = dl_subspace_compare(r->m, r->rank, r->u_gd, r->svd_u, r->n_sv,
-                                       r->singular_values, rep->angles_deg, &rep->aligned_residual);
+    if (!s || !rep->angles_deg) {
+        free(s);
+        return DL_FAIL(DL_E_MEMORY, "out of host memory for %d angles", r->rank);
+    }
+    for (int i = 0; i < r->rank; i++) s[i] = (float)ldexp(r->singular_values[i], r->scale_log2);
+    dl_status st = dl_subspace_compare(r->m, r->rank, r->u_gd, r->svd_u, r->n_sv, s,
+                                       rep->angles_deg, &rep->aligned_residual);
+    free(s);
     if (st == DL_OK) return DL_OK;
     free(rep->angles_deg);
     rep->angles_deg = NULL;
     if (st != DL_E_INPUT) return st;
     snprintf(rep->align_note, sizeof rep->align_note, "not computed: U_gd holds NaN or Inf");
     return DL_OK;
+}
+
+/* The relative gap of model b, NAN when undefined or not finite. */
+static double rel_gap(const report *rep, int b) { return rep->rel_gaps ? rep->rel_gaps[b] : NAN; }
+
+/* "key": {"n", "non_finite", "undefined", "min", ...}: the statistics of the
+ * defined values, and how many were left out as undefined for the data. */
+static void json_stats_counted(dl_json *j, const char *key, const dl_stats *s, int undefined)
+{
+    dl_json_obj_begin(j, key);
+    dl_json_int(j, "n", s->n);
+    dl_json_int(j, "non_finite", s->non_finite);
+    dl_json_int(j, "undefined", undefined);
+    dl_json_num(j, "min", s->min);
+    dl_json_num(j, "p10", s->p10);
+    dl_json_num(j, "median", s->median);
+    dl_json_num(j, "p90", s->p90);
+    dl_json_num(j, "max", s->max);
+    dl_json_num(j, "mean", s->mean);
+    dl_json_obj_end(j);
 }
 
 /* Every model's final error (one entry without --seeds) and the
@@ -69,19 +119,37 @@ static void write_seeds(dl_json *j, const report *rep)
         dl_json_obj_begin(j, NULL);
         dl_json_int(j, "seed", (long long)(rep->cfg->seed + (uint64_t)b));
         dl_json_num(j, "sse_gd", r->sse_gd[b]);
-        if (r->have_svd) dl_json_num(j, "gap", r->sse_gd[b] - r->sse_svd);
+        if (r->have_svd) {
+            dl_json_num(j, "gap", r->sse_gd[b] - r->sse_svd);
+            dl_json_num(j, "relative_gap", rel_gap(rep, b));
+        }
         dl_json_obj_end(j);
     }
     dl_json_arr_end(j);
     dl_stats st;
     dl_json_obj_begin(j, "summary");
-    dl_stats_compute(r->sse_gd, r->seeds, 1, &st);
+    dl_stats_compute_d(r->sse_gd, r->seeds, 1, &st);
     dl_json_stats(j, "sse_gd", &st);
     if (r->have_svd) {
         dl_stats_compute(rep->gaps, r->seeds, 1, &st);
         dl_json_stats(j, "gap", &st);
+        if (rep->rel_gaps) {
+            dl_stats_compute_d(rep->rel_gaps, r->seeds, 1, &st);
+            json_stats_counted(j, "relative_gap", &st, 0);
+        } else {
+            st = (dl_stats){
+                .min = NAN, .p10 = NAN, .median = NAN, .p90 = NAN, .max = NAN, .mean = NAN};
+            json_stats_counted(j, "relative_gap", &st, r->seeds);
+        }
     }
     dl_json_obj_end(j);
+}
+
+static void json_doubles(dl_json *j, const char *key, const double *v, size_t n, size_t stride)
+{
+    dl_json_arr_begin(j, key);
+    for (size_t i = 0; i < n; i++) dl_json_num(j, NULL, v[i * stride]);
+    dl_json_arr_end(j);
 }
 
 static dl_status write_json(FILE *f, const void *ctx)
@@ -94,6 +162,7 @@ static dl_status write_json(FILE *f, const void *ctx)
     dl_json_obj_begin(&j, NULL);
     dl_json_str(&j, "task", "factorise");
     dl_json_str(&j, "status", dl_stop_name(r->stop.kind));
+    dl_json_str(&j, "preset", preset_name(cfg->preset));
     dl_json_str(&j, "data", rep->source);
     dl_json_int(&j, "rows", r->m);
     dl_json_int(&j, "cols", r->n);
@@ -101,7 +170,16 @@ static dl_status write_json(FILE *f, const void *ctx)
     dl_json_int(&j, "rank", cfg->rank);
     dl_json_int(&j, "epochs", cfg->epochs);
     dl_json_int(&j, "epochs_run", r->epochs_run);
-    dl_json_num(&j, "lr", cfg->lr);
+    dl_json_num(&j, "lr", r->lr);
+    if (r->init_std > 0.0)
+        dl_json_num(&j, "init_std", r->init_std);
+    else
+        dl_json_null(&j, "init_std");
+    dl_json_int(&j, "scale_log2", r->scale_log2);
+    if (cfg->preset == DL_FACTORISE_CAREFUL || r->sigma1_est > 0.0) /* 0 for a zero matrix */
+        dl_json_num(&j, "sigma1_estimate", r->sigma1_est);
+    else
+        dl_json_null(&j, "sigma1_estimate");
     dl_json_int(&j, "seed", (long long)cfg->seed);
     dl_json_str(&j, "backend", rep->c->be->name);
     dl_json_str(&j, "device", rep->c->be->device);
@@ -110,10 +188,12 @@ static dl_status write_json(FILE *f, const void *ctx)
         dl_json_num(&j, "sse_svd", r->sse_svd);
         dl_json_num(&j, "sse_svd_reconstruction", r->sse_svd_recon);
         dl_json_num(&j, "gap", r->sse_gd[0] - r->sse_svd);
-        dl_json_floats(&j, "singular_values", r->singular_values, (size_t)r->n_sv, 1);
+        dl_json_num(&j, "relative_gap", rel_gap(rep, 0));
+        json_doubles(&j, "singular_values", r->singular_values, (size_t)r->n_sv, 1);
         dl_json_num(&j, "svd_seconds", r->svd_seconds);
     } else {
         dl_json_null(&j, "sse_svd");
+        dl_json_null(&j, "relative_gap");
         dl_json_null(&j, "singular_values");
     }
     if (rep->angles_deg) {
@@ -126,26 +206,37 @@ static dl_status write_json(FILE *f, const void *ctx)
         dl_json_null(&j, "aligned_residual");
     }
     dl_json_num(&j, "train_seconds", r->train_seconds);
-    dl_json_floats(&j, "loss_history", r->loss_history, (size_t)r->epochs_run, (size_t)r->seeds);
+    json_doubles(&j, "loss_history", r->loss_history, (size_t)r->epochs_run, (size_t)r->seeds);
     write_seeds(&j, rep);
+    dl_json_arr_begin(&j, "warnings");
+    for (int i = 0; i < rep->checks.n_warnings; i++) dl_json_str(&j, NULL, rep->checks.warnings[i]);
+    dl_json_arr_end(&j);
     dl_out_json(&j, rep->out);
     dl_json_obj_end(&j);
     return DL_OK;
 }
 
 /* With --seeds N > 1: the gap to the optimum over the models, binned by
- * its order of magnitude (1e-6 and below in the first bin). */
+ * its order of magnitude (1e-6 and below in the first bin), and the
+ * relative gap where it is defined. */
 static void write_seed_spread(FILE *f, const report *rep)
 {
     const dl_factorise_result *r = rep->r;
     dl_stats st;
     if (!r->have_svd) {
-        dl_stats_compute(r->sse_gd, r->seeds, 1, &st);
+        dl_stats_compute_d(r->sse_gd, r->seeds, 1, &st);
         dl_print_stats(f, "final SSE", &st, "%.6g");
         return;
     }
     dl_stats_compute(rep->gaps, r->seeds, 1, &st);
     dl_print_stats(f, "gap to the SVD optimum", &st, "%.3g");
+    if (rep->rel_gaps) {
+        dl_stats_compute_d(rep->rel_gaps, r->seeds, 1, &st);
+        dl_print_stats(f, "relative gap", &st, "%.3g");
+    } else {
+        fprintf(f, "  relative gap over %d models: undefined for all %d (%s)\n", r->seeds, r->seeds,
+                rep->checks.gap_why);
+    }
     float *lg = malloc(sizeof(float) * (size_t)r->seeds);
     if (!lg) return;
     for (int b = 0; b < r->seeds; b++)
@@ -156,25 +247,59 @@ static void write_seed_spread(FILE *f, const report *rep)
     free(lg);
 }
 
+/* An error in the data's units: fixed point where that reads well, else
+ * scientific (a matrix in units of 1e-30 has errors near 1e-59). */
+static void print_sse(FILE *f, double v)
+{
+    double a = fabs(v);
+    if (!isfinite(v))
+        fprintf(f, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+    else if (a == 0.0 || (a >= 1e-3 && a < 1e9))
+        fprintf(f, "%.6f", v);
+    else
+        fprintf(f, "%.7e", v);
+}
+
+static void print_sv(FILE *f, double v)
+{
+    double a = fabs(v);
+    if (a == 0.0 || (a >= 1e-2 && a < 1e7))
+        fprintf(f, " %.4f", v);
+    else
+        fprintf(f, " %.5e", v);
+}
+
 static void write_text(FILE *f, const report *rep)
 {
     const dl_factorise_result *r = rep->r;
     const dl_factorise_config *cfg = rep->cfg;
-    fprintf(f, "factorise %s: %dx%d%s, rank %d, %d epochs, lr %g, seed %llu\n", rep->source, r->m,
-            r->n, rep->centred ? " (columns centred)" : "", cfg->rank, cfg->epochs, (double)cfg->lr,
-            (unsigned long long)cfg->seed);
+    fprintf(f, "factorise %s: %dx%d%s, rank %d, %d epochs, %s preset, lr %.4g, seed %llu\n",
+            rep->source, r->m, r->n, rep->centred ? " (columns centred)" : "", cfg->rank,
+            cfg->epochs, preset_name(cfg->preset), r->lr, (unsigned long long)cfg->seed);
     fprintf(f, "  backend              %s (%s)\n", rep->c->be->name, rep->c->be->device);
-    fprintf(f, "  gradient descent SSE %.6f%s\n", (double)r->sse_gd[0],
-            r->epochs_run < cfg->epochs ? "  (stopped early)" : "");
+    if (cfg->preset == DL_FACTORISE_CAREFUL)
+        fprintf(f,
+                "  start                U, V ~ N(0, %.3g^2); sigma_1 ~ %.6g (power iteration)%s\n",
+                r->init_std, r->sigma1_est,
+                r->scale_log2 ? "; trained on the data scaled by an exact power of two" : "");
+    fprintf(f, "  gradient descent SSE ");
+    print_sse(f, r->sse_gd[0]);
+    fprintf(f, "%s\n", r->epochs_run < cfg->epochs ? "  (stopped early)" : "");
     if (r->have_svd) {
         double gap = r->sse_gd[0] - r->sse_svd;
-        fprintf(f, "  SVD rank-%d SSE       %.6f  (reconstruction: %.6f)\n", cfg->rank, r->sse_svd,
-                r->sse_svd_recon);
-        fprintf(f, "  gap                  %.3e  (%.2e relative)\n", gap,
-                r->sse_svd > 0 ? gap / r->sse_svd : 0.0);
+        fprintf(f, "  SVD rank-%d SSE       ", cfg->rank);
+        print_sse(f, r->sse_svd);
+        fprintf(f, "  (reconstruction: ");
+        print_sse(f, r->sse_svd_recon);
+        fprintf(f, ")\n");
+        fprintf(f, "  gap                  %.3e  ", gap);
+        if (rep->rel_gaps)
+            fprintf(f, "(%.2e relative)\n", rel_gap(rep, 0));
+        else
+            fprintf(f, "(relative gap undefined: %s)\n", rep->checks.gap_why);
         fprintf(f, "  singular values     ");
         int shown = r->n_sv < 8 ? r->n_sv : 8;
-        for (int i = 0; i < shown; i++) fprintf(f, " %.4f", (double)r->singular_values[i]);
+        for (int i = 0; i < shown; i++) print_sv(f, r->singular_values[i]);
         fprintf(f, "%s\n", r->n_sv > shown ? " ..." : "");
         /* U_gd against the top-k left singular vectors U_k */
         if (rep->angles_deg) {
@@ -195,9 +320,11 @@ static void write_text(FILE *f, const report *rep)
     if (r->have_svd) fprintf(f, "  SVD time             %.3f ms\n", r->svd_seconds * 1e3);
     if (r->seeds > 1) write_seed_spread(f, rep);
     dl_out_text(f, rep->out);
+    if (rep->factors_note[0]) fprintf(f, "  factors              %s\n", rep->factors_note);
 }
 
-/* --out DIR: the loss history, Figure 1, then the summary. */
+/* --out DIR: the loss history, Figures 1 and 3, the factors, report.html,
+ * then the summary. */
 static dl_status write_files(report *rep, const dl_dataset *d)
 {
     const dl_factorise_result *r = rep->r;
@@ -207,7 +334,7 @@ static dl_status write_files(report *rep, const dl_dataset *d)
                         .names = sse,
                         .models = r->seeds,
                         .first_seed = rep->cfg->seed,
-                        .values = r->loss_history,
+                        .values_d = r->loss_history,
                         .epoch_stride = (size_t)r->seeds,
                         .metric_stride = 0,
                         .model_stride = 1};
@@ -234,26 +361,74 @@ static dl_status write_files(report *rep, const dl_dataset *d)
             .log10_x = true,
             .band_lo = NAN,
             .band_hi = NAN,
-            .xlabel = "gradient-descent SSE minus the SVD optimum "
+            .xlabel = "SSE minus the SVD optimum "
                       "(1e-7 and below, rounding under zero included, in the first bar)",
             .title = "Gap to the optimum over seeds"};
         DL_TRY(dl_out_figure_histogram(rep->out, "figure3_seeds_histogram", &hist));
     }
+    /* The factors are in the data's units whatever scale training ran at
+     * (dl_factorise_result), so U V^T approximates A - 1 mu^T as given. */
+    DL_TRY(dl_out_factors(rep->out, r, rep->column_means, rep->factors_note,
+                          sizeof rep->factors_note));
+    dl_html_factorise page = {.source = rep->source,
+                              .centred = rep->centred,
+                              .cfg = rep->cfg,
+                              .r = r,
+                              .backend = rep->c->be->name,
+                              .device = rep->c->be->device,
+                              .angles_deg = rep->angles_deg,
+                              .aligned_residual = rep->aligned_residual,
+                              .align_note = rep->align_note,
+                              .gaps = rep->gaps,
+                              .rel_gaps = rep->rel_gaps,
+                              .gap_why = rep->checks.gap_why,
+                              .warnings = rep->checks.warnings,
+                              .n_warnings = rep->checks.n_warnings,
+                              .factors_note = rep->factors_note,
+                              .out = rep->out};
+    DL_TRY(dl_out_write(rep->out, "report.html", dl_html_write_factorise, &page));
     return dl_out_summary(rep->out, write_json, rep);
+}
+
+/* The gaps of every model, which figures are defined, and the warnings. */
+static dl_status derive(report *rep)
+{
+    const dl_factorise_result *r = rep->r;
+    if (!r->have_svd) return DL_OK;
+    dl_factorise_check_spectrum(r->m, r->n, r->rank, r->singular_values, r->n_sv, &rep->checks);
+    dl_factorise_check_below(r->m, r->n, r->sumsq, r->sse_svd, r->sse_gd, r->seeds, &rep->checks);
+    rep->gaps = malloc(sizeof(float) * (size_t)r->seeds);
+    if (rep->checks.relative_gap_defined) rep->rel_gaps = malloc(sizeof(double) * (size_t)r->seeds);
+    if (!rep->gaps || (rep->checks.relative_gap_defined && !rep->rel_gaps))
+        return DL_FAIL(DL_E_MEMORY, "out of host memory for %d gaps", r->seeds);
+    for (int b = 0; b < r->seeds; b++) {
+        double gap = r->sse_gd[b] - r->sse_svd;
+        rep->gaps[b] = (float)gap;
+        if (rep->rel_gaps) rep->rel_gaps[b] = gap / r->sse_svd;
+    }
+    return compare_subspaces(rep);
+}
+
+/* The preset's configuration, overridden by whatever was given explicitly. */
+static dl_factorise_config config_from_options(const dl_cmd *c)
+{
+    const dl_options *o = c->opt;
+    dl_factorise_config cfg =
+        dl_factorise_defaults(o->preset == DL_MLP_LAB ? DL_FACTORISE_LAB : DL_FACTORISE_CAREFUL);
+    cfg.rank = o->rank;
+    cfg.seed = o->seed;
+    cfg.seeds = o->seeds;
+    cfg.svd = o->svd;
+    if (o->given_epochs) cfg.epochs = o->epochs;
+    if (o->given_lr) cfg.lr = o->lr;
+    cfg.loop = (dl_loop){.progress = c->progress, .progress_ud = c->progress_ud, .stop = c->stop};
+    return cfg;
 }
 
 dl_status dl_cmd_factorise(dl_cmd *c)
 {
     const dl_options *o = c->opt;
-    dl_factorise_config cfg = {
-        .rank = o->rank,
-        .epochs = o->given_epochs ? o->epochs : 1000,
-        .lr = o->given_lr ? o->lr : 0.01f,
-        .seed = o->seed,
-        .seeds = o->seeds,
-        .svd = o->svd,
-        .loop = {.progress = c->progress, .progress_ud = c->progress_ud, .stop = c->stop},
-    };
+    dl_factorise_config cfg = config_from_options(c);
     dl_factorise_result r;
     dl_dataset d = {0};
     dl_out out;
@@ -261,6 +436,7 @@ dl_status dl_cmd_factorise(dl_cmd *c)
     dl_status st;
     char source[512];
     bool centred = false;
+    float *means = NULL;
     if (o->synth_m) {
         snprintf(source, sizeof source, "synthetic %dx%d", o->synth_m, o->synth_n);
         DL_TRY(dl_factorise_validate(o->synth_m, o->synth_n, &cfg));
@@ -271,33 +447,48 @@ dl_status dl_cmd_factorise(dl_cmd *c)
         const char *path = o->data ? o->data : dl_default_data_path();
         snprintf(source, sizeof source, "%s", path);
         DL_TRY(dl_cmd_load_data(c, path, false, &d));
-        if (o->center) dl_dataset_center(&d, NULL);
+        st = DL_OK;
+        if (o->center) {
+            double *mu = malloc(sizeof(double) * (size_t)d.cols);
+            means = malloc(sizeof(float) * (size_t)d.cols);
+            if (!mu || !means)
+                st = DL_FAIL(DL_E_MEMORY, "out of host memory for %d column means", d.cols);
+            else {
+                dl_dataset_center(&d, mu);
+                for (int j = 0; j < d.cols; j++) means[j] = (float)mu[j]; /* as subtracted */
+            }
+            free(mu);
+        }
         centred = o->center;
-        st = dl_factorise_validate(d.rows, d.cols, &cfg);
+        if (st == DL_OK) st = dl_factorise_validate(d.rows, d.cols, &cfg);
         if (st == DL_OK) st = dl_out_prepare(&out, o->force);
         if (st == DL_OK) st = dl_factorise(c->be, d.x, d.rows, d.cols, &cfg, &r);
     }
     if (st != DL_OK) {
         dl_dataset_free(&d);
+        free(means);
         return st;
     }
     if (c->progress) c->progress(c->progress_ud, NULL);
 
-    report rep = {.c = c, .source = source, .centred = centred, .cfg = &cfg, .r = &r, .out = &out};
-    dl_status wst = compare_subspaces(&rep);
-    if (wst == DL_OK && r.have_svd) {
-        rep.gaps = malloc(sizeof(float) * (size_t)r.seeds);
-        if (!rep.gaps)
-            wst = DL_FAIL(DL_E_MEMORY, "out of host memory for %d gaps", r.seeds);
-        else
-            for (int b = 0; b < r.seeds; b++) rep.gaps[b] = (float)(r.sse_gd[b] - r.sse_svd);
-    }
+    report rep = {.c = c,
+                  .source = source,
+                  .centred = centred,
+                  .cfg = &cfg,
+                  .r = &r,
+                  .column_means = means,
+                  .out = &out};
+    dl_status wst = derive(&rep);
     if (wst == DL_OK && out.dir) wst = write_files(&rep, &d);
     write_text(c->text, &rep);
     if (o->json) write_json(stdout, &rep);
     fflush(stdout);
+    for (int i = 0; i < rep.checks.n_warnings; i++)
+        fprintf(stderr, "dlab-gpu: warning: %s\n", rep.checks.warnings[i]);
     free(rep.angles_deg);
     free(rep.gaps);
+    free(rep.rel_gaps);
+    free(means);
     /* A file that could not be written outranks the stop. */
     st = wst != DL_OK ? wst : dl_stop_status(&r.stop);
     dl_factorise_result_free(&r);

@@ -1,10 +1,16 @@
-/* dlab-gpu --task mlp: load the labelled data, train, report in text and
- * JSON, and with --out DIR write the history, the summary and Figure 2. */
+/* dlab-gpu --task mlp: load the labelled data, train, apply the first
+ * model to every data row, report in text and JSON (the validation
+ * confusion matrix included), and with --out DIR write the history, the
+ * figures, model.json, predictions.csv, report.html and the summary. */
 #include "dlab/cmd.h"
 #include "dlab/data.h"
 #include "dlab/json.h"
 #include "dlab/mlp.h"
+#include "dlab/model_io.h"
+#include "dlab/predict.h"
+#include "dlab/predictions_out.h"
 #include "dlab/report.h"
+#include "dlab/report_html.h"
 #include "dlab/summary.h"
 
 #include <math.h>
@@ -31,6 +37,61 @@ static dl_mlp_config config_from_options(const dl_cmd *c)
     if (o->given_optim) cfg.optim = o->optim;
     cfg.loop = (dl_loop){.progress = c->progress, .progress_ud = c->progress_ud, .stop = c->stop};
     return cfg;
+}
+
+/* The first model (seed cfg->seed, the one the reports show) applied to
+ * every data row, with the split and input transform it was trained with. */
+typedef struct {
+    int32_t *perm;        /* rows: training rows first, then validation rows */
+    double *mean, *scale; /* features: x' = (x - mean) / scale */
+    uint8_t *split;       /* rows, in data order: 0 training, 1 validation */
+    dl_predictions pred;  /* every data row, in data order */
+    int *confusion;       /* classes x classes validation counts, NULL when none */
+    char note[160];       /* why there is no confusion matrix */
+} first_model;
+
+static void first_model_free(first_model *fm)
+{
+    free(fm->perm), free(fm->mean), free(fm->scale), free(fm->split), free(fm->confusion);
+    dl_predictions_free(&fm->pred);
+}
+
+static dl_status apply_first_model(dl_backend *be, const dl_dataset *d, const dl_mlp_config *cfg,
+                                   const dl_mlp_result *r, first_model *fm)
+{
+    for (size_t i = 0; i < r->n_params; i++)
+        if (!isfinite(r->params[i])) {
+            snprintf(fm->note, sizeof fm->note,
+                     "the first model's weights are not finite "
+                     "(training diverged)");
+            return DL_OK;
+        }
+    const int N = d->rows, C = r->classes;
+    fm->perm = malloc(sizeof(int32_t) * (size_t)N);
+    fm->mean = malloc(sizeof(double) * (size_t)d->cols);
+    fm->scale = malloc(sizeof(double) * (size_t)d->cols);
+    fm->split = calloc((size_t)N, 1);
+    int *counts = calloc((size_t)C * (size_t)C, sizeof(int));
+    if (!fm->perm || !fm->mean || !fm->scale || !fm->split || !counts) {
+        free(counts);
+        return DL_FAIL(DL_E_MEMORY, "out of host memory applying the model to %d rows", N);
+    }
+    dl_status st = dl_mlp_split(d, cfg, 0, fm->perm, fm->mean, fm->scale);
+    dl_mlp_model m = {.features = r->features,
+                      .hidden = r->hidden,
+                      .classes = C,
+                      .input_mean = fm->mean,
+                      .input_scale = fm->scale,
+                      .params = r->params};
+    if (st == DL_OK) st = dl_mlp_predict(be, &m, d->x, N, &fm->pred);
+    if (st != DL_OK) {
+        free(counts);
+        return st;
+    }
+    for (int i = r->n_train; i < N; i++) fm->split[fm->perm[i]] = 1;
+    dl_confusion_add(&fm->pred, d->labels, fm->perm + r->n_train, r->n_val, counts);
+    fm->confusion = counts;
+    return DL_OK;
 }
 
 static void write_history(dl_json *j, const dl_mlp_result *r)
@@ -89,7 +150,8 @@ static void write_seeds(dl_json *j, const dl_mlp_config *cfg, const dl_mlp_resul
 }
 
 static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_mlp_config *cfg,
-                       const dl_mlp_result *r, const dl_out *out)
+                       const dl_mlp_result *r, const dl_dataset *d, const first_model *fm,
+                       const dl_out *out)
 {
     dl_json j;
     dl_json_init(&j, f, false);
@@ -121,6 +183,11 @@ static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     dl_json_int(&j, "classes", r->classes);
     dl_json_int(&j, "features", r->features);
     dl_json_obj_end(&j);
+    dl_json_arr_begin(&j, "class_names");
+    for (int k = 0; k < r->classes; k++) dl_json_str(&j, NULL, d->class_names[k]);
+    dl_json_arr_end(&j);
+    /* the first model's, on the validation rows: [true class][predicted class] */
+    dl_json_confusion(&j, "confusion_matrix", fm->confusion, r->classes);
     write_history(&j, r);
     write_seeds(&j, cfg, r);
     dl_out_json(&j, out);
@@ -133,14 +200,58 @@ typedef struct {
     const char *source;
     const dl_mlp_config *cfg;
     const dl_mlp_result *r;
+    const dl_dataset *d;
+    const first_model *fm;
     const dl_out *out;
 } json_args;
 
 static dl_status json_writer(FILE *f, const void *ctx)
 {
     const json_args *a = ctx;
-    write_json(f, a->c, a->source, a->cfg, a->r, a->out);
+    write_json(f, a->c, a->source, a->cfg, a->r, a->d, a->fm, a->out);
     return DL_OK;
+}
+
+/* model.json, predictions.csv and Figure 4: the first model and what it
+ * predicts, when it has finite weights. */
+static dl_status write_model_files(dl_out *out, const json_args *a)
+{
+    const dl_mlp_result *r = a->r;
+    const first_model *fm = a->fm;
+    if (!fm->confusion) return DL_OK;
+    const dl_dataset *d = a->d;
+    dl_model model = {.features = r->features,
+                      .hidden = r->hidden,
+                      .classes = r->classes,
+                      .feature_names = d->col_names,
+                      .named_features = d->col_names != NULL,
+                      .class_names = d->class_names,
+                      .input_mean = fm->mean,
+                      .input_scale = fm->scale,
+                      .params = r->params};
+    dl_model_record rec = {.model = &model,
+                           .preset = a->cfg->preset == DL_MLP_LAB ? "lab" : "careful",
+                           .optim = optim_name(a->cfg->optim),
+                           .data = a->source,
+                           .lr = a->cfg->lr,
+                           .epochs_run = r->epochs_run,
+                           .train_rows = r->n_train,
+                           .validation_rows = r->n_val,
+                           .seed = a->cfg->seed,
+                           .train_accuracy = r->train_accuracy[0],
+                           .val_accuracy = r->val_accuracy[0]};
+    DL_TRY(dl_out_write(out, "model.json", dl_model_write, &rec));
+    dl_predictions_csv csv = {
+        .p = &fm->pred, .class_names = d->class_names, .labels = d->labels, .split = fm->split};
+    DL_TRY(dl_out_write(out, "predictions.csv", dl_predictions_csv_write, &csv));
+    char title[128];
+    snprintf(title, sizeof title, "Validation confusion matrix (%d rows, accuracy %.3f)", r->n_val,
+             (double)r->val_accuracy[0]);
+    dl_fig_confusion fig = {.classes = r->classes,
+                            .counts = fm->confusion,
+                            .class_names = d->class_names,
+                            .title = title};
+    return dl_out_figure_confusion(out, "figure4_confusion_matrix", &fig);
 }
 
 /* --out DIR: the per-epoch metrics, Figure 2 (the first model), then the
@@ -186,6 +297,20 @@ static dl_status write_files(dl_out *out, const json_args *a)
                                  .title = "Validation accuracy over seeds"};
         DL_TRY(dl_out_figure_histogram(out, "figure3_seeds_histogram", &hist));
     }
+    DL_TRY(write_model_files(out, a));
+    dl_html_mlp page = {.source = a->source,
+                        .cfg = a->cfg,
+                        .r = r,
+                        .backend = a->c->be->name,
+                        .device = a->c->be->device,
+                        .class_names = a->d->class_names,
+                        .confusion = a->fm->confusion,
+                        .confusion_note = a->fm->note,
+                        .band_lo = LAB_BAND_LO,
+                        .band_hi = LAB_BAND_HI,
+                        .in_band = in_lab_band(r),
+                        .out = out};
+    DL_TRY(dl_out_write(out, "report.html", dl_html_write_mlp, &page));
     return dl_out_summary(out, json_writer, a);
 }
 
@@ -202,7 +327,7 @@ static void write_seed_spread(FILE *f, const dl_mlp_result *r)
 }
 
 static void write_text(FILE *f, const dl_cmd *c, const char *source, const dl_mlp_config *cfg,
-                       const dl_mlp_result *r)
+                       const dl_mlp_result *r, const dl_dataset *d, const first_model *fm)
 {
     fprintf(f, "mlp %s: %d features, %d classes, %d training / %d validation rows\n", source,
             r->features, r->classes, r->n_train, r->n_val);
@@ -220,6 +345,11 @@ static void write_text(FILE *f, const dl_cmd *c, const char *source, const dl_ml
         fprintf(f, "  best validation      accuracy %.4f at epoch %d\n",
                 (double)dl_mlp_history(r, r->best_epoch[0] - 1, DL_MLP_VAL_ACCURACY, 0),
                 r->best_epoch[0]);
+    if (fm->confusion)
+        dl_print_confusion(f, "validation confusion matrix", fm->confusion, r->classes,
+                           d->class_names);
+    else
+        fprintf(f, "  confusion matrix     none: %s\n", fm->note);
     if (r->models > 1) write_seed_spread(f, r);
     fprintf(f, "  training time        %.3f ms  (%d epochs, %.2f us/epoch)\n",
             r->train_seconds * 1e3, r->epochs_run,
@@ -252,15 +382,21 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     dl_status st = name_the_file(dl_mlp_validate(&d, &cfg), path);
     if (st == DL_OK) st = dl_out_prepare(&out, c->opt->force);
     if (st == DL_OK) st = dl_mlp_run(c->be, &d, &cfg, &r);
-    dl_dataset_free(&d);
-    if (st != DL_OK) return st;
+    if (st != DL_OK) {
+        dl_dataset_free(&d);
+        return st;
+    }
     if (c->progress) c->progress(c->progress_ud, NULL);
-    json_args ja = {.c = c, .source = path, .cfg = &cfg, .r = &r, .out = &out};
-    dl_status wst = out.dir ? write_files(&out, &ja) : DL_OK;
-    write_text(c->text, c, path, &cfg, &r);
+    first_model fm = {0};
+    dl_status wst = apply_first_model(c->be, &d, &cfg, &r, &fm);
+    json_args ja = {.c = c, .source = path, .cfg = &cfg, .r = &r, .d = &d, .fm = &fm, .out = &out};
+    if (wst == DL_OK && out.dir) wst = write_files(&out, &ja);
+    write_text(c->text, c, path, &cfg, &r, &d, &fm);
     dl_out_text(c->text, &out);
     if (c->opt->json) json_writer(stdout, &ja);
     fflush(stdout);
+    first_model_free(&fm);
+    dl_dataset_free(&d);
     /* A file that could not be written outranks the stop. */
     st = wst != DL_OK ? wst : dl_stop_status(&r.stop);
     dl_mlp_result_free(&r);

@@ -35,6 +35,11 @@ dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_
     return DL_FAIL(DL_E_RUNTIME, "cannot draw %s: dlab-gpu was built without PLplot", path);
 }
 
+dl_status dl_figure_confusion(const char *path, dl_fig_format fmt, const dl_fig_confusion *c)
+{
+    return DL_FAIL(DL_E_RUNTIME, "cannot draw %s: dlab-gpu was built without PLplot", path);
+}
+
 #else
 
 #include <plplot.h>
@@ -58,7 +63,7 @@ static const unsigned char series_rgb[N_SERIES][3] = {
  * scales that give them about the same visual weight. */
 static const char *const marker[] = {"●", "▲", "■", "◆", "▼", "★", "⬟"};
 static const double marker_scale[] = {1.0, 0.95, 0.85, 1.0, 0.95, 1.05, 1.0};
-#define N_MARKERS ((int)(sizeof marker / sizeof marker[0]))
+#define N_MARKERS   ((int)(sizeof marker / sizeof marker[0]))
 
 static char plplot_complaint[256];
 
@@ -502,6 +507,145 @@ dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_
         st = end(path);
     }
     free(count);
+    return st;
+}
+
+/* --- figure 4: confusion matrix ------------------------------------------ */
+
+/* Class names longer than this are cut (at a character boundary) with an
+ * ellipsis, so that the labels leave room for the grid. */
+#define CM_NAME_MAX 24
+
+/* The height of a line of text at scale 1 and the font's em, in pixels of
+ * the page, as the cairo devices draw DejaVu Sans. */
+#define CHAR_PX     16.7
+#define EM_PX       21.0
+
+/* The width of s in ems, from DejaVu Sans's advance widths by kind of
+ * character (within a few per cent for names; a character outside ASCII
+ * counts as an average one). */
+static double text_em(const char *s)
+{
+    double w = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char c = *p;
+        if ((c & 0xc0) == 0x80) continue; /* inside a multi-byte character */
+        if (strchr("il.,:;'|!", c))
+            w += 0.28;
+        else if (strchr("jtfrI()[] -\"", c))
+            w += 0.40;
+        else if (strchr("mwMW%@&<>=+~#", c))
+            w += 0.85;
+        else if (c >= 'A' && c <= 'Z')
+            w += 0.70;
+        else if (c >= '0' && c <= '9')
+            w += 0.64;
+        else
+            w += 0.58;
+    }
+    return w;
+}
+
+static void short_name(const char *in, char *out, size_t len)
+{
+    char cut[4 * CM_NAME_MAX + 8];
+    size_t n = strlen(in);
+    if (n <= CM_NAME_MAX) {
+        escape_text(in, out, len);
+        return;
+    }
+    n = CM_NAME_MAX;
+    while (n > 0 && ((unsigned char)in[n] & 0xc0) == 0x80) n--; /* not inside a character */
+    snprintf(cut, sizeof cut, "%.*s…", (int)n, in);
+    escape_text(cut, out, len);
+}
+
+dl_status dl_figure_confusion(const char *path, dl_fig_format fmt, const dl_fig_confusion *c)
+{
+    const int C = c->classes;
+    if (C < 1 || !c->counts)
+        return DL_FAIL(DL_E_USAGE, "figure 4: nothing to draw (%d classes)", C);
+    char(*names)[128] = malloc(sizeof *names * (size_t)C);
+    if (!names) return DL_FAIL(DL_E_MEMORY, "figure 4: out of host memory for %d classes", C);
+    const double text = C <= 5 ? 0.9 : C <= 10 ? 0.7 : C <= 20 ? 0.5 : 0.4;
+    double label_px = 0; /* the widest name as drawn */
+    for (int k = 0; k < C; k++) {
+        char raw[96], shown[4 * CM_NAME_MAX + 8];
+        if (c->class_names)
+            snprintf(raw, sizeof raw, "%s", c->class_names[k]);
+        else
+            snprintf(raw, sizeof raw, "class %d", k + 1);
+        short_name(raw, names[k], sizeof names[k]);
+        snprintf(shown, sizeof shown, "%.*s", CM_NAME_MAX, raw);
+        double px = text_em(shown) * EM_PX * text + (strlen(raw) > CM_NAME_MAX ? EM_PX * text : 0);
+        if (px > label_px) label_px = px;
+    }
+    dl_status st = begin(path, fmt);
+    if (st == DL_OK) {
+        /* Column labels across when they fit their columns, else up the page;
+         * under them "predicted class". The grid is square, as tall as what
+         * is left below the title, centred in what the row labels leave. */
+        const double y1 = 0.88;
+        double below_px = 2.4 * CHAR_PX * text + 2.2 * CHAR_PX;
+        double y0 = below_px / DL_FIG_HEIGHT + 0.02;
+        bool vertical = label_px > 0.95 * (y1 - y0) * DL_FIG_HEIGHT / C;
+        if (vertical) {
+            below_px = 0.8 * CHAR_PX * text + label_px + 2.2 * CHAR_PX;
+            y0 = below_px / DL_FIG_HEIGHT + 0.02;
+        }
+        const double side = (y1 - y0) * DL_FIG_HEIGHT / DL_FIG_WIDTH;
+        const double left = (label_px + 4.0 * CHAR_PX) / DL_FIG_WIDTH;
+        const double x0 = left + (1.0 - left - side) / 2, x1 = x0 + side;
+        /* cmap1: white to Okabe-Ito blue */
+        PLFLT pos[2] = {0.0, 1.0}, r[2] = {1.0, series_rgb[0][0] / 255.0},
+              g[2] = {1.0, series_rgb[0][1] / 255.0}, b[2] = {1.0, series_rgb[0][2] / 255.0};
+        plscmap1n(256);
+        plscmap1l(1, 2, pos, r, g, b, NULL);
+        plvpor(x0, x1, y0, y1);
+        plwind(0.0, C, 0.0, C);
+        for (int t = 0; t < C; t++) {
+            long total = 0;
+            for (int q = 0; q < C; q++) total += c->counts[(size_t)t * C + q];
+            for (int q = 0; q < C; q++) {
+                int n = c->counts[(size_t)t * C + q];
+                double frac = total > 0 ? (double)n / total : 0.0;
+                double top = C - t, bottom = C - t - 1;
+                PLFLT bx[4] = {q, q + 1, q + 1, q}, by[4] = {bottom, bottom, top, top};
+                plcol1(frac);
+                plfill(4, bx, by);
+                if (C <= 20) {
+                    char num[16];
+                    snprintf(num, sizeof num, "%d", n);
+                    plcol0(frac > 0.5 ? BG : INK);
+                    plschr(0.0, text * 1.2);
+                    plptex(q + 0.5, bottom + 0.5, 1.0, 0.0, 0.5, num);
+                }
+            }
+        }
+        plcol0(INK);
+        plwidth(1.0);
+        for (int k = 0; k <= C; k++) { /* cell borders */
+            PLFLT lx[2] = {k, k}, ly[2] = {0, C}, hx[2] = {0, C}, hy[2] = {k, k};
+            plline(2, lx, ly);
+            plline(2, hx, hy);
+        }
+        plschr(0.0, text);
+        for (int k = 0; k < C; k++) {
+            double at = (k + 0.5) / C;
+            plmtex("lv", 0.8, 1.0 - at, 1.0, names[k]);
+            plmtex(vertical ? "bv" : "b", vertical ? 0.8 : 1.4, at, vertical ? 1.0 : 0.5, names[k]);
+        }
+        /* plmtex's displacement counts heights of the current characters */
+        const double axis_scale = 0.85, axis_px = CHAR_PX * axis_scale;
+        plschr(0.0, axis_scale);
+        plmtex("l", (label_px + 0.8 * CHAR_PX * text) / axis_px + 1.8, 0.5, 0.5, "true class");
+        plmtex("b", (below_px - 2.2 * CHAR_PX) / axis_px + 1.3, 0.5, 0.5, "predicted class");
+        plschr(0.0, 0.95);
+        plmtex("t", 1.2, 0.5, 0.5, c->title ? c->title : "Confusion matrix");
+        plschr(0.0, 1.0);
+        st = end(path);
+    }
+    free(names);
     return st;
 }
 

@@ -122,3 +122,17 @@ void dl_json_floats(dl_json *j, const char *key, const float *v, size_t n, size_
     }
     fputc(']', j->f);
 }
+
+void dl_json_doubles(dl_json *j, const char *key, const double *v, size_t n)
+{
+    lead(j, key);
+    fputc('[', j->f);
+    for (size_t i = 0; i < n; i++) {
+        if (i) fputc(',', j->f);
+        if (isfinite(v[i]))
+            fprintf(j->f, "%.17g", v[i]);
+        else
+            fputs("null", j->f);
+    }
+    fputc(']', j->f);
+}

@@ -62,10 +62,11 @@ static void show_progress(void *ud, const dl_progress *p)
     double rate = p->done / p->elapsed;
     char left[32], line[192];
     format_duration(left, sizeof left, rate > 0 ? (p->total - p->done) / rate : 0.0);
-    int n = snprintf(line, sizeof line,
-                     rate >= 100 ? "epoch %d/%d  loss %.6g  %.0f epochs/s  %s left"
-                                 : "epoch %d/%d  loss %.6g  %.3g epochs/s  %s left",
-                     p->done, p->total, (double)p->last[0], rate, left);
+    int n =
+        snprintf(line, sizeof line,
+                 rate >= 100 ? "epoch %d/%d  loss %.6g  %.0f epochs/s  %s left"
+                             : "epoch %d/%d  loss %.6g  %.3g epochs/s  %s left",
+                 p->done, p->total, p->last[0] * (p->scale != 0.0 ? p->scale : 1.0), rate, left);
     int cols = terminal_columns() - 1; /* writing the last column wraps on some terminals */
     if (n > cols) n = cols > 0 ? cols : 0;
     if (n >= (int)sizeof line) n = (int)sizeof line - 1;
@@ -121,7 +122,9 @@ int main(int argc, char **argv)
                   .stop = &stop_requested,
                   .progress = show_progress,
                   .progress_ud = &ps};
-    st = opt.task == DL_TASK_MLP ? dl_cmd_mlp(&cmd) : dl_cmd_factorise(&cmd);
+    st = opt.task == DL_TASK_MLP       ? dl_cmd_mlp(&cmd)
+         : opt.task == DL_TASK_PREDICT ? dl_cmd_predict(&cmd)
+                                       : dl_cmd_factorise(&cmd);
     show_progress(&ps, NULL);
     dl_backend_destroy(be);
     return st == DL_OK ? 0 : fail(st);

@@ -239,16 +239,33 @@ dl_status dl_out_figure_histogram(dl_out *o, const char *base, const dl_fig_hist
     return figure_pair(o, base, draw_histogram, h);
 }
 
+static dl_status draw_confusion(const char *path, dl_fig_format fmt, const void *fig)
+{
+    return dl_figure_confusion(path, fmt, fig);
+}
+
+dl_status dl_out_figure_confusion(dl_out *o, const char *base, const dl_fig_confusion *c)
+{
+    return figure_pair(o, base, draw_confusion, c);
+}
+
+bool dl_out_has(const dl_out *o, const char *name)
+{
+    for (int i = 0; i < o->n_files; i++)
+        if (strcmp(o->files[i], name) == 0) return true;
+    return false;
+}
+
 /* --- CSV ------------------------------------------------------------------ */
 
-static void csv_number(FILE *f, float v)
+static void csv_number(FILE *f, double v)
 {
     if (isnan(v))
         fputs("nan", f);
     else if (isinf(v))
         fputs(v > 0 ? "inf" : "-inf", f);
     else
-        fprintf(f, "%.9g", (double)v);
+        fprintf(f, "%.9g", v);
 }
 
 dl_status dl_csv_write_history(FILE *f, const void *history)
@@ -269,8 +286,9 @@ dl_status dl_csv_write_history(FILE *f, const void *history)
         for (int b = 0; b < h->models; b++)
             for (int c = 0; c < h->metrics; c++) {
                 fputc(',', f);
-                csv_number(f, h->values[(size_t)e * h->epoch_stride + (size_t)c * h->metric_stride +
-                                        (size_t)b * h->model_stride]);
+                size_t at = (size_t)e * h->epoch_stride + (size_t)c * h->metric_stride +
+                            (size_t)b * h->model_stride;
+                csv_number(f, h->values_d ? h->values_d[at] : h->values[at]);
             }
         fputc('\n', f);
     }

@@ -16,7 +16,8 @@ static double quantile(const double *sorted, int n, double q)
     return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
 }
 
-void dl_stats_compute(const float *v, int n, int stride, dl_stats *out)
+/* Either v (float) or vd (double) is given. */
+static void stats_compute(const float *v, const double *vd, int n, int stride, dl_stats *out)
 {
     *out = (dl_stats){.min = NAN, .p10 = NAN, .median = NAN, .p90 = NAN, .max = NAN, .mean = NAN};
     double *s = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
@@ -24,7 +25,7 @@ void dl_stats_compute(const float *v, int n, int stride, dl_stats *out)
     int k = 0;
     double sum = 0;
     for (int i = 0; i < n; i++) {
-        double x = v[(size_t)i * stride];
+        double x = vd ? vd[(size_t)i * stride] : v[(size_t)i * stride];
         if (isfinite(x))
             s[k++] = x, sum += x;
         else
@@ -41,6 +42,16 @@ void dl_stats_compute(const float *v, int n, int stride, dl_stats *out)
         out->mean = sum / k;
     }
     free(s);
+}
+
+void dl_stats_compute(const float *v, int n, int stride, dl_stats *out)
+{
+    stats_compute(v, NULL, n, stride, out);
+}
+
+void dl_stats_compute_d(const double *v, int n, int stride, dl_stats *out)
+{
+    stats_compute(NULL, v, n, stride, out);
 }
 
 void dl_print_histogram(FILE *f, const float *v, int n, int stride, double lo, double hi, int bins,

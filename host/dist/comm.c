@@ -422,7 +422,7 @@ dl_status dl_comm_barrier(dl_comm *c)
 /* --- failures ------------------------------------------------------------ */
 
 #ifdef DLAB_HAVE_MPI
-/* Orders outcomes as dl_run_groups does: 0 ok, 1 interrupted, 2 diverged,
+/* Orders outcomes as dl_run_models does: 0 ok, 1 interrupted, 2 diverged,
  * 3 any other failure. */
 static int severity(dl_status s)
 {

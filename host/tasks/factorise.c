@@ -1,4 +1,5 @@
 #include "dlab/factorise.h"
+#include "dlab/factorise_scale.h"
 #include "dlab/rng.h"
 
 #include <math.h>
@@ -91,12 +92,25 @@ dl_status dl_factorise_validate(int m, int n, const dl_factorise_config *cfg)
                        cfg->rank, m, n, p);
     if (cfg->epochs < 1)
         return DL_FAIL(DL_E_USAGE, "--epochs must be at least 1 (got %d)", cfg->epochs);
-    if (!(cfg->lr > 0.0f) || !isfinite(cfg->lr))
+    if (cfg->preset != DL_FACTORISE_LAB && cfg->preset != DL_FACTORISE_CAREFUL)
+        return DL_FAIL(DL_E_USAGE, "unknown factorise preset %d", (int)cfg->preset);
+    if (!(cfg->lr >= 0.0f) || !isfinite(cfg->lr)) /* 0: the preset's step */
         return DL_FAIL(DL_E_USAGE, "--lr must be a positive finite number (got %g)",
                        (double)cfg->lr);
     if (cfg->seeds < 1)
         return DL_FAIL(DL_E_USAGE, "--seeds must be at least 1 (got %d)", cfg->seeds);
     return DL_OK;
+}
+
+dl_factorise_config dl_factorise_defaults(dl_factorise_preset preset)
+{
+    return (dl_factorise_config){.preset = preset,
+                                 .rank = 2,
+                                 .epochs = 1000,
+                                 .lr = 0.0f,
+                                 .seed = 1,
+                                 .seeds = 1,
+                                 .svd = true};
 }
 
 void dl_factorise_result_free(dl_factorise_result *r)
@@ -106,23 +120,67 @@ void dl_factorise_result_free(dl_factorise_result *r)
     free(r->sse_gd);
     free(r->singular_values);
     free(r->svd_u);
+    free(r->svd_v);
     free(r->u_gd);
+    free(r->v_gd);
     memset(r, 0, sizeof *r);
 }
 
-/* The SVD baseline: singular values, the rank-k error from the discarded
- * ones, and the same error recomputed from U_k S_k V_k^T as a cross-check. */
-static dl_status svd_baseline(dl_backend *be, fact_ctx *c, dl_factorise_result *res)
+/* What the task knows of A before it reaches the device. */
+typedef struct {
+    const float *raw;    /* m x n as given (host), NULL for a synthetic matrix */
+    const float *scaled; /* 2^e raw (host), NULL for a synthetic matrix */
+    int e;               /* the SVD and the final errors use 2^e A */
+    double sumsq;        /* ||A||_F^2 in the data's units; synthetic: measured on the device */
+    double sigma1_t;     /* careful: sigma_1 of the training matrix, < 0 until estimated */
+    int true_rank;       /* synthetic: A = L R^T + noise */
+    float noise;
+    uint64_t data_seed;
+} fact_input;
+
+/* The careful preset trains on 2^e A; the lab on A itself. */
+static int train_exponent(const fact_input *in, const dl_factorise_config *cfg)
+{
+    return cfg->preset == DL_FACTORISE_CAREFUL ? in->e : 0;
+}
+
+/* The progress line shows the loss in the data's units. */
+typedef struct {
+    void (*fn)(void *ud, const dl_progress *p);
+    void *ud;
+    double scale;
+} progress_units;
+
+static void progress_in_data_units(void *ud, const dl_progress *p)
+{
+    const progress_units *pu = ud;
+    if (!p) {
+        pu->fn(pu->ud, NULL);
+        return;
+    }
+    dl_progress q = *p;
+    q.scale = pu->scale;
+    pu->fn(pu->ud, &q);
+}
+
+/* The SVD baseline on the device's matrix, which holds 2^e A: singular
+ * values, the rank-k error from the discarded ones, and the same error
+ * recomputed from U_k S_k V_k^T as a cross-check, all scaled back to the
+ * data's units in double. */
+static dl_status svd_baseline(dl_backend *be, fact_ctx *c, int e, dl_factorise_result *res)
 {
     int m = c->m, n = c->n, k = c->k, p = m < n ? m : n;
     float *s_d = NULL, *u_d = NULL, *vt_d = NULL, *us_d = NULL, *rec = NULL;
-    float *us = NULL;
+    float *us = NULL, *s = NULL, *vt = NULL;
     dl_status st = DL_OK;
     res->n_sv = p;
-    res->singular_values = malloc(sizeof(float) * (size_t)p);
+    res->singular_values = malloc(sizeof(double) * (size_t)p);
     res->svd_u = malloc(sizeof(float) * (size_t)m * p);
+    res->svd_v = malloc(sizeof(float) * (size_t)n * k);
     us = malloc(sizeof(float) * (size_t)m * k);
-    if (!res->singular_values || !res->svd_u || !us) {
+    s = malloc(sizeof(float) * (size_t)p);
+    vt = malloc(sizeof(float) * (size_t)k * n);
+    if (!res->singular_values || !res->svd_u || !res->svd_v || !us || !s || !vt) {
         st = DL_FAIL(DL_E_MEMORY, "out of host memory for the SVD of a %dx%d matrix", m, n);
         goto done;
     }
@@ -137,93 +195,191 @@ static dl_status svd_baseline(dl_backend *be, fact_ctx *c, dl_factorise_result *
         (st = dl_timer_stop(be, &t)))
         goto done;
     res->svd_seconds = t;
-    if ((st = dl_download(be, res->singular_values, s_d, sizeof(float) * (size_t)p)) ||
-        (st = dl_download(be, res->svd_u, u_d, sizeof(float) * (size_t)m * p)))
+    if ((st = dl_download(be, s, s_d, sizeof(float) * (size_t)p)) ||
+        (st = dl_download(be, res->svd_u, u_d, sizeof(float) * (size_t)m * p)) ||
+        (st = dl_download(be, vt, vt_d, sizeof(float) * (size_t)k * n)))
         goto done;
+    for (int i = 0; i < n; i++) /* V_k = the first k rows of V^T, transposed */
+        for (int j = 0; j < k; j++) res->svd_v[(size_t)i * k + j] = vt[(size_t)j * n + i];
     double tail = 0.0;
-    for (int i = k; i < p; i++) tail += (double)res->singular_values[i] * res->singular_values[i];
-    res->sse_svd = tail;
+    for (int i = k; i < p; i++) tail += (double)s[i] * s[i];
+    res->sse_svd = ldexp(tail, -2 * e);
+    for (int i = 0; i < p; i++) res->singular_values[i] = ldexp(s[i], -e);
     for (int i = 0; i < m; i++)
-        for (int j = 0; j < k; j++)
-            us[(size_t)i * k + j] = res->svd_u[(size_t)i * p + j] * res->singular_values[j];
+        for (int j = 0; j < k; j++) us[(size_t)i * k + j] = res->svd_u[(size_t)i * p + j] * s[j];
     float sse_rec;
     if ((st = dl_upload(be, us_d, us, sizeof(float) * (size_t)m * k)) ||
         (st = dl_matmul(be, false, false, m, n, k, 1.0f, us_d, vt_d, 0.0f, rec)) ||
         (st = dl_residual_sse(be, rec, c->a, (size_t)m * n, 1, 0, c->metrics)) ||
         (st = dl_download(be, &sse_rec, c->metrics, sizeof sse_rec)))
         goto done;
-    res->sse_svd_recon = sse_rec;
+    res->sse_svd_recon = ldexp(sse_rec, -2 * e);
     res->have_svd = true;
 done:
-    free(us);
+    free(us), free(s), free(vt);
     dl_free(be, s_d), dl_free(be, u_d), dl_free(be, vt_d), dl_free(be, us_d), dl_free(be, rec);
     return st;
 }
 
-/* The input every group shares and the result each fills its slice of. */
+/* The step and the start in training units (A on the device is 2^te A),
+ * the same for every group; the careful preset's needs in->sigma1_t. */
+static dl_status choose_start(const dl_factorise_config *cfg, const fact_input *in, int te, int m,
+                              int n, float *lr_t, double *std_t, dl_factorise_result *res)
+{
+    if (cfg->preset == DL_FACTORISE_LAB) {
+        *lr_t = cfg->lr > 0.0f ? cfg->lr : (float)DL_LAB_LR;
+        *std_t = 0.0;
+        res->lr = *lr_t;
+        return DL_OK;
+    }
+    res->sigma1_est = ldexp(in->sigma1_t, -te);
+    /* lr in the data's units is lr_t 2^te: a run on 2^te A with U, V scaled
+     * by 2^(te/2) follows the run on A step for step. */
+    double lr = cfg->lr > 0.0f ? ldexp(cfg->lr, -te) : dl_careful_lr(in->sigma1_t);
+    *lr_t = (float)lr;
+    if (!(*lr_t > 0.0f) || !isfinite(*lr_t))
+        return DL_FAIL(DL_E_USAGE,
+                       "--lr %g is out of float32's range for this data: it trains scaled by "
+                       "2^%d, which takes the step to %g",
+                       (double)cfg->lr, te, lr);
+    *std_t = dl_careful_init_std(in->sigma1_t, m, n, cfg->rank);
+    res->lr = ldexp(*lr_t, te);
+    res->init_std = *std_t * sqrt(ldexp(1.0, -te));
+    return DL_OK;
+}
+
+/* The initial U, V of the group's models: model first + b draws from the
+ * same stream position whatever the grouping. */
+static dl_status draw_start(dl_backend *be, fact_ctx *c, const dl_factorise_config *cfg, int first,
+                            double std_t)
+{
+    const size_t P = c->per_model;
+    for (int b = 0; b < c->seeds; b++) {
+        float *p = c->params + (size_t)b * P;
+        uint64_t at = dl_init_offset(cfg->seed + (uint64_t)(first + b), P);
+        if (cfg->preset == DL_FACTORISE_LAB)
+            DL_TRY(dl_rand_uniform(be, p, P, DL_INIT_KEY, at));
+        else
+            DL_TRY(dl_rand_normal(be, p, P, 0.0f, (float)std_t, DL_INIT_KEY, at));
+    }
+    return DL_OK;
+}
+
+/* The input every group shares, the start they all take, and the result
+ * each fills its slice of. */
 typedef struct {
-    const float *a_host; /* NULL: synthesise A on the backend */
-    int m, n, true_rank;
-    float noise;
-    uint64_t data_seed;
+    int m, n;
+    fact_input in;
     const dl_factorise_config *cfg;
+    int te;         /* the training matrix is 2^te A */
+    float lr_t;     /* the step in training units */
+    double std_t;   /* careful: the initial std in training units */
+    float *hist;    /* epochs x seeds: every model's loss history in training units */
+    int *bad_epoch; /* seeds: the 1-based epoch whose loss was first not finite, 0: none */
+    bool *bad_nan;  /* seeds: that loss was NaN (else Inf) */
+    progress_units pu;
     dl_factorise_result *res;
 } fact_job;
 
-/* A on the device: the caller's matrix, or L R^T + noise with L, R entries
- * ~ N(0, r^-1/2) so that the entries of L R^T are ~N(0, 1). Every group
- * draws the same A from the same seeds. */
-static dl_status make_matrix(dl_backend *be, const fact_ctx *c, const fact_job *j)
+/* Puts 2^e A on the device: the caller's matrix (as given for e = 0, else
+ * its scaled copy), or the synthetic L R^T + noise with L, R entries ~
+ * N(0, r^-1/2) so that the entries of L R^T are ~N(0, 1); it is never
+ * rescaled (e = 0). Every group draws the same A from the same seeds. */
+static dl_status place_matrix(dl_backend *be, fact_ctx *c, const fact_input *in, int e)
 {
-    const size_t mn = (size_t)c->m * c->n;
-    if (j->a_host) return dl_upload(be, c->a, j->a_host, sizeof(float) * mn);
+    const int m = c->m, n = c->n;
+    const size_t mn = (size_t)m * n;
+    if (in->raw) return dl_upload(be, c->a, e ? in->scaled : in->raw, sizeof(float) * mn);
     float *lr_fac = NULL;
-    size_t lr_n = ((size_t)c->m + c->n) * j->true_rank;
+    size_t lr_n = ((size_t)m + n) * in->true_rank;
     dl_status st = dl_alloc(be, sizeof(float) * lr_n, (void **)&lr_fac);
     if (!st)
-        st = dl_rand_normal(be, lr_fac, lr_n, 0.0f, 1.0f / sqrtf(sqrtf((float)j->true_rank)),
-                            j->data_seed, 0);
-    if (!st) st = dl_rand_normal(be, c->a, mn, 0.0f, j->noise, j->data_seed + 1, 0);
+        st = dl_rand_normal(be, lr_fac, lr_n, 0.0f, 1.0f / sqrtf(sqrtf((float)in->true_rank)),
+                            in->data_seed, 0);
+    if (!st) st = dl_rand_normal(be, c->a, mn, 0.0f, in->noise, in->data_seed + 1, 0);
     if (!st)
-        st = dl_matmul(be, false, true, c->m, c->n, j->true_rank, 1.0f, lr_fac,
-                       lr_fac + (size_t)c->m * j->true_rank, 1.0f, c->a);
+        st = dl_matmul(be, false, true, m, n, in->true_rank, 1.0f, lr_fac,
+                       lr_fac + (size_t)m * in->true_rank, 1.0f, c->a);
     dl_free(be, lr_fac);
     return st;
+}
+
+/* What the task measures of A on the device before any group trains (a
+ * synthetic matrix's ||A||^2; sigma_1 of the training matrix for the careful
+ * preset), and after a divergence (sigma_1 of 2^e A, when not known yet):
+ * A is placed in a scratch buffer of `be` for the measurement. */
+static dl_status measure(dl_backend *be, fact_job *j, int e, bool sumsq, double *sigma1)
+{
+    const size_t mn = (size_t)j->m * j->n;
+    fact_ctx c = {.m = j->m, .n = j->n};
+    dl_status st;
+    if ((st = dl_alloc(be, sizeof(float) * mn, (void **)&c.a)) == DL_OK &&
+        (st = dl_alloc(be, sizeof(float) * mn, (void **)&c.e)) == DL_OK &&
+        (st = dl_alloc(be, sizeof(float), (void **)&c.metrics)) == DL_OK &&
+        (st = place_matrix(be, &c, &j->in, e)) == DL_OK) {
+        if (sumsq) {
+            /* ||A||^2: E = 0 - A through the fused residual op. */
+            float ss;
+            if ((st = dl_fill(be, c.e, mn, 0.0f)) == DL_OK &&
+                (st = dl_residual_sse(be, c.e, c.a, mn, 1, 0, c.metrics)) == DL_OK &&
+                (st = dl_download(be, &ss, c.metrics, sizeof ss)) == DL_OK)
+                j->in.sumsq = ss;
+        }
+        if (st == DL_OK && sigma1) st = dl_sigma1_estimate(be, c.a, j->m, j->n, sigma1);
+    }
+    dl_free(be, c.a), dl_free(be, c.e), dl_free(be, c.metrics);
+    return st;
+}
+
+/* Records, for each of the group's models, the first epoch whose loss is
+ * not finite (the loop stopped the group there or a few epochs later). */
+static void note_divergence(fact_job *j, const dl_group *grp, int epochs_run)
+{
+    for (int b = grp->first; b < grp->first + grp->count; b++)
+        for (int e = 0; e < epochs_run; e++) {
+            float v = j->hist[(size_t)e * grp->models + b];
+            if (!isfinite(v)) {
+                j->bad_epoch[b] = e + 1, j->bad_nan[b] = isnan(v);
+                break;
+            }
+        }
 }
 
 /* Trains the group's models from their initial values, then writes its
  * slice of the result: the loss history (through the loop) and the final
  * errors. The group holding model 0 also writes U of model 0 and, unless it
  * diverged, the SVD baseline. */
-static dl_status train(dl_backend *be, fact_ctx *c, const fact_job *j, const dl_group *grp,
+static dl_status train(dl_backend *be, fact_ctx *c, fact_job *j, const dl_group *grp,
                        dl_outcome *out)
 {
     const dl_factorise_config *cfg = j->cfg;
+    const fact_input *in = &j->in;
     dl_factorise_result *res = j->res;
-    const int m = c->m, n = c->n, k = c->k, S = c->seeds;
-    const size_t P = c->per_model;
-    for (int b = 0; b < S; b++)
-        DL_TRY(dl_rand_uniform(be, c->params + (size_t)b * P, P, DL_INIT_KEY,
-                               dl_init_offset(cfg->seed + (uint64_t)(grp->first + b), P)));
+    const int m = c->m, n = c->n, k = c->k, S = c->seeds, te = j->te;
+    const size_t P = c->per_model, mn = (size_t)m * n;
+    DL_TRY(draw_start(be, c, cfg, grp->first, j->std_t));
 
     dl_graph *graph = NULL;
     DL_TRY(dl_graph_create(be, fact_epoch, c, &graph));
     dl_loop loop = cfg->loop;
+    if (loop.progress) loop.progress = progress_in_data_units, loop.progress_ud = &j->pu;
     loop.metrics = 1;
     loop.check_first = 0;
     loop.check_count = 1;
-    loop.lr = cfg->lr;
-    dl_status st =
-        dl_train_loop(be, graph, cfg->epochs, c->hist, res->loss_history, &loop, grp, out);
+    loop.lr = j->lr_t;
+    dl_status st = dl_train_loop(be, graph, cfg->epochs, c->hist, j->hist, &loop, grp, out);
     dl_graph_free(be, graph);
     DL_TRY(st);
+    if (out->stop.kind == DL_STOP_DIVERGED) note_divergence(j, grp, out->epochs_run);
 
-    /* The error of the final U, V (after the last update). */
+    /* The final errors on 2^e A, whatever the units of training: E = 2^(e -
+     * te) U V^T - 2^e A is exact scaling, and its squares stay in range. */
+    if (in->e != te) DL_TRY(dl_upload(be, c->a, in->scaled, sizeof(float) * mn));
     dl_gemm_args g = {.trans_b = true,
                       .m = m,
                       .n = n,
                       .k = k,
-                      .alpha = 1.0f,
+                      .alpha = ldexpf(1.0f, in->e - te),
                       .a = c->params,
                       .lda = k,
                       .stride_a = P,
@@ -233,21 +389,43 @@ static dl_status train(dl_backend *be, fact_ctx *c, const fact_job *j, const dl_
                       .beta = 0.0f,
                       .c = c->e,
                       .ldc = n,
-                      .stride_c = (size_t)m * n,
+                      .stride_c = mn,
                       .batch = S};
     DL_TRY(dl_gemm(be, &g));
-    DL_TRY(dl_residual_sse(be, c->e, c->a, (size_t)m * n, S, 0, c->metrics));
-    DL_TRY(dl_download(be, res->sse_gd + grp->first, c->metrics, sizeof(float) * (size_t)S));
+    DL_TRY(dl_residual_sse(be, c->e, c->a, mn, S, 0, c->metrics));
+    float *sse = malloc(sizeof(float) * (size_t)S);
+    if (!sse) return DL_FAIL(DL_E_MEMORY, "out of host memory for %d errors", S);
+    st = dl_download(be, sse, c->metrics, sizeof(float) * (size_t)S);
+    for (int b = 0; b < S && st == DL_OK; b++)
+        res->sse_gd[grp->first + b] = isfinite(sse[b]) ? ldexp(sse[b], -2 * in->e) : NAN;
+    free(sse);
+    DL_TRY(st);
     if (grp->index != 0) return DL_OK;
     DL_TRY(dl_download(be, res->u_gd, c->params, sizeof(float) * (size_t)m * k));
-    if (cfg->svd && out->stop.kind != DL_STOP_DIVERGED) DL_TRY(svd_baseline(be, c, res));
+    DL_TRY(dl_download(be, res->v_gd, c->params + (size_t)m * k, sizeof(float) * (size_t)n * k));
+    /* U V^T approximates 2^te A, so U 2^-h and V 2^-(te-h) approximate A:
+     * powers of two, exact unless an entry leaves float32's normal range. */
+    const int h = te / 2;
+    dl_scale_copy(res->u_gd, res->u_gd, (size_t)m * k, -h);
+    dl_scale_copy(res->v_gd, res->v_gd, (size_t)n * k, -(te - h));
+    if (cfg->svd && out->stop.kind != DL_STOP_DIVERGED) DL_TRY(svd_baseline(be, c, in->e, res));
     return DL_OK;
+}
+
+/* Bytes a group of `models` models allocates on its backend (with the SVD
+ * baseline for the group holding model 0). */
+static size_t group_bytes(int m, int n, const dl_factorise_config *cfg, int models, bool svd)
+{
+    const size_t mn = (size_t)m * n, S = (size_t)models, P = ((size_t)m + n) * cfg->rank;
+    size_t need = sizeof(float) * (mn * (1 + S) + 2 * P * S + S + (size_t)cfg->epochs * S);
+    if (svd) need += sizeof(float) * (2 * mn + (size_t)(m < n ? m : n) * (m + n + 1));
+    return need;
 }
 
 /* One group (dl_group_fn): its buffers, A, training. */
 static dl_status factorise_group(dl_backend *be, const dl_group *grp, void *ud, dl_outcome *out)
 {
-    const fact_job *j = ud;
+    fact_job *j = ud;
     const dl_factorise_config *cfg = j->cfg;
     const int m = j->m, n = j->n;
     fact_ctx c = {.m = m,
@@ -255,13 +433,11 @@ static dl_status factorise_group(dl_backend *be, const dl_group *grp, void *ud, 
                   .k = cfg->rank,
                   .seeds = grp->count,
                   .per_model = ((size_t)m + n) * cfg->rank,
-                  .opt = {.kind = DL_OPTIM_SGD, .lr = cfg->lr}};
+                  /* a launch argument of the recorded epoch: set before recording */
+                  .opt = {.kind = DL_OPTIM_SGD, .lr = j->lr_t}};
     const size_t mn = (size_t)m * n, S = (size_t)grp->count;
-    size_t need =
-        sizeof(float) * (mn * (1 + S) + 2 * c.per_model * S + S + (size_t)cfg->epochs * S);
-    if (cfg->svd && grp->index == 0)
-        need += sizeof(float) * (2 * mn + (size_t)(m < n ? m : n) * (m + n + 1));
-    DL_TRY(dl_check_fits(be, need, "this factorisation"));
+    DL_TRY(dl_check_fits(be, group_bytes(m, n, cfg, grp->count, cfg->svd && grp->index == 0),
+                         "this factorisation"));
 
     dl_status st;
     if ((st = dl_alloc(be, sizeof(float) * mn, (void **)&c.a)) ||
@@ -272,7 +448,7 @@ static dl_status factorise_group(dl_backend *be, const dl_group *grp, void *ud, 
         (st = dl_alloc(be, sizeof(float) * (size_t)cfg->epochs * S, (void **)&c.hist)) ||
         (st = dl_alloc(be, sizeof(int32_t), (void **)&c.counter)))
         goto done;
-    st = make_matrix(be, &c, j);
+    st = place_matrix(be, &c, &j->in, j->te);
     if (st == DL_OK) st = train(be, &c, j, grp, out);
 done:
     dl_free(be, c.a), dl_free(be, c.e), dl_free(be, c.params), dl_free(be, c.grads);
@@ -280,46 +456,110 @@ done:
     return st;
 }
 
-/* Validates, allocates the result for every model, and trains them. */
+/* The divergence fields of the result, from the model that diverged first
+ * (the lowest-numbered one on a tie), and the stop's message saying why
+ * (dl_factorise_explain). */
+static dl_status explain_divergence(dl_backend *be, fact_job *j)
+{
+    dl_factorise_result *res = j->res;
+    const int S = res->seeds;
+    int first = -1;
+    for (int b = 0; b < S; b++)
+        if (j->bad_epoch[b] > 0 && (first < 0 || j->bad_epoch[b] < j->bad_epoch[first])) first = b;
+    res->diverged_epoch = first >= 0 ? j->bad_epoch[first] : res->epochs_run;
+    bool nan = first >= 0 && j->bad_nan[first];
+    if (!(res->sigma1_est > 0.0)) {
+        double s1;
+        DL_TRY(measure(be, j, j->in.e, false, &s1));
+        res->sigma1_est = ldexp(s1, -j->in.e);
+    }
+    res->data_overflow = dl_sumsq_overflows(ldexp(res->sumsq, 2 * j->te));
+    res->stable_lr = dl_stable_lr(res->preset, res->sigma1_est, j->m, j->n, res->rank);
+    res->suggested_lr = dl_suggested_lr(res->preset, res->sigma1_est, j->m, j->n, res->rank);
+    dl_factorise_explain(res, j->cfg->epochs, nan, res->stop.message, sizeof res->stop.message);
+    return DL_OK;
+}
+
+/* Validates, measures A where the preset needs it, allocates the result for
+ * every model, and trains them. */
 static dl_status factorise_on_device(dl_backend *be, fact_job *j)
 {
     const dl_factorise_config *cfg = j->cfg;
     dl_factorise_result *res = j->res;
-    const int m = j->m, S = cfg->seeds;
-    memset(res, 0, sizeof *res);
-    DL_TRY(dl_factorise_validate(m, j->n, cfg));
-    res->m = m, res->n = j->n, res->rank = cfg->rank, res->seeds = S;
-    res->loss_history = malloc(sizeof(float) * (size_t)cfg->epochs * S);
-    res->sse_gd = malloc(sizeof(float) * (size_t)S);
-    res->u_gd = malloc(sizeof(float) * (size_t)m * cfg->rank);
+    const int m = j->m, n = j->n, S = cfg->seeds, E = cfg->epochs;
+    DL_TRY(dl_factorise_validate(m, n, cfg));
+    res->m = m, res->n = n, res->rank = cfg->rank, res->seeds = S;
+    res->preset = cfg->preset;
+    res->scale_log2 = j->in.e;
+    j->te = train_exponent(&j->in, cfg);
+    /* Refused before anything is allocated: the measurement below needs less
+     * than the groups together. */
+    DL_TRY(dl_check_fits(be, group_bytes(m, n, cfg, S, cfg->svd), "this factorisation"));
+
+    /* Every group starts from the same sigma_1, estimated once here. */
+    bool careful = cfg->preset == DL_FACTORISE_CAREFUL;
     dl_status st = DL_OK;
-    if (!res->loss_history || !res->sse_gd || !res->u_gd)
-        st = DL_FAIL(DL_E_MEMORY, "out of host memory for the loss history");
-    dl_outcome out;
-    if (st == DL_OK) st = dl_run_models(be, S, factorise_group, j, &out);
+    if (!j->in.raw || careful)
+        st = measure(be, j, j->te, !j->in.raw, careful ? &j->in.sigma1_t : NULL);
+    res->sumsq = j->in.sumsq;
+    if (st == DL_OK) st = choose_start(cfg, &j->in, j->te, m, n, &j->lr_t, &j->std_t, res);
     if (st != DL_OK) {
         dl_factorise_result_free(res);
         return st;
     }
-    res->epochs_run = out.epochs_run;
-    res->train_seconds = out.seconds;
-    res->stop = out.stop;
-    return DL_OK;
+    j->pu = (progress_units){cfg->loop.progress, cfg->loop.progress_ud, ldexp(1.0, -2 * j->te)};
+
+    j->hist = malloc(sizeof(float) * (size_t)E * S);
+    j->bad_epoch = calloc((size_t)S, sizeof *j->bad_epoch);
+    j->bad_nan = calloc((size_t)S, sizeof *j->bad_nan);
+    res->loss_history = malloc(sizeof(double) * (size_t)E * S);
+    res->sse_gd = malloc(sizeof(double) * (size_t)S);
+    res->u_gd = malloc(sizeof(float) * (size_t)m * cfg->rank);
+    res->v_gd = malloc(sizeof(float) * (size_t)n * cfg->rank);
+    if (!j->hist || !j->bad_epoch || !j->bad_nan || !res->loss_history || !res->sse_gd ||
+        !res->u_gd || !res->v_gd)
+        st = DL_FAIL(DL_E_MEMORY, "out of host memory for the loss history");
+    dl_outcome out;
+    if (st == DL_OK) st = dl_run_models(be, S, factorise_group, j, &out);
+    if (st == DL_OK) {
+        res->epochs_run = out.epochs_run;
+        res->train_seconds = out.seconds;
+        res->stop = out.stop;
+        for (size_t i = 0; i < (size_t)res->epochs_run * S; i++)
+            res->loss_history[i] = ldexp(j->hist[i], -2 * j->te);
+        if (res->stop.kind == DL_STOP_DIVERGED) st = explain_divergence(be, j);
+    }
+    free(j->hist), free(j->bad_epoch), free(j->bad_nan);
+    if (st != DL_OK) dl_factorise_result_free(res);
+    return st;
 }
 
 dl_status dl_factorise(dl_backend *be, const float *a, int m, int n, const dl_factorise_config *cfg,
                        dl_factorise_result *res)
 {
-    fact_job j = {.a_host = a, .m = m, .n = n, .cfg = cfg, .res = res};
-    return factorise_on_device(be, &j);
+    memset(res, 0, sizeof *res);
+    DL_TRY(dl_factorise_validate(m, n, cfg));
+    const size_t mn = (size_t)m * n;
+    fact_job j = {.m = m, .n = n, .cfg = cfg, .res = res};
+    j.in = (fact_input){.raw = a, .sigma1_t = -1.0};
+    j.in.e = dl_scale_exponent(a, mn, &j.in.sumsq);
+    float *scaled = malloc(sizeof(float) * mn);
+    if (!scaled) return DL_FAIL(DL_E_MEMORY, "out of host memory for a %dx%d matrix", m, n);
+    dl_scale_copy(scaled, a, mn, j.in.e);
+    j.in.scaled = scaled;
+    dl_status st = factorise_on_device(be, &j);
+    free(scaled);
+    return st;
 }
 
 dl_status dl_factorise_synthetic(dl_backend *be, int m, int n, int true_rank, float noise,
                                  uint64_t data_seed, const dl_factorise_config *cfg,
                                  dl_factorise_result *res)
 {
+    memset(res, 0, sizeof *res);
     if (true_rank < 1) return DL_FAIL(DL_E_USAGE, "synthetic rank must be at least 1");
     fact_job j = {.m = m, .n = n, .cfg = cfg, .res = res};
-    j.true_rank = true_rank, j.noise = noise, j.data_seed = data_seed;
+    j.in = (fact_input){
+        .sigma1_t = -1.0, .true_rank = true_rank, .noise = noise, .data_seed = data_seed};
     return factorise_on_device(be, &j);
 }

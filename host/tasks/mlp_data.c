@@ -81,24 +81,32 @@ dl_status dl_mlp_validate(const dl_dataset *d, const dl_mlp_config *cfg)
 
 /* --- data preparation (host) ------------------------------------------- */
 
-/* Per-column shift and scale from the rows idx[0..n): the population mean,
- * and 1/std (by_std) or 1/variance (the lab's choice). A constant column
- * keeps scale 1. */
-static void column_scaling(const dl_dataset *d, const int32_t *idx, int n, bool by_std,
-                           double *shift, double *scale)
+/* Per-column statistics of the rows idx[0..n): the population mean, and
+ * the divisor the inputs are scaled by, the standard deviation (by_std) or
+ * the variance (the lab's choice). A constant column keeps divisor 1. */
+static void column_stats(const dl_dataset *d, const int32_t *idx, int n, bool by_std, double *mean,
+                         double *divisor)
 {
     for (int j = 0; j < d->cols; j++) {
-        double mean = 0.0, var = 0.0;
-        for (int i = 0; i < n; i++) mean += d->x[(size_t)idx[i] * d->cols + j];
-        mean /= n;
+        double mu = 0.0, var = 0.0;
+        for (int i = 0; i < n; i++) mu += d->x[(size_t)idx[i] * d->cols + j];
+        mu /= n;
         for (int i = 0; i < n; i++) {
-            double dx = d->x[(size_t)idx[i] * d->cols + j] - mean;
+            double dx = d->x[(size_t)idx[i] * d->cols + j] - mu;
             var += dx * dx;
         }
         var /= n;
-        shift[j] = mean;
-        scale[j] = var > 0.0 ? 1.0 / (by_std ? sqrt(var) : var) : 1.0;
+        mean[j] = mu;
+        divisor[j] = var > 0.0 ? (by_std ? sqrt(var) : var) : 1.0;
     }
+}
+
+/* Per-column shift and scale: x' = (x - shift) * scale, scale = 1/divisor. */
+static void column_scaling(const dl_dataset *d, const int32_t *idx, int n, bool by_std,
+                           double *shift, double *scale)
+{
+    column_stats(d, idx, n, by_std, shift, scale);
+    for (int j = 0; j < d->cols; j++) scale[j] = 1.0 / scale[j];
 }
 
 /* Copies the rows idx[0..n), scaled, and their labels. */
@@ -153,5 +161,23 @@ dl_status dl_mlp_prepare(const dl_dataset *d, const dl_mlp_config *cfg, dl_mlp_d
                     out->y_val + (size_t)b * nva);
     }
     free(perm), free(shift), free(scale);
+    return DL_OK;
+}
+
+dl_status dl_mlp_split(const dl_dataset *d, const dl_mlp_config *cfg, int model, int32_t *perm,
+                       double *mean, double *scale)
+{
+    DL_TRY(dl_mlp_validate(d, cfg));
+    if (model < 0 || model >= cfg->seeds)
+        return DL_FAIL(DL_E_USAGE, "model %d is not among the %d trained", model, cfg->seeds);
+    const int N = d->rows;
+    if (cfg->preset == DL_MLP_LAB) {
+        for (int i = 0; i < N; i++) perm[i] = i;
+        column_stats(d, perm, N, false, mean, scale);
+    }
+    dl_rng rng;
+    dl_rng_seed(&rng, cfg->seed + (uint64_t)model);
+    dl_rng_permutation(&rng, perm, (size_t)N);
+    if (cfg->preset == DL_MLP_CAREFUL) column_stats(d, perm, cfg->train, true, mean, scale);
     return DL_OK;
 }

@@ -103,7 +103,7 @@ dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hi
         if (out->stop.kind != DL_STOP_NONE) break;
         if (o->progress && grp->index == 0) {
             dl_progress p = {out->epochs_run, epochs, wall() - t0,
-                             hist_host + (size_t)(out->epochs_run - 1) * host_row};
+                             hist_host + (size_t)(out->epochs_run - 1) * host_row, 1.0};
             o->progress(o->progress_ud, &p);
         }
         if (o->stop && *o->stop) {

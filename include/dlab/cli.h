@@ -10,11 +10,12 @@
 #include "dlab/mlp.h"
 #include "dlab/data.h"
 
-typedef enum { DL_TASK_NONE = 0, DL_TASK_FACTORISE, DL_TASK_MLP } dl_task;
+typedef enum { DL_TASK_NONE = 0, DL_TASK_FACTORISE, DL_TASK_MLP, DL_TASK_PREDICT } dl_task;
 
 typedef struct {
     dl_task task;
     const char *data;     /* NULL: the bundled iris file */
+    const char *model;    /* --model FILE (predict) */
     int synth_m, synth_n; /* --synthetic MxN (factorise) */
     int rank, epochs, seeds, hidden, batch, train;
     float lr, momentum;

@@ -26,5 +26,6 @@ dl_status dl_cmd_load_data(const dl_cmd *c, const char *path, bool need_labels, 
 /* The training rows --train asks for out of `rows` (see dl_train_rows). */
 dl_status dl_cmd_train_rows(const dl_cmd *c, int rows, int *train);
 dl_status dl_cmd_mlp(dl_cmd *c);
+dl_status dl_cmd_predict(dl_cmd *c);
 
 #endif

@@ -16,7 +16,7 @@
  * fails at init with a message rather than run as one of P copies.
  *
  * Threads. MPI is initialised with MPI_THREAD_FUNNELED: the CPU backend's
- * OpenMP regions and group threads (dl_run_groups) exist, but every dl_comm
+ * OpenMP regions and group threads (dl_run_models) exist, but every dl_comm
  * call is made by the thread that called dl_comm_init, between parallel
  * regions. A library that cannot give FUNNELED is refused at init.
  *

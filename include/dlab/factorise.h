@@ -2,9 +2,21 @@
  * sum of squared errors, against the optimal rank-k truncation from the SVD.
  *
  *   loss = sum((U V^T - A)^2),  E = U V^T - A,  dU = 2 E V,  dV = 2 E^T U,
- * both gradients computed before either update. U, V ~ U[0,1) from the
- * backend's Philox generator. With seeds > 1, `seeds` independent models
- * (seeds seed, seed+1, ...) train together, sharing A.
+ * both gradients computed before either update. With seeds > 1, `seeds`
+ * independent models (seeds seed, seed+1, ...) train together, sharing A.
+ *
+ * Two presets (dl_factorise_preset) say how training starts:
+ * - lab: the lab's protocol, in the data's own units: U, V ~ U[0,1) from the
+ *   backend's Philox generator, lr 0.01.
+ * - careful: for a matrix of any magnitude float32 can hold. Training runs
+ *   on 2^e A, an exact power-of-two scaling that brings ||A||_F into
+ *   [0.5, 1) (host/tasks/factorise_scale.c), so nothing depends on the data's
+ *   units; U, V ~ N(0, s^2), small and balanced; lr = 0.1 / sigma_1 with
+ *   sigma_1 from power iteration on the backend. The rules and their sources
+ *   are documented in include/dlab/factorise_scale.h.
+ * Whatever the preset, every figure of the result is in the data's units,
+ * in double: the SVD and the final errors are computed on the scaled matrix
+ * and scaled back exactly.
  */
 #ifndef DLAB_FACTORISE_H
 #define DLAB_FACTORISE_H
@@ -15,43 +27,79 @@
 #include "dlab/backend.h"
 #include "dlab/train.h"
 
+typedef enum {
+    DL_FACTORISE_LAB = 0, /* U, V ~ U[0,1), lr 0.01, the data as given */
+    DL_FACTORISE_CAREFUL, /* scaled data, small balanced N(0, s^2) start, lr from sigma_1 */
+} dl_factorise_preset;
+
 typedef struct {
+    dl_factorise_preset preset;
     int rank;
     int epochs;
-    float lr;
+    float lr; /* step size in the data's units; 0: the preset's (lab 0.01, careful 0.1/sigma_1) */
     uint64_t seed;
     int seeds;    /* models trained together, >= 1 */
     bool svd;     /* compute the SVD baseline */
     dl_loop loop; /* progress and stop hooks (the metrics and their checks are the task's) */
 } dl_factorise_config;
 
+/* The preset's configuration: rank 2, 1000 epochs, lr 0 (the preset's
+ * own), seed 1, one model, with the SVD baseline. */
+dl_factorise_config dl_factorise_defaults(dl_factorise_preset preset);
+
 typedef struct {
     int m, n, rank, seeds;
-    int epochs_run;      /* epochs every model finished */
-    float *loss_history; /* epochs_run x seeds: the SSE before each epoch's update */
-    float *sse_gd;       /* seeds: the SSE of the final U, V */
+    int epochs_run; /* epochs every model finished */
+    dl_factorise_preset preset;
+    double lr;            /* the step used, in the data's units */
+    double init_std;      /* careful: std of the initial entries of U and V in the data's units
+                          (each factor carries the square root of the data's scale); lab: 0 */
+    int scale_log2;       /* the SVD and the final errors were computed on 2^scale_log2 A;
+                          the careful preset also trained there */
+    double sumsq;         /* ||A||_F^2 in the data's units, accumulated in double */
+    double sigma1_est;    /* sigma_1 from power iteration on the backend (data's units);
+                          careful: always, lab: after a divergence; else 0 */
+    double *loss_history; /* epochs_run x seeds: the SSE before each epoch's update */
+    double *sse_gd;       /* seeds: the SSE of the final U, V (NaN when not finite) */
     bool have_svd;
     double sse_svd;       /* sum of the discarded squared singular values */
     double sse_svd_recon; /* the same, from the rank-k reconstruction */
     int n_sv;
-    float *singular_values; /* n_sv = min(m, n), descending */
-    float *svd_u;           /* m x n_sv left singular vectors (row-major) */
-    float *u_gd;            /* m x rank: U of the first model */
-    double train_seconds;   /* the gradient-descent loop alone */
+    double *singular_values; /* n_sv = min(m, n), descending, in the data's units */
+    float *svd_u;            /* m x n_sv left singular vectors (row-major) */
+    float *svd_v;            /* n x rank: the leading right singular vectors (V_k, row-major) */
+    /* The first model's factors (seed cfg->seed), in the data's units: the
+     * matrix the task was given is approximated by u_gd v_gd^T. Whatever
+     * scale training runs at (2^te A for the careful preset), they are
+     * scaled back exactly, by powers of two (U by 2^-h, h = te/2 rounded
+     * toward zero, V by 2^-(te-h)), before the result returns. */
+    float *u_gd;          /* m x rank */
+    float *v_gd;          /* n x rank */
+    double train_seconds; /* the gradient-descent loop alone */
     double svd_seconds;
-    dl_stop stop; /* why training ended early, if it did */
+    dl_stop stop; /* why training ended early, if it did; a divergence's message is
+                     dl_factorise_explain's */
+    /* After a divergence (see dl_factorise_explain), of the model that
+     * diverged first: */
+    int diverged_epoch;  /* 1-based epoch whose loss was first NaN or Inf */
+    bool data_overflow;  /* the training matrix's sum of squares is out of float32's range */
+    double stable_lr;    /* about where gradient descent from this start stops being stable */
+    double suggested_lr; /* a step that suits this data, in the data's units */
 } dl_factorise_result;
 
 /* Factorises the row-major m x n host matrix `a`. Returns DL_OK also when
  * training diverged or was interrupted: res->stop says so, and the result
  * holds everything computed up to the stop (no SVD baseline after a
- * divergence). Failures (DL_E_USAGE, DL_E_INPUT for a bad shape,
+ * divergence). A divergence's message says whether the data overflow
+ * float32 or the step is too large, and suggests a step for the data
+ * (dl_factorise_explain). Failures (DL_E_USAGE, DL_E_INPUT for a bad shape,
  * DL_E_MEMORY, DL_E_RUNTIME) leave it empty. */
 dl_status dl_factorise(dl_backend *be, const float *a, int m, int n, const dl_factorise_config *cfg,
                        dl_factorise_result *res);
 
 /* The same on a synthetic rank-`true_rank` matrix plus N(0, noise^2) noise,
- * generated on the backend from `data_seed` (nothing crosses the bus). */
+ * generated on the backend from `data_seed` (nothing crosses the bus). Its
+ * entries are of order one, so it is not rescaled (scale_log2 is 0). */
 dl_status dl_factorise_synthetic(dl_backend *be, int m, int n, int true_rank, float noise,
                                  uint64_t data_seed, const dl_factorise_config *cfg,
                                  dl_factorise_result *res);

@@ -49,7 +49,7 @@ typedef struct {
     const float *u_gd;  /* m x rank, packed */
     const float *svd_u; /* m x ld_u left singular vectors, or NULL */
     int ld_u;
-    const float *s;        /* singular values (with svd_u) */
+    const double *s;       /* singular values (with svd_u) */
     const int32_t *labels; /* m class ids in [0, n_classes), or NULL */
     int n_classes;
     char *const *class_names; /* n_classes names, or NULL: "class 1", ... */
@@ -88,5 +88,20 @@ typedef struct {
 } dl_fig_histogram;
 
 dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_histogram *h);
+
+/* Figure 4 of the mlp task: a confusion matrix, one cell per (true class,
+ * predicted class) holding its count, true classes as rows from the top,
+ * predicted classes as columns. A cell is shaded by the fraction of its
+ * true class's rows it holds (white for none, dark blue for all), so the
+ * diagonal reads as per-class recall. Counts are printed in the cells up to
+ * 20 classes. */
+typedef struct {
+    int classes;
+    const int *counts;        /* classes x classes, row = true class */
+    char *const *class_names; /* classes names, or NULL: "class 1", ... */
+    const char *title;
+} dl_fig_confusion;
+
+dl_status dl_figure_confusion(const char *path, dl_fig_format fmt, const dl_fig_confusion *c);
 
 #endif

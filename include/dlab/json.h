@@ -24,5 +24,8 @@ void dl_json_str(dl_json *j, const char *key, const char *s);
 void dl_json_bool(dl_json *j, const char *key, bool v);
 void dl_json_null(dl_json *j, const char *key);
 void dl_json_floats(dl_json *j, const char *key, const float *v, size_t n, size_t stride);
+/* Like dl_json_floats for doubles, each in %.17g so that it reads back as the
+ * same double. */
+void dl_json_doubles(dl_json *j, const char *key, const double *v, size_t n);
 
 #endif

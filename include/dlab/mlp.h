@@ -107,6 +107,19 @@ dl_status dl_mlp_validate(const dl_dataset *d, const dl_mlp_config *cfg);
 dl_status dl_mlp_prepare(const dl_dataset *d, const dl_mlp_config *cfg, dl_mlp_data *out);
 void dl_mlp_data_free(dl_mlp_data *data);
 
+/* What dl_mlp_prepare does for model `model` (0-based; seed cfg->seed +
+ * model), told rather than done: perm (d->rows entries) receives the data
+ * rows in shuffled order, the first cfg->train of them the training split
+ * and the rest the validation split, in the order training sees them; mean
+ * and scale (d->cols each) receive the input transform x' = (x - mean) /
+ * scale, scale being the standard deviation of the training split (careful)
+ * or the variance of all rows (lab), 1 for a constant column. Training
+ * computes x' as (float)((x - mean) * (1.0 / scale)) in double, which a
+ * caller repeats to get the very inputs training saw. Fails as
+ * dl_mlp_validate does, or DL_E_USAGE for a model out of range. */
+dl_status dl_mlp_split(const dl_dataset *d, const dl_mlp_config *cfg, int model, int32_t *perm,
+                       double *mean, double *scale);
+
 /* Trains data->models models. `init` (host, models x P) gives the initial
  * parameters; NULL draws them with the preset's initialisation from the
  * backend's generator (seed + b per model). Returns DL_OK also when

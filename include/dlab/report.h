@@ -18,7 +18,7 @@
 #include "dlab/json.h"
 #include "dlab/status.h"
 
-#define DL_OUT_MAX_FILES 16
+#define DL_OUT_MAX_FILES 32
 
 typedef struct {
     const char *dir; /* NULL: no --out, nothing is written */
@@ -54,6 +54,10 @@ dl_status dl_out_summary(dl_out *o, dl_write_fn fn, const void *ctx);
 dl_status dl_out_figure_factorise(dl_out *o, const char *base, const dl_fig_factorise *f);
 dl_status dl_out_figure_mlp(dl_out *o, const char *base, const dl_fig_mlp *f);
 dl_status dl_out_figure_histogram(dl_out *o, const char *base, const dl_fig_histogram *h);
+dl_status dl_out_figure_confusion(dl_out *o, const char *base, const dl_fig_confusion *c);
+
+/* Whether DIR/name was written by this run (it is in o->files). */
+bool dl_out_has(const dl_out *o, const char *name);
 
 /* Per-epoch metrics as CSV: a header row "epoch,NAME1,NAME2,..." then one
  * row per epoch, numbers in %.9g, non-finite values as nan, inf, -inf. With
@@ -67,6 +71,7 @@ typedef struct {
     uint64_t first_seed;      /* model b is seed first_seed + b */
     const float *values;      /* metric c of model b after epoch e at
                                     values[e*epoch_stride + c*metric_stride + b*model_stride] */
+    const double *values_d;   /* the same in double, used instead of values when not NULL */
     size_t epoch_stride, metric_stride, model_stride;
 } dl_csv_history;
 

@@ -19,6 +19,8 @@ int dl_cmp_double(const void *a, const void *b);
 /* Order statistics of v[0..n) (stride apart); percentiles by linear
  * interpolation between closest ranks. */
 void dl_stats_compute(const float *v, int n, int stride, dl_stats *out);
+/* The same over doubles (figures in the data's units may be beyond float). */
+void dl_stats_compute_d(const double *v, int n, int stride, dl_stats *out);
 
 /* A horizontal text histogram of `bins` equal bins over [lo, hi] (values
  * outside are clamped into the end bins), one line per bin from the first

@@ -33,7 +33,7 @@ typedef enum {
 
 typedef struct {
     dl_stop_kind kind;
-    char message[256]; /* one line for people ("" for DL_STOP_NONE), e.g. "training
+    char message[1024]; /* one line for people ("" for DL_STOP_NONE), e.g. "training
                           diverged: the loss became NaN at epoch 12 of 1000; try ..." */
 } dl_stop;
 
@@ -70,6 +70,7 @@ typedef struct {
      * (metric k of model b at last[k * models + b]); group 0's models are
      * in place, so last[0] is the first metric of model 0. */
     const float *last;
+    double scale; /* last[i] * scale is in the data's units (0: as it is) */
 } dl_progress;
 
 typedef struct {

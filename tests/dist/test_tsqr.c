@@ -54,13 +54,13 @@ static void backend_svd(int m, int n, const float *a, const double *means, float
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) ac[i * n + j] = a[i * n + j] - (float)means[j];
     dl_status st;
-    if ((st = be->alloc(be, sizeof(float) * (size_t)m * n, (void **)&a_d)) ||
-        (st = be->alloc(be, sizeof(float) * (size_t)p, (void **)&s_d)) ||
-        (st = be->upload(be, a_d, ac, sizeof(float) * (size_t)m * n)) ||
-        (st = be->svd(be, m, n, a_d, s_d, NULL, NULL)) ||
-        (st = be->download(be, s, s_d, sizeof(float) * (size_t)p)))
+    if ((st = dl_alloc(be, sizeof(float) * (size_t)m * n, (void **)&a_d)) ||
+        (st = dl_alloc(be, sizeof(float) * (size_t)p, (void **)&s_d)) ||
+        (st = dl_upload(be, a_d, ac, sizeof(float) * (size_t)m * n)) ||
+        (st = dl_svd(be, m, n, a_d, s_d, NULL, NULL)) ||
+        (st = dl_download(be, s, s_d, sizeof(float) * (size_t)p)))
         DL_CHECK(false, "backend svd: %s", dl_errmsg());
-    be->free(be, a_d), be->free(be, s_d);
+    dl_free(be, a_d), dl_free(be, s_d);
     free(ac);
 }
 

@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# The results a run leaves under --out and the predict task: the factors
+# reproduce the run's error in numpy, a numpy forward pass from model.json
+# reproduces predictions.csv, --task predict on the training file reproduces
+# the run's accuracies, report.html is strict HTML5 with its figures inline,
+# and bad model files or data that does not fit exit 2 with one line naming
+# the file.
+# usage: test_results.sh path/to/dlab-gpu path/to/check_results.py path/to/iris.data
+set -u
+bin=$1
+check=$2
+iris=$3
+source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
+
+# numpy and html5lib come from Debian (python3-numpy, python3-html5lib);
+# the python3 first on PATH may be another installation without them.
+py=
+for p in python3 /usr/bin/python3; do
+  if command -v "$p" >/dev/null && "$p" -c 'import numpy, html5lib' 2>/dev/null; then py=$p; break; fi
+done
+if [ -z "$py" ]; then
+  echo "skipped: needs python3-numpy and python3-html5lib (scripts/setup.sh installs them)"
+  exit 77
+fi
+
+run() { "$bin" --device cpu --quiet "$@"; }
+res() { # NAME CHECK ARGS...: ok if check_results.py CHECK ARGS... holds
+  local name=$1 out
+  shift
+  if out=$("$py" "$check" "$@" 2>&1); then ok; else bad "$name: $(tail -n 3 <<<"$out")"; fi
+}
+
+# Figures are drawn only with PLplot and its cairo driver; the page then
+# embeds none and says why.
+run --task factorise --epochs 1 --out "$tmp/probe" >/dev/null 2>&1
+[ -e "$tmp/probe/figure1_projections.svg" ] && figures=1 || figures=0
+svgs() { echo $(($1 * figures)); }
+# Built without Jansson, --task predict cannot read model.json and says so.
+predict=1
+if run --task predict --model "$tmp/none.json" --data "$iris" 2>&1 | grep -q "built without Jansson"; then
+  predict=0
+  echo "note: built without Jansson; --task predict's checks are skipped"
+fi
+
+# --- factorise: the factors --------------------------------------------------
+if run --task factorise --json --out "$tmp/f" >"$tmp/f.json" 2>"$tmp/err"; then
+  for f in U.npy U.csv V.npy V.csv column_means.npy svd_U.npy svd_S.npy svd_V.npy report.html; do
+    [ -s "$tmp/f/$f" ] && ok || bad "factorise: $f missing"
+  done
+  res "factorise: U, V, mu reproduce sse_gd" factors "$tmp/f" "$iris"
+  res "factorise: report.html" html "$tmp/f/report.html" --svgs "$(svgs 1)" --text "gradient descent reaches" \
+    --text "15.2288"
+  "$py" -c 'import json,sys; f=json.load(open(sys.argv[1]))["out"]["files"]; assert f[-2:] == ["report.html", "summary.json"], f' \
+    "$tmp/f.json" && ok || bad "factorise: report.html and summary.json are not the last files"
+else
+  bad "factorise --out: $(cat "$tmp/err")"
+fi
+if run --task factorise --no-center --epochs 300 --lr 0.001 --out "$tmp/fnc" >/dev/null 2>"$tmp/err"; then
+  res "factorise --no-center: zero means, factors reproduce sse_gd" factors "$tmp/fnc" "$iris" --no-center
+else
+  bad "factorise --no-center: $(cat "$tmp/err")"
+fi
+# --seeds: the first seed's factors, on one backend or split into groups
+if run --task factorise --seeds 3 --seed 5 --epochs 200 --out "$tmp/fs" >/dev/null 2>"$tmp/err"; then
+  res "factorise --seeds 3: the first seed's factors" factors "$tmp/fs" "$iris" --seed-index 0
+  res "factorise --seeds 3: report.html" html "$tmp/fs/report.html" --svgs "$(svgs 2)" --seeds
+else
+  bad "factorise --seeds 3: $(cat "$tmp/err")"
+fi
+if run --task factorise --no-svd --rank 1 --epochs 100 --out "$tmp/fn" >/dev/null 2>"$tmp/err"; then
+  res "factorise --no-svd: factors, no svd files" factors "$tmp/fn" "$iris"
+  res "factorise --no-svd: report.html" html "$tmp/fn/report.html" --svgs "$(svgs 1)"
+else
+  bad "factorise --no-svd: $(cat "$tmp/err")"
+fi
+# Data in large and small units: the careful preset trains on them scaled by
+# a power of two, and the factors come back in the data's units.
+cases=$(dirname "$check")/data/cases/numerics
+for f in c12_huge_1e20 c12b_tiny_1e-30; do
+  if run --task factorise --data "$cases/$f.csv" --out "$tmp/$f" >/dev/null 2>"$tmp/err"; then
+    res "factorise $f: factors in the data's units reproduce sse_gd" factors "$tmp/$f" "$cases/$f.csv"
+  else
+    bad "factorise $f: $(cat "$tmp/err")"
+  fi
+done
+if run --task factorise --synthetic 300x40 --rank 3 --lr 1e-3 --epochs 50 --out "$tmp/fsyn" >/dev/null 2>"$tmp/err"; then
+  "$py" - "$tmp/fsyn" <<'PY' && ok || bad "synthetic: factor shapes"
+import numpy as np, sys
+d = sys.argv[1]
+assert np.load(f"{d}/U.npy").shape == (300, 3) and np.load(f"{d}/V.npy").shape == (40, 3)
+assert np.load(f"{d}/svd_U.npy").shape == (300, 3) and np.load(f"{d}/svd_V.npy").shape == (40, 3)
+assert np.load(f"{d}/svd_S.npy").shape == (40,) and not np.load(f"{d}/column_means.npy").any()
+PY
+else
+  bad "synthetic --out: $(cat "$tmp/err")"
+fi
+
+# A run whose factors are not finite writes none, and says so
+run --task factorise --lr 1e5 --out "$tmp/fdiv" >"$tmp/err" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] && [ ! -e "$tmp/fdiv/U.npy" ] && [ ! -e "$tmp/fdiv/column_means.npy" ] &&
+  grep -q "factors  *not written: U or V holds NaN or Inf" "$tmp/err" && ok ||
+  bad "diverged factorise: exit $rc, $(ls "$tmp/fdiv" | tr '\n' ' '), $(cat "$tmp/err")"
+res "diverged factorise: report.html" html "$tmp/fdiv/report.html" --text "U and V: not written"
+# Finite factors whose error overflowed (the lab's start at a step far too
+# large) are not written either; the page says why training diverged.
+run --task factorise --preset lab --lr 10 --out "$tmp/fdiv2" >"$tmp/err" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] && [ ! -e "$tmp/fdiv2/U.npy" ] &&
+  grep -q "factors  *not written: their error is NaN or Inf" "$tmp/err" && ok ||
+  bad "diverged lab factorise: exit $rc, $(ls "$tmp/fdiv2" | tr '\n' ' '), $(cat "$tmp/err")"
+res "diverged lab factorise: report.html" html "$tmp/fdiv2/report.html" \
+  --text "the learning rate 10 is too large for this data"
+
+# --- mlp: model, predictions, confusion matrix -------------------------------
+for preset in careful lab; do
+  d=$tmp/m_$preset
+  if run --task mlp --preset "$preset" --json --out "$d" >"$tmp/m.json" 2>"$tmp/m.txt"; then
+    for f in model.json predictions.csv report.html; do
+      [ -s "$d/$f" ] && ok || bad "mlp $preset: $f missing"
+    done
+    [ "$figures" -eq 0 ] || [ -s "$d/figure4_confusion_matrix.png" ] && ok || bad "mlp $preset: no figure 4"
+    res "mlp $preset: numpy forward pass reproduces predictions.csv" model "$d" "$iris"
+    res "mlp $preset: report.html" html "$d/report.html" --svgs "$(svgs 2)" --confusion \
+      --text "Iris-versicolor"
+    grep -q "validation confusion matrix (rows: true class, columns: predicted)" "$tmp/m.txt" && ok ||
+      bad "mlp $preset: the text report lacks the confusion matrix"
+    if [ "$predict" -eq 0 ]; then
+      :
+    elif run --task predict --model "$d/model.json" --data "$iris" --json --out "$tmp/p_$preset" >"$tmp/p.json" 2>"$tmp/err"; then
+      res "predict ($preset model) on the training file: the run's accuracies" predicted "$d" "$tmp/p.json" "$tmp/p_$preset"
+    else
+      bad "predict ($preset model): $(cat "$tmp/err")"
+    fi
+  else
+    bad "mlp --preset $preset --out: $(cat "$tmp/err")"
+  fi
+done
+# --seeds: the first model; the page shows the distribution
+d=$tmp/m_seeds
+if run --task mlp --seeds 3 --seed 4 --epochs 60 --json --out "$d" >/dev/null 2>"$tmp/err"; then
+  res "mlp --seeds 3: model.json is the first seed's" model "$d" "$iris"
+  res "mlp --seeds 3: report.html" html "$d/report.html" --svgs "$(svgs 3)" --confusion --seeds
+  "$py" -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["training"]["seed"] == 4, m["training"]' \
+    "$d/model.json" && ok || bad "mlp --seeds 3: model.json's seed"
+  if [ "$predict" -eq 1 ]; then
+    run --task predict --model "$d/model.json" --data "$iris" --json --out "$tmp/p_seeds" >"$tmp/p.json" 2>/dev/null
+    res "predict (first of 3 models): the run's accuracies" predicted "$d" "$tmp/p.json" "$tmp/p_seeds"
+  fi
+else
+  bad "mlp --seeds 3 --out: $(cat "$tmp/err")"
+fi
+
+# A diverged model is neither saved nor applied: no model.json, no
+# predictions, a null confusion matrix, and the reports say why
+run --task mlp --preset lab --lr 5000 --json --out "$tmp/mdiv" >"$tmp/mdiv.json" 2>"$tmp/err"
+rc=$?
+[ "$rc" -eq 1 ] && [ ! -e "$tmp/mdiv/model.json" ] && [ ! -e "$tmp/mdiv/predictions.csv" ] &&
+  "$py" -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["status"] == "diverged" and s["confusion_matrix"] is None, s' \
+    "$tmp/mdiv.json" && grep -q "confusion matrix  *none: the first model's weights are not finite" "$tmp/err" &&
+  ok || bad "diverged mlp: exit $rc, $(ls "$tmp/mdiv" | tr '\n' ' '), $(cat "$tmp/err")"
+res "diverged mlp: report.html" html "$tmp/mdiv/report.html" --text "No confusion matrix"
+
+# A header row names the features; the model keeps them and predict
+# checks them. Class names with markup are escaped in the page; the one
+# with quotes is written as RFC 4180 has it (quoted whole, quotes doubled).
+{
+  echo "sepal length,sepal width,petal length,petal width,species"
+  sed -e 's/Iris-setosa/"<b>set\&""osa""<\/b>"/' "$iris"
+} >"$tmp/named.csv"
+d=$tmp/m_named
+if run --task mlp --data "$tmp/named.csv" --epochs 40 --json --out "$d" >/dev/null 2>"$tmp/err"; then
+  res "mlp with a header: model and predictions" model "$d" "$tmp/named.csv"
+  res "mlp with a header: the page escapes class names" html "$d/report.html" --confusion \
+    --text '<b>set&"osa"</b>'
+else
+  bad "mlp with a header: $(cat "$tmp/err")"
+fi
+
+# --- predict: exit 2 with one line naming the file ----------------------------
+model=$tmp/m_careful/model.json
+expect2() { # PATTERN ARGS...: exit 2, the one error line matches PATTERN
+  local pattern=$1 rc
+  shift
+  run "$@" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  if [ "$rc" -ne 2 ]; then
+    bad "predict $* -> exit $rc, expected 2: $(cat "$tmp/err")"
+  elif [ "$(grep -c . "$tmp/err")" -ne 1 ] || ! grep -Eq -- "^dlab-gpu: error: $pattern" "$tmp/err"; then
+    bad "predict $* -> message '$(cat "$tmp/err")' does not match '$pattern'"
+  else
+    ok
+  fi
+}
+if [ "$predict" -eq 1 ]; then
+  printf 'not json at all\n' >"$tmp/text.json"
+  : >"$tmp/empty.json"
+  printf '[1, 2]\n' >"$tmp/array.json"
+  sed 's/"version": 1/"version": 7/' "$model" >"$tmp/v7.json"
+  "$py" - "$model" "$tmp" <<'PY'
+import json, sys
+m, d = json.load(open(sys.argv[1])), sys.argv[2]
+def put(name, edit):
+    x = json.loads(json.dumps(m))
+    edit(x)
+    json.dump(x, open(f"{d}/{name}.json", "w"))
+put("short_row", lambda x: x["layers"][0]["W"][2].pop())
+put("scale0", lambda x: x["input_scale"].__setitem__(1, 0))
+put("tanh", lambda x: x.__setitem__("activation", "tanh"))
+put("nolayers", lambda x: x.pop("layers"))
+put("three_layers", lambda x: x["layers"].append(x["layers"][1]))
+put("b_string", lambda x: x["layers"][1]["b"].__setitem__(0, "big"))
+put("header", lambda x: (x.__setitem__("feature_names", ["sepal length", "sepal width", "petal length", "petal size"]),
+                         x.__setitem__("feature_names_from", "header")))
+PY
+  expect2 "$tmp/missing.json: cannot open" --task predict --model "$tmp/missing.json" --data "$iris"
+  expect2 "$tmp/text.json:1:[0-9]+: not a dlab-gpu model file: invalid JSON" --task predict --model "$tmp/text.json" --data "$iris"
+  printf '\x00\x01\xff\xfe{' >"$tmp/binary.json"
+  expect2 "$tmp/binary.json:1:[0-9]+: not a dlab-gpu model file: invalid JSON: [[:print:]]*$" --task predict --model "$tmp/binary.json" --data "$iris"
+  expect2 "$tmp/m_careful: is a directory, not a model file" --task predict --model "$tmp/m_careful" --data "$iris"
+  expect2 "$tmp/empty.json.*not a dlab-gpu model file: invalid JSON" --task predict --model "$tmp/empty.json" --data "$iris"
+  expect2 "$tmp/array.json: not a dlab-gpu model file \(the JSON is not an object\)" --task predict --model "$tmp/array.json" --data "$iris"
+  expect2 "$tmp/m_careful/summary.json: not a dlab-gpu model file \(\"format\" is missing" --task predict --model "$tmp/m_careful/summary.json" --data "$iris"
+  expect2 "$tmp/v7.json: model version 7 is not supported" --task predict --model "$tmp/v7.json" --data "$iris"
+  expect2 "$tmp/short_row.json: \"layers\"\[0\].\"W\"\[2\] has 11 values, expected 12" --task predict --model "$tmp/short_row.json" --data "$iris"
+  expect2 "$tmp/scale0.json: \"input_scale\"\[1\] is 0; scales must be positive" --task predict --model "$tmp/scale0.json" --data "$iris"
+  expect2 "$tmp/tanh.json: activation \"tanh\" is not supported" --task predict --model "$tmp/tanh.json" --data "$iris"
+  expect2 "$tmp/nolayers.json: \"layers\" is missing" --task predict --model "$tmp/nolayers.json" --data "$iris"
+  expect2 "$tmp/three_layers.json: \"layers\" has 3 layers" --task predict --model "$tmp/three_layers.json" --data "$iris"
+  expect2 "$tmp/b_string.json: \"layers\"\[1\].\"b\"\[0\] is not a number" --task predict --model "$tmp/b_string.json" --data "$iris"
+  cut -d, -f1-3,5 "$iris" >"$tmp/three.csv"
+  expect2 "$tmp/three.csv: 3 feature columns, but the model $model takes 4" --task predict --model "$model" --data "$tmp/three.csv"
+  expect2 "$tmp/named.csv: the header names the features sepal length, sepal width, petal length, petal width, but the model $tmp/header.json takes" \
+    --task predict --model "$tmp/header.json" --data "$tmp/named.csv"
+  expect2 "$tmp/named.csv: label \"<b>set&\"osa\"</b>\" is not one of the classes of the model $model" \
+    --task predict --model "$model" --data "$tmp/named.csv"
+  expect2 "--task predict needs --model FILE" --task predict --data "$iris"
+  expect2 "--task predict needs --data FILE" --task predict --model "$model"
+  expect2 "--epochs does not apply to --task predict" --task predict --model "$model" --data "$iris" --epochs 5
+  expect2 "--model applies to --task predict, not mlp" --task mlp --model "$model"
+  # the named model on its own file and on the unlabelled, unnamed columns
+  if run --task predict --model "$tmp/m_named/model.json" --data "$tmp/named.csv" --json >"$tmp/pn.json" 2>"$tmp/err"; then
+    "$py" -c 'import json,sys; p=json.load(open(sys.argv[1])); assert p["labelled"] and p["rows"] == 150 and p["correct"] > 100, p' \
+      "$tmp/pn.json" && ok || bad "predict on named.csv: $(cat "$tmp/pn.json")"
+  else
+    bad "predict on named.csv: $(cat "$tmp/err")"
+  fi
+  cut -d, -f1-4 "$iris" >"$tmp/unlabelled.csv"
+  if run --task predict --model "$model" --data "$tmp/unlabelled.csv" --json --out "$tmp/pu" >"$tmp/pu.json" 2>"$tmp/err"; then
+    "$py" - "$tmp/pu.json" "$tmp/pu/predictions.csv" "$tmp/p_careful/predictions.csv" <<'PY' && ok || bad "predict on unlabelled rows"
+import csv, json, sys
+p = json.load(open(sys.argv[1]))
+assert p["labelled"] is False and p["accuracy"] is None and p["correct"] is None and p["confusion_matrix"] is None, p
+assert sum(p["predicted_counts"]) == p["rows"] == 150, p
+a, b = list(csv.reader(open(sys.argv[2]))), list(csv.reader(open(sys.argv[3])))
+assert all(r[1] == "" for r in a[1:]), "labels in an unlabelled file"
+assert [r[:1] + r[2:] for r in a] == [r[:1] + r[2:] for r in b], "predictions differ"
+PY
+    grep -q "accuracy  *not measured: the data has no label column" "$tmp/err" && ok || bad "unlabelled: text report"
+  else
+    bad "predict on unlabelled rows: $(cat "$tmp/err")"
+  fi
+fi
+
+finish test_results
