@@ -83,6 +83,16 @@ extern "C" cudaError_t dl_launch_residual_sse(float *e, const float *a, size_t n
  * many threads. */
 #define DL_COL_SUM_ROWS_PER_PART 256
 
+/* p[i * stride] for i from begin up to (not including) end, added in that
+ * order into a double: the one summation order of every column sum below. */
+template <typename T>
+static __device__ double strided_sum(const T *p, size_t begin, size_t end, size_t stride)
+{
+    double acc = 0.0;
+    for (size_t i = begin; i < end; i++) acc += p[i * stride];
+    return acc;
+}
+
 /* One thread per (model, column): the whole column in row order, which is
  * also the CPU backend's order, so the two agree bit for bit. */
 static __global__ void col_sum_direct_kernel(const float *g, int rows, int cols, size_t total,
@@ -92,9 +102,7 @@ static __global__ void col_sum_direct_kernel(const float *g, int rows, int cols,
          idx += (size_t)gridDim.x * blockDim.x) {
         size_t b = idx / (size_t)cols, c = idx % (size_t)cols;
         const float *col = g + b * (size_t)rows * cols + c;
-        double acc = 0.0;
-        for (int r = 0; r < rows; r++) acc += col[(size_t)r * cols];
-        out[b * out_stride + c] = (float)acc;
+        out[b * out_stride + c] = (float)strided_sum(col, 0, (size_t)rows, (size_t)cols);
     }
 }
 
@@ -112,9 +120,7 @@ static __global__ void col_sum_parts_kernel(const float *g, int rows, int cols, 
         size_t r0 = k * (size_t)rows_per_part;
         size_t r1 = r0 + (size_t)rows_per_part < (size_t)rows ? r0 + rows_per_part : (size_t)rows;
         const float *col = g + b * (size_t)rows * cols + c;
-        double acc = 0.0;
-        for (size_t r = r0; r < r1; r++) acc += col[r * cols];
-        partials[idx] = acc;
+        partials[idx] = strided_sum(col, r0, r1, (size_t)cols);
     }
 }
 
@@ -126,9 +132,7 @@ static __global__ void col_sum_finish_kernel(const double *partials, int cols, i
          idx += (size_t)gridDim.x * blockDim.x) {
         size_t b = idx / (size_t)cols, c = idx % (size_t)cols;
         const double *pb = partials + b * (size_t)parts * cols + c;
-        double acc = 0.0;
-        for (int k = 0; k < parts; k++) acc += pb[(size_t)k * cols];
-        out[b * out_stride + c] = (float)acc;
+        out[b * out_stride + c] = (float)strided_sum(pb, 0, (size_t)parts, (size_t)cols);
     }
 }
 

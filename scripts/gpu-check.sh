@@ -93,6 +93,52 @@ for key in sys.argv[1:]:
 ' "$@"
 }
 
+# One iris task on the GPU, 7 times over: sets times (train_seconds of each
+# run that exits 0 on the cuda backend), results (the named JSON fields of
+# each such run, space-separated), last_out (the last one's JSON) and
+# failed_runs. Logs: $LOGS/NAME-cuda-I.json and .err.
+timed_cuda_runs() { # name "fields" command...
+    local name=$1 fields=$2 i out rc v
+    shift 2
+    times=() results=() last_out="" failed_runs=0
+    for i in 1 2 3 4 5 6 7; do
+        out=$(timeout 60 "$@" 2>"$LOGS/$name-cuda-$i.err")
+        rc=$?
+        printf '%s\n' "$out" >"$LOGS/$name-cuda-$i.json"
+        # shellcheck disable=SC2086 # fields: several keys
+        mapfile -t v < <(printf '%s' "$out" | json_get backend train_seconds $fields)
+        if ((rc != 0)) || [ "${v[0]:-}" != cuda ]; then
+            failed_runs=$((failed_runs + 1))
+            continue
+        fi
+        times+=("${v[1]}") results+=("${v[*]:2}") last_out=$out
+    done
+}
+
+# The rows of timed_cuda_runs: the median training time against its goal and
+# the same results in every run. Returns 1 (after a FAIL row) when no run
+# succeeded.
+timed_rows() { # name label median-check goal-check goal-s goal-target what differ
+    local median verdict distinct
+    if ((${#times[@]} == 0)); then
+        record FAIL "$2 (cuda)" "all 7 runs failed (see $1-cuda-*.err)" "exit 0"
+        return 1
+    fi
+    median=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    verdict=PASS
+    ((failed_runs > 0)) && verdict=FAIL
+    record "$verdict" "$3" \
+        "$(awk -v s="$median" -v k="${#times[@]}" 'BEGIN {printf "%.2f ms (%d/7 runs ok)", s*1e3, k}')" \
+        "report; all 7 runs exit 0"
+    goal_row "$4" "$median" "$5" "$6"
+    distinct=$(printf '%s\n' "${results[@]}" | sort -u | wc -l)
+    if ((distinct == 1)); then
+        record PASS "$2 deterministic" "$7 ${results[0]} in all runs" "identical every run"
+    else
+        record FAIL "$2 deterministic" "$distinct different $8" "identical every run"
+    fi
+}
+
 # --- toolchain and GPU -----------------------------------------------------
 if ! command -v nvcc >/dev/null 2>&1; then
     for d in /usr/local/cuda/bin /usr/local/cuda-*/bin /opt/cuda/bin; do
@@ -178,35 +224,11 @@ fi
 
 # --- 3. iris factorisation: timing, determinism, CPU agreement ---------------
 if ((BUILT)) && [ -x "$EXE" ]; then
-    times=() losses=() svd="" centred="" failed_runs=0
-    for i in 1 2 3 4 5 6 7; do
-        out=$(timeout 60 "$EXE" --task factorise --preset lab --device cuda --json 2>"$LOGS/factorise-cuda-$i.err")
-        rc=$?
-        printf '%s\n' "$out" >"$LOGS/factorise-cuda-$i.json"
-        if ((rc != 0)); then
-            failed_runs=$((failed_runs + 1))
-            continue
-        fi
-        mapfile -t v < <(printf '%s' "$out" | json_get train_seconds sse_gd sse_svd centered backend)
-        [ "${v[4]:-}" = cuda ] || { failed_runs=$((failed_runs + 1)); continue; }
-        times+=("${v[0]}") losses+=("${v[1]}") svd=${v[2]} centred=${v[3]}
-    done
-    if ((${#times[@]} == 0)); then
-        record FAIL "factorise iris (cuda)" "all 7 runs failed (see factorise-cuda-*.err)" "exit 0"
-    else
-        median=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-        verdict=PASS
-        ((failed_runs > 0)) && verdict=FAIL
-        record "$verdict" "factorise iris median train" \
-            "$(awk -v s="$median" -v k="${#times[@]}" 'BEGIN {printf "%.2f ms (%d/7 runs ok)", s*1e3, k}')" \
-            "report; all 7 runs exit 0"
-        goal_row "goal iris factorise, 1000 epochs" "$median" 3e-3 "<= 3 ms (reported)"
-        distinct=$(printf '%s\n' "${losses[@]}" | sort -u | wc -l)
-        if ((distinct == 1)); then
-            record PASS "factorise iris deterministic" "sse_gd ${losses[0]} in all runs" "identical every run"
-        else
-            record FAIL "factorise iris deterministic" "$distinct different sse_gd values" "identical every run"
-        fi
+    timed_cuda_runs factorise sse_gd "$EXE" --task factorise --preset lab --device cuda --json
+    if timed_rows factorise "factorise iris" "factorise iris median train" \
+        "goal iris factorise, 1000 epochs" 3e-3 "<= 3 ms (reported)" sse_gd "sse_gd values"; then
+        losses=("${results[@]}")
+        { read -r svd; read -r centred; } < <(printf '%s' "$last_out" | json_get sse_svd centered)
         if [ "$centred" = true ] && [ -n "$svd" ]; then
             if awk -v s="$svd" 'BEGIN {exit !(s > 15.2278 && s < 15.2298)}'; then
                 record PASS "iris rank-2 SVD SSE (cusolver)" "$svd" "15.2288 +- 1e-3"
@@ -241,34 +263,10 @@ fi
 # epoch one graph replay.
 if ((BUILT)) && [ -x "$EXE" ]; then
     MLP_ARGS=(--task mlp --preset lab --epochs 1000 --json --quiet)
-    times=() vals=() failed_runs=0
-    for i in 1 2 3 4 5 6 7; do
-        out=$(timeout 60 "$EXE" "${MLP_ARGS[@]}" --device cuda 2>"$LOGS/mlp-cuda-$i.err")
-        rc=$?
-        printf '%s\n' "$out" >"$LOGS/mlp-cuda-$i.json"
-        mapfile -t v < <(printf '%s' "$out" | json_get train_seconds val_loss val_accuracy backend)
-        if ((rc != 0)) || [ "${v[3]:-}" != cuda ]; then
-            failed_runs=$((failed_runs + 1))
-            continue
-        fi
-        times+=("${v[0]}") vals+=("${v[1]} ${v[2]}")
-    done
-    if ((${#times[@]} == 0)); then
-        record FAIL "mlp iris (cuda)" "all 7 runs failed (see mlp-cuda-*.err)" "exit 0"
-    else
-        median=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-        verdict=PASS
-        ((failed_runs > 0)) && verdict=FAIL
-        record "$verdict" "mlp iris 1000 epochs median train" \
-            "$(awk -v s="$median" -v k="${#times[@]}" 'BEGIN {printf "%.2f ms (%d/7 runs ok)", s*1e3, k}')" \
-            "report; all 7 runs exit 0"
-        goal_row "goal iris MLP, 1000 epochs" "$median" 5e-3 "<= 5 ms (reported)"
-        distinct=$(printf '%s\n' "${vals[@]}" | sort -u | wc -l)
-        if ((distinct == 1)); then
-            record PASS "mlp iris deterministic" "val loss/acc ${vals[0]} in all runs" "identical every run"
-        else
-            record FAIL "mlp iris deterministic" "$distinct different results" "identical every run"
-        fi
+    timed_cuda_runs mlp "val_loss val_accuracy" "$EXE" "${MLP_ARGS[@]}" --device cuda
+    if timed_rows mlp "mlp iris" "mlp iris 1000 epochs median train" \
+        "goal iris MLP, 1000 epochs" 5e-3 "<= 5 ms (reported)" "val loss/acc" results; then
+        vals=("${results[@]}")
         cpu_out=$(timeout 120 "$EXE" "${MLP_ARGS[@]}" --device cpu 2>"$LOGS/mlp-cpu.err")
         mapfile -t c < <(printf '%s' "$cpu_out" | json_get val_loss val_accuracy)
         read -r g_loss g_acc <<<"${vals[0]}"

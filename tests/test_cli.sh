@@ -29,6 +29,10 @@ expect() {
 
 f() { printf "$2" >"$tmp/$1"; echo "$tmp/$1"; }
 
+# bad_csv FILE CONTENT MESSAGE: factorising FILE, which holds CONTENT (printf
+# escapes), exits 2 with the message "FILE" followed by MESSAGE.
+bad_csv() { expect 2 "$1$3" -- --task factorise --data "$(f "$1" "$2")"; }
+
 # usage
 expect 2 "missing --task" --
 expect 2 "unknown option '--bogus'" -- --task factorise --bogus
@@ -76,15 +80,15 @@ expect 2 "--json takes no value" -- --task factorise --json=yes
 
 # bad input files
 expect 2 "nope.csv: cannot open" -- --task factorise --data "$tmp/nope.csv"
-expect 2 "empty.csv: the file is empty" -- --task factorise --data "$(f empty.csv '')"
-expect 2 "bin.csv:1: binary data" -- --task factorise --data "$(f bin.csv '1,2\0\1\2')"
-expect 2 "ragged.csv:3: ragged row" -- --task factorise --data "$(f ragged.csv '1,2\n3,4\n5\n')"
-expect 2 "word.csv:2: column 1: not a number" -- --task factorise --data "$(f word.csv '1,2\nx1,4\n')"
-expect 2 "hole.csv:2: column 2: empty field" -- --task factorise --data "$(f hole.csv '1,2\n3,\n')"
-expect 2 "nan.csv:2: column 1: NaN and Inf" -- --task factorise --data "$(f nan.csv '1,2\nNaN,4\n')"
-expect 2 "inf.csv:1: column 2: NaN and Inf" -- --task factorise --data "$(f inf.csv '1,-inf\n3,4\n')"
-expect 2 "big.csv:2: column 2: number out of float range" -- --task factorise --data "$(f big.csv '1,2\n3,4e40\n')"
-expect 2 "one.csv: needs at least 2 data rows, found 1" -- --task factorise --data "$(f one.csv '1,2,3\n')"
+bad_csv empty.csv '' ": the file is empty"
+bad_csv bin.csv '1,2\0\1\2' ":1: binary data"
+bad_csv ragged.csv '1,2\n3,4\n5\n' ":3: ragged row"
+bad_csv word.csv '1,2\nx1,4\n' ":2: column 1: not a number"
+bad_csv hole.csv '1,2\n3,\n' ":2: column 2: empty field"
+bad_csv nan.csv '1,2\nNaN,4\n' ":2: column 1: NaN and Inf"
+bad_csv inf.csv '1,-inf\n3,4\n' ":1: column 2: NaN and Inf"
+bad_csv big.csv '1,2\n3,4e40\n' ":2: column 2: number out of float range"
+bad_csv one.csv '1,2,3\n' ": needs at least 2 data rows, found 1"
 expect 2 "--rank 2 is out of range for a 3x1 matrix" -- --task factorise --data "$(f col.csv '1\n2\n3\n')"
 expect 2 "is a directory|cannot read" -- --task factorise --data "$tmp"
 

@@ -192,6 +192,9 @@ expect2() { # PATTERN ARGS...: exit 2, the one error line matches PATTERN
     ok
   fi
 }
+# bad_model NAME PATTERN: predicting with the model file $tmp/NAME.json exits 2
+# with the message "$tmp/NAME.json" followed by PATTERN.
+bad_model() { expect2 "$tmp/$1.json$2" --task predict --model "$tmp/$1.json" --data "$iris"; }
 if [ "$predict" -eq 1 ]; then
   printf 'not json at all\n' >"$tmp/text.json"
   : >"$tmp/empty.json"
@@ -213,21 +216,21 @@ put("b_string", lambda x: x["layers"][1]["b"].__setitem__(0, "big"))
 put("header", lambda x: (x.__setitem__("feature_names", ["sepal length", "sepal width", "petal length", "petal size"]),
                          x.__setitem__("feature_names_from", "header")))
 PY
-  expect2 "$tmp/missing.json: cannot open" --task predict --model "$tmp/missing.json" --data "$iris"
-  expect2 "$tmp/text.json:1:[0-9]+: not a dlab-gpu model file: invalid JSON" --task predict --model "$tmp/text.json" --data "$iris"
+  bad_model missing ": cannot open"
+  bad_model text ":1:[0-9]+: not a dlab-gpu model file: invalid JSON"
   printf '\x00\x01\xff\xfe{' >"$tmp/binary.json"
-  expect2 "$tmp/binary.json:1:[0-9]+: not a dlab-gpu model file: invalid JSON: [[:print:]]*$" --task predict --model "$tmp/binary.json" --data "$iris"
+  bad_model binary ":1:[0-9]+: not a dlab-gpu model file: invalid JSON: [[:print:]]*$"
   expect2 "$tmp/m_careful: is a directory, not a model file" --task predict --model "$tmp/m_careful" --data "$iris"
-  expect2 "$tmp/empty.json.*not a dlab-gpu model file: invalid JSON" --task predict --model "$tmp/empty.json" --data "$iris"
-  expect2 "$tmp/array.json: not a dlab-gpu model file \(the JSON is not an object\)" --task predict --model "$tmp/array.json" --data "$iris"
-  expect2 "$tmp/m_careful/summary.json: not a dlab-gpu model file \(\"format\" is missing" --task predict --model "$tmp/m_careful/summary.json" --data "$iris"
-  expect2 "$tmp/v7.json: model version 7 is not supported" --task predict --model "$tmp/v7.json" --data "$iris"
-  expect2 "$tmp/short_row.json: \"layers\"\[0\].\"W\"\[2\] has 11 values, expected 12" --task predict --model "$tmp/short_row.json" --data "$iris"
-  expect2 "$tmp/scale0.json: \"input_scale\"\[1\] is 0; scales must be positive" --task predict --model "$tmp/scale0.json" --data "$iris"
-  expect2 "$tmp/tanh.json: activation \"tanh\" is not supported" --task predict --model "$tmp/tanh.json" --data "$iris"
-  expect2 "$tmp/nolayers.json: \"layers\" is missing" --task predict --model "$tmp/nolayers.json" --data "$iris"
-  expect2 "$tmp/three_layers.json: \"layers\" has 3 layers" --task predict --model "$tmp/three_layers.json" --data "$iris"
-  expect2 "$tmp/b_string.json: \"layers\"\[1\].\"b\"\[0\] is not a number" --task predict --model "$tmp/b_string.json" --data "$iris"
+  bad_model empty ".*not a dlab-gpu model file: invalid JSON"
+  bad_model array ": not a dlab-gpu model file \(the JSON is not an object\)"
+  bad_model m_careful/summary ": not a dlab-gpu model file \(\"format\" is missing"
+  bad_model v7 ": model version 7 is not supported"
+  bad_model short_row ": \"layers\"\[0\].\"W\"\[2\] has 11 values, expected 12"
+  bad_model scale0 ": \"input_scale\"\[1\] is 0; scales must be positive"
+  bad_model tanh ": activation \"tanh\" is not supported"
+  bad_model nolayers ": \"layers\" is missing"
+  bad_model three_layers ": \"layers\" has 3 layers"
+  bad_model b_string ": \"layers\"\[1\].\"b\"\[0\] is not a number"
   cut -d, -f1-3,5 "$iris" >"$tmp/three.csv"
   expect2 "$tmp/three.csv: 3 feature columns, but the model $model takes 4" --task predict --model "$model" --data "$tmp/three.csv"
   expect2 "$tmp/named.csv: the header names the features sepal length, sepal width, petal length, petal width, but the model $tmp/header.json takes" \

@@ -92,23 +92,6 @@ static dl_status compare_subspaces(report *rep)
 /* The relative gap of model b, NAN when undefined or not finite. */
 static double rel_gap(const report *rep, int b) { return rep->rel_gaps ? rep->rel_gaps[b] : NAN; }
 
-/* "key": {"n", "non_finite", "undefined", "min", ...}: the statistics of the
- * defined values, and how many were left out as undefined for the data. */
-static void json_stats_counted(dl_json *j, const char *key, const dl_stats *s, int undefined)
-{
-    dl_json_obj_begin(j, key);
-    dl_json_int(j, "n", s->n);
-    dl_json_int(j, "non_finite", s->non_finite);
-    dl_json_int(j, "undefined", undefined);
-    dl_json_num(j, "min", s->min);
-    dl_json_num(j, "p10", s->p10);
-    dl_json_num(j, "median", s->median);
-    dl_json_num(j, "p90", s->p90);
-    dl_json_num(j, "max", s->max);
-    dl_json_num(j, "mean", s->mean);
-    dl_json_obj_end(j);
-}
-
 /* Every model's final error (one entry without --seeds) and the
  * distribution of the gap to the SVD optimum. */
 static void write_seeds(dl_json *j, const report *rep)
@@ -135,11 +118,11 @@ static void write_seeds(dl_json *j, const report *rep)
         dl_json_stats(j, "gap", &st);
         if (rep->rel_gaps) {
             dl_stats_compute_d(rep->rel_gaps, r->seeds, 1, &st);
-            json_stats_counted(j, "relative_gap", &st, 0);
+            dl_json_stats_counted(j, "relative_gap", &st, 0);
         } else {
             st = (dl_stats){
                 .min = NAN, .p10 = NAN, .median = NAN, .p90 = NAN, .max = NAN, .mean = NAN};
-            json_stats_counted(j, "relative_gap", &st, r->seeds);
+            dl_json_stats_counted(j, "relative_gap", &st, r->seeds);
         }
     }
     dl_json_obj_end(j);

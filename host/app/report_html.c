@@ -191,6 +191,20 @@ static void row(FILE *f, const char *key, const char *fmt, ...)
     fputs("</td></tr>\n", f);
 }
 
+/* The last rows of a page's settings table (the models trained, seeds
+ * seed to seed + models - 1, and where), the table's end and the results'
+ * heading. */
+static void settings_end(FILE *f, int models, uint64_t seed, const char *backend,
+                         const char *device)
+{
+    if (models > 1)
+        row(f, "models", "%d (seeds %llu to %llu); the figures show the first", models,
+            (unsigned long long)seed, (unsigned long long)(seed + models - 1));
+    row(f, "backend", "%s (%s)", backend, device);
+    fputs("</tbody>\n</table>\n", f);
+    h2(f, "results", "Results");
+}
+
 /* --- figures ------------------------------------------------------------ */
 
 static char *read_file(const char *path, size_t *len)
@@ -422,13 +436,7 @@ dl_status dl_html_write_factorise(FILE *f, const void *arg)
     } else {
         row(f, "initial values", "U, V ~ U[0, 1) from seed %llu", (unsigned long long)cfg->seed);
     }
-    if (r->seeds > 1)
-        row(f, "models", "%d (seeds %llu to %llu); the figures show the first", r->seeds,
-            (unsigned long long)cfg->seed, (unsigned long long)(cfg->seed + r->seeds - 1));
-    row(f, "backend", "%s (%s)", pg->backend, pg->device);
-    fputs("</tbody>\n</table>\n", f);
-
-    h2(f, "results", "Results");
+    settings_end(f, r->seeds, cfg->seed, pg->backend, pg->device);
     double gap = r->have_svd ? r->sse_gd[0] - r->sse_svd : NAN;
     fputs("<p>", f);
     if (r->have_svd)
@@ -628,13 +636,7 @@ dl_status dl_html_write_mlp(FILE *f, const void *arg)
     row(f, "mini-batch", "%d rows%s", r->batch, r->batch == r->n_train ? " (full batch)" : "");
     row(f, "split", "%d training rows, %d validation rows", r->n_train, r->n_val);
     row(f, "seed", "%llu (shuffle and initial weights)", (unsigned long long)cfg->seed);
-    if (r->models > 1)
-        row(f, "models", "%d (seeds %llu to %llu); the figures show the first", r->models,
-            (unsigned long long)cfg->seed, (unsigned long long)(cfg->seed + r->models - 1));
-    row(f, "backend", "%s (%s)", pg->backend, pg->device);
-    fputs("</tbody>\n</table>\n", f);
-
-    h2(f, "results", "Results");
+    settings_end(f, r->models, cfg->seed, pg->backend, pg->device);
     fputs("<p>", f);
     if (isfinite(r->val_accuracy[0]) && isfinite(r->train_accuracy[0]))
         text(f,

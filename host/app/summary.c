@@ -84,11 +84,13 @@ void dl_print_histogram(FILE *f, const float *v, int n, int stride, double lo, d
     free(count);
 }
 
-void dl_json_stats(dl_json *j, const char *key, const dl_stats *s)
+/* The one writer behind both forms; "undefined" only when `counted`. */
+static void json_stats(dl_json *j, const char *key, const dl_stats *s, bool counted, int undefined)
 {
     dl_json_obj_begin(j, key);
     dl_json_int(j, "n", s->n);
     dl_json_int(j, "non_finite", s->non_finite);
+    if (counted) dl_json_int(j, "undefined", undefined);
     dl_json_num(j, "min", s->min);
     dl_json_num(j, "p10", s->p10);
     dl_json_num(j, "median", s->median);
@@ -96,6 +98,16 @@ void dl_json_stats(dl_json *j, const char *key, const dl_stats *s)
     dl_json_num(j, "max", s->max);
     dl_json_num(j, "mean", s->mean);
     dl_json_obj_end(j);
+}
+
+void dl_json_stats(dl_json *j, const char *key, const dl_stats *s)
+{
+    json_stats(j, key, s, false, 0);
+}
+
+void dl_json_stats_counted(dl_json *j, const char *key, const dl_stats *s, int undefined)
+{
+    json_stats(j, key, s, true, undefined);
 }
 
 void dl_print_stats(FILE *f, const char *label, const dl_stats *s, const char *fmt)

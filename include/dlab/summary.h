@@ -32,6 +32,10 @@ void dl_print_histogram(FILE *f, const float *v, int n, int stride, double lo, d
 
 /* "key": {"n":..,"min":..,"p10":..,"median":..,"p90":..,"max":..,"mean":..} */
 void dl_json_stats(dl_json *j, const char *key, const dl_stats *s);
+/* The same with "undefined": the count of values left out before `s` was
+ * computed because the data gives them no meaning (e.g. a relative gap when
+ * the optimum is 0), placed after "non_finite". */
+void dl_json_stats_counted(dl_json *j, const char *key, const dl_stats *s, int undefined);
 
 /* "  min 0.72  p10 0.88  median 0.96  p90 0.98  max 1.00" with `fmt` per value. */
 void dl_print_stats(FILE *f, const char *label, const dl_stats *s, const char *fmt);

@@ -22,15 +22,7 @@
 
 #include <cuda_runtime_api.h>
 
-/* Built with AddressSanitizer (gcc says so with __SANITIZE_ADDRESS__, clang
- * with __has_feature): plain allocations, ASan's fiber annotations. */
-#if defined(__SANITIZE_ADDRESS__)
-#define DL_EMU_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define DL_EMU_ASAN 1
-#endif
-#endif
+#include "dl_emu_asan.h"
 
 namespace dl_emu
 {
