@@ -179,6 +179,35 @@ def check_predicted(mlp_dir, predict_json, predict_dir):
     assert [r[:1] + r[2:] for r in rows_m] == rows_p, "predictions differ from the run's"
 
 
+def check_undefined(summary_path):
+    """A model whose loss is not finite has no accuracy: null for that seed,
+    left out of the statistics (counted as non-finite); with the first model
+    so, null top-level accuracies and no confusion matrix."""
+    s = json.load(open(summary_path))
+    seeds = s["seeds"]
+    diverged = [t for t in seeds if t["val_loss"] is None or t["train_loss"] is None]
+    assert diverged, "no diverged seed: the check would prove nothing"
+    for t in seeds:
+        if t["train_loss"] is None:
+            assert t["train_accuracy"] is None, t
+        if t["val_loss"] is None:
+            assert t["val_accuracy"] is None, t
+        for k in ("train_accuracy", "val_accuracy"):
+            assert t[k] is None or 0.0 <= t[k] <= 1.0, t
+    for k in ("train_accuracy", "val_accuracy"):
+        st, vals = s["summary"][k], [t[k] for t in seeds if t[k] is not None]
+        assert st["n"] == len(vals) and st["non_finite"] == len(seeds) - len(vals), (k, st)
+        if vals:
+            assert close(st["min"], min(vals), 1e-6) and close(st["max"], max(vals), 1e-6), (k, st)
+        else:
+            assert st["min"] is None and st["mean"] is None, (k, st)
+    first = seeds[0]
+    for k in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
+        assert s[k] == first[k], (k, s[k], first[k])
+    if first["val_loss"] is None or first["train_loss"] is None:
+        assert s["confusion_matrix"] is None, s["confusion_matrix"]
+
+
 def check_html(path, args):
     import html5lib
     import xml.etree.ElementTree as ET
@@ -222,6 +251,10 @@ def check_html(path, args):
     while "--text" in args[i:]:
         i = args.index("--text", i) + 1
         assert args[i] in text, f"text {args[i]!r} missing"
+    i = 0
+    while "--absent" in args[i:]:
+        i = args.index("--absent", i) + 1
+        assert args[i] not in text, f"text {args[i]!r} present"
 
 
 def main(argv):
@@ -232,6 +265,8 @@ def main(argv):
         check_model(rest[0], rest[1])
     elif kind == "predicted":
         check_predicted(rest[0], rest[1], rest[2])
+    elif kind == "undefined":
+        check_undefined(rest[0])
     elif kind == "html":
         check_html(rest[0], rest[1:])
     else:

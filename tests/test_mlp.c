@@ -457,6 +457,22 @@ static void test_divergence_names_the_epoch(void)
     DL_CHECK(res.stop.kind == DL_STOP_DIVERGED, "res.stop %s", dl_stop_name(res.stop.kind));
     DL_CHECK(res.epochs_run >= 1 && res.epochs_run <= cfg.epochs, "epochs_run %d", res.epochs_run);
     DL_CHECK(res.history && res.params, "the partial result is kept");
+    /* An accuracy whose split's loss is not finite is undefined (NaN), in
+     * the history and the finals; a finite loss keeps a real accuracy. */
+    int undefined = 0;
+    for (int e = 0; e < res.epochs_run; e++)
+        for (int s = 0; s < 2; s++) {
+            float loss = dl_mlp_history(&res, e, s ? DL_MLP_VAL_LOSS : DL_MLP_TRAIN_LOSS, 0);
+            float acc = dl_mlp_history(&res, e, s ? DL_MLP_VAL_ACCURACY : DL_MLP_TRAIN_ACCURACY, 0);
+            DL_CHECK(isfinite(loss) ? acc >= 0.0f && acc <= 1.0f : isnan(acc),
+                     "epoch %d: loss %g, accuracy %g", e + 1, (double)loss, (double)acc);
+            undefined += !isfinite(loss);
+        }
+    DL_CHECK(undefined > 0, "the run diverged, yet every loss is finite");
+    DL_CHECK(isfinite(res.val_loss[0]) || isnan(res.val_accuracy[0]), "final val accuracy %g",
+             (double)res.val_accuracy[0]);
+    DL_CHECK(isfinite(res.train_loss[0]) || isnan(res.train_accuracy[0]), "final train accuracy %g",
+             (double)res.train_accuracy[0]);
     dl_mlp_result_free(&res);
 }
 

@@ -132,6 +132,49 @@ static void test_forward(void)
     DL_CHECK(counts[0 * C + 1] == 1 && counts[1 * C + 1] == 1, "confusion cells");
     dl_predictions_free(&p);
 
+    /* Weights near FLT_MAX overflow the logits of the rows that reach them:
+     * those rows get no class and NaN probabilities, and are counted; the
+     * others keep theirs. With W2 zero but for hidden unit 0's row, a row's
+     * logits overflow when relu(unit 0) * 3e38 exceeds FLT_MAX (3.4e38),
+     * i.e. when unit 0 is above about 1.13. */
+    params[F * H + H + 0 * C + 0] = 3e38f;
+    params[F * H + H + 0 * C + 1] = -3e38f;
+    double hid0[ROWS];
+    int want_bad = 0, want_ok = 0;
+    for (int i = 0; i < ROWS; i++) {
+        double a = params[F * H + 0];
+        for (int j = 0; j < F; j++) a += (x[i * F + j] - mean[j]) / scale[j] * params[j * H + 0];
+        hid0[i] = a;
+        want_bad += a > 1.2, want_ok += a < 1.05; /* clear of rounding either way */
+    }
+    DL_CHECK(dl_mlp_predict(be, &m, x, ROWS, &p) == DL_OK, "%s", dl_errmsg());
+    if (!p.prob) return;
+    int got_bad = 0;
+    for (int i = 0; i < ROWS; i++) {
+        bool finite = true;
+        for (int k = 0; k < C; k++) finite = finite && isfinite(p.logits[i * C + k]);
+        got_bad += !finite;
+        if (hid0[i] > 1.2 || hid0[i] < 1.05)
+            DL_CHECK(finite == (hid0[i] < 1.05), "row %d: hidden unit 0 is %g, logits %s", i,
+                     hid0[i], finite ? "finite" : "not finite");
+        if (finite)
+            DL_CHECK(p.predicted[i] >= 0 && p.predicted[i] < C && isfinite(p.prob[i * C]),
+                     "row %d: finite logits, class %d", i, p.predicted[i]);
+        else
+            DL_CHECK(p.predicted[i] == -1 && isnan(p.prob[i * C]) && isnan(p.prob[i * C + C - 1]),
+                     "row %d: non-finite logits, class %d", i, p.predicted[i]);
+    }
+    DL_CHECK(p.non_finite == got_bad, "non_finite %d, rows with non-finite logits %d", p.non_finite,
+             got_bad);
+    DL_CHECK(want_bad > 0 && want_ok > 0,
+             "%d rows overflow, %d do not (the test needs some of each)", want_bad, want_ok);
+    /* A row without a class is left out of the confusion matrix. */
+    int cm[C * C] = {0};
+    for (int i = 0; i < ROWS; i++) labels[i] = i % C;
+    DL_CHECK(dl_confusion_add(&p, labels, NULL, ROWS, cm) == ROWS - got_bad,
+             "rows without a class counted");
+    dl_predictions_free(&p);
+
     dl_mlp_model bad = m;
     bad.hidden = 0;
     DL_CHECK(dl_mlp_predict(be, &bad, x, ROWS, &p) == DL_E_USAGE, "hidden 0 refused");
@@ -197,7 +240,7 @@ static void test_npy(void)
 
 static void test_predictions_csv(void)
 {
-    int32_t pred[2] = {1, 0}, labels[2] = {0, -1};
+    int32_t pred[2] = {1, -1}, labels[2] = {0, -1}; /* -1: non-finite outputs, no class */
     float prob[4] = {0.25f, 0.75f, NAN, NAN};
     dl_predictions p = {.rows = 2, .classes = 2, .predicted = pred, .prob = prob};
     char *names[2] = {"plain", "has,comma \"q\""};
@@ -206,7 +249,7 @@ static void test_predictions_csv(void)
     char *b = capture(dl_predictions_csv_write, &c, NULL);
     DL_CHECK(b && !strcmp(b, "row,split,label,predicted,p_plain,\"p_has,comma \"\"q\"\"\"\n"
                              "1,train,plain,\"has,comma \"\"q\"\"\",0.25,0.75\n"
-                             "2,validation,,plain,nan,nan\n"),
+                             "2,validation,,,nan,nan\n"),
              "predictions.csv '%s'", b ? b : "");
     free(b);
 }

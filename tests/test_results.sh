@@ -157,9 +157,42 @@ run --task mlp --preset lab --lr 5000 --json --out "$tmp/mdiv" >"$tmp/mdiv.json"
 rc=$?
 [ "$rc" -eq 1 ] && [ ! -e "$tmp/mdiv/model.json" ] && [ ! -e "$tmp/mdiv/predictions.csv" ] &&
   "$py" -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["status"] == "diverged" and s["confusion_matrix"] is None, s' \
-    "$tmp/mdiv.json" && grep -q "confusion matrix  *none: the first model's weights are not finite" "$tmp/err" &&
+    "$tmp/mdiv.json" && grep -q "confusion matrix  *none: the first model's loss is not finite" "$tmp/err" &&
   ok || bad "diverged mlp: exit $rc, $(ls "$tmp/mdiv" | tr '\n' ' '), $(cat "$tmp/err")"
 res "diverged mlp: report.html" html "$tmp/mdiv/report.html" --text "No confusion matrix"
+
+# A model whose loss is not finite has no accuracy: not in the text, the
+# JSON, the statistics or the page; no confusion matrix, figure 4,
+# model.json or predictions.csv, and the reports say why.
+run --task mlp --lr 1e30 --json --out "$tmp/mundef" >"$tmp/mundef.json" 2>"$tmp/err"
+rc=$?
+[ "$rc" -eq 1 ] && ok || bad "NaN-loss mlp: exit $rc"
+for f in model.json predictions.csv figure4_confusion_matrix.png figure4_confusion_matrix.svg; do
+  [ ! -e "$tmp/mundef/$f" ] && ok || bad "NaN-loss mlp: $f written"
+done
+res "NaN-loss mlp: accuracies null, no confusion matrix (stdout)" undefined "$tmp/mundef.json"
+res "NaN-loss mlp: accuracies null, no confusion matrix (summary.json)" undefined "$tmp/mundef/summary.json"
+grep -Eq "^  training  +loss not finite  accuracy undefined: " "$tmp/err" &&
+  grep -Eq "^  validation  +loss not finite  accuracy undefined: " "$tmp/err" &&
+  grep -Eq "^  model.json, predictions.csv  not written: the first model's loss is not finite" "$tmp/err" &&
+  ! grep -Eq "nan|accuracy [0-9]|true class" "$tmp/err" && ok ||
+  bad "NaN-loss mlp: text report: $(cat "$tmp/err")"
+res "NaN-loss mlp: report.html states no accuracy" html "$tmp/mundef/report.html" --svgs "$(svgs 1)" \
+  --text "accuracy is undefined" --text "No confusion matrix, model.json or predictions.csv" \
+  --absent "classifies" --absent "% of the validation rows"
+# Over seeds, the seeds whose loss is NaN are left out of the accuracy
+# statistics and counted; the finite ones stay.
+run --task mlp --lr 20 --seeds 20 --json >"$tmp/mseeds.json" 2>"$tmp/err"
+res "--seeds 20 with NaN-loss seeds: their accuracies are undefined" undefined "$tmp/mseeds.json"
+run --task mlp --lr 100 --seeds 20 --json >"$tmp/mseeds100.json" 2>"$tmp/err"
+res "--seeds 20, every seed NaN: no accuracy statistics" undefined "$tmp/mseeds100.json"
+grep -q "validation accuracy undefined: all 20 models diverged" "$tmp/err" && ! grep -q "nan" "$tmp/err" &&
+  ok || bad "--seeds 20, every seed NaN: text: $(cat "$tmp/err")"
+# A huge finite loss reads in %g, not as a wall of digits.
+run --task mlp --lr 100 --epochs 4 --json >"$tmp/mbig.json" 2>"$tmp/err"
+"$py" -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["train_loss"] > 1e6, s["train_loss"]' \
+  "$tmp/mbig.json" && grep -Eq "^  training  +loss [0-9.]+e\+[0-9]+  accuracy [0-9.]+" "$tmp/err" &&
+  ok || bad "huge finite loss: $(grep -E "^  (training|validation) " "$tmp/err")"
 
 # A header row names the features; the model keeps them and predict
 # checks them. Class names with markup are escaped in the page; the one
@@ -213,6 +246,15 @@ put("tanh", lambda x: x.__setitem__("activation", "tanh"))
 put("nolayers", lambda x: x.pop("layers"))
 put("three_layers", lambda x: x["layers"].append(x["layers"][1]))
 put("b_string", lambda x: x["layers"][1]["b"].__setitem__(0, "big"))
+put("no_output", lambda x: x.pop("output"))
+put("null_output", lambda x: x.__setitem__("output", None))
+put("sigmoid", lambda x: x.__setitem__("output", "sigmoid"))
+put("dup_classes", lambda x: x.__setitem__("classes", ["A", "A", "B"]))
+put("empty_class", lambda x: x.__setitem__("classes", ["", "b", "c"]))
+def overflow(x):  # every hidden unit's weight to class 0 near FLT_MAX
+    for row in x["layers"][1]["W"]:
+        row[0] = 3e38
+put("overflow", overflow)
 put("header", lambda x: (x.__setitem__("feature_names", ["sepal length", "sepal width", "petal length", "petal size"]),
                          x.__setitem__("feature_names_from", "header")))
 PY
@@ -231,6 +273,29 @@ PY
   bad_model nolayers ": \"layers\" is missing"
   bad_model three_layers ": \"layers\" has 3 layers"
   bad_model b_string ": \"layers\"\[1\].\"b\"\[0\] is not a number"
+  bad_model no_output ": \"output\" is missing or not a string"
+  bad_model null_output ": \"output\" is missing or not a string"
+  bad_model sigmoid ": output \"sigmoid\" is not supported \(softmax only\)"
+  bad_model dup_classes ": \"classes\"\[0\] and \"classes\"\[1\] are both \"A\""
+  bad_model empty_class ": \"classes\"\[0\] is an empty name"
+  # Outputs that overflow float32 name no class: exit 1, one line, no files
+  run --task predict --model "$tmp/overflow.json" --data "$iris" --json --out "$tmp/pover" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  [ "$rc" -eq 1 ] && [ "$(grep -c . "$tmp/err")" -eq 1 ] &&
+    grep -Eq "^dlab-gpu: error: $tmp/overflow.json: [1-9][0-9]* of 150 rows of $iris have non-finite outputs: the model's weights overflow float32" "$tmp/err" &&
+    [ ! -e "$tmp/pover/predictions.csv" ] && [ ! -e "$tmp/pover/summary.json" ] && ! grep -q "nan" "$tmp/out" &&
+    ok || bad "predict with overflowing weights: exit $rc, $(cat "$tmp/err") $(ls "$tmp/pover" 2>&1)"
+  # A model trained on some columns of a headed file, applied to the whole
+  # file: the message says how to select them.
+  { echo "sl,sw,pl,pw,species"; cat "$iris"; } >"$tmp/hdr.csv"
+  if run --task mlp --data "$tmp/hdr.csv" --columns sl,pl --epochs 20 --out "$tmp/m_cols" >/dev/null 2>"$tmp/err"; then
+    expect2 "$tmp/hdr.csv: 4 feature columns, but the model $tmp/m_cols/model.json takes 2 \(sl, pl\); select them with --columns sl,pl$" \
+      --task predict --model "$tmp/m_cols/model.json" --data "$tmp/hdr.csv"
+    run --task predict --model "$tmp/m_cols/model.json" --data "$tmp/hdr.csv" --columns sl,pl >/dev/null 2>"$tmp/err" &&
+      ok || bad "predict --columns sl,pl: $(cat "$tmp/err")"
+  else
+    bad "mlp --columns sl,pl: $(cat "$tmp/err")"
+  fi
   cut -d, -f1-3,5 "$iris" >"$tmp/three.csv"
   expect2 "$tmp/three.csv: 3 feature columns, but the model $model takes 4" --task predict --model "$model" --data "$tmp/three.csv"
   expect2 "$tmp/named.csv: the header names the features sepal length, sepal width, petal length, petal width, but the model $tmp/header.json takes" \

@@ -59,6 +59,12 @@ static void first_model_free(first_model *fm)
 static dl_status apply_first_model(dl_backend *be, const dl_dataset *d, const dl_mlp_config *cfg,
                                    const dl_mlp_result *r, first_model *fm)
 {
+    if (!isfinite(r->train_loss[0]) || !isfinite(r->val_loss[0])) {
+        snprintf(fm->note, sizeof fm->note,
+                 "the first model's loss is not finite (training diverged), so its "
+                 "predictions are undefined");
+        return DL_OK;
+    }
     for (size_t i = 0; i < r->n_params; i++)
         if (!isfinite(r->params[i])) {
             snprintf(fm->note, sizeof fm->note,
@@ -87,6 +93,14 @@ static dl_status apply_first_model(dl_backend *be, const dl_dataset *d, const dl
     if (st != DL_OK) {
         free(counts);
         return st;
+    }
+    if (fm->pred.non_finite > 0) {
+        free(counts);
+        snprintf(fm->note, sizeof fm->note,
+                 "the first model's outputs are not finite on %d of %d rows (its weights "
+                 "overflow float32)",
+                 fm->pred.non_finite, N);
+        return DL_OK;
     }
     for (int i = r->n_train; i < N; i++) fm->split[fm->perm[i]] = 1;
     dl_confusion_add(&fm->pred, d->labels, fm->perm + r->n_train, r->n_val, counts);
@@ -326,8 +340,27 @@ static void write_seed_spread(FILE *f, const dl_mlp_result *r)
     dl_print_histogram(f, r->val_accuracy, r->models, 1, 0.0, 1.0, 20, "%.2f");
 }
 
+/* A split's final loss and accuracy; a loss that is not finite leaves the
+ * accuracy undefined (its NaN), and a huge finite loss reads in %g. */
+static void write_split(FILE *f, const char *name, float loss, float acc, const char *tail)
+{
+    fprintf(f, "  %s           loss ", name);
+    if (isfinite(loss) && fabsf(loss) < 1e6f)
+        fprintf(f, "%.6f", (double)loss);
+    else if (isfinite(loss))
+        fprintf(f, "%g", (double)loss);
+    else
+        fprintf(f, "not finite");
+    if (isfinite(acc))
+        fprintf(f, "  accuracy %.4f%s\n", (double)acc, tail);
+    else
+        fprintf(f, "  accuracy undefined: %s%s\n",
+                isfinite(loss) ? "no epoch finished" : "the loss is not finite (diverged)", tail);
+}
+
 static void write_text(FILE *f, const dl_cmd *c, const char *source, const dl_mlp_config *cfg,
-                       const dl_mlp_result *r, const dl_dataset *d, const first_model *fm)
+                       const dl_mlp_result *r, const dl_dataset *d, const first_model *fm,
+                       const dl_out *out)
 {
     fprintf(f, "mlp %s: %d features, %d classes, %d training / %d validation rows\n", source,
             r->features, r->classes, r->n_train, r->n_val);
@@ -337,10 +370,9 @@ static void write_text(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     fprintf(f, ", lr %g, %d epochs, batch %d%s, seed %llu\n", (double)cfg->lr, cfg->epochs,
             r->batch, r->batch == r->n_train ? " (full)" : "", (unsigned long long)cfg->seed);
     fprintf(f, "  backend              %s (%s)\n", c->be->name, c->be->device);
-    fprintf(f, "  training             loss %.6f  accuracy %.4f%s\n", (double)r->train_loss[0],
-            (double)r->train_accuracy[0], r->epochs_run < cfg->epochs ? "  (stopped early)" : "");
-    fprintf(f, "  validation           loss %.6f  accuracy %.4f\n", (double)r->val_loss[0],
-            (double)r->val_accuracy[0]);
+    write_split(f, "training  ", r->train_loss[0], r->train_accuracy[0],
+                r->epochs_run < cfg->epochs ? "  (stopped early)" : "");
+    write_split(f, "validation", r->val_loss[0], r->val_accuracy[0], "");
     if (r->best_epoch[0] > 0)
         fprintf(f, "  best validation      accuracy %.4f at epoch %d\n",
                 (double)dl_mlp_history(r, r->best_epoch[0] - 1, DL_MLP_VAL_ACCURACY, 0),
@@ -348,8 +380,10 @@ static void write_text(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     if (fm->confusion)
         dl_print_confusion(f, "validation confusion matrix", fm->confusion, r->classes,
                            d->class_names);
-    else
+    else {
         fprintf(f, "  confusion matrix     none: %s\n", fm->note);
+        if (out->dir) fprintf(f, "  model.json, predictions.csv  not written: %s\n", fm->note);
+    }
     if (r->models > 1) write_seed_spread(f, r);
     fprintf(f, "  training time        %.3f ms  (%d epochs, %.2f us/epoch)\n",
             r->train_seconds * 1e3, r->epochs_run,
@@ -391,7 +425,7 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     dl_status wst = apply_first_model(c->be, &d, &cfg, &r, &fm);
     json_args ja = {.c = c, .source = path, .cfg = &cfg, .r = &r, .d = &d, .fm = &fm, .out = &out};
     if (wst == DL_OK && out.dir) wst = write_files(&out, &ja);
-    write_text(c->text, c, path, &cfg, &r, &d, &fm);
+    write_text(c->text, c, path, &cfg, &r, &d, &fm, &out);
     dl_out_text(c->text, &out);
     if (c->opt->json) json_writer(stdout, &ja);
     fflush(stdout);

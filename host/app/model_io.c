@@ -258,6 +258,16 @@ static dl_status read_model(const char *path, json_t *root, dl_model *m)
     if (m->classes < 2)
         return BAD("%s: \"classes\" names %d class; a classifier needs at least 2", path,
                    m->classes);
+    /* A prediction is reported by its class name: an empty or repeated
+     * name would make two outputs indistinguishable. */
+    for (int k = 0; k < m->classes; k++) {
+        if (!m->class_names[k][0]) return BAD("%s: \"classes\"[%d] is an empty name", path, k);
+        for (int q = 0; q < k; q++)
+            if (!strcmp(m->class_names[q], m->class_names[k]))
+                return BAD("%s: \"classes\"[%d] and \"classes\"[%d] are both \"%s\"; class "
+                           "names must be distinct",
+                           path, q, k, m->class_names[k]);
+    }
     json_t *from = json_object_get(root, "feature_names_from");
     m->named_features = json_is_string(from) && !strcmp(json_string_value(from), "header");
     DL_TRY(get_doubles(path, root, "input_mean", m->features, &m->input_mean));
@@ -271,6 +281,12 @@ static dl_status read_model(const char *path, json_t *root, dl_model *m)
     if (strcmp(json_string_value(act), "relu") != 0)
         return BAD("%s: activation \"%s\" is not supported (relu only)", path,
                    json_string_value(act));
+    json_t *output = json_object_get(root, "output");
+    if (!json_is_string(output))
+        return BAD("%s: \"output\" is missing or not a string (softmax only)", path);
+    if (strcmp(json_string_value(output), "softmax") != 0)
+        return BAD("%s: output \"%s\" is not supported (softmax only)", path,
+                   json_string_value(output));
     json_t *layers;
     size_t n_layers;
     DL_TRY(get_array(path, root, "layers", "", &layers, &n_layers));
@@ -345,14 +361,35 @@ static const char *list_names(char *const *names, int n, char *buf, size_t len)
     return buf;
 }
 
+/* Whether every feature name of m is a column name of d's header. */
+static bool has_all_names(const dl_dataset *d, const dl_model *m)
+{
+    for (int i = 0; i < m->features; i++) {
+        bool found = false;
+        for (int k = 0; k < d->cols && !found; k++)
+            found = d->col_names[k] && !strcmp(d->col_names[k], m->feature_names[i]);
+        if (!found) return false;
+    }
+    return true;
+}
+
 dl_status dl_model_check_data(const dl_model *m, const char *model_path, const dl_dataset *d,
                               const char *data_path, int32_t *labels_out)
 {
     char a[256], b[256];
-    if (d->cols != m->features)
-        return BAD("%s: %d feature column%s, but the model %s takes %d (%s)", data_path, d->cols,
+    if (d->cols != m->features) {
+        /* The header holds every feature the model takes: --columns picks them. */
+        char hint[300] = "";
+        if (m->named_features && d->col_names && has_all_names(d, m)) {
+            size_t o = (size_t)snprintf(hint, sizeof hint, "; select them with --columns ");
+            for (int i = 0; i < m->features && o < sizeof hint; i++)
+                o += (size_t)snprintf(hint + o, sizeof hint - o, "%s%s", i ? "," : "",
+                                      m->feature_names[i]);
+        }
+        return BAD("%s: %d feature column%s, but the model %s takes %d (%s)%s", data_path, d->cols,
                    d->cols == 1 ? "" : "s", model_path, m->features,
-                   list_names(m->feature_names, m->features, a, sizeof a));
+                   list_names(m->feature_names, m->features, a, sizeof a), hint);
+    }
     if (m->named_features && d->col_names)
         for (int i = 0; i < d->cols; i++)
             if (!d->col_names[i] || strcmp(d->col_names[i], m->feature_names[i]) != 0)

@@ -36,7 +36,8 @@ dl_status dl_predictions_csv_write(FILE *f, const void *arg)
         int y = c->labels ? c->labels[i] : -1;
         if (y >= 0 && y < p->classes) csv_field(f, c->class_names[y]);
         fputc(',', f);
-        csv_field(f, c->class_names[p->predicted[i]]);
+        if (p->predicted[i] >= 0 && p->predicted[i] < p->classes)
+            csv_field(f, c->class_names[p->predicted[i]]);
         for (int k = 0; k < p->classes; k++) {
             float v = p->prob[(size_t)i * p->classes + k];
             if (isfinite(v))

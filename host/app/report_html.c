@@ -645,6 +645,11 @@ dl_status dl_html_write_mlp(FILE *f, const void *arg)
              r->epochs_run, 100.0 * r->val_accuracy[0], lround(r->val_accuracy[0] * r->n_val),
              r->n_val, 100.0 * r->train_accuracy[0], lround(r->train_accuracy[0] * r->n_train),
              r->n_train);
+    else if (r->epochs_run > 0)
+        text(f,
+             "After %d epochs the model's loss is not finite (training diverged), so its "
+             "accuracy is undefined.",
+             r->epochs_run);
     else
         text(f, "No epoch finished with a measured accuracy.");
     if (r->best_epoch[0] > 0)
@@ -660,7 +665,9 @@ dl_status dl_html_write_mlp(FILE *f, const void *arg)
     const float split_acc[2] = {r->train_accuracy[0], r->val_accuracy[0]};
     for (int i = 0; i < 2; i++) {
         fprintf(f, "<tr><th scope=\"row\">%s</th><td class=\"n\">", split_name[i]);
-        dl_html_escape(f, num(b1, sizeof b1, "%.6f", split_loss[i]));
+        /* A huge finite loss in fixed point would be a wall of digits. */
+        dl_html_escape(
+            f, num(b1, sizeof b1, fabsf(split_loss[i]) < 1e6f ? "%.6f" : "%.6g", split_loss[i]));
         fputs("</td><td class=\"n\">", f);
         dl_html_escape(f, num(b1, sizeof b1, "%.4f", split_acc[i]));
         fputs("</td></tr>\n", f);
@@ -689,7 +696,7 @@ dl_status dl_html_write_mlp(FILE *f, const void *arg)
                "The validation confusion matrix: true class by row, predicted class by column.");
     } else {
         fputs("<p class=\"note\">", f);
-        text(f, "No confusion matrix: %s.",
+        text(f, "No confusion matrix, model.json or predictions.csv: %s.",
              pg->confusion_note ? pg->confusion_note : "no predictions");
         fputs("</p>\n", f);
     }

@@ -69,6 +69,10 @@ void dl_print_histogram(FILE *f, const float *v, int n, int stride, double lo, d
         b = b < 0 ? 0 : b >= bins ? bins - 1 : b;
         if (++count[b] > most) most = count[b];
     }
+    if (most == 0) { /* no finite value: nothing to draw */
+        free(count);
+        return;
+    }
     /* Empty bins before the first and after the last count say nothing. */
     int first = 0, last = bins - 1;
     while (first < last && count[first] == 0) first++;
@@ -114,6 +118,12 @@ void dl_print_stats(FILE *f, const char *label, const dl_stats *s, const char *f
 {
     const char *names[5] = {"min", "p10", "median", "p90", "max"};
     double vals[5] = {s->min, s->p10, s->median, s->p90, s->max};
+    if (s->n == 0) {
+        /* No finite value: there is no distribution to print. */
+        fprintf(f, "  %s undefined: all %d model%s diverged\n", label, s->non_finite,
+                s->non_finite == 1 ? "" : "s");
+        return;
+    }
     fprintf(f, "  %s over %d model%s:", label, s->n, s->n == 1 ? "" : "s");
     for (int i = 0; i < 5; i++) {
         fprintf(f, "  %s ", names[i]);

@@ -361,10 +361,29 @@ static dl_status result_alloc(dl_mlp_result *r, int epochs)
     return DL_OK;
 }
 
+/* The accuracy of a split whose loss is not finite is undefined: its
+ * outputs overflowed, and the argmax of non-finite logits names no class.
+ * Such epochs' accuracies become NaN, so that every report shows them as
+ * undefined and no statistic counts them. */
+static void undefine_accuracies(dl_mlp_result *r)
+{
+    static const dl_mlp_metric pair[2][2] = {{DL_MLP_TRAIN_LOSS, DL_MLP_TRAIN_ACCURACY},
+                                             {DL_MLP_VAL_LOSS, DL_MLP_VAL_ACCURACY}};
+    const size_t S = (size_t)r->models;
+    for (int e = 0; e < r->epochs_run; e++)
+        for (int s = 0; s < 2; s++)
+            for (size_t b = 0; b < S; b++) {
+                const float *row = r->history + (size_t)e * DL_MLP_METRICS * S;
+                if (!isfinite(row[(size_t)pair[s][0] * S + b]))
+                    r->history[((size_t)e * DL_MLP_METRICS + (size_t)pair[s][1]) * S + b] = NAN;
+            }
+}
+
 /* Final figures (the last epoch run) and each model's best validation
  * epoch among the epochs whose losses are finite. */
 static void summarise(dl_mlp_result *r)
 {
+    undefine_accuracies(r);
     for (int b = 0; b < r->models; b++) {
         int last = r->epochs_run - 1;
         r->train_loss[b] = last >= 0 ? dl_mlp_history(r, last, DL_MLP_TRAIN_LOSS, b) : NAN;

@@ -26,7 +26,8 @@ static dl_status forward(dl_backend *be, const dl_mlp_model *m, int rows, const 
     return dl_bias_act(be, logits, params + b2, rows, c, 1, 0, false);
 }
 
-/* Softmax in double and the first largest logit, row by row. */
+/* Softmax in double and the first largest logit, row by row; rows with a
+ * non-finite logit get no class. */
 static void finish_rows(dl_predictions *p)
 {
     const int c = p->classes;
@@ -41,6 +42,9 @@ static void finish_rows(dl_predictions *p)
         }
         p->predicted[i] = arg;
         if (!finite) {
+            /* The argmax of non-finite logits names no class. */
+            p->predicted[i] = -1;
+            p->non_finite++;
             for (int j = 0; j < c; j++) pr[j] = NAN;
             continue;
         }

@@ -12,6 +12,8 @@
  * training split, then evaluates every model on the full training and
  * validation sets and records 4*models metrics on the device:
  *   [train_loss | val_loss | train_accuracy | val_accuracy], each `models` wide.
+ * An accuracy whose split's loss is not finite is NaN in the result: the
+ * outputs overflowed and their argmax names no class.
  */
 #ifndef DLAB_MLP_H
 #define DLAB_MLP_H

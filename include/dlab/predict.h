@@ -5,7 +5,9 @@
  *   h = relu(x' W1 + b1),  logits = h W2 + b2      on the backend (gemm, bias_act)
  *   p = softmax(logits)                            on the host, in double
  * and predicts the class of the first largest logit (ties go to the lower
- * class id, as the training's accuracy counts them). x' is computed as
+ * class id, as the training's accuracy counts them). A row with a logit that
+ * is not finite has no defined class: it is predicted -1 and counted in
+ * non_finite. x' is computed as
  * (float)((x - mean) * (1.0 / scale)) in double, exactly as training scales
  * its inputs, so a model applied to its own training rows reproduces the
  * accuracies training reported.
@@ -28,10 +30,12 @@ typedef struct {
 
 typedef struct {
     int rows, classes;
-    int32_t *predicted; /* rows class ids */
+    int32_t *predicted; /* rows class ids; -1 for a row whose logits are not
+                           all finite (the weights overflow float32 there) */
     float *prob;        /* rows x classes softmax probabilities; a row whose
                            logits are not all finite holds NaN */
     float *logits;      /* rows x classes */
+    int non_finite;     /* rows whose logits are not all finite */
 } dl_predictions;
 
 /* Applies `m` to the row-major rows x cols host matrix x on `be`. Checks

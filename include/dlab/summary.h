@@ -26,7 +26,8 @@ void dl_stats_compute_d(const double *v, int n, int stride, dl_stats *out);
  * outside are clamped into the end bins), one line per bin from the first
  * non-empty bin to the last:
  *   "  0.90 - 0.93 |#########            |  41"
- * `fmt` formats the bin edges (e.g. "%.2f"). */
+ * `fmt` formats the bin edges (e.g. "%.2f"). Non-finite values are left
+ * out; with none finite nothing is printed. */
 void dl_print_histogram(FILE *f, const float *v, int n, int stride, double lo, double hi, int bins,
                         const char *fmt);
 
@@ -37,7 +38,8 @@ void dl_json_stats(dl_json *j, const char *key, const dl_stats *s);
  * the optimum is 0), placed after "non_finite". */
 void dl_json_stats_counted(dl_json *j, const char *key, const dl_stats *s, int undefined);
 
-/* "  min 0.72  p10 0.88  median 0.96  p90 0.98  max 1.00" with `fmt` per value. */
+/* "  min 0.72  p10 0.88  median 0.96  p90 0.98  max 1.00" with `fmt` per value;
+ * with no finite value, one line saying the statistic is undefined. */
 void dl_print_stats(FILE *f, const char *label, const dl_stats *s, const char *fmt);
 
 #endif
