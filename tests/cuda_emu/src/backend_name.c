@@ -25,7 +25,9 @@ static void tidy_device(char *dev, size_t len)
     char buf[256];
     snprintf(buf, sizeof buf, "%.*s%.*s", (int)(paren ? (size_t)(paren - name) : strlen(name)),
              name, (int)rest_len, rest ? rest : "");
-    snprintf(dev, len, "%s", buf);
+    size_t n = strlen(buf) < len ? strlen(buf) : len - 1; /* buf is never longer than dev was */
+    memcpy(dev, buf, n);
+    dev[n] = '\0';
 }
 
 dl_status dl_backend_cuda_create(dl_backend **out)
