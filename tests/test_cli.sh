@@ -58,6 +58,11 @@ expect 2 "--no-center takes no value" -- --task factorise --no-center=1
 expect 2 "unexpected argument 'extra'" -- --task factorise extra
 expect 0 "" -- --help
 expect 0 "" -- --version
+# an option given twice would silently take its last value
+expect 2 "^dlab-gpu: error: --task given twice$" -- --task mlp --task factorise
+expect 2 "^dlab-gpu: error: --model given twice$" -- --task predict --model a --model b --data x
+expect 2 "^dlab-gpu: error: --epochs given twice$" -- --task factorise --epochs 5 --epochs=5
+expect 2 "^dlab-gpu: error: --json given twice$" -- --task factorise --json --json
 
 # every option with an invalid value names the option
 expect 2 "--epochs: 99999999999 is out of range" -- --task factorise --epochs 99999999999

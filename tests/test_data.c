@@ -343,6 +343,11 @@ static void test_label_column(void)
     DL_CHECK(strstr(d.note, "whole numbers: 0, 1") && strstr(d.note, "--label-column"), "note '%s'",
              d.note);
     dl_dataset_free(&d);
+    /* every value seen, in order, when they are few and the file was read whole */
+    DL_CHECK(parse("x,y,t\n1,2,2\n3,4,0\n5,6,1\n7,8,2\n9,1,0\n2,3,1\n", &d) == DL_OK &&
+                 strstr(d.note, "(whole numbers: 0, 1, 2) is a feature"),
+             "three codes: note '%s'", d.note);
+    dl_dataset_free(&d);
     static const char *const same[] = {"target", "3", "last"};
     for (int i = 0; i < 3; i++) {
         dl_load_options o = {.label_column = same[i]};

@@ -127,7 +127,9 @@ else
   bad "synthetic --out: $(cat "$tmp/err")"
 fi
 
-# 5. SIGINT: exit 130, and what was done so far is written, marked interrupted
+# 5. SIGINT: exit 130, and what was done so far is written, marked interrupted;
+# the SVD baseline is skipped (said in the text, null in JSON) so that the
+# run ends without computing it
 if python3 - "$bin" "$tmp/int" "$figures" <<'PY'
 import csv, json, os, signal, subprocess, sys, time
 bin, d, figures = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
@@ -145,8 +147,12 @@ rows = list(csv.reader(open(f"{d}/history.csv")))
 assert len(rows) == 1 + s["epochs_run"], (len(rows), s["epochs_run"])
 names = sorted(os.listdir(d))
 pictures = ["figure1_projections.png", "figure1_projections.svg"] if figures else []
-factors = ["U.csv", "U.npy", "V.csv", "V.npy", "column_means.npy", "svd_S.npy", "svd_U.npy", "svd_V.npy"]
+factors = ["U.csv", "U.npy", "V.csv", "V.npy", "column_means.npy"]
 assert names == sorted(pictures + factors + ["history.csv", "report.html", "summary.json"]), names
+for k in ["sse_svd", "sse_svd_reconstruction", "gap", "relative_gap", "singular_values", "svd_seconds"]:
+    assert k in s and s[k] is None, (k, s.get(k))
+text = err.decode()
+assert "SVD baseline" in text and "not computed: interrupted" in text, text
 PY
 then ok; else bad "interrupted run's files"; fi
 
@@ -181,6 +187,30 @@ if "$bin" --task mlp --device cpu --epochs 10 --seeds 2 --out "$tmp/mlp2" >/dev/
 else
   bad "mlp --seeds 2 --out: $(cat "$tmp/err")"
 fi
+# --force over an earlier run: the files of every name dlab-gpu writes (and
+# their temporary files) go, whatever task wrote them; other files stay.
+dir=$tmp/again
+if "$bin" --task mlp --device cpu --epochs 5 --out "$dir" >/dev/null 2>"$tmp/err"; then
+  echo keep >"$dir/notes.txt"
+  echo partial >"$dir/.history.csv.tmp-AbC123"
+  mkdir "$dir/figure1_projections.png.d"
+  if "$bin" --task factorise --device cpu --epochs 5 --out "$dir" --force >/dev/null 2>"$tmp/err" &&
+    python3 - "$dir" "$figures" <<'PY'
+import os, sys
+d, figures = sys.argv[1], sys.argv[2] == "1"
+names = sorted(os.listdir(d))
+pictures = ["figure1_projections.png", "figure1_projections.svg"] if figures else []
+want = pictures + ["U.csv", "U.npy", "V.csv", "V.npy", "column_means.npy", "svd_S.npy", "svd_U.npy",
+                   "svd_V.npy", "history.csv", "report.html", "summary.json", "notes.txt",
+                   "figure1_projections.png.d"]
+assert names == sorted(want), names
+assert open(f"{d}/notes.txt").read() == "keep\n"
+PY
+  then ok; else bad "--force over an mlp run: $(ls -A "$dir" | tr '\n' ' ') $(cat "$tmp/err")"; fi
+else
+  bad "mlp --out $dir: $(cat "$tmp/err")"
+fi
+
 mkdir -p "$tmp/mlpfull" && touch "$tmp/mlpfull/x"
 "$bin" --task mlp --device cpu --epochs 5 --out "$tmp/mlpfull" >/dev/null 2>&1
 rc=$?

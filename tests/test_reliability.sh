@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Faults and interruptions: a problem too large for memory is refused before
 # anything is allocated; an allocation that fails mid-way exits 1 cleanly;
-# Ctrl-C stops training, keeps and reports what was done, exits 130.
+# Ctrl-C stops training, keeps and reports what was done, exits 130 (SIGTERM
+# the same with 143); a second one exits at once without a partial file.
 # usage: test_reliability.sh path/to/dlab-gpu
 set -u
 bin=$1
@@ -57,5 +58,53 @@ kill -INT $pid
 wait $pid
 rc=$?
 [ $rc -eq 130 ] && ok || bad "double SIGINT: exit $rc"
+
+# SIGTERM (a scheduler, timeout) stops like the first Ctrl-C, with 143.
+"$bin" --task factorise --synthetic 1000x300 --rank 8 --lr 1e-6 --epochs 100000000 --no-svd \
+  --device cpu --json >"$tmp/json" 2>"$tmp/err" &
+pid=$!
+sleep 1.5
+kill -TERM $pid
+wait $pid
+rc=$?
+if [ $rc -eq 143 ] && python3 -c 'import json,sys; d = json.load(open(sys.argv[1])); assert d["status"] == "interrupted" and 0 < d["epochs_run"] < d["epochs"], d' "$tmp/json"
+then ok; else bad "SIGTERM: exit $rc, $(tail -n 2 "$tmp/err")"; fi
+
+# A second Ctrl-C while the files are written: exit 130 at once, saying so,
+# and the temporary file it was writing is gone, so that nothing hidden is
+# left in DIR. The second signal is sent as soon as a temporary file shows.
+if python3 - "$bin" "$tmp/w2" <<'PY'
+import os, signal, subprocess, sys, time
+bin, d = sys.argv[1], sys.argv[2]
+p = subprocess.Popen([bin, "--task", "factorise", "--device", "cpu", "--synthetic", "200x50",
+                      "--seeds", "32", "--lr", "1e-4", "--epochs", "500000", "--out", d],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+time.sleep(1.5)
+p.send_signal(signal.SIGINT)
+seen = None
+while seen is None and p.poll() is None:
+    try:
+        seen = next((n for n in os.listdir(d) if ".tmp-" in n), None)
+    except FileNotFoundError:
+        pass
+assert seen, "no temporary file was seen before the run ended"
+p.send_signal(signal.SIGINT)
+_, err = p.communicate(timeout=60)
+assert p.returncode == 130, (p.returncode, err)
+assert b"stopped at once" in err, err
+left = [n for n in os.listdir(d) if ".tmp-" in n]
+assert not left, (seen, left)
+PY
+then ok; else bad "second SIGINT while writing"; fi
+
+# A history too large for the host's memory: the size needed and what is free.
+if [ -n "${ASAN_OPTIONS:-}" ]; then
+  echo "skipped under AddressSanitizer: the host-memory case"
+else
+"$bin" --task mlp --seeds 100000 --epochs 100000000 --device cpu >/dev/null 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -Eq "history of 100000000 epochs.*needs [0-9.]+ GiB, but only [0-9.]+ GiB of [0-9.]+ GiB is free" "$tmp/err"; then ok
+else bad "mlp history too large: exit $rc, $(cat "$tmp/err")"; fi
+fi
 
 finish test_reliability

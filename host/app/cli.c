@@ -69,9 +69,12 @@ void dl_cli_usage(FILE *f)
            "                     factorise also U and V (.npy, .csv), column_means.npy,\n"
            "                     svd_U/S/V.npy; mlp model.json, predictions.csv;\n"
            "                     predict predictions.csv\n"
-           "  --force            allow --out to write into a non-empty directory\n"
+           "  --force            allow --out to write into a non-empty directory: the files\n"
+           "                     an earlier run left there under the names above are\n"
+           "                     removed first; other files are left alone\n"
            "  --quiet            no progress line\n"
            "  --help, --version\n"
+           "Each option may be given once.\n"
            "\n");
     fputs("Presets (explicit options override them):\n"
           "  factorise lab      U, V ~ U[0,1), lr 0.01, trained in the data's own units\n"
@@ -86,7 +89,8 @@ void dl_cli_usage(FILE *f)
           "in JSON; \"warnings\" says why, and warns of tied singular values.\n"
           "\n"
           "Exit status: 0 success, 1 runtime failure (device, memory, divergence),\n"
-          "2 bad usage or bad input, 130 interrupted (results so far are kept).\n",
+          "2 bad usage or bad input, 130 interrupted by Ctrl-C (SIGINT), 143 stopped by\n"
+          "SIGTERM (results so far are kept; a second signal exits at once).\n",
           f);
 }
 
@@ -388,11 +392,12 @@ dl_status dl_cli_parse(int argc, char **argv, dl_options *o)
         } else if (eq) {
             return DL_FAIL(DL_E_USAGE, "%s takes no value", sp->name);
         }
+        /* A repeated option would silently take its last value; say so instead. */
+        for (size_t k = 0; k < n_seen; k++)
+            if (seen[k] == sp) return DL_FAIL(DL_E_USAGE, "%s given twice", sp->name);
         DL_TRY(apply(o, sp->name, val));
         if (o->help || o->version) return DL_OK;
-        bool again = false;
-        for (size_t k = 0; k < n_seen; k++) again |= seen[k] == sp;
-        if (!again) seen[n_seen++] = sp;
+        seen[n_seen++] = sp;
     }
     if (o->task == DL_TASK_NONE)
         return DL_FAIL(DL_E_USAGE, "missing --task (factorise, mlp or predict); see --help");

@@ -62,6 +62,10 @@ static dl_status compare_subspaces(report *rep)
         snprintf(rep->align_note, sizeof rep->align_note, "no epoch was run");
         return DL_OK;
     }
+    if (r->stop.kind == DL_STOP_DIVERGED) { /* Û is what the divergence left, not an estimate */
+        snprintf(rep->align_note, sizeof rep->align_note, "not compared: training diverged");
+        return DL_OK;
+    }
     if (m * k > ALIGN_MAX_ELEMS || m * k * k > ALIGN_MAX_WORK) {
         snprintf(rep->align_note, sizeof rep->align_note,
                  "not computed: rank %d on %d rows is too large for the host-side check", r->rank,
@@ -128,6 +132,17 @@ static void write_seeds(dl_json *j, const report *rep)
     dl_json_obj_end(j);
 }
 
+/* Training diverged: the factors are what the divergence left, so their
+ * error (even where it is finite) and its gap to the optimum are undefined. */
+static bool diverged(const dl_factorise_result *r) { return r->stop.kind == DL_STOP_DIVERGED; }
+
+/* Model 0's final error as reported: NAN (null, "undefined") after a
+ * divergence. */
+static double reported_sse_gd(const dl_factorise_result *r)
+{
+    return diverged(r) ? NAN : r->sse_gd[0];
+}
+
 static void json_doubles(dl_json *j, const char *key, const double *v, size_t n, size_t stride)
 {
     dl_json_arr_begin(j, key);
@@ -166,18 +181,21 @@ static dl_status write_json(FILE *f, const void *ctx)
     dl_json_int(&j, "seed", (long long)cfg->seed);
     dl_json_str(&j, "backend", rep->c->be->name);
     dl_json_str(&j, "device", rep->c->be->device);
-    dl_json_num(&j, "sse_gd", r->sse_gd[0]);
+    dl_json_num(&j, "sse_gd", reported_sse_gd(r));
     if (r->have_svd) {
         dl_json_num(&j, "sse_svd", r->sse_svd);
         dl_json_num(&j, "sse_svd_reconstruction", r->sse_svd_recon);
-        dl_json_num(&j, "gap", r->sse_gd[0] - r->sse_svd);
-        dl_json_num(&j, "relative_gap", rel_gap(rep, 0));
+        dl_json_num(&j, "gap", reported_sse_gd(r) - r->sse_svd);
+        dl_json_num(&j, "relative_gap", diverged(r) ? NAN : rel_gap(rep, 0));
         json_doubles(&j, "singular_values", r->singular_values, (size_t)r->n_sv, 1);
         dl_json_num(&j, "svd_seconds", r->svd_seconds);
     } else {
         dl_json_null(&j, "sse_svd");
+        dl_json_null(&j, "sse_svd_reconstruction");
+        dl_json_null(&j, "gap");
         dl_json_null(&j, "relative_gap");
         dl_json_null(&j, "singular_values");
+        dl_json_null(&j, "svd_seconds");
     }
     if (rep->angles_deg) {
         dl_json_arr_begin(&j, "principal_angles_deg");
@@ -225,7 +243,12 @@ static void write_seed_spread(FILE *f, const report *rep)
     for (int b = 0; b < r->seeds; b++)
         lg[b] =
             rep->gaps[b] > 0 ? log10f(rep->gaps[b]) : (rep->gaps[b] == rep->gaps[b] ? -7.0f : NAN);
-    fprintf(f, "  gap (log10 bins):\n");
+    int below = 0; /* gaps under zero: rounding, counted in the first bin */
+    for (int b = 0; b < r->seeds; b++) below += rep->gaps[b] < 0;
+    fprintf(f, "  gap (log10 bins; 1e-7 and below in the first");
+    if (below)
+        fprintf(f, ", with the %d gap%s under zero from rounding", below, below == 1 ? "" : "s");
+    fprintf(f, "):\n");
     dl_print_histogram(f, lg, r->seeds, 1, -7.0, 2.0, 9, "1e%+.0f");
     free(lg);
 }
@@ -252,6 +275,13 @@ static void print_sv(FILE *f, double v)
         fprintf(f, " %.5e", v);
 }
 
+/* The SVD baseline was asked for but skipped: training was interrupted and
+ * the user wants the run to end. */
+static bool svd_skipped(const report *rep)
+{
+    return rep->cfg->svd && !rep->r->have_svd && rep->r->stop.kind == DL_STOP_INTERRUPTED;
+}
+
 static void write_text(FILE *f, const report *rep)
 {
     const dl_factorise_result *r = rep->r;
@@ -266,20 +296,27 @@ static void write_text(FILE *f, const report *rep)
                 r->init_std, r->sigma1_est,
                 r->scale_log2 ? "; trained on the data scaled by an exact power of two" : "");
     fprintf(f, "  gradient descent SSE ");
-    print_sse(f, r->sse_gd[0]);
+    if (diverged(r))
+        fprintf(f, "undefined: training diverged at epoch %d", r->diverged_epoch);
+    else
+        print_sse(f, r->sse_gd[0]);
     fprintf(f, "%s\n", r->epochs_run < cfg->epochs ? "  (stopped early)" : "");
+    if (svd_skipped(rep)) fprintf(f, "  SVD baseline         not computed: interrupted\n");
     if (r->have_svd) {
-        double gap = r->sse_gd[0] - r->sse_svd;
+        double gap = reported_sse_gd(r) - r->sse_svd;
         fprintf(f, "  SVD rank-%d SSE       ", cfg->rank);
         print_sse(f, r->sse_svd);
         fprintf(f, "  (reconstruction: ");
         print_sse(f, r->sse_svd_recon);
         fprintf(f, ")\n");
-        fprintf(f, "  gap                  %.3e  ", gap);
-        if (rep->rel_gaps)
-            fprintf(f, "(%.2e relative)\n", rel_gap(rep, 0));
+        if (!isfinite(gap))
+            fprintf(f, "  gap                  undefined: %s\n",
+                    diverged(r) ? "training diverged" : "the final SSE is not finite");
+        else if (rep->rel_gaps)
+            fprintf(f, "  gap                  %.3e  (%.2e relative)\n", gap, rel_gap(rep, 0));
         else
-            fprintf(f, "(relative gap undefined: %s)\n", rep->checks.gap_why);
+            fprintf(f, "  gap                  %.3e  (relative gap undefined: %s)\n", gap,
+                    rep->checks.gap_why);
         fprintf(f, "  singular values     ");
         int shown = r->n_sv < 8 ? r->n_sv : 8;
         for (int i = 0; i < shown; i++) print_sv(f, r->singular_values[i]);
@@ -306,6 +343,14 @@ static void write_text(FILE *f, const report *rep)
     if (rep->factors_note[0]) fprintf(f, "  factors              %s\n", rep->factors_note);
 }
 
+/* No NaN or Inf among the n values of x. */
+static bool all_finite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return false;
+    return true;
+}
+
 /* --out DIR: the loss history, Figures 1 and 3, the factors, report.html,
  * then the summary. */
 static dl_status write_files(report *rep, const dl_dataset *d)
@@ -322,10 +367,16 @@ static dl_status write_files(report *rep, const dl_dataset *d)
                         .metric_stride = 0,
                         .model_stride = 1};
     DL_TRY(dl_out_write(rep->out, "history.csv", dl_csv_write_history, &h));
-    if (r->epochs_run > 0) {
+    /* Û after a divergence (or holding NaN or Inf) is no estimate of
+     * anything: the SVD panel is drawn alone, with a note. */
+    bool gd_ok = r->stop.kind != DL_STOP_DIVERGED && all_finite(r->u_gd, (size_t)r->m * r->rank);
+    if (r->epochs_run > 0 && (gd_ok || r->have_svd)) {
         dl_fig_factorise fig = {.m = r->m,
                                 .rank = r->rank,
-                                .u_gd = r->u_gd,
+                                .u_gd = gd_ok ? r->u_gd : NULL,
+                                .gd_note = r->stop.kind == DL_STOP_DIVERGED
+                                               ? "Û not drawn: training diverged"
+                                               : "Û not drawn: it holds NaN or Inf",
                                 .svd_u = r->have_svd ? r->svd_u : NULL,
                                 .ld_u = r->n_sv,
                                 .s = r->singular_values,

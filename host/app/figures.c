@@ -286,12 +286,12 @@ static void factorise_legend(const dl_fig_factorise *f)
 
 dl_status dl_figure_factorise(const char *path, dl_fig_format fmt, const dl_fig_factorise *f)
 {
-    if (f->m < 1 || f->rank < 1 || !f->u_gd)
+    if (f->m < 1 || f->rank < 1 || (!f->u_gd && !f->svd_u))
         return DL_FAIL(DL_E_USAGE, "figure 1: nothing to draw (%d rows, rank %d)", f->m, f->rank);
     /* An even subsample of the rows when there are very many. */
     int step = (f->m + DL_FIG_MAX_POINTS - 1) / DL_FIG_MAX_POINTS, n = (f->m + step - 1) / step;
     bool two = f->rank >= 2;
-    int panels = f->svd_u ? 2 : 1;
+    int panels = (f->svd_u ? 1 : 0) + (f->u_gd ? 1 : 0);
     double *buf = malloc(sizeof(double) * (size_t)n * 6);
     int *cls = malloc(sizeof(int) * (size_t)n);
     if (!buf || !cls) {
@@ -303,14 +303,17 @@ dl_status dl_figure_factorise(const char *path, dl_fig_format fmt, const dl_fig_
         {.x = buf + 2 * (size_t)n, .y = buf + 3 * (size_t)n},
     };
     double *bx = buf + 4 * (size_t)n, *by = buf + 5 * (size_t)n;
-    scatter *svd = panels == 2 ? &sc[0] : NULL, *gd = panels == 2 ? &sc[1] : &sc[0];
+    scatter *svd = f->svd_u ? &sc[0] : NULL;
+    scatter *gd = !f->u_gd ? NULL : svd ? &sc[1] : &sc[0];
     int n_classes = f->labels && f->n_classes > 0 ? f->n_classes : 1;
     for (int p = 0; p < n; p++) {
         int i = p * step;
         cls[p] = f->labels ? f->labels[i] : 0;
-        const float *g = f->u_gd + (size_t)i * f->rank;
-        gd->x[p] = two ? g[0] : i + 1;
-        gd->y[p] = two ? g[1] : g[0];
+        if (gd) {
+            const float *g = f->u_gd + (size_t)i * f->rank;
+            gd->x[p] = two ? g[0] : i + 1;
+            gd->y[p] = two ? g[1] : g[0];
+        }
         if (svd) {
             const float *u = f->svd_u + (size_t)i * f->ld_u;
             svd->x[p] = two ? (double)u[0] * f->s[0] : i + 1;
@@ -322,13 +325,15 @@ dl_status dl_figure_factorise(const char *path, dl_fig_format fmt, const dl_fig_
         svd->xlabel = two ? "axis 1  (column 1 of U·S)" : "row";
         svd->ylabel = two ? "axis 2  (column 2 of U·S)" : "axis 1  (U·S)";
     }
-    if (svd)
-        gd->title = two ? "Gradient descent: columns 1 and 2 of Û" : "Gradient descent: Û";
-    else
-        gd->title = two ? "Gradient descent: columns 1 and 2 of Û  (no SVD baseline)"
-                        : "Gradient descent: Û  (no SVD baseline)";
-    gd->xlabel = two ? "column 1 of Û" : "row";
-    gd->ylabel = two ? "column 2 of Û" : "Û  (rank 1)";
+    if (gd) {
+        if (svd)
+            gd->title = two ? "Gradient descent: columns 1 and 2 of Û" : "Gradient descent: Û";
+        else
+            gd->title = two ? "Gradient descent: columns 1 and 2 of Û  (no SVD baseline)"
+                            : "Gradient descent: Û  (no SVD baseline)";
+        gd->xlabel = two ? "column 1 of Û" : "row";
+        gd->ylabel = two ? "column 2 of Û" : "Û  (rank 1)";
+    }
 
     dl_status st = begin(path, fmt);
     if (st == DL_OK) {
@@ -342,6 +347,14 @@ dl_status dl_figure_factorise(const char *path, dl_fig_format fmt, const dl_fig_
             scatter_points(&sc[p], n, cls, n_classes, bx, by);
         }
         if (legend) factorise_legend(f);
+        if (!gd && f->gd_note) { /* say why the Û panel is missing */
+            char note[160];
+            escape_text(f->gd_note, note, sizeof note);
+            plvpor(0.0, 1.0, 0.0, 1.0);
+            plschr(0.0, 0.7);
+            plcol0(INK);
+            plmtex("b", -1.2, 0.01, 0.0, note);
+        }
         if (step > 1) { /* say so when not every row is drawn */
             char note[96];
             snprintf(note, sizeof note, "every %d%s row of %d drawn", step,

@@ -1,8 +1,9 @@
 /* dlab-gpu: parse options, pick a backend, run the task, map the outcome to
  * an exit status (0 ok, 1 runtime failure, 2 bad usage or input, 130
- * interrupted). */
+ * interrupted by SIGINT, 143 by SIGTERM). */
 #define _POSIX_C_SOURCE 200809L
 #include "dlab/cmd.h"
+#include "dlab/report.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -10,13 +11,25 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+/* 0, or the signal that asked the run to stop: SIGINT (Ctrl-C) or SIGTERM
+ * (a scheduler, timeout(1)), which both stop training after the current
+ * chunk and keep what was done. */
 static volatile sig_atomic_t stop_requested;
 
-static void on_sigint(int sig)
+/* 128 + the signal, as a shell reports a process the signal ended. */
+static int stop_exit_code(int sig) { return sig == SIGTERM ? 143 : 130; }
+
+static void on_stop_signal(int sig)
 {
-    (void)sig;
-    if (stop_requested) _exit(130); /* second Ctrl-C: leave at once */
-    stop_requested = 1;
+    if (stop_requested) { /* the second one: leave at once, without a partial file */
+        static const char msg[] = "\ndlab-gpu: stopped at once; the file being written was "
+                                  "removed\n";
+        dl_out_abandon_temp();
+        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)w;
+        _exit(stop_exit_code(sig));
+    }
+    stop_requested = sig;
 }
 
 typedef struct {
@@ -98,8 +111,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (opt.version) {
-        printf("dlab-gpu %s (CUDA backend %s)\n", DLAB_VERSION,
-               dl_have_cuda_build() ? "built in" : "not built");
+        printf("dlab-gpu %s (CUDA backend %s)\n", DLAB_VERSION, dl_cuda_build_words());
         return 0;
     }
 
@@ -111,9 +123,10 @@ int main(int argc, char **argv)
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
+    sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 
     progress_state ps = {.active = !opt.quiet && isatty(STDERR_FILENO)};
     dl_cmd cmd = {.be = be,
@@ -127,5 +140,7 @@ int main(int argc, char **argv)
                                        : dl_cmd_factorise(&cmd);
     show_progress(&ps, NULL);
     dl_backend_destroy(be);
-    return st == DL_OK ? 0 : fail(st);
+    if (st == DL_OK) return 0;
+    int code = fail(st);
+    return st == DL_E_INTERRUPTED ? stop_exit_code(stop_requested) : code;
 }

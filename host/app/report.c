@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -61,6 +62,80 @@ static dl_status count_entries(const char *dir, int *n)
     return DL_OK;
 }
 
+/* Every name a task writes under --out. */
+static const char *const known_names[] = {"summary.json",
+                                          "report.html",
+                                          "history.csv",
+                                          "figure1_projections.png",
+                                          "figure1_projections.svg",
+                                          "figure2_learning_curves.png",
+                                          "figure2_learning_curves.svg",
+                                          "figure3_seeds_histogram.png",
+                                          "figure3_seeds_histogram.svg",
+                                          "figure4_confusion_matrix.png",
+                                          "figure4_confusion_matrix.svg",
+                                          "U.npy",
+                                          "U.csv",
+                                          "V.npy",
+                                          "V.csv",
+                                          "column_means.npy",
+                                          "svd_U.npy",
+                                          "svd_S.npy",
+                                          "svd_V.npy",
+                                          "model.json",
+                                          "predictions.csv",
+                                          NULL};
+
+bool dl_out_known_name(const char *name)
+{
+    for (int i = 0; known_names[i]; i++)
+        if (!strcmp(name, known_names[i])) return true;
+    return false;
+}
+
+/* ".NAME.tmp-XXXXXX" for a known NAME: what make_temp creates. */
+static bool known_temp(const char *entry)
+{
+    if (entry[0] != '.') return false;
+    const char *tail = strstr(entry, ".tmp-");
+    for (const char *t; tail && (t = strstr(tail + 1, ".tmp-"));) tail = t;
+    if (!tail || strlen(tail) != 5 + 6) return false;
+    char name[64];
+    size_t len = (size_t)(tail - entry - 1);
+    if (len == 0 || len >= sizeof name) return false;
+    memcpy(name, entry + 1, len);
+    name[len] = '\0';
+    return dl_out_known_name(name);
+}
+
+/* --force: removes the files of an earlier run (known names and their
+ * temporary files); directories and unknown names are left alone. */
+static dl_status remove_known(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return DL_FAIL(DL_E_RUNTIME, "--out %s: cannot read the directory: %s", dir,
+                       strerror(errno));
+    dl_status st = DL_OK;
+    for (struct dirent *e; st == DL_OK && (e = readdir(d));) {
+        if (!dl_out_known_name(e->d_name) && !known_temp(e->d_name)) continue;
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        char *path = malloc(len);
+        if (!path) {
+            st = DL_FAIL(DL_E_MEMORY, "--out: out of memory");
+            break;
+        }
+        snprintf(path, len, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (lstat(path, &sb) == 0 && !S_ISDIR(sb.st_mode) && unlink(path) != 0 && errno != ENOENT)
+            st = DL_FAIL(DL_E_RUNTIME, "--out %s --force: cannot remove %s: %s", dir, e->d_name,
+                         strerror(errno));
+        free(path);
+    }
+    closedir(d);
+    return st;
+}
+
 dl_status dl_out_prepare(dl_out *o, bool force)
 {
     if (!o->dir) return DL_OK;
@@ -75,6 +150,7 @@ dl_status dl_out_prepare(dl_out *o, bool force)
                        o->dir, n, n == 1 ? "y" : "ies");
     if (access(o->dir, W_OK | X_OK) != 0)
         return DL_FAIL(DL_E_RUNTIME, "--out %s: cannot write into it: %s", o->dir, strerror(errno));
+    if (n > 0) DL_TRY(remove_known(o->dir));
     return DL_OK;
 }
 
@@ -86,6 +162,28 @@ static void note_file(dl_out *o, const char *name)
         snprintf(o->files[o->n_files++], sizeof o->files[0], "%s", name);
 }
 
+/* The temporary file being written, for dl_out_abandon_temp: the path is
+ * complete before pending_set is raised and pending_set is lowered before
+ * the path changes, so a handler never reads a half-written one. */
+static char pending_path[4096];
+static volatile sig_atomic_t pending_set;
+
+void dl_out_abandon_temp(void)
+{
+    if (pending_set) unlink(pending_path);
+}
+
+static void pending_begin(const char *tmp)
+{
+    pending_set = 0;
+    size_t len = strlen(tmp);
+    if (len >= sizeof pending_path) return; /* too long to keep: left behind if killed */
+    memcpy(pending_path, tmp, len + 1);
+    pending_set = 1;
+}
+
+static void pending_end(void) { pending_set = 0; }
+
 /* A fresh temporary file DIR/.name.tmp-XXXXXX; its path in tmp (heap). */
 static dl_status make_temp(const dl_out *o, const char *name, char **tmp, int *fd)
 {
@@ -93,7 +191,9 @@ static dl_status make_temp(const dl_out *o, const char *name, char **tmp, int *f
     *tmp = malloc(len);
     if (!*tmp) return DL_FAIL(DL_E_MEMORY, "--out: out of memory");
     snprintf(*tmp, len, "%s/.%s.tmp-XXXXXX", o->dir, name);
+    pending_end();
     *fd = mkstemp(*tmp);
+    if (*fd >= 0) pending_begin(*tmp);
     if (*fd < 0) {
         dl_status st =
             DL_FAIL(DL_E_RUNTIME, "cannot create a file in %s: %s", o->dir, strerror(errno));
@@ -148,6 +248,7 @@ static dl_status write_atomic(dl_out *o, const char *name, dl_write_fn fn, const
     }
     if (st == DL_OK) st = commit(o, tmp, name);
     if (st != DL_OK) unlink(tmp);
+    pending_end();
     free(tmp);
     return st;
 }
@@ -193,6 +294,7 @@ static dl_status render(dl_out *o, const char *name, dl_fig_format fmt, draw_fn 
         unlink(tmp);
     else
         note_file(o, name);
+    pending_end();
     free(tmp);
     return st;
 }

@@ -117,6 +117,10 @@ static const char *data_num(char *buf, size_t len, const char *fixed, double v)
     return num(buf, len, a == 0.0 || (a >= 1e-3 && a < 1e9) ? fixed : "%.7e", v);
 }
 
+/* Figures the page being written embeds, and links to (too large to embed),
+ * for the footer's words: one page is written at a time. */
+static int figures_embedded, figures_linked;
+
 /* --- page structure --------------------------------------------------- */
 
 static const char *const page_style =
@@ -147,6 +151,7 @@ static void page_begin(FILE *f, const char *title)
           "style-src 'unsafe-inline'\">\n<title>",
           f);
     dl_html_escape(f, title);
+    figures_embedded = figures_linked = 0;
     fprintf(f, "</title>\n<style>%s</style>\n</head>\n<body>\n<main>\n<h1>", page_style);
     dl_html_escape(f, title);
     fputs("</h1>\n", f);
@@ -158,9 +163,13 @@ static void page_end(FILE *f, const char *backend, const char *device)
     dl_html_escape(f, backend);
     fputs(" backend (", f);
     dl_html_escape(f, device);
-    fputs("). This page is self-contained: its figures are embedded and it loads nothing."
-          "</footer>\n</body>\n</html>\n",
+    fputs(figures_linked     ? "). This page loads nothing; figures too large to embed are "
+                               "linked to the files beside it."
+          : figures_embedded ? "). This page is self-contained: its figures are embedded and "
+                               "it loads nothing."
+                             : "). This page is self-contained: it loads nothing.",
           f);
+    fputs("</footer>\n</body>\n</html>\n", f);
 }
 
 static void h2(FILE *f, const char *id, const char *title)
@@ -265,8 +274,12 @@ static void figure(FILE *f, const dl_out *o, const char *base, int number, const
     if (!dl_out_has(o, name)) {
         fprintf(f, "<p class=\"note\">Figure %d is not drawn", number);
         if (o->figures_note[0]) {
+            /* the note may itself begin by saying so */
+            static const char said[] = "not drawn: ";
+            const char *why = o->figures_note;
+            if (!strncmp(why, said, sizeof said - 1)) why += sizeof said - 1;
             fputs(": ", f);
-            dl_html_escape(f, o->figures_note);
+            dl_html_escape(f, why);
         }
         fputs(".</p>\n", f);
         return;
@@ -278,7 +291,10 @@ static void figure(FILE *f, const dl_out *o, const char *base, int number, const
         svg = read_file(path, &len);
     }
     fprintf(f, "<figure id=\"figure%d\">\n", number);
-    if (!svg || !embed_svg(f, svg, number, caption)) {
+    if (svg && embed_svg(f, svg, number, caption)) {
+        figures_embedded++;
+    } else {
+        figures_linked++;
         fputs("<p class=\"note\">The figure could not be embedded; it is in <a href=\"", f);
         dl_html_escape(f, name);
         fputs("\">", f);
@@ -437,9 +453,17 @@ dl_status dl_html_write_factorise(FILE *f, const void *arg)
         row(f, "initial values", "U, V ~ U[0, 1) from seed %llu", (unsigned long long)cfg->seed);
     }
     settings_end(f, r->seeds, cfg->seed, pg->backend, pg->device);
-    double gap = r->have_svd ? r->sse_gd[0] - r->sse_svd : NAN;
+    /* After a divergence the factors are what it left: no error to report. */
+    bool diverged = r->stop.kind == DL_STOP_DIVERGED;
+    double gap = r->have_svd && !diverged ? r->sse_gd[0] - r->sse_svd : NAN;
     fputs("<p>", f);
-    if (r->have_svd)
+    if (diverged) {
+        text(f, "Training diverged at epoch %d, so gradient descent's error is undefined.",
+             r->diverged_epoch);
+        if (r->have_svd)
+            text(f, " The optimal rank-%d truncation gives %s.", cfg->rank,
+                 data_num(b2, sizeof b2, "%.6f", r->sse_svd));
+    } else if (r->have_svd)
         text(f,
              "After %d epochs gradient descent reaches a sum of squared errors of %s; the optimal "
              "rank-%d truncation gives %s, so gradient descent ends %s above the optimum (%s "
@@ -455,16 +479,25 @@ dl_status dl_html_write_factorise(FILE *f, const void *arg)
              " The subspace it spans is within %s degrees of the SVD's (largest principal angle).",
              num(b2, sizeof b2, "%.3g", pg->angles_deg[r->rank - 1]));
     fputs("</p>\n<table>\n<tbody>\n", f);
-    row(f, "gradient-descent SSE", "%s%s", data_num(b1, sizeof b1, "%.6f", r->sse_gd[0]),
-        r->epochs_run < cfg->epochs ? " (stopped early)" : "");
+    if (diverged)
+        row(f, "gradient-descent SSE", "undefined: training diverged at epoch %d",
+            r->diverged_epoch);
+    else
+        row(f, "gradient-descent SSE", "%s%s", data_num(b1, sizeof b1, "%.6f", r->sse_gd[0]),
+            r->epochs_run < cfg->epochs ? " (stopped early)" : "");
     if (r->have_svd) {
         char key[48];
         snprintf(key, sizeof key, "SVD rank-%d SSE (the optimum)", cfg->rank);
         row(f, key, "%s (from the rank-k reconstruction: %s)",
             data_num(b1, sizeof b1, "%.6f", r->sse_svd),
             data_num(b2, sizeof b2, "%.6f", r->sse_svd_recon));
-        row(f, "gap", "%s", num(b1, sizeof b1, "%.3e", gap));
-        if (pg->rel_gaps)
+        if (diverged)
+            row(f, "gap", "undefined: training diverged");
+        else
+            row(f, "gap", "%s", num(b1, sizeof b1, "%.3e", gap));
+        if (diverged)
+            row(f, "relative gap", "undefined: training diverged");
+        else if (pg->rel_gaps)
             row(f, "relative gap", "%s", num(b1, sizeof b1, "%.2e", pg->rel_gaps[0]));
         else
             row(f, "relative gap", "undefined: %s", pg->gap_why ? pg->gap_why : "no optimum");
@@ -510,11 +543,14 @@ dl_status dl_html_write_factorise(FILE *f, const void *arg)
 
     h2(f, "figures", "Figures");
     figure(f, pg->out, "figure1_projections", 1,
-           r->have_svd ? "The rows of the data on the first two principal axes by the SVD (U·S, "
-                         "left) beside the same rows through gradient descent's Û (right). Û "
-                         "equals Uₖ Sₖ only up to an invertible map, so at convergence the right "
-                         "panel is a linear image of the left one."
-                       : "The rows of the data through gradient descent's Û.");
+           r->have_svd && r->stop.kind == DL_STOP_DIVERGED
+               ? "The rows of the data on the first two principal axes by the SVD (U·S). "
+                 "Gradient descent's Û is not drawn: training diverged."
+           : r->have_svd ? "The rows of the data on the first two principal axes by the SVD (U·S, "
+                           "left) beside the same rows through gradient descent's Û (right). Û "
+                           "equals Uₖ Sₖ only up to an invertible map, so at convergence the "
+                           "right panel is a linear image of the left one."
+                         : "The rows of the data through gradient descent's Û.");
 
     if (r->seeds > 1) {
         h2(f, "seeds", "Distribution over seeds");

@@ -6,12 +6,14 @@
  * The backends therefore never see a NULL where data is needed, a negative
  * shape or a stride that makes models overlap, and do not check for them.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "dlab/backend.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 dl_status dl_device_parse(const char *s, dl_device *out)
 {
@@ -53,6 +55,7 @@ dl_status dl_backend_cuda_create(dl_backend **out)
                    "this build of dlab-gpu has no CUDA backend (nvcc was not found at build time)");
 }
 bool dl_have_cuda_build(void) { return false; }
+const char *dl_cuda_build_words(void) { return "not built"; }
 #endif
 
 /* --- argument checks ------------------------------------------------------ */
@@ -151,6 +154,25 @@ dl_status dl_fill(dl_backend *be, float *x, size_t n, float value)
     NEED(x, "fill", "NULL buffer for %zu floats", n);
     NEED(n <= MAX_ELEMS, "fill", "n=%zu floats do not fit the address space", n);
     return be->fill(be, x, n, value);
+}
+
+void dl_host_mem_info(size_t *available_bytes, size_t *total_bytes)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    size_t total = (pages > 0 && page > 0) ? (size_t)pages * (size_t)page : 0, avail = total;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        unsigned long long kb;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+                avail = (size_t)kb * 1024;
+                break;
+            }
+        fclose(f);
+    }
+    if (available_bytes) *available_bytes = avail;
+    if (total_bytes) *total_bytes = total;
 }
 
 dl_status dl_mem_info(dl_backend *be, size_t *free_bytes, size_t *total_bytes)

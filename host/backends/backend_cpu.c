@@ -87,20 +87,8 @@ static dl_status cpu_fill(dl_backend *be, float *x, size_t n, float v)
 /* MemAvailable from /proc/meminfo: what can be allocated without swapping. */
 static dl_status cpu_mem_info(dl_backend *be, size_t *free_bytes, size_t *total_bytes)
 {
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    *total_bytes = (pages > 0 && page > 0) ? (size_t)pages * (size_t)page : 0;
-    *free_bytes = *total_bytes;
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (f) {
-        char line[256];
-        unsigned long long kb;
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
-                *free_bytes = (size_t)kb * 1024;
-                break;
-            }
-        fclose(f);
-    }
+    (void)be;
+    dl_host_mem_info(free_bytes, total_bytes);
     return DL_OK;
 }
 

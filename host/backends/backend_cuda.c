@@ -468,3 +468,4 @@ dl_status dl_backend_cuda_create(dl_backend **out)
 }
 
 bool dl_have_cuda_build(void) { return true; }
+const char *dl_cuda_build_words(void) { return "built in"; }

@@ -781,10 +781,25 @@ static bool settle(reader *r)
                     codes[distinct++] = code;
             }
         }
-        if (all_int && distinct >= 2 && distinct * 2 <= seen)
+        if (all_int && distinct >= 2 && distinct * 2 <= seen) {
+            /* The values seen, in order: all of them when few and the
+             * sample was the whole file, else the first few and "…". */
+            for (int i = 1; i < distinct; i++)
+                for (int k = i; k > 0 && codes[k - 1] > codes[k]; k--) {
+                    long t = codes[k];
+                    codes[k] = codes[k - 1], codes[k - 1] = t;
+                }
+            enum { SHOWN = 6 };
+            int shown = distinct < SHOWN ? distinct : SHOWN;
+            bool whole_file = r->n_sample < SAMPLE_ROWS;
+            char list[96] = "";
+            for (int i = 0; i < shown; i++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%ld", i ? ", " : "",
+                         codes[i]);
             snprintf(codes_note, sizeof codes_note,
-                     "the last column (whole numbers: %ld, %ld%s) is a feature, not class labels",
-                     codes[0], codes[1], distinct > 2 ? ", ..." : "");
+                     "the last column (whole numbers: %s%s) is a feature, not class labels", list,
+                     distinct > shown || !whole_file ? ", …" : "");
+        }
     } else if (!strcmp(lc, "none")) {
         r->label = -1;
     } else if (!strcmp(lc, "last")) {

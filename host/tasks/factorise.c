@@ -347,8 +347,9 @@ static void note_divergence(fact_job *j, const dl_group *grp, int epochs_run)
 
 /* Trains the group's models from their initial values, then writes its
  * slice of the result: the loss history (through the loop) and the final
- * errors. The group holding model 0 also writes U of model 0 and, unless it
- * diverged, the SVD baseline. */
+ * errors. The group holding model 0 also writes U of model 0 and, unless
+ * training was interrupted (the user wants out; a divergence leaves A and
+ * its SVD as they were), the SVD baseline. */
 static dl_status train(dl_backend *be, fact_ctx *c, fact_job *j, const dl_group *grp,
                        dl_outcome *out)
 {
@@ -408,7 +409,7 @@ static dl_status train(dl_backend *be, fact_ctx *c, fact_job *j, const dl_group 
     const int h = te / 2;
     dl_scale_copy(res->u_gd, res->u_gd, (size_t)m * k, -h);
     dl_scale_copy(res->v_gd, res->v_gd, (size_t)n * k, -(te - h));
-    if (cfg->svd && out->stop.kind != DL_STOP_DIVERGED) DL_TRY(svd_baseline(be, c, in->e, res));
+    if (cfg->svd && out->stop.kind != DL_STOP_INTERRUPTED) DL_TRY(svd_baseline(be, c, in->e, res));
     return DL_OK;
 }
 

@@ -356,8 +356,17 @@ static dl_status result_alloc(dl_mlp_result *r, int epochs)
     r->best_epoch = malloc(sizeof(int) * S);
     r->params = malloc(sizeof(float) * S * r->n_params);
     if (!r->history || !r->train_loss || !r->val_loss || !r->train_accuracy || !r->val_accuracy ||
-        !r->best_epoch || !r->params)
-        return DL_FAIL(DL_E_MEMORY, "out of host memory for the history of %d epochs", epochs);
+        !r->best_epoch || !r->params) {
+        double need = sizeof(float) * ((double)epochs * DL_MLP_METRICS * S + 4.0 * S +
+                                       (double)S * r->n_params) +
+                      sizeof(int) * (double)S;
+        size_t avail = 0, total = 0;
+        dl_host_mem_info(&avail, &total);
+        return DL_FAIL(DL_E_MEMORY,
+                       "out of host memory for the history of %d epochs of %zu models: "
+                       "needs %.2f GiB, but only %.2f GiB of %.2f GiB is free",
+                       epochs, S, need / 1073741824.0, avail / 1073741824.0, total / 1073741824.0);
+    }
     return DL_OK;
 }
 

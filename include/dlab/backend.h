@@ -202,6 +202,12 @@ dl_status dl_fill(dl_backend *be, float *x, size_t n, float value);
  * GPU). Either pointer may be NULL. */
 dl_status dl_mem_info(dl_backend *be, size_t *free_bytes, size_t *total_bytes);
 
+/* The host's memory in bytes: available is MemAvailable from /proc/meminfo
+ * (what can be allocated without swapping; the total where that file is not
+ * readable), total the physical memory (sysconf). Either pointer may be
+ * NULL. */
+void dl_host_mem_info(size_t *available_bytes, size_t *total_bytes);
+
 /* --- dense linear algebra ------------------------------------------- */
 
 /* Batched row-major GEMM as described at dl_gemm_args. Checks, each failing
@@ -358,6 +364,9 @@ dl_status dl_device_parse(const char *s, dl_device *out);
 dl_status dl_backend_cpu_create(dl_backend **out);
 dl_status dl_backend_cuda_create(dl_backend **out); /* DL_E_NODEVICE without CUDA */
 bool dl_have_cuda_build(void);
+/* How this build has the CUDA backend, for --version: "built in", "not
+ * built", or emulated on the CPU (the cuda-emu build). */
+const char *dl_cuda_build_words(void);
 
 #ifdef __cplusplus
 }

@@ -89,8 +89,9 @@ typedef struct {
 
 /* Factorises the row-major m x n host matrix `a`. Returns DL_OK also when
  * training diverged or was interrupted: res->stop says so, and the result
- * holds everything computed up to the stop (no SVD baseline after a
- * divergence). A divergence's message says whether the data overflow
+ * holds everything computed up to the stop (the SVD baseline too after a
+ * divergence, which leaves A as it was, but none after an interruption, so
+ * that Ctrl-C ends the run promptly). A divergence's message says whether the data overflow
  * float32 or the step is too large, and suggests a step for the data
  * (dl_factorise_explain). Failures (DL_E_USAGE, DL_E_INPUT for a bad shape,
  * DL_E_MEMORY, DL_E_RUNTIME) leave it empty. */

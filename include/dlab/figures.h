@@ -41,18 +41,21 @@ bool dl_figures_available(char *why, size_t why_len);
  * one (rotated, sheared, scaled) when training has converged.
  *
  * With rank 1 each panel plots its single column against the row number.
- * Without an SVD (svd_u NULL) the Û panel is drawn alone. With labels the
- * points are coloured and shaped by class, with a legend. */
+ * Without an SVD (svd_u NULL) the Û panel is drawn alone; without Û (u_gd
+ * NULL: training diverged, or its factors are not finite) the SVD panel is
+ * drawn alone with gd_note under it. One of the two must be given. With
+ * labels the points are coloured and shaped by class, with a legend. */
 typedef struct {
     int m;              /* rows */
     int rank;           /* columns of u_gd */
-    const float *u_gd;  /* m x rank, packed */
+    const float *u_gd;  /* m x rank, packed, or NULL */
     const float *svd_u; /* m x ld_u left singular vectors, or NULL */
     int ld_u;
     const double *s;       /* singular values (with svd_u) */
     const int32_t *labels; /* m class ids in [0, n_classes), or NULL */
     int n_classes;
     char *const *class_names; /* n_classes names, or NULL: "class 1", ... */
+    const char *gd_note;      /* without u_gd: why Û is not drawn, or NULL */
 } dl_fig_factorise;
 
 dl_status dl_figure_factorise(const char *path, dl_fig_format fmt, const dl_fig_factorise *f);

@@ -35,9 +35,23 @@ void dl_out_init(dl_out *o, const char *dir);
 
 /* Makes o->dir ready: creates it and its missing parents. A directory that
  * already holds entries is refused unless `force` (DL_E_USAGE, one line), as
- * is a path that exists and is not a directory. DL_E_RUNTIME when it cannot
- * be created or written to. Does nothing without a directory. */
+ * is a path that exists and is not a directory. With `force` the files an
+ * earlier run left there under any name dlab-gpu writes (dl_out_known_name),
+ * and their temporary files, are removed first, so that no stale result
+ * sits beside the new ones; other files are left alone. DL_E_RUNTIME when
+ * it cannot be created, written to or cleared. Does nothing without a
+ * directory. */
 dl_status dl_out_prepare(dl_out *o, bool force);
+
+/* Whether `name` is one of the file names any task writes under --out: a
+ * task that writes a new name must add it to the list, or --force will not
+ * clear it. */
+bool dl_out_known_name(const char *name);
+
+/* For a handler of a second SIGINT, which exits at once: removes the
+ * temporary file being written at that moment, if any. Async-signal-safe
+ * (reads a static buffer, calls unlink). */
+void dl_out_abandon_temp(void);
 
 /* DIR/name written atomically by fn. DL_E_RUNTIME (naming the file) when
  * anything fails; the temporary file is then removed. */

@@ -111,5 +111,6 @@ curandStatus_t dl_emu_curandGenerateNormal(curandGenerator_t generator, float *o
  * renamed here and wrapped by the emulator (src/runtime.cpp), which names
  * the backend "cuda-emu". */
 #define dl_backend_cuda_create dl_emu_backend_cuda_create_inner
+#define dl_cuda_build_words    dl_emu_cuda_build_words_inner
 
 #endif
