@@ -64,6 +64,9 @@ expect 2 "--epochs: 99999999999 is out of range" -- --task factorise --epochs 99
 expect 2 "--epochs: expected an integer, got '1e3'" -- --task factorise --epochs 1e3
 expect 2 "--lr: 1e400 is out of range" -- --task factorise --lr 1e400
 expect 2 "--lr: expected a number, got '0.1x'" -- --task factorise --lr 0.1x
+expect 2 "--lr 1e-50 is below float32's smallest positive value \\(1.2e-38\\)" -- --task factorise --lr 1e-50
+expect 2 "--lr 1e-50 is below float32's smallest positive value \\(1.2e-38\\)" -- --task mlp --lr 1e-50
+expect 2 "--lr 1e39 is above float32's largest value \\(3.4e\\+38\\)" -- --task mlp --lr 1e39
 expect 2 "--rank: expected an integer, got ' 2'" -- --task factorise --rank " 2"
 expect 2 "--rank: 9999999 is out of range" -- --task factorise --rank 9999999
 expect 2 "--seed: expected a non-negative integer, got '99999999999999999999999'" -- --task factorise --seed 99999999999999999999999
@@ -96,7 +99,7 @@ expect 2 "--preset: unknown value 'fast'" -- --task factorise --preset fast
 
 # runtime failures: a step too large for the data names the limit and suggests one
 expect 1 "diverged: the loss became (NaN|Inf) at epoch [0-9]+ of 1000: the learning rate 10 is too large for this data .*sigma_1 = 25.09.*try a smaller learning rate such as --lr 0.004$" -- --task factorise --lr 10 --device cpu
-expect 1 "diverged: the loss became (NaN|Inf) at epoch [0-9]+ of 1000: the learning rate 10 is too large .*stable only below about 0.0113; try a smaller learning rate such as --lr 0.0023, or the careful preset" -- --task factorise --preset lab --lr 10 --device cpu
+expect 1 "diverged: the loss became (NaN|Inf) at epoch [0-9]+ of 1000: the learning rate 10 is too large .*stable only below about 0.0113; try a smaller learning rate such as --lr 0.01 \(just under that limit; smaller steps are stable but need more epochs\), or the careful preset" -- --task factorise --preset lab --lr 10 --device cpu
 if ! "$bin" --task factorise --device cuda --epochs 1 >/dev/null 2>"$tmp/err"; then
   expect 1 "no usable CUDA GPU|no CUDA backend" -- --task factorise --device cuda --epochs 1
 fi

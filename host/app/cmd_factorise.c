@@ -33,7 +33,7 @@ typedef struct {
     double *angles_deg;         /* rank values, NULL when not compared */
     double aligned_residual;
     char align_note[192];      /* why not compared, when there is an SVD */
-    float *gaps;               /* seeds values: sse_gd - sse_svd, when there is an SVD */
+    double *gaps;              /* seeds values: sse_gd - sse_svd, when there is an SVD */
     double *rel_gaps;          /* seeds values: gap / sse_svd, when defined */
     const float *column_means; /* n values subtracted from A's columns, or NULL (none) */
     char factors_note[96];     /* why the factors were not written, "" otherwise */
@@ -114,7 +114,7 @@ static void write_seeds(dl_json *j, const report *rep)
     dl_stats_compute_d(r->sse_gd, r->seeds, 1, &st);
     dl_json_stats(j, "sse_gd", &st);
     if (r->have_svd) {
-        dl_stats_compute(rep->gaps, r->seeds, 1, &st);
+        dl_stats_compute_d(rep->gaps, r->seeds, 1, &st);
         dl_json_stats(j, "gap", &st);
         if (rep->rel_gaps) {
             dl_stats_compute_d(rep->rel_gaps, r->seeds, 1, &st);
@@ -145,6 +145,7 @@ static dl_status write_json(FILE *f, const void *ctx)
     dl_json_obj_begin(&j, NULL);
     dl_json_str(&j, "task", "factorise");
     dl_json_str(&j, "status", dl_stop_name(r->stop.kind));
+    dl_json_str(&j, "stop_message", r->stop.message);
     dl_json_str(&j, "preset", preset_name(cfg->preset));
     dl_json_str(&j, "data", rep->source);
     dl_json_int(&j, "rows", r->m);
@@ -176,8 +177,10 @@ static dl_status write_json(FILE *f, const void *ctx)
         dl_json_num(&j, "svd_seconds", r->svd_seconds);
     } else {
         dl_json_null(&j, "sse_svd");
+        dl_json_null(&j, "sse_svd_reconstruction");
         dl_json_null(&j, "relative_gap");
         dl_json_null(&j, "singular_values");
+        dl_json_null(&j, "svd_seconds");
     }
     if (rep->angles_deg) {
         dl_json_arr_begin(&j, "principal_angles_deg");
@@ -199,9 +202,9 @@ static dl_status write_json(FILE *f, const void *ctx)
     return DL_OK;
 }
 
-/* With --seeds N > 1: the gap to the optimum over the models, binned by
- * its order of magnitude (1e-6 and below in the first bin), and the
- * relative gap where it is defined. */
+/* With --seeds N > 1: the gap to the optimum over the models, the
+ * relative gap where it is defined, and a histogram of the relative gap (the
+ * gap where that is undefined) by decade over the decades the data span. */
 static void write_seed_spread(FILE *f, const report *rep)
 {
     const dl_factorise_result *r = rep->r;
@@ -211,7 +214,7 @@ static void write_seed_spread(FILE *f, const report *rep)
         dl_print_stats(f, "final SSE", &st, "%.6g");
         return;
     }
-    dl_stats_compute(rep->gaps, r->seeds, 1, &st);
+    dl_stats_compute_d(rep->gaps, r->seeds, 1, &st);
     dl_print_stats(f, "gap to the SVD optimum", &st, "%.3g");
     if (rep->rel_gaps) {
         dl_stats_compute_d(rep->rel_gaps, r->seeds, 1, &st);
@@ -220,14 +223,14 @@ static void write_seed_spread(FILE *f, const report *rep)
         fprintf(f, "  relative gap over %d models: undefined for all %d (%s)\n", r->seeds, r->seeds,
                 rep->checks.gap_why);
     }
-    float *lg = malloc(sizeof(float) * (size_t)r->seeds);
-    if (!lg) return;
-    for (int b = 0; b < r->seeds; b++)
-        lg[b] =
-            rep->gaps[b] > 0 ? log10f(rep->gaps[b]) : (rep->gaps[b] == rep->gaps[b] ? -7.0f : NAN);
-    fprintf(f, "  gap (log10 bins):\n");
-    dl_print_histogram(f, lg, r->seeds, 1, -7.0, 2.0, 9, "1e%+.0f");
-    free(lg);
+    /* The relative gap is scale-free, so its decades read the same in any
+     * units; the gap itself only where the relative one is undefined. */
+    if (rep->rel_gaps)
+        fprintf(f, "  relative gap by decade (gap / SVD optimum, the same in any units):\n");
+    else
+        fprintf(f, "  gap by decade (in the data's units):\n");
+    dl_print_decade_histogram(f, rep->rel_gaps ? rep->rel_gaps : rep->gaps, r->seeds,
+                              "at or below the optimum (rounding)");
 }
 
 /* An error in the data's units: fixed point where that reads well, else
@@ -335,18 +338,24 @@ static dl_status write_files(report *rep, const dl_dataset *d)
         DL_TRY(dl_out_figure_factorise(rep->out, "figure1_projections", &fig));
     }
     if (r->seeds > 1 && rep->gaps) {
-        dl_fig_histogram hist = {
-            .values = rep->gaps,
-            .n = r->seeds,
-            .lo = -7.0,
-            .hi = 2.0,
-            .bins = 27,
-            .log10_x = true,
-            .band_lo = NAN,
-            .band_hi = NAN,
-            .xlabel = "SSE minus the SVD optimum "
-                      "(1e-7 and below, rounding under zero included, in the first bar)",
-            .title = "Gap to the optimum over seeds"};
+        /* The same decades as the text histogram, three bars a decade. */
+        const double *v = rep->rel_gaps ? rep->rel_gaps : rep->gaps;
+        int lo, hi;
+        dl_decade_span(v, r->seeds, &lo, &hi);
+        dl_fig_histogram hist = {.values_d = v,
+                                 .n = r->seeds,
+                                 .lo = lo,
+                                 .hi = hi,
+                                 .bins = 3 * (hi - lo) < 60 ? 3 * (hi - lo) : hi - lo,
+                                 .log10_x = true,
+                                 .band_lo = NAN,
+                                 .band_hi = NAN,
+                                 .below_label = "at or below the optimum (rounding)",
+                                 .xlabel = rep->rel_gaps
+                                               ? "relative gap: (SSE - SVD optimum) / SVD optimum, "
+                                                 "the same in any units"
+                                               : "SSE minus the SVD optimum, in the data's units",
+                                 .title = "Gap to the optimum over seeds"};
         DL_TRY(dl_out_figure_histogram(rep->out, "figure3_seeds_histogram", &hist));
     }
     /* The factors are in the data's units whatever scale training ran at
@@ -377,16 +386,25 @@ static dl_status write_files(report *rep, const dl_dataset *d)
 static dl_status derive(report *rep)
 {
     const dl_factorise_result *r = rep->r;
+    /* The spectrum's checks start the list afresh; the lab's step follows. */
+    if (r->have_svd)
+        dl_factorise_check_spectrum(r->m, r->n, r->rank, r->singular_values, r->n_sv, &rep->checks);
+    /* sigma_1 from the SVD, else the estimate, else ||A||_F >= sigma_1 (the
+     * warning then errs on the side of silence). */
+    double s1 = r->have_svd && r->n_sv > 0 ? r->singular_values[0]
+                : r->sigma1_est > 0.0      ? r->sigma1_est
+                                           : sqrt(r->sumsq);
+    if (rep->cfg->preset == DL_FACTORISE_LAB && r->stop.kind == DL_STOP_NONE)
+        dl_factorise_check_lab_step(r->lr, s1, r->epochs_run, &rep->checks);
     if (!r->have_svd) return DL_OK;
-    dl_factorise_check_spectrum(r->m, r->n, r->rank, r->singular_values, r->n_sv, &rep->checks);
     dl_factorise_check_below(r->m, r->n, r->sumsq, r->sse_svd, r->sse_gd, r->seeds, &rep->checks);
-    rep->gaps = malloc(sizeof(float) * (size_t)r->seeds);
+    rep->gaps = malloc(sizeof(double) * (size_t)r->seeds);
     if (rep->checks.relative_gap_defined) rep->rel_gaps = malloc(sizeof(double) * (size_t)r->seeds);
     if (!rep->gaps || (rep->checks.relative_gap_defined && !rep->rel_gaps))
         return DL_FAIL(DL_E_MEMORY, "out of host memory for %d gaps", r->seeds);
     for (int b = 0; b < r->seeds; b++) {
         double gap = r->sse_gd[b] - r->sse_svd;
-        rep->gaps[b] = (float)gap;
+        rep->gaps[b] = gap;
         if (rep->rel_gaps) rep->rel_gaps[b] = gap / r->sse_svd;
     }
     return compare_subspaces(rep);

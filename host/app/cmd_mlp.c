@@ -158,6 +158,7 @@ static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     dl_json_obj_begin(&j, NULL);
     dl_json_str(&j, "task", "mlp");
     dl_json_str(&j, "status", dl_stop_name(r->stop.kind));
+    dl_json_str(&j, "stop_message", r->stop.message);
     dl_json_str(&j, "data", source);
     dl_json_str(&j, "backend", c->be->name);
     dl_json_str(&j, "device", c->be->device);
@@ -190,6 +191,9 @@ static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     dl_json_confusion(&j, "confusion_matrix", fm->confusion, r->classes);
     write_history(&j, r);
     write_seeds(&j, cfg, r);
+    dl_json_arr_begin(&j, "warnings");
+    if (r->warning[0]) dl_json_str(&j, NULL, r->warning);
+    dl_json_arr_end(&j);
     dl_out_json(&j, out);
     dl_json_obj_end(&j);
 }
@@ -395,6 +399,7 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     dl_out_text(c->text, &out);
     if (c->opt->json) json_writer(stdout, &ja);
     fflush(stdout);
+    if (r.warning[0]) fprintf(stderr, "dlab-gpu: warning: %s\n", r.warning);
     first_model_free(&fm);
     dl_dataset_free(&d);
     /* A file that could not be written outranks the stop. */

@@ -452,24 +452,34 @@ dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_
     size_t stride = h->stride ? h->stride : 1;
     int *count = calloc((size_t)h->bins, sizeof(int));
     if (!count) return DL_FAIL(DL_E_MEMORY, "histogram: out of host memory");
-    int most = 0, left_out = 0;
+    int most = 0, left_out = 0, below = 0;
     for (int i = 0; i < h->n; i++) {
-        double v = h->values[(size_t)i * stride];
-        if (h->log10_x) v = v > 0 ? log10(v) : -INFINITY;
-        if (isnan(v) || (!h->log10_x && isinf(v))) {
+        double v = h->values_d ? h->values_d[(size_t)i * stride] : h->values[(size_t)i * stride];
+        if (!isfinite(v)) {
             left_out++;
             continue;
         }
-        int b = isinf(v) ? 0 : (int)floor((v - h->lo) / (h->hi - h->lo) * h->bins);
+        if (h->log10_x) {
+            if (!(v > 0)) {
+                below++;
+                continue;
+            }
+            v = log10(v);
+        }
+        int b = (int)floor((v - h->lo) / (h->hi - h->lo) * h->bins);
         b = b < 0 ? 0 : b >= h->bins ? h->bins - 1 : b;
         if (++count[b] > most) most = count[b];
     }
-    char title[256];
+    char title[256], below_note[128] = "";
+    if (below)
+        snprintf(below_note, sizeof below_note, ", %d %s", below,
+                 h->below_label ? h->below_label : "at or below 0");
     if (left_out)
-        snprintf(title, sizeof title, "%s (%d of %d not finite, left out)", h->title, left_out,
-                 h->n);
+        snprintf(title, sizeof title, "%s (%d of %d not finite, left out%s)", h->title, left_out,
+                 h->n, below_note);
     else
-        snprintf(title, sizeof title, "%s (%d models)", h->title, h->n);
+        snprintf(title, sizeof title, "%s (%d model%s%s)", h->title, h->n, h->n == 1 ? "" : "s",
+                 below_note);
 
     dl_status st = begin(path, fmt);
     if (st == DL_OK) {

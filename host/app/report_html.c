@@ -527,23 +527,19 @@ dl_status dl_html_write_factorise(FILE *f, const void *arg)
         dl_stats_compute_d(r->sse_gd, r->seeds, 1, &st);
         stats_row(f, "final SSE", &st, "%.6g");
         if (pg->gaps) {
-            dl_stats_compute(pg->gaps, r->seeds, 1, &st);
+            dl_stats_compute_d(pg->gaps, r->seeds, 1, &st);
             stats_row(f, "gap to the optimum", &st, "%.3g");
         }
         fputs("</tbody>\n</table>\n", f);
         if (pg->gaps) {
-            float *lg = malloc(sizeof(float) * (size_t)r->seeds);
-            if (lg) {
-                for (int i = 0; i < r->seeds; i++)
-                    lg[i] = pg->gaps[i] > 0 ? log10f(pg->gaps[i])
-                                            : (pg->gaps[i] == pg->gaps[i] ? -7.0f : NAN);
-                fputs("<p>The gap by order of magnitude (10⁻⁷ and below in the first line):</p>"
-                      "\n<pre>",
-                      f);
-                dl_print_histogram(f, lg, r->seeds, 1, -7.0, 2.0, 9, "1e%+.0f");
-                fputs("</pre>\n", f);
-                free(lg);
-            }
+            /* As in the text report: the scale-free relative gap by decade. */
+            fputs(pg->rel_gaps ? "<p>The relative gap (gap / SVD optimum, the same in any "
+                                 "units) by order of magnitude:</p>\n<pre>"
+                               : "<p>The gap by order of magnitude:</p>\n<pre>",
+                  f);
+            dl_print_decade_histogram(f, pg->rel_gaps ? pg->rel_gaps : pg->gaps, r->seeds,
+                                      "at or below the optimum (rounding)");
+            fputs("</pre>\n", f);
             figure(f, pg->out, "figure3_seeds_histogram", 3,
                    "The gap between each model's final SSE and the SVD optimum, on a "
                    "logarithmic axis.");

@@ -97,3 +97,17 @@ void dl_factorise_check_below(int m, int n, double sumsq, double sse_svd, const 
                           "%.3g; rounding allows %.3g): the SVD baseline is inaccurate here",
                           below, below == 1 ? "" : "s", sse_svd - sse_gd[worst], tol);
 }
+
+void dl_factorise_check_lab_step(double lr, double sigma1, int epochs, dl_factorise_checks *c)
+{
+    if (!(sigma1 > 0.0) || !(lr > 0.0) || epochs < 1) return;
+    double progress = lr * sigma1 * epochs;
+    if (progress >= DL_LAB_MIN_PROGRESS) return;
+    dl_factorise_warn(c,
+                      "the lab preset's learning rate %.3g is far below the data's scale "
+                      "(sigma_1 = %.3g: lr x sigma_1 x epochs = %.2g), so gradient descent "
+                      "from its U[0,1) start cannot make progress and the result says nothing "
+                      "about the data; use the careful preset (--preset careful), which takes "
+                      "its step from sigma_1",
+                      lr, sigma1, progress);
+}
