@@ -214,4 +214,30 @@ else
   echo "FAIL: mlp text report: $(cat "$tmp/out" "$tmp/err")"; fail=$((fail + 1))
 fi
 
+# The text confusion matrix: columns as wide as the longest class name, a
+# name past 40 characters cut with an ellipsis.
+python3 - "$iris" "$tmp/long.csv" <<'PY'
+import sys
+names = {"Iris-setosa": "measurement-group-alpha", "Iris-versicolor": "b",
+         "Iris-virginica": "a-class-name-that-runs-on-well-past-forty-characters"}
+with open(sys.argv[2], "w") as out:
+    for l in open(sys.argv[1]):
+        p = l.strip().split(",")
+        if len(p) == 5:
+            out.write(",".join(p[:4] + [names[p[4]]]) + "\n")
+PY
+"$bin" --task mlp --device cpu --data "$tmp/long.csv" >"$tmp/out" 2>"$tmp/err"
+if python3 - "$tmp/out" <<'PY'; then ok; else echo "FAIL: long class names: $(cat "$tmp/out")"; fail=$((fail + 1)); fi
+import sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+i = next(k for k, l in enumerate(lines) if "confusion matrix (rows" in l)
+head, rows = lines[i + 1], lines[i + 2:i + 5]
+cut = "a-class-name-that-runs-on-well-past-for\u2026"
+assert len(cut) == 40
+assert head.split() == ["measurement-group-alpha", "b", cut], head
+assert rows[0].split()[0] == "measurement-group-alpha" and rows[2].split()[0] == cut, rows
+# every line of the table has the same width in characters
+assert len({len(l) for l in [head] + rows}) == 1, [len(l) for l in [head] + rows]
+PY
+
 finish test_cli
