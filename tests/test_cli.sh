@@ -160,6 +160,8 @@ expect 2 "--hidden: 0 is out of range" -- --task mlp --hidden 0
 expect 2 "--preset: unknown value 'fast'" -- --task mlp --preset fast
 expect 2 "--optim: unknown value 'rmsprop'" -- --task mlp --optim rmsprop
 expect 2 "--rank applies to --task factorise, not mlp" -- --task mlp --rank 2
+expect 2 "--train: expected a row count or a fraction in \\(0, 1\\), got '50%'" -- --task mlp --train 50% --device cpu
+expect 2 "--train: expected a row count or a fraction in \\(0, 1\\), got 'half'" -- --task mlp --train half --device cpu
 expect 2 "--train 150 leaves no validation rows: the data has 150 rows" -- --task mlp --train 150 --device cpu
 expect 2 "nolabel.csv: the data has no label column" -- --task mlp --train 2 --device cpu --data "$(f nolabel.csv '1,2\n3,4\n5,6\n')"
 expect 2 "oneclass.csv: every row has the same label \('a'\)" -- --task mlp --train 2 --device cpu --data "$(f oneclass.csv '1,2,a\n3,4,a\n5,6,a\n')"

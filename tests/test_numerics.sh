@@ -97,6 +97,12 @@ for p in careful lab; do
     and "not unique" in d["warnings"][0]' --preset $p --data "$c/c11_tied_sv.csv"
 done
 
+# A constant matrix is zero once centred: said so, not "the matrix is zero".
+printf '1,2,3\n1,2,3\n1,2,3\n1,2,3\n' >"$tmp/constant.csv"
+fact "constant" 0 'd["relative_gap"] is None and d["principal_angles_deg"] is None
+  and any(w.startswith("the matrix is zero after centring (every column is constant)") for w in d["warnings"])
+  and "undefined: the matrix is zero after centring (every column is constant)" in text' \
+  --rank 1 --data "$tmp/constant.csv"
 # iris x 1e20 (SSE_2 1.5228833e41, sigma_1 2.508986e21): the careful preset
 # factorises it like iris; the lab's overflows, and says so.
 fact "c12_huge careful" 0 'd["status"] == "ok" and near(d["sse_svd"], 1.5228833e41, 1e-6)

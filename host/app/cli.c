@@ -194,6 +194,12 @@ static dl_status parse_choice(const char *opt, const char *s, const char *const 
 static dl_status parse_train(const char *opt, const char *s, int *count, double *fraction)
 {
     if (!strpbrk(s, ".eE")) {
+        char *end;
+        errno = 0;
+        (void)strtol(s, &end, 10);
+        if (!starts_clean(s) || end == s || *end != '\0' || errno == ERANGE)
+            return DL_FAIL(DL_E_USAGE, "%s: expected a row count or a fraction in (0, 1), got '%s'",
+                           opt, s);
         *fraction = 0.0;
         return parse_int(opt, s, 1, INT_MAX, count);
     }
@@ -201,7 +207,8 @@ static dl_status parse_train(const char *opt, const char *s, int *count, double 
     errno = 0;
     double v = strtod(s, &end);
     if (!starts_clean(s) || end == s || *end != '\0' || isnan(v))
-        return DL_FAIL(DL_E_USAGE, "%s: expected a row count or a fraction, got '%s'", opt, s);
+        return DL_FAIL(DL_E_USAGE, "%s: expected a row count or a fraction in (0, 1), got '%s'",
+                       opt, s);
     if (!(v > 0.0 && v < 1.0))
         return DL_FAIL(DL_E_USAGE,
                        "%s: %s is out of range (a row count, or a fraction above 0 and below 1)",

@@ -387,8 +387,16 @@ static dl_status derive(report *rep)
 {
     const dl_factorise_result *r = rep->r;
     /* The spectrum's checks start the list afresh; the lab's step follows. */
-    if (r->have_svd)
+    if (r->have_svd) {
         dl_factorise_check_spectrum(r->m, r->n, r->rank, r->singular_values, r->n_sv, &rep->checks);
+        /* Zero only because centring took away constant columns' values. */
+        bool was_nonzero = false;
+        for (int j = 0; rep->column_means && j < r->n; j++)
+            was_nonzero = was_nonzero || rep->column_means[j] != 0.0f;
+        if (!(r->n_sv > 0 && r->singular_values[0] > 0.0) && was_nonzero)
+            dl_factorise_check_zero(&rep->checks, "the matrix is zero after centring (every "
+                                                  "column is constant)");
+    }
     /* sigma_1 from the SVD, else the estimate, else ||A||_F >= sigma_1 (the
      * warning then errs on the side of silence). */
     double s1 = r->have_svd && r->n_sv > 0 ? r->singular_values[0]

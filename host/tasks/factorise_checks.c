@@ -20,6 +20,18 @@ void dl_factorise_warn(dl_factorise_checks *c, const char *fmt, ...)
         if (*p == '\n' || *p == '\r') *p = ' ';
 }
 
+void dl_factorise_check_zero(dl_factorise_checks *c, const char *why)
+{
+    c->relative_gap_defined = c->subspace_defined = c->tied = false;
+    snprintf(c->gap_why, sizeof c->gap_why, "%s", why);
+    snprintf(c->subspace_why, sizeof c->subspace_why, "%s", why);
+    c->n_warnings = 0;
+    dl_factorise_warn(c,
+                      "%s: every factorisation with U V^T = 0 is optimal, so the relative gap, "
+                      "the principal angles and the aligned residual are undefined",
+                      why);
+}
+
 void dl_factorise_check_spectrum(int m, int n, int k, const double *s, int p,
                                  dl_factorise_checks *c)
 {
@@ -32,12 +44,7 @@ void dl_factorise_check_spectrum(int m, int n, int k, const double *s, int p,
     c->subspace_defined = sk > c->sv_tol;
     c->tied = c->relative_gap_defined && sk - sk1 <= c->sv_tol;
     if (s1 == 0.0) {
-        snprintf(c->gap_why, sizeof c->gap_why, "the matrix is zero");
-        snprintf(c->subspace_why, sizeof c->subspace_why, "the matrix is zero");
-        dl_factorise_warn(c,
-                          "the matrix is zero: every factorisation with U V^T = 0 is optimal, so "
-                          "the relative gap, the principal angles and the aligned residual are "
-                          "undefined");
+        dl_factorise_check_zero(c, "the matrix is zero");
         return;
     }
     if (!c->relative_gap_defined) {

@@ -45,6 +45,13 @@ typedef struct {
 void dl_factorise_check_spectrum(int m, int n, int k, const double *s, int p,
                                  dl_factorise_checks *c);
 
+/* Marks the figures undefined for a zero matrix, saying why (e.g. "the
+ * matrix is zero", or "the matrix is zero after centring (every column is
+ * constant)" when the data were not zero before), and replaces the
+ * warnings with the one that says so. Called by
+ * dl_factorise_check_spectrum when sigma_1 = 0. */
+void dl_factorise_check_zero(dl_factorise_checks *c, const char *why);
+
 /* How far below sse_svd a gradient-descent SSE may lie by float32 rounding
  * alone, for an m x n matrix with ||A||_F^2 = sumsq: 4 t (sqrt(sse_svd) + t)
  * with t = max(m, n) eps ||A||_F, the first-order effect of perturbing A and
