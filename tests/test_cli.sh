@@ -242,4 +242,13 @@ assert rows[0].split()[0] == "measurement-group-alpha" and rows[2].split()[0] ==
 assert len({len(l) for l in [head] + rows}) == 1, [len(l) for l in [head] + rows]
 PY
 
+# One of something is singular in the text report.
+"$bin" --task mlp --device cpu --epochs 1 --columns 1 >"$tmp/out" 2>"$tmp/err"
+"$bin" --task factorise --device cpu --epochs 1 >>"$tmp/out" 2>>"$tmp/err"
+if grep -q "data: 1 feature, 3 classes" "$tmp/out" && grep -q ", 1 epoch, batch" "$tmp/out" &&
+  grep -q "rank 2, 1 epoch, careful" "$tmp/out" && [ "$(grep -c "(1 epoch, " "$tmp/out")" -eq 2 ] &&
+  ! grep -Eq "\b1 (epochs|features|models)\b" "$tmp/out"; then ok; else
+  echo "FAIL: singular for one: $(cat "$tmp/out")"; fail=$((fail + 1))
+fi
+
 finish test_cli

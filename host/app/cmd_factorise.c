@@ -259,9 +259,10 @@ static void write_text(FILE *f, const report *rep)
 {
     const dl_factorise_result *r = rep->r;
     const dl_factorise_config *cfg = rep->cfg;
-    fprintf(f, "factorise %s: %dx%d%s, rank %d, %d epochs, %s preset, lr %.4g, seed %llu\n",
+    fprintf(f, "factorise %s: %dx%d%s, rank %d, %d epoch%s, %s preset, lr %.4g, seed %llu\n",
             rep->source, r->m, r->n, rep->centred ? " (columns centred)" : "", cfg->rank,
-            cfg->epochs, preset_name(cfg->preset), r->lr, (unsigned long long)cfg->seed);
+            cfg->epochs, dl_plural(cfg->epochs), preset_name(cfg->preset), r->lr,
+            (unsigned long long)cfg->seed);
     fprintf(f, "  backend              %s (%s)\n", rep->c->be->name, rep->c->be->device);
     if (cfg->preset == DL_FACTORISE_CAREFUL)
         fprintf(f,
@@ -300,8 +301,8 @@ static void write_text(FILE *f, const report *rep)
             fprintf(f, "  subspace vs SVD      %s\n", rep->align_note);
         }
     }
-    fprintf(f, "  training time        %.3f ms  (%d epochs, %.2f us/epoch)\n",
-            r->train_seconds * 1e3, r->epochs_run,
+    fprintf(f, "  training time        %.3f ms  (%d epoch%s, %.2f us/epoch)\n",
+            r->train_seconds * 1e3, r->epochs_run, dl_plural(r->epochs_run),
             r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
     if (r->have_svd) fprintf(f, "  SVD time             %.3f ms\n", r->svd_seconds * 1e3);
     if (r->seeds > 1) write_seed_spread(f, rep);

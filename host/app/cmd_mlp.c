@@ -333,13 +333,15 @@ static void write_seed_spread(FILE *f, const dl_mlp_result *r)
 static void write_text(FILE *f, const dl_cmd *c, const char *source, const dl_mlp_config *cfg,
                        const dl_mlp_result *r, const dl_dataset *d, const first_model *fm)
 {
-    fprintf(f, "mlp %s: %d features, %d classes, %d training / %d validation rows\n", source,
-            r->features, r->classes, r->n_train, r->n_val);
+    fprintf(f, "mlp %s: %d feature%s, %d classes, %d training / %d validation row%s\n", source,
+            r->features, dl_plural(r->features), r->classes, r->n_train, r->n_val,
+            dl_plural(r->n_val));
     fprintf(f, "  model                %d-%d-%d, %s preset, %s", r->features, r->hidden, r->classes,
             cfg->preset == DL_MLP_LAB ? "lab" : "careful", optim_name(cfg->optim));
     if (cfg->optim == DL_OPTIM_MOMENTUM) fprintf(f, " %g", (double)cfg->momentum);
-    fprintf(f, ", lr %g, %d epochs, batch %d%s, seed %llu\n", (double)cfg->lr, cfg->epochs,
-            r->batch, r->batch == r->n_train ? " (full)" : "", (unsigned long long)cfg->seed);
+    fprintf(f, ", lr %g, %d epoch%s, batch %d%s, seed %llu\n", (double)cfg->lr, cfg->epochs,
+            dl_plural(cfg->epochs), r->batch, r->batch == r->n_train ? " (full)" : "",
+            (unsigned long long)cfg->seed);
     fprintf(f, "  backend              %s (%s)\n", c->be->name, c->be->device);
     fprintf(f, "  training             loss %.6f  accuracy %.4f%s\n", (double)r->train_loss[0],
             (double)r->train_accuracy[0], r->epochs_run < cfg->epochs ? "  (stopped early)" : "");
@@ -355,8 +357,8 @@ static void write_text(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     else
         fprintf(f, "  confusion matrix     none: %s\n", fm->note);
     if (r->models > 1) write_seed_spread(f, r);
-    fprintf(f, "  training time        %.3f ms  (%d epochs, %.2f us/epoch)\n",
-            r->train_seconds * 1e3, r->epochs_run,
+    fprintf(f, "  training time        %.3f ms  (%d epoch%s, %.2f us/epoch)\n",
+            r->train_seconds * 1e3, r->epochs_run, dl_plural(r->epochs_run),
             r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
 }
 

@@ -401,8 +401,8 @@ dl_status dl_html_write_factorise(FILE *f, const void *arg)
     fputs("</p>\n", f);
     if (stop_words(r->stop.kind)) {
         fputs("<p class=\"note\">", f);
-        text(f, "%s after %d of %d epochs; the figures below are those of the epochs run.",
-             stop_words(r->stop.kind), r->epochs_run, cfg->epochs);
+        text(f, "%s after %d of %d epoch%s; the figures below are those of the epochs run.",
+             stop_words(r->stop.kind), r->epochs_run, cfg->epochs, dl_plural(cfg->epochs));
         if (r->stop.kind == DL_STOP_DIVERGED && r->stop.message[0]) {
             static const char lead[] = "training diverged: ";
             const char *why = r->stop.message;
@@ -441,15 +441,17 @@ dl_status dl_html_write_factorise(FILE *f, const void *arg)
     fputs("<p>", f);
     if (r->have_svd)
         text(f,
-             "After %d epochs gradient descent reaches a sum of squared errors of %s; the optimal "
-             "rank-%d truncation gives %s, so gradient descent ends %s above the optimum (%s "
-             "relative).",
-             r->epochs_run, data_num(b1, sizeof b1, "%.6f", r->sse_gd[0]), cfg->rank,
-             data_num(b2, sizeof b2, "%.6f", r->sse_svd), num(b3, sizeof b3, "%.3e", gap),
+             "After %d epoch%s gradient descent reaches a sum of squared errors of %s; the "
+             "optimal rank-%d truncation gives %s, so gradient descent ends %s above the optimum "
+             "(%s relative).",
+             r->epochs_run, dl_plural(r->epochs_run), data_num(b1, sizeof b1, "%.6f", r->sse_gd[0]),
+             cfg->rank, data_num(b2, sizeof b2, "%.6f", r->sse_svd),
+             num(b3, sizeof b3, "%.3e", gap),
              pg->rel_gaps ? num(b4, sizeof b4, "%.2e", pg->rel_gaps[0]) : "not defined");
     else
-        text(f, "After %d epochs gradient descent reaches a sum of squared errors of %s.",
-             r->epochs_run, data_num(b1, sizeof b1, "%.6f", r->sse_gd[0]));
+        text(f, "After %d epoch%s gradient descent reaches a sum of squared errors of %s.",
+             r->epochs_run, dl_plural(r->epochs_run),
+             data_num(b1, sizeof b1, "%.6f", r->sse_gd[0]));
     if (pg->angles_deg)
         text(f,
              " The subspace it spans is within %s degrees of the SVD's (largest principal angle).",
@@ -488,8 +490,9 @@ dl_status dl_html_write_factorise(FILE *f, const void *arg)
             row(f, "subspace against the SVD", "%s", pg->align_note);
         }
     }
-    row(f, "training time", "%.3f ms (%d epochs, %.2f µs per epoch)", r->train_seconds * 1e3,
-        r->epochs_run, r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
+    row(f, "training time", "%.3f ms (%d epoch%s, %.2f µs per epoch)", r->train_seconds * 1e3,
+        r->epochs_run, dl_plural(r->epochs_run),
+        r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
     if (r->have_svd) row(f, "SVD time", "%.3f ms", r->svd_seconds * 1e3);
     fputs("</tbody>\n</table>\n", f);
 
@@ -612,16 +615,16 @@ dl_status dl_html_write_mlp(FILE *f, const void *arg)
     fputs("</p>\n", f);
     if (stop_words(r->stop.kind)) {
         fputs("<p class=\"note\">", f);
-        text(f, "%s after %d of %d epochs; the figures below are those of the epochs run.",
-             stop_words(r->stop.kind), r->epochs_run, cfg->epochs);
+        text(f, "%s after %d of %d epoch%s; the figures below are those of the epochs run.",
+             stop_words(r->stop.kind), r->epochs_run, cfg->epochs, dl_plural(cfg->epochs));
         fputs("</p>\n", f);
     }
 
     h2(f, "configuration", "Configuration");
     fputs("<table>\n<tbody>\n", f);
     row(f, "data", "%s", pg->source);
-    row(f, "network", "%d inputs, %d hidden units (ReLU), %d classes (softmax)", r->features,
-        r->hidden, r->classes);
+    row(f, "network", "%d input%s, %d hidden unit%s (ReLU), %d classes (softmax)", r->features,
+        dl_plural(r->features), r->hidden, dl_plural(r->hidden), r->classes);
     row(f, "classes", "%d", r->classes);
     row(f, "preset", "%s",
         lab ? "lab: N(0, 1) weights, zero biases, inputs (x − mean) / variance over all rows"
@@ -636,11 +639,11 @@ dl_status dl_html_write_mlp(FILE *f, const void *arg)
     fputs("<p>", f);
     if (isfinite(r->val_accuracy[0]) && isfinite(r->train_accuracy[0]))
         text(f,
-             "After %d epochs the model classifies %.1f %% of the validation rows correctly (%ld "
-             "of %d) and %.1f %% of the training rows (%ld of %d).",
-             r->epochs_run, 100.0 * r->val_accuracy[0], lround(r->val_accuracy[0] * r->n_val),
-             r->n_val, 100.0 * r->train_accuracy[0], lround(r->train_accuracy[0] * r->n_train),
-             r->n_train);
+             "After %d epoch%s the model classifies %.1f %% of the validation rows correctly "
+             "(%ld of %d) and %.1f %% of the training rows (%ld of %d).",
+             r->epochs_run, dl_plural(r->epochs_run), 100.0 * r->val_accuracy[0],
+             lround(r->val_accuracy[0] * r->n_val), r->n_val, 100.0 * r->train_accuracy[0],
+             lround(r->train_accuracy[0] * r->n_train), r->n_train);
     else
         text(f, "No epoch finished with a measured accuracy.");
     if (r->best_epoch[0] > 0)
@@ -662,8 +665,9 @@ dl_status dl_html_write_mlp(FILE *f, const void *arg)
         fputs("</td></tr>\n", f);
     }
     fputs("</tbody>\n</table>\n<table>\n<tbody>\n", f);
-    row(f, "training time", "%.3f ms (%d epochs, %.2f µs per epoch)", r->train_seconds * 1e3,
-        r->epochs_run, r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
+    row(f, "training time", "%.3f ms (%d epoch%s, %.2f µs per epoch)", r->train_seconds * 1e3,
+        r->epochs_run, dl_plural(r->epochs_run),
+        r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
     fputs("</tbody>\n</table>\n", f);
 
     h2(f, "figures", "Learning curves");

@@ -13,6 +13,9 @@ typedef struct {
     double min, p10, median, p90, max, mean;
 } dl_stats;
 
+/* "" for one, "s" otherwise: "1 epoch", "2 epochs". */
+static inline const char *dl_plural(long long n) { return n == 1 ? "" : "s"; }
+
 /* qsort comparator: ascending doubles. */
 int dl_cmp_double(const void *a, const void *b);
 
