@@ -351,7 +351,7 @@ static dl_status write_files(report *rep, const dl_dataset *d)
                                  .log10_x = true,
                                  .band_lo = NAN,
                                  .band_hi = NAN,
-                                 .below_label = "at or below the optimum (rounding)",
+                                 .below_label = "at or below the optimum",
                                  .xlabel = rep->rel_gaps
                                                ? "relative gap: (SSE - SVD optimum) / SVD optimum, "
                                                  "the same in any units"

@@ -544,8 +544,9 @@ dl_status dl_html_write_factorise(FILE *f, const void *arg)
                                       "at or below the optimum (rounding)");
             fputs("</pre>\n", f);
             figure(f, pg->out, "figure3_seeds_histogram", 3,
-                   "The gap between each model's final SSE and the SVD optimum, on a "
-                   "logarithmic axis.");
+                   "The relative gap between each model's final SSE and the SVD optimum (the "
+                   "gap itself where that is undefined), on a logarithmic axis over the "
+                   "decades the data span.");
         }
     }
     files_section(f, pg->out);

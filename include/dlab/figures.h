@@ -87,7 +87,8 @@ typedef struct {
     double band_lo, band_hi;
     const char *xlabel, *title;
     /* With log10_x: values <= 0 have no logarithm; they are left out and
-     * counted in the title as "N <below_label>" (NULL: "at or below 0"). */
+     * drawn as a grey bar left of the axis and counted in the title as
+     * "grey: N <below_label>" (NULL: "at or below 0"). */
     const char *below_label;
 } dl_fig_histogram;
 
