@@ -56,6 +56,8 @@ def main():
         + struct.pack("<6d", 1, 2, 3, float("nan"), 5, 6),
         "bad_huge.npy": header("<f8", False, (2, 2)) + struct.pack("<4d", 1, 2, 1e39, 4),
         "bad_extra.npy": header("<f4", False, (2, 2)) + struct.pack("<4f", 1, 2, 3, 4) + b"\0" * 8,
+        # fewer extra bytes than one float64: still extra, not missing
+        "bad_extra_f8.npy": header("<f8", False, (2, 2)) + struct.pack("<4d", 1, 2, 3, 4) + b"\0" * 4,
         "bad_version.npy": b"\x93NUMPY\x09\x00" + header("<f4", False, (2, 2))[8:]
         + struct.pack("<4f", 1, 2, 3, 4),
     }

@@ -69,6 +69,9 @@ expect 2 "--epochs: 99999999999 is out of range" -- --task factorise --epochs 99
 expect 2 "--epochs: expected an integer, got '1e3'" -- --task factorise --epochs 1e3
 expect 2 "--lr: 1e400 is out of range" -- --task factorise --lr 1e400
 expect 2 "--lr: expected a number, got '0.1x'" -- --task factorise --lr 0.1x
+expect 2 "--lr 1e-50 is below float32's smallest positive value \\(1.2e-38\\)" -- --task factorise --lr 1e-50
+expect 2 "--lr 1e-50 is below float32's smallest positive value \\(1.2e-38\\)" -- --task mlp --lr 1e-50
+expect 2 "--lr 1e39 is above float32's largest value \\(3.4e\\+38\\)" -- --task mlp --lr 1e39
 expect 2 "--rank: expected an integer, got ' 2'" -- --task factorise --rank " 2"
 expect 2 "--rank: 9999999 is out of range" -- --task factorise --rank 9999999
 expect 2 "--seed: expected a non-negative integer, got '99999999999999999999999'" -- --task factorise --seed 99999999999999999999999
@@ -101,7 +104,7 @@ expect 2 "--preset: unknown value 'fast'" -- --task factorise --preset fast
 
 # runtime failures: a step too large for the data names the limit and suggests one
 expect 1 "diverged: the loss became (NaN|Inf) at epoch [0-9]+ of 1000: the learning rate 10 is too large for this data .*sigma_1 = 25.09.*try a smaller learning rate such as --lr 0.004$" -- --task factorise --lr 10 --device cpu
-expect 1 "diverged: the loss became (NaN|Inf) at epoch [0-9]+ of 1000: the learning rate 10 is too large .*stable only below about 0.0113; try a smaller learning rate such as --lr 0.0023, or the careful preset" -- --task factorise --preset lab --lr 10 --device cpu
+expect 1 "diverged: the loss became (NaN|Inf) at epoch [0-9]+ of 1000: the learning rate 10 is too large .*stable only below about 0.0113; try a smaller learning rate such as --lr 0.01 \(just under that limit; smaller steps are stable but need more epochs\), or the careful preset" -- --task factorise --preset lab --lr 10 --device cpu
 if ! "$bin" --task factorise --device cuda --epochs 1 >/dev/null 2>"$tmp/err"; then
   expect 1 "no usable CUDA GPU|no CUDA backend" -- --task factorise --device cuda --epochs 1
 fi
@@ -162,6 +165,8 @@ expect 2 "--hidden: 0 is out of range" -- --task mlp --hidden 0
 expect 2 "--preset: unknown value 'fast'" -- --task mlp --preset fast
 expect 2 "--optim: unknown value 'rmsprop'" -- --task mlp --optim rmsprop
 expect 2 "--rank applies to --task factorise, not mlp" -- --task mlp --rank 2
+expect 2 "--train: expected a row count or a fraction in \\(0, 1\\), got '50%'" -- --task mlp --train 50% --device cpu
+expect 2 "--train: expected a row count or a fraction in \\(0, 1\\), got 'half'" -- --task mlp --train half --device cpu
 expect 2 "--train 150 leaves no validation rows: the data has 150 rows" -- --task mlp --train 150 --device cpu
 expect 2 "nolabel.csv: the data has no label column" -- --task mlp --train 2 --device cpu --data "$(f nolabel.csv '1,2\n3,4\n5,6\n')"
 expect 2 "oneclass.csv: every row has the same label \('a'\)" -- --task mlp --train 2 --device cpu --data "$(f oneclass.csv '1,2,a\n3,4,a\n5,6,a\n')"
@@ -214,6 +219,41 @@ if "$bin" --task mlp --device cpu --epochs 5 >"$tmp/out" 2>"$tmp/err" &&
   pass=$((pass + 1))
 else
   echo "FAIL: mlp text report: $(cat "$tmp/out" "$tmp/err")"; fail=$((fail + 1))
+fi
+
+# The text confusion matrix: columns as wide as the longest class name, a
+# name past 40 characters cut with an ellipsis.
+python3 - "$iris" "$tmp/long.csv" <<'PY'
+import sys
+names = {"Iris-setosa": "measurement-group-alpha", "Iris-versicolor": "b",
+         "Iris-virginica": "a-class-name-that-runs-on-well-past-forty-characters"}
+with open(sys.argv[2], "w") as out:
+    for l in open(sys.argv[1]):
+        p = l.strip().split(",")
+        if len(p) == 5:
+            out.write(",".join(p[:4] + [names[p[4]]]) + "\n")
+PY
+"$bin" --task mlp --device cpu --data "$tmp/long.csv" >"$tmp/out" 2>"$tmp/err"
+if python3 - "$tmp/out" <<'PY'; then ok; else echo "FAIL: long class names: $(cat "$tmp/out")"; fail=$((fail + 1)); fi
+import sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+i = next(k for k, l in enumerate(lines) if "confusion matrix (rows" in l)
+head, rows = lines[i + 1], lines[i + 2:i + 5]
+cut = "a-class-name-that-runs-on-well-past-for\u2026"
+assert len(cut) == 40
+assert head.split() == ["measurement-group-alpha", "b", cut], head
+assert rows[0].split()[0] == "measurement-group-alpha" and rows[2].split()[0] == cut, rows
+# every line of the table has the same width in characters
+assert len({len(l) for l in [head] + rows}) == 1, [len(l) for l in [head] + rows]
+PY
+
+# One of something is singular in the text report.
+"$bin" --task mlp --device cpu --epochs 1 --columns 1 >"$tmp/out" 2>"$tmp/err"
+"$bin" --task factorise --device cpu --epochs 1 >>"$tmp/out" 2>>"$tmp/err"
+if grep -q "data: 1 feature, 3 classes" "$tmp/out" && grep -q ", 1 epoch, batch" "$tmp/out" &&
+  grep -q "rank 2, 1 epoch, careful" "$tmp/out" && [ "$(grep -c "(1 epoch, " "$tmp/out")" -eq 2 ] &&
+  ! grep -Eq "\b1 (epochs|features|models)\b" "$tmp/out"; then ok; else
+  echo "FAIL: singular for one: $(cat "$tmp/out")"; fail=$((fail + 1))
 fi
 
 finish test_cli

@@ -480,9 +480,8 @@ static void test_units(void)
     free(a);
 }
 
-/* The step a divergence suggests trains stably: from the lab's start the
- * loss falls throughout (that start converges slowly at any stable step),
- * from the careful one it reaches the optimum. */
+/* The step a divergence suggests trains stably and reaches the optimum:
+ * the loss falls throughout, from either preset's start. */
 static void test_advice(void)
 {
     for (int p = 0; p < 2; p++) {
@@ -517,9 +516,10 @@ static void test_advice(void)
                  "preset %d at lr %g: the loss "
                  "did not fall steadily (%g to %g)",
                  p, (double)cfg.lr, r.loss_history[0], r.sse_gd[0]);
-        if (p == 1)
-            DL_CHECK(r.sse_gd[0] < 1.0001 * r.sse_svd, "careful at lr %g: %g against %g",
-                     (double)cfg.lr, r.sse_gd[0], r.sse_svd);
+        /* The lab's suggestion is just under its limit, where its start
+         * reaches the optimum within the preset's epochs as its own 0.01 does. */
+        DL_CHECK(r.sse_gd[0] < (p == 1 ? 1.0001 : 1.01) * r.sse_svd,
+                 "preset %d at lr %g: %g against %g", p, (double)cfg.lr, r.sse_gd[0], r.sse_svd);
         dl_factorise_result_free(&r);
     }
 }

@@ -102,7 +102,7 @@ for l in target 5 last; do
   json "c05b factorise $l" "d['rows'] == 150 and d['cols'] == 4 and sse($SSE)" \
     factorise --data "$cases/c05b_int_labels.csv" --label-column $l
 done
-json "c05b auto" "d['cols'] == 5 and len(notes) == 1 and 'whole numbers' in notes[0]" \
+json "c05b auto" "d['cols'] == 5 and len(notes) == 1 and 'whole numbers: 0, 1, 2)' in notes[0]" \
   factorise --data "$cases/c05b_int_labels.csv"
 refuse "c05b mlp auto" "c05b_int_labels.csv: the data has no label column.*--label-column" \
   mlp --data "$cases/c05b_int_labels.csv"
@@ -158,7 +158,7 @@ refuse "label 6" "--label-column: column 6 is out of range: .* has 5 columns" \
   factorise --data "$iris" --label-column 6
 refuse "label name, no header" "--label-column: 'species' is a name, but .*iris.data has no header row" \
   factorise --data "$iris" --label-column species
-refuse "label unknown name" "--label-column: the header of .* has no column named 'kind'" \
+refuse "label unknown name" "--label-column: the header of .* has no column named 'kind'; the header names 'sepal_length', 'sepal_width', 'petal_length', 'petal_width', 'species'$" \
   factorise --data "$cases/c01b_bom_hdr.csv" --label-column kind
 refuse "label empty" "--label-column: empty value" factorise --label-column ''
 
@@ -188,7 +188,7 @@ json "columns without the codes" "d['cols'] == 4 and sse($SSE) and not notes" \
   factorise --data "$cases/c05b_int_labels.csv" --columns 1-4
 refuse "columns name, no header" "--columns: 'petal' is not a column number, and the file has no header row" \
   factorise --data "$iris" --columns petal
-refuse "columns unknown name" "--columns: the header has no column named 'petal'" \
+refuse "columns unknown name" "--columns: the header has no column named 'petal'; the header names 'sepal_length', 'sepal_width'" \
   factorise --data "$cases/c01b_bom_hdr.csv" --columns petal
 refuse "columns 3-1" "--columns: '3-1' is an empty range" factorise --data "$iris" --columns 3-1
 refuse "columns 1,,2" "--columns: empty item in '1,,2'" factorise --data "$iris" --columns 1,,2
@@ -207,7 +207,7 @@ refuse "train 0.001" "--train 0.001 leaves no training rows: the data has 150 ro
 refuse "train 0.999" "--train 0.999 leaves no validation rows: the data has 150 rows" mlp --train 0.999
 refuse "train 60 of 60" "--train 60 leaves no validation rows: the data has 60 rows" \
   mlp --data "$cases/c17_small60.csv" --train 60
-refuse "train x" "--train: expected a row count or a fraction, got '0.5x'" mlp --train 0.5x
+refuse "train x" "--train: expected a row count or a fraction in \\(0, 1\\), got '0.5x'" mlp --train 0.5x
 refuse "train for factorise" "--train applies to --task mlp, not factorise" factorise --train 0.5
 
 # --- formats ---------------------------------------------------------------------
@@ -231,6 +231,20 @@ refuse "inf" "inf.csv:1: column 2: NaN and Inf are not allowed: \"-Infinity\"" f
 refuse "nan" "nan.csv:2: column 2: NaN and Inf are not allowed" factorise --data "$(f nan.csv '1,2\n3,nan\n')"
 refuse "missing" "miss.csv:2: column 1: not a number .*missing value.*\"\?\"" factorise --data \
   "$(f miss.csv '1,2\n?,3\n')"
+refuse "word in a middle column" "mid.csv:1: column 2: not a number: \"red\"; if this column is the label, use --label-column 2$" \
+  factorise --data "$(f mid.csv '1,red,3\n4,blue,6\n7,red,9\n')"
+refuse "word in the last column, label none" "none.csv:1: column 3: not a number: \"a\"$" \
+  factorise --data "$(f none.csv '1,2,a\n3,4,b\n')" --label-column none
+# Comment lines at the top are skipped (as numpy.loadtxt does), blank ones
+# among them too; line numbers still count them.
+json "comment lines" "d['rows'] == 3 and d['cols'] == 3" factorise --rank 1 --data \
+  "$(f comments.csv '# exported 2024, by hand\n  # x,y,z in cm\n\nx,y,z\n1,2,3\n4,5,7\n2,1,1\n')"
+refuse "comment lines, line numbers" "commented.csv:4: column 2: not a number: \"q\"" factorise --data \
+  "$(f commented.csv '# c\nx,y,z\n1,2,3\n4,q,7\n2,1,1\n')"
+refuse "only comments" "onlyc.csv: no data rows \\(only comment lines starting with '#'\\)" \
+  factorise --data "$(f onlyc.csv '# a\n# b\n')"
+json "class codes listed" "len(notes) == 1 and 'whole numbers: 0, 1, 2, 3, 4, 5, 6, 7, ... (12 values)' in notes[0]" \
+  factorise --rank 1 --data "$(f codes.csv "$(for i in $(seq 0 23); do printf '%d,%d,%d\\n' $((i * 7 % 5)) $((i * 3 % 11)) $((i % 12)); done)")"
 refuse "underscore" "under.csv:2: column 1: not a number: \"1_000\"" factorise --data \
   "$(f under.csv '1,2\n1_000,2\n3,4\n')"
 refuse "rounds to 0" "tiny.csv:2: column 2: number out of float range .*rounds to 0.*\"4e-50\"" \
@@ -268,7 +282,10 @@ if python3 "$make_npy" "$iris" "$tmp/npy" >"$tmp/npy.log" 2>&1; then
     factorise --data "$tmp/npy/bad_nan.npy"
   refuse "npy huge" "bad_huge.npy: row 2, column 1: number out of float range" \
     factorise --data "$tmp/npy/bad_huge.npy"
-  refuse "npy extra" "bad_extra.npy: 8 bytes after the .npy array's data" factorise --data "$tmp/npy/bad_extra.npy"
+  refuse "npy extra" "bad_extra.npy: .npy file has 8 bytes after the data \\(shape \\(2, 2\\) of float32 needs 16 bytes" \
+    factorise --data "$tmp/npy/bad_extra.npy"
+  refuse "npy extra f8" "bad_extra_f8.npy: .npy file has 4 bytes after the data \\(shape \\(2, 2\\) of float64 needs 32 bytes" \
+    factorise --data "$tmp/npy/bad_extra_f8.npy"
   refuse "npy version" "bad_version.npy: .npy format version 9.0 is not read" \
     factorise --data "$tmp/npy/bad_version.npy"
   refuse "npy mlp" "iris_f4_c.npy is a .npy array, which holds no class labels" \

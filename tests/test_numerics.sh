@@ -97,6 +97,12 @@ for p in careful lab; do
     and "not unique" in d["warnings"][0]' --preset $p --data "$c/c11_tied_sv.csv"
 done
 
+# A constant matrix is zero once centred: said so, not "the matrix is zero".
+printf '1,2,3\n1,2,3\n1,2,3\n1,2,3\n' >"$tmp/constant.csv"
+fact "constant" 0 'd["relative_gap"] is None and d["principal_angles_deg"] is None
+  and any(w.startswith("the matrix is zero after centring (every column is constant)") for w in d["warnings"])
+  and "undefined: the matrix is zero after centring (every column is constant)" in text' \
+  --rank 1 --data "$tmp/constant.csv"
 # iris x 1e20 (SSE_2 1.5228833e41, sigma_1 2.508986e21): the careful preset
 # factorises it like iris; the lab's overflows, and says so, with the SVD
 # baseline all the same (it does not depend on training) and the figures
@@ -108,6 +114,7 @@ fact "c12_huge careful" 0 'd["status"] == "ok" and near(d["sse_svd"], 1.5228833e
 fact "c12_huge lab" 1 'd["status"] == "diverged" and near(d["sse_svd"], 1.5228833e41, 1e-6)
   and d["sse_gd"] is None and "gap" in d and d["gap"] is None and d["relative_gap"] is None
   and d["principal_angles_deg"] is None
+  and d["stop_message"].startswith("training diverged: the loss became Inf at epoch 1 of 1000")
   and "dlab-gpu: training diverged: the loss became Inf at epoch 1 of 1000: the data overflow float32" in err
   and "6.81e+42, exceeds float32" in err and "although every entry fits" in err
   and "no learning rate helps" in err and "a step for this data is lr 3.99e-23" in err
@@ -118,7 +125,21 @@ fact "c12_huge lab" 1 'd["status"] == "diverged" and near(d["sse_svd"], 1.522883
 fact "c12b_tiny careful" 0 'near(d["sse_svd"], 1.5228833e-59, 1e-6) and abs(d["relative_gap"]) < 1e-5
   and near(d["singular_values"][0], 2.508986e-29, 1e-6) and d["sse_gd"] > 0
   and "gradient descent SSE 1.52288" in text' --data "$c/c12b_tiny_1e-30.csv"
-fact "c12b_tiny lab" 0 'd["sse_gd"] > d["sse_svd"] > 0' --preset lab --data "$c/c12b_tiny_1e-30.csv"
+fact "c12b_tiny lab" 0 'd["sse_gd"] > d["sse_svd"] > 0 and d["stop_message"] == ""
+  and any("cannot make progress" in w and "careful preset" in w for w in d["warnings"])' \
+  --preset lab --data "$c/c12b_tiny_1e-30.csv"
+fact "c12b_tiny lab no-svd" 0 'd["sse_svd"] is None and d["sse_svd_reconstruction"] is None
+  and d["svd_seconds"] is None and any("cannot make progress" in w for w in d["warnings"])' \
+  --preset lab --no-svd --data "$c/c12b_tiny_1e-30.csv"
+fact "iris lab no warning" 0 'd["warnings"] == [] and d["stop_message"] == ""' --preset lab --data "$iris"
+# Gaps far outside float32's range (iris x 1e-30: ~6.6e-58 each) keep their
+# values in the --seeds summary, and the histogram bins the relative gap.
+fact "c12b_tiny lab seeds" 0 '(lambda g: g["n"] == 3 and g["non_finite"] == 0
+  and g["min"] == min(s["gap"] for s in d["seeds"]) and g["max"] == max(s["gap"] for s in d["seeds"])
+  and 1e-58 < g["min"] <= g["median"] <= g["max"] < 1e-56)(d["summary"]["gap"])
+  and "gap to the SVD optimum over 3 models:  min 6.6e-58" in text
+  and "relative gap by decade (gap / SVD optimum, the same in any units):" in text
+  and "1e+1 - 1e+2" in text' --preset lab --seeds 3 --data "$c/c12b_tiny_1e-30.csv"
 
 # A value beyond float32: refused where it is.
 "$bin" --task factorise --device cpu --data "$c/c12d_over_1e39.csv" >/dev/null 2>"$tmp/err"
@@ -148,11 +169,11 @@ assert "SVD rank-2 SSE" in html and "not drawn: training diverged" in html, "rep
 PY
 then ok; else bad "diverged run: exit $rc, $(tail -n 3 "$tmp/err")"; fi
 
-# The text's histogram of the gaps over seeds says which bin holds the
-# smallest gaps (and those under zero from rounding), as the page does.
+# The text's histogram of the gaps over seeds says what it bins (the
+# relative gap, by decade, the same in any units), as the page does.
 "$bin" --task factorise --device cpu --quiet --seeds 3 --epochs 50 >"$tmp/out" 2>"$tmp/err"
 rc=$?
-if [ $rc -eq 0 ] && grep -q "gap (log10 bins; 1e-7 and below in the first" "$tmp/out"; then ok
+if [ $rc -eq 0 ] && grep -q "relative gap by decade (gap / SVD optimum, the same in any units)" "$tmp/out"; then ok
 else bad "seeds histogram note: exit $rc, $(grep gap "$tmp/out")"; fi
 
 # MLP's lab scaling (x - mean)/var blows the feature up and diverges cleanly,
@@ -163,6 +184,25 @@ for p in careful lab; do
 done
 mlp "c13 mlp lab" 1 'd["status"] == "diverged" and "training diverged: the loss became" in err' \
   --preset lab --data "$c/c13_tiny_var_feature.csv"
+mlp "c13 mlp lab warns" 1 'any("inputs of about 1.29e+03" in w and "careful preset" in w for w in d["warnings"])
+  and "dlab-gpu: warning: the lab preset divides each feature by its variance" in err
+  and d["stop_message"].startswith("training diverged")' --preset lab --data "$c/c13_tiny_var_feature.csv"
+# iris x 1e20: the lab's (x - mean) / variance leaves inputs near 1e-20, and
+# says so; iris itself gets no warning.
+python3 - "$iris" "$tmp" <<'PY'
+import sys
+with open(f"{sys.argv[2]}/iris_1e20_labelled.csv", "w") as out:
+    for l in open(sys.argv[1]):
+        if l.strip():
+            p = l.strip().split(",")
+            out.write(",".join(repr(float(x) * 1e20) for x in p[:4]) + "," + p[4] + "\n")
+PY
+mlp "iris x 1e20 mlp lab warns" 0 'len(d["warnings"]) == 1 and "can hardly learn" in d["warnings"][0]
+  and "e-21 instead of about 1" in d["warnings"][0] and d["stop_message"] == ""' \
+  --preset lab --data "$tmp/iris_1e20_labelled.csv"
+mlp "iris x 1e20 mlp careful" 0 'd["warnings"] == [] and d["val_accuracy"] >= 0.9' \
+  --data "$tmp/iris_1e20_labelled.csv"
+mlp "iris mlp lab no warning" 0 'd["warnings"] == []' --preset lab --data "$iris"
 mlp "c13 mlp careful" 0 'd["status"] == "ok" and d["val_accuracy"] >= 0.9' --data "$c/c13_tiny_var_feature.csv"
 
 # --seeds with a figure undefined for the data: nulls left out, and counted.
@@ -171,6 +211,20 @@ fact "c10b seeds" 0 'd["summary"]["relative_gap"]["n"] == 0 and d["summary"]["re
   and all(s["relative_gap"] is None for s in d["seeds"])
   and "relative gap over 4 models: undefined for all 4 (the optimum is at rounding level" in text' \
   --data "$c/c10b_rank1.csv" --rank 2 --seeds 4
+# Gaps beyond float32's range (iris x 1e30: ~9.6e54 each) are finite in
+# the summary; each row is in the decades the relative gaps span.
+python3 - "$iris" "$tmp" <<'PY'
+import sys
+with open(f"{sys.argv[2]}/iris_1e30.csv", "w") as out:
+    for l in open(sys.argv[1]):
+        if l.strip():
+            out.write(",".join(repr(float(x) * 1e30) for x in l.split(",")[:4]) + "\n")
+PY
+fact "iris x 1e30 seeds" 0 'd["status"] == "ok" and d["summary"]["gap"]["n"] == 3
+  and d["summary"]["gap"]["non_finite"] == 0 and 1e53 < d["summary"]["gap"]["median"] < 1e56
+  and "diverged" not in text and "gap to the SVD optimum over 3 models:  min 9.6" in text
+  and (lambda r: ("1e%+d - 1e%+d" % (math.floor(math.log10(r)), math.floor(math.log10(r)) + 1)) in text)(
+      d["summary"]["relative_gap"]["median"])' --seeds 3 --data "$tmp/iris_1e30.csv"
 fact "iris seeds" 0 'd["summary"]["relative_gap"]["n"] == 4 and d["summary"]["relative_gap"]["undefined"] == 0
   and all(abs(s["relative_gap"]) < 1e-5 for s in d["seeds"])' --data "$iris" --seeds 4
 

@@ -60,6 +60,51 @@ static void test_histogram_trims_empty_ends(void)
     DL_CHECK(strstr(first, "0.40 - 0.45") != NULL, "first line: %s", first);
 }
 
+/* Decade bins span the data's own decades (no clamping at 1e-7 or 1e2),
+ * values <= 0 get their own row, and doubles beyond float32 keep their
+ * values in the statistics. */
+static void test_decade_histogram(void)
+{
+    const double v[7] = {-3.6e-6, 0.0, 6.6e-58, 6.7e-58, 2.0e-55, 9.6e54, NAN};
+    int lo, hi;
+    DL_CHECK(dl_decade_span(v, 7, &lo, &hi) == 4 && lo == -58 && hi == 55, "span %d..%d", lo, hi);
+    FILE *f = tmpfile();
+    dl_print_decade_histogram(f, v, 7, "at or below the optimum (rounding)");
+    rewind(f);
+    char line[256], first[256] = "", second[256] = "", last[256] = "";
+    int lines = 0, total = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (lines == 0) snprintf(first, sizeof first, "%s", line);
+        if (lines == 1) snprintf(second, sizeof second, "%s", line);
+        snprintf(last, sizeof last, "%s", line);
+        char *bar = strrchr(line, '|');
+        if (bar) total += atoi(bar + 1);
+        lines++;
+    }
+    fclose(f);
+    /* 113 decades in at most 12 rows of 10: -58..-48, ..., 52..62 */
+    DL_CHECK(lines == 13 && total == 6, "%d lines, %d counted", lines, total);
+    DL_CHECK(strstr(first, "at or below the optimum (rounding)") && strstr(first, "| 2"),
+             "first line: %s", first);
+    DL_CHECK(strstr(second, "1e-58 - 1e-48") && strstr(second, "| 3"), "second line: %s", second);
+    DL_CHECK(strstr(last, "1e+52 - 1e+62") && strstr(last, "| 1"), "last line: %s", last);
+
+    const double one[1] = {4.0e-7};
+    f = tmpfile();
+    dl_print_decade_histogram(f, one, 1, "below");
+    rewind(f);
+    lines = 0;
+    while (fgets(line, sizeof line, f)) lines++;
+    fclose(f);
+    DL_CHECK(lines == 1 && strstr(line, "1e-7 - 1e-6"), "%d lines: %s", lines, line);
+
+    dl_stats st;
+    const double big[3] = {9.6e54, 9.7e54, 9.8e54};
+    dl_stats_compute_d(big, 3, 1, &st);
+    DL_CHECK(st.n == 3 && st.non_finite == 0 && st.median == 9.7e54, "n %d, median %g", st.n,
+             st.median);
+}
+
 static void test_json(void)
 {
     FILE *f = tmpfile();
@@ -84,6 +129,7 @@ int main(void)
     DL_RUN(test_stats);
     DL_RUN(test_histogram);
     DL_RUN(test_histogram_trims_empty_ends);
+    DL_RUN(test_decade_histogram);
     DL_RUN(test_json);
     return dl_test_summary("test_summary");
 }

@@ -45,7 +45,8 @@ void dl_cli_usage(FILE *f)
            "  --preset P         lab (the lab's protocol) or careful (default): see Presets\n"
            "  --epochs N         epochs of full-batch training (factorise 1000, mlp 100 lab / 300 "
            "careful)\n"
-           "  --lr X             learning rate, for factorise in the data's units (Presets)\n"
+           "  --lr X             learning rate, for factorise in the data's units (Presets);\n"
+           "                     1.2e-38 to 3.4e38 (float32's normal range)\n"
            "  --seed S           seed for initial values and shuffles (default 1)\n"
            "  --seeds N          train N independent models (seeds S..S+N-1) together\n"
            "  --rank K           factorise: rank of U and V (default 2)\n"
@@ -127,6 +128,28 @@ static dl_status parse_float(const char *opt, const char *s, double lo, double h
     return DL_OK;
 }
 
+/* --lr: a positive step that float32 holds as a normal number, since the
+ * training runs in float32 (C17 5.2.4.2.2: FLT_MIN, FLT_MAX); a value that
+ * would round to 0 or a subnormal is refused rather than silently replaced. */
+static dl_status parse_lr(const char *s, float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!starts_clean(s) || end == s || *end != '\0' || isnan(v))
+        return DL_FAIL(DL_E_USAGE, "--lr: expected a number, got '%s'", s);
+    bool underflow = errno == ERANGE && fabs(v) < 1.0 && !signbit(v);
+    if (!underflow && (!(v > 0.0) || isinf(v)))
+        return DL_FAIL(DL_E_USAGE, "--lr: %s is out of range (above 0 to %.2g)", s, FLT_MAX);
+    if (v < FLT_MIN)
+        return DL_FAIL(DL_E_USAGE, "--lr %s is below float32's smallest positive value (%.2g)", s,
+                       FLT_MIN);
+    if (v > FLT_MAX)
+        return DL_FAIL(DL_E_USAGE, "--lr %s is above float32's largest value (%.2g)", s, FLT_MAX);
+    *out = (float)v;
+    return DL_OK;
+}
+
 static dl_status parse_u64(const char *opt, const char *s, uint64_t *out)
 {
     char *end;
@@ -176,6 +199,12 @@ static dl_status parse_choice(const char *opt, const char *s, const char *const 
 static dl_status parse_train(const char *opt, const char *s, int *count, double *fraction)
 {
     if (!strpbrk(s, ".eE")) {
+        char *end;
+        errno = 0;
+        (void)strtol(s, &end, 10);
+        if (!starts_clean(s) || end == s || *end != '\0' || errno == ERANGE)
+            return DL_FAIL(DL_E_USAGE, "%s: expected a row count or a fraction in (0, 1), got '%s'",
+                           opt, s);
         *fraction = 0.0;
         return parse_int(opt, s, 1, INT_MAX, count);
     }
@@ -183,7 +212,8 @@ static dl_status parse_train(const char *opt, const char *s, int *count, double 
     errno = 0;
     double v = strtod(s, &end);
     if (!starts_clean(s) || end == s || *end != '\0' || isnan(v))
-        return DL_FAIL(DL_E_USAGE, "%s: expected a row count or a fraction, got '%s'", opt, s);
+        return DL_FAIL(DL_E_USAGE, "%s: expected a row count or a fraction in (0, 1), got '%s'",
+                       opt, s);
     if (!(v > 0.0 && v < 1.0))
         return DL_FAIL(DL_E_USAGE,
                        "%s: %s is out of range (a row count, or a fraction above 0 and below 1)",
@@ -278,7 +308,7 @@ static dl_status apply(dl_options *o, const char *name, const char *v)
         o->given_epochs = true;
     } else if (!strcmp(name, "--lr")) {
         /* In the data's units: a matrix in units of 1e-30 wants a step near 1e27. */
-        DL_TRY(parse_float(name, v, 0.0, FLT_MAX, true, &o->lr));
+        DL_TRY(parse_lr(v, &o->lr));
         o->given_lr = true;
     } else if (!strcmp(name, "--seed"))
         DL_TRY(parse_u64(name, v, &o->seed));

@@ -33,7 +33,7 @@ typedef struct {
     double *angles_deg;         /* rank values, NULL when not compared */
     double aligned_residual;
     char align_note[192];      /* why not compared, when there is an SVD */
-    float *gaps;               /* seeds values: sse_gd - sse_svd, when there is an SVD */
+    double *gaps;              /* seeds values: sse_gd - sse_svd, when there is an SVD */
     double *rel_gaps;          /* seeds values: gap / sse_svd, when defined */
     const float *column_means; /* n values subtracted from A's columns, or NULL (none) */
     char factors_note[96];     /* why the factors were not written, "" otherwise */
@@ -118,7 +118,7 @@ static void write_seeds(dl_json *j, const report *rep)
     dl_stats_compute_d(r->sse_gd, r->seeds, 1, &st);
     dl_json_stats(j, "sse_gd", &st);
     if (r->have_svd) {
-        dl_stats_compute(rep->gaps, r->seeds, 1, &st);
+        dl_stats_compute_d(rep->gaps, r->seeds, 1, &st);
         dl_json_stats(j, "gap", &st);
         if (rep->rel_gaps) {
             dl_stats_compute_d(rep->rel_gaps, r->seeds, 1, &st);
@@ -160,6 +160,7 @@ static dl_status write_json(FILE *f, const void *ctx)
     dl_json_obj_begin(&j, NULL);
     dl_json_str(&j, "task", "factorise");
     dl_json_str(&j, "status", dl_stop_name(r->stop.kind));
+    dl_json_str(&j, "stop_message", r->stop.message);
     dl_json_str(&j, "preset", preset_name(cfg->preset));
     dl_json_str(&j, "data", rep->source);
     dl_json_int(&j, "rows", r->m);
@@ -217,9 +218,9 @@ static dl_status write_json(FILE *f, const void *ctx)
     return DL_OK;
 }
 
-/* With --seeds N > 1: the gap to the optimum over the models, binned by
- * its order of magnitude (1e-6 and below in the first bin), and the
- * relative gap where it is defined. */
+/* With --seeds N > 1: the gap to the optimum over the models, the
+ * relative gap where it is defined, and a histogram of the relative gap (the
+ * gap where that is undefined) by decade over the decades the data span. */
 static void write_seed_spread(FILE *f, const report *rep)
 {
     const dl_factorise_result *r = rep->r;
@@ -229,7 +230,7 @@ static void write_seed_spread(FILE *f, const report *rep)
         dl_print_stats(f, "final SSE", &st, "%.6g");
         return;
     }
-    dl_stats_compute(rep->gaps, r->seeds, 1, &st);
+    dl_stats_compute_d(rep->gaps, r->seeds, 1, &st);
     dl_print_stats(f, "gap to the SVD optimum", &st, "%.3g");
     if (rep->rel_gaps) {
         dl_stats_compute_d(rep->rel_gaps, r->seeds, 1, &st);
@@ -238,19 +239,14 @@ static void write_seed_spread(FILE *f, const report *rep)
         fprintf(f, "  relative gap over %d models: undefined for all %d (%s)\n", r->seeds, r->seeds,
                 rep->checks.gap_why);
     }
-    float *lg = malloc(sizeof(float) * (size_t)r->seeds);
-    if (!lg) return;
-    for (int b = 0; b < r->seeds; b++)
-        lg[b] =
-            rep->gaps[b] > 0 ? log10f(rep->gaps[b]) : (rep->gaps[b] == rep->gaps[b] ? -7.0f : NAN);
-    int below = 0; /* gaps under zero: rounding, counted in the first bin */
-    for (int b = 0; b < r->seeds; b++) below += rep->gaps[b] < 0;
-    fprintf(f, "  gap (log10 bins; 1e-7 and below in the first");
-    if (below)
-        fprintf(f, ", with the %d gap%s under zero from rounding", below, below == 1 ? "" : "s");
-    fprintf(f, "):\n");
-    dl_print_histogram(f, lg, r->seeds, 1, -7.0, 2.0, 9, "1e%+.0f");
-    free(lg);
+    /* The relative gap is scale-free, so its decades read the same in any
+     * units; the gap itself only where the relative one is undefined. */
+    if (rep->rel_gaps)
+        fprintf(f, "  relative gap by decade (gap / SVD optimum, the same in any units):\n");
+    else
+        fprintf(f, "  gap by decade (in the data's units):\n");
+    dl_print_decade_histogram(f, rep->rel_gaps ? rep->rel_gaps : rep->gaps, r->seeds,
+                              "at or below the optimum (rounding)");
 }
 
 /* An error in the data's units: fixed point where that reads well, else
@@ -286,9 +282,10 @@ static void write_text(FILE *f, const report *rep)
 {
     const dl_factorise_result *r = rep->r;
     const dl_factorise_config *cfg = rep->cfg;
-    fprintf(f, "factorise %s: %dx%d%s, rank %d, %d epochs, %s preset, lr %.4g, seed %llu\n",
+    fprintf(f, "factorise %s: %dx%d%s, rank %d, %d epoch%s, %s preset, lr %.4g, seed %llu\n",
             rep->source, r->m, r->n, rep->centred ? " (columns centred)" : "", cfg->rank,
-            cfg->epochs, preset_name(cfg->preset), r->lr, (unsigned long long)cfg->seed);
+            cfg->epochs, dl_plural(cfg->epochs), preset_name(cfg->preset), r->lr,
+            (unsigned long long)cfg->seed);
     fprintf(f, "  backend              %s (%s)\n", rep->c->be->name, rep->c->be->device);
     if (cfg->preset == DL_FACTORISE_CAREFUL)
         fprintf(f,
@@ -334,8 +331,8 @@ static void write_text(FILE *f, const report *rep)
             fprintf(f, "  subspace vs SVD      %s\n", rep->align_note);
         }
     }
-    fprintf(f, "  training time        %.3f ms  (%d epochs, %.2f us/epoch)\n",
-            r->train_seconds * 1e3, r->epochs_run,
+    fprintf(f, "  training time        %.3f ms  (%d epoch%s, %.2f us/epoch)\n",
+            r->train_seconds * 1e3, r->epochs_run, dl_plural(r->epochs_run),
             r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
     if (r->have_svd) fprintf(f, "  SVD time             %.3f ms\n", r->svd_seconds * 1e3);
     if (r->seeds > 1) write_seed_spread(f, rep);
@@ -386,18 +383,24 @@ static dl_status write_files(report *rep, const dl_dataset *d)
         DL_TRY(dl_out_figure_factorise(rep->out, "figure1_projections", &fig));
     }
     if (r->seeds > 1 && rep->gaps) {
-        dl_fig_histogram hist = {
-            .values = rep->gaps,
-            .n = r->seeds,
-            .lo = -7.0,
-            .hi = 2.0,
-            .bins = 27,
-            .log10_x = true,
-            .band_lo = NAN,
-            .band_hi = NAN,
-            .xlabel = "SSE minus the SVD optimum "
-                      "(1e-7 and below, rounding under zero included, in the first bar)",
-            .title = "Gap to the optimum over seeds"};
+        /* The same decades as the text histogram, three bars a decade. */
+        const double *v = rep->rel_gaps ? rep->rel_gaps : rep->gaps;
+        int lo, hi;
+        dl_decade_span(v, r->seeds, &lo, &hi);
+        dl_fig_histogram hist = {.values_d = v,
+                                 .n = r->seeds,
+                                 .lo = lo,
+                                 .hi = hi,
+                                 .bins = 3 * (hi - lo) < 60 ? 3 * (hi - lo) : hi - lo,
+                                 .log10_x = true,
+                                 .band_lo = NAN,
+                                 .band_hi = NAN,
+                                 .below_label = "at or below the optimum",
+                                 .xlabel = rep->rel_gaps
+                                               ? "relative gap: (SSE - SVD optimum) / SVD optimum, "
+                                                 "the same in any units"
+                                               : "SSE minus the SVD optimum, in the data's units",
+                                 .title = "Gap to the optimum over seeds"};
         DL_TRY(dl_out_figure_histogram(rep->out, "figure3_seeds_histogram", &hist));
     }
     /* The factors are in the data's units whatever scale training ran at
@@ -428,16 +431,33 @@ static dl_status write_files(report *rep, const dl_dataset *d)
 static dl_status derive(report *rep)
 {
     const dl_factorise_result *r = rep->r;
+    /* The spectrum's checks start the list afresh; the lab's step follows. */
+    if (r->have_svd) {
+        dl_factorise_check_spectrum(r->m, r->n, r->rank, r->singular_values, r->n_sv, &rep->checks);
+        /* Zero only because centring took away constant columns' values. */
+        bool was_nonzero = false;
+        for (int j = 0; rep->column_means && j < r->n; j++)
+            was_nonzero = was_nonzero || rep->column_means[j] != 0.0f;
+        if (!(r->n_sv > 0 && r->singular_values[0] > 0.0) && was_nonzero)
+            dl_factorise_check_zero(&rep->checks, "the matrix is zero after centring (every "
+                                                  "column is constant)");
+    }
+    /* sigma_1 from the SVD, else the estimate, else ||A||_F >= sigma_1 (the
+     * warning then errs on the side of silence). */
+    double s1 = r->have_svd && r->n_sv > 0 ? r->singular_values[0]
+                : r->sigma1_est > 0.0      ? r->sigma1_est
+                                           : sqrt(r->sumsq);
+    if (rep->cfg->preset == DL_FACTORISE_LAB && r->stop.kind == DL_STOP_NONE)
+        dl_factorise_check_lab_step(r->lr, s1, r->epochs_run, &rep->checks);
     if (!r->have_svd) return DL_OK;
-    dl_factorise_check_spectrum(r->m, r->n, r->rank, r->singular_values, r->n_sv, &rep->checks);
     dl_factorise_check_below(r->m, r->n, r->sumsq, r->sse_svd, r->sse_gd, r->seeds, &rep->checks);
-    rep->gaps = malloc(sizeof(float) * (size_t)r->seeds);
+    rep->gaps = malloc(sizeof(double) * (size_t)r->seeds);
     if (rep->checks.relative_gap_defined) rep->rel_gaps = malloc(sizeof(double) * (size_t)r->seeds);
     if (!rep->gaps || (rep->checks.relative_gap_defined && !rep->rel_gaps))
         return DL_FAIL(DL_E_MEMORY, "out of host memory for %d gaps", r->seeds);
     for (int b = 0; b < r->seeds; b++) {
         double gap = r->sse_gd[b] - r->sse_svd;
-        rep->gaps[b] = (float)gap;
+        rep->gaps[b] = gap;
         if (rep->rel_gaps) rep->rel_gaps[b] = gap / r->sse_svd;
     }
     return compare_subspaces(rep);

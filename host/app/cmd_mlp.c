@@ -172,6 +172,7 @@ static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     dl_json_obj_begin(&j, NULL);
     dl_json_str(&j, "task", "mlp");
     dl_json_str(&j, "status", dl_stop_name(r->stop.kind));
+    dl_json_str(&j, "stop_message", r->stop.message);
     dl_json_str(&j, "data", source);
     dl_json_str(&j, "backend", c->be->name);
     dl_json_str(&j, "device", c->be->device);
@@ -204,6 +205,9 @@ static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     dl_json_confusion(&j, "confusion_matrix", fm->confusion, r->classes);
     write_history(&j, r);
     write_seeds(&j, cfg, r);
+    dl_json_arr_begin(&j, "warnings");
+    if (r->warning[0]) dl_json_str(&j, NULL, r->warning);
+    dl_json_arr_end(&j);
     dl_out_json(&j, out);
     dl_json_obj_end(&j);
 }
@@ -362,13 +366,15 @@ static void write_text(FILE *f, const dl_cmd *c, const char *source, const dl_ml
                        const dl_mlp_result *r, const dl_dataset *d, const first_model *fm,
                        const dl_out *out)
 {
-    fprintf(f, "mlp %s: %d features, %d classes, %d training / %d validation rows\n", source,
-            r->features, r->classes, r->n_train, r->n_val);
+    fprintf(f, "mlp %s: %d feature%s, %d classes, %d training / %d validation row%s\n", source,
+            r->features, dl_plural(r->features), r->classes, r->n_train, r->n_val,
+            dl_plural(r->n_val));
     fprintf(f, "  model                %d-%d-%d, %s preset, %s", r->features, r->hidden, r->classes,
             cfg->preset == DL_MLP_LAB ? "lab" : "careful", optim_name(cfg->optim));
     if (cfg->optim == DL_OPTIM_MOMENTUM) fprintf(f, " %g", (double)cfg->momentum);
-    fprintf(f, ", lr %g, %d epochs, batch %d%s, seed %llu\n", (double)cfg->lr, cfg->epochs,
-            r->batch, r->batch == r->n_train ? " (full)" : "", (unsigned long long)cfg->seed);
+    fprintf(f, ", lr %g, %d epoch%s, batch %d%s, seed %llu\n", (double)cfg->lr, cfg->epochs,
+            dl_plural(cfg->epochs), r->batch, r->batch == r->n_train ? " (full)" : "",
+            (unsigned long long)cfg->seed);
     fprintf(f, "  backend              %s (%s)\n", c->be->name, c->be->device);
     write_split(f, "training  ", r->train_loss[0], r->train_accuracy[0],
                 r->epochs_run < cfg->epochs ? "  (stopped early)" : "");
@@ -385,8 +391,8 @@ static void write_text(FILE *f, const dl_cmd *c, const char *source, const dl_ml
         if (out->dir) fprintf(f, "  model.json, predictions.csv  not written: %s\n", fm->note);
     }
     if (r->models > 1) write_seed_spread(f, r);
-    fprintf(f, "  training time        %.3f ms  (%d epochs, %.2f us/epoch)\n",
-            r->train_seconds * 1e3, r->epochs_run,
+    fprintf(f, "  training time        %.3f ms  (%d epoch%s, %.2f us/epoch)\n",
+            r->train_seconds * 1e3, r->epochs_run, dl_plural(r->epochs_run),
             r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
 }
 
@@ -429,6 +435,7 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     dl_out_text(c->text, &out);
     if (c->opt->json) json_writer(stdout, &ja);
     fflush(stdout);
+    if (r.warning[0]) fprintf(stderr, "dlab-gpu: warning: %s\n", r.warning);
     first_model_free(&fm);
     dl_dataset_free(&d);
     /* A file that could not be written outranks the stop. */

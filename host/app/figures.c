@@ -465,28 +465,42 @@ dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_
     size_t stride = h->stride ? h->stride : 1;
     int *count = calloc((size_t)h->bins, sizeof(int));
     if (!count) return DL_FAIL(DL_E_MEMORY, "histogram: out of host memory");
-    int most = 0, left_out = 0;
+    int most = 0, left_out = 0, below = 0;
     for (int i = 0; i < h->n; i++) {
-        double v = h->values[(size_t)i * stride];
-        if (h->log10_x) v = v > 0 ? log10(v) : -INFINITY;
-        if (isnan(v) || (!h->log10_x && isinf(v))) {
+        double v = h->values_d ? h->values_d[(size_t)i * stride] : h->values[(size_t)i * stride];
+        if (!isfinite(v)) {
             left_out++;
             continue;
         }
-        int b = isinf(v) ? 0 : (int)floor((v - h->lo) / (h->hi - h->lo) * h->bins);
+        if (h->log10_x) {
+            if (!(v > 0)) {
+                below++;
+                continue;
+            }
+            v = log10(v);
+        }
+        int b = (int)floor((v - h->lo) / (h->hi - h->lo) * h->bins);
         b = b < 0 ? 0 : b >= h->bins ? h->bins - 1 : b;
         if (++count[b] > most) most = count[b];
     }
-    char title[256];
+    char title[256], below_note[160] = "";
+    if (below)
+        snprintf(below_note, sizeof below_note, "; grey: %d %s", below,
+                 h->below_label ? h->below_label : "at or below 0");
     if (left_out)
-        snprintf(title, sizeof title, "%s (%d of %d not finite, left out)", h->title, left_out,
-                 h->n);
+        snprintf(title, sizeof title, "%s (%d of %d not finite, left out%s)", h->title, left_out,
+                 h->n, below_note);
     else
-        snprintf(title, sizeof title, "%s (%d models)", h->title, h->n);
+        snprintf(title, sizeof title, "%s (%d model%s%s)", h->title, h->n, h->n == 1 ? "" : "s",
+                 below_note);
 
     dl_status st = begin(path, fmt);
     if (st == DL_OK) {
-        span x = {h->lo, h->hi}, y = {0.0, most > 0 ? most * 1.08 : 1.0};
+        /* Values at or below 0 (log10_x) get a grey bar one bin wide left
+         * of the axis's first decade: they have no place on it. */
+        double bin_w = (h->hi - h->lo) / h->bins;
+        int top = below > most ? below : most;
+        span x = {below ? h->lo - bin_w : h->lo, h->hi}, y = {0.0, top > 0 ? top * 1.08 : 1.0};
         plvpor(0.09, 0.96, 0.14, 0.9);
         plwind(x.lo, x.hi, y.lo, y.hi);
         if (h->band_lo == h->band_lo && h->band_hi == h->band_hi) { /* not NaN */
@@ -507,6 +521,14 @@ dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_
             plfill(4, bx, by);
             plcol0(INK);
             PLFLT ox[5] = {x0, x0, x1, x1, x0}, oy[5] = {0, count[b], count[b], 0, 0};
+            plline(5, ox, oy);
+        }
+        if (below) {
+            PLFLT bx[4] = {x.lo, h->lo, h->lo, x.lo}, by[4] = {0, 0, below, below};
+            plcol0(GRID);
+            plfill(4, bx, by);
+            plcol0(INK);
+            PLFLT ox[5] = {x.lo, x.lo, h->lo, h->lo, x.lo}, oy[5] = {0, below, below, 0, 0};
             plline(5, ox, oy);
         }
         plcol0(INK);

@@ -417,8 +417,8 @@ dl_status dl_html_write_factorise(FILE *f, const void *arg)
     fputs("</p>\n", f);
     if (stop_words(r->stop.kind)) {
         fputs("<p class=\"note\">", f);
-        text(f, "%s after %d of %d epochs; the figures below are those of the epochs run.",
-             stop_words(r->stop.kind), r->epochs_run, cfg->epochs);
+        text(f, "%s after %d of %d epoch%s; the figures below are those of the epochs run.",
+             stop_words(r->stop.kind), r->epochs_run, cfg->epochs, dl_plural(cfg->epochs));
         if (r->stop.kind == DL_STOP_DIVERGED && r->stop.message[0]) {
             static const char lead[] = "training diverged: ";
             const char *why = r->stop.message;
@@ -465,15 +465,17 @@ dl_status dl_html_write_factorise(FILE *f, const void *arg)
                  data_num(b2, sizeof b2, "%.6f", r->sse_svd));
     } else if (r->have_svd)
         text(f,
-             "After %d epochs gradient descent reaches a sum of squared errors of %s; the optimal "
-             "rank-%d truncation gives %s, so gradient descent ends %s above the optimum (%s "
-             "relative).",
-             r->epochs_run, data_num(b1, sizeof b1, "%.6f", r->sse_gd[0]), cfg->rank,
-             data_num(b2, sizeof b2, "%.6f", r->sse_svd), num(b3, sizeof b3, "%.3e", gap),
+             "After %d epoch%s gradient descent reaches a sum of squared errors of %s; the "
+             "optimal rank-%d truncation gives %s, so gradient descent ends %s above the optimum "
+             "(%s relative).",
+             r->epochs_run, dl_plural(r->epochs_run), data_num(b1, sizeof b1, "%.6f", r->sse_gd[0]),
+             cfg->rank, data_num(b2, sizeof b2, "%.6f", r->sse_svd),
+             num(b3, sizeof b3, "%.3e", gap),
              pg->rel_gaps ? num(b4, sizeof b4, "%.2e", pg->rel_gaps[0]) : "not defined");
     else
-        text(f, "After %d epochs gradient descent reaches a sum of squared errors of %s.",
-             r->epochs_run, data_num(b1, sizeof b1, "%.6f", r->sse_gd[0]));
+        text(f, "After %d epoch%s gradient descent reaches a sum of squared errors of %s.",
+             r->epochs_run, dl_plural(r->epochs_run),
+             data_num(b1, sizeof b1, "%.6f", r->sse_gd[0]));
     if (pg->angles_deg)
         text(f,
              " The subspace it spans is within %s degrees of the SVD's (largest principal angle).",
@@ -521,8 +523,9 @@ dl_status dl_html_write_factorise(FILE *f, const void *arg)
             row(f, "subspace against the SVD", "%s", pg->align_note);
         }
     }
-    row(f, "training time", "%.3f ms (%d epochs, %.2f µs per epoch)", r->train_seconds * 1e3,
-        r->epochs_run, r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
+    row(f, "training time", "%.3f ms (%d epoch%s, %.2f µs per epoch)", r->train_seconds * 1e3,
+        r->epochs_run, dl_plural(r->epochs_run),
+        r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
     if (r->have_svd) row(f, "SVD time", "%.3f ms", r->svd_seconds * 1e3);
     fputs("</tbody>\n</table>\n", f);
 
@@ -563,26 +566,23 @@ dl_status dl_html_write_factorise(FILE *f, const void *arg)
         dl_stats_compute_d(r->sse_gd, r->seeds, 1, &st);
         stats_row(f, "final SSE", &st, "%.6g");
         if (pg->gaps) {
-            dl_stats_compute(pg->gaps, r->seeds, 1, &st);
+            dl_stats_compute_d(pg->gaps, r->seeds, 1, &st);
             stats_row(f, "gap to the optimum", &st, "%.3g");
         }
         fputs("</tbody>\n</table>\n", f);
         if (pg->gaps) {
-            float *lg = malloc(sizeof(float) * (size_t)r->seeds);
-            if (lg) {
-                for (int i = 0; i < r->seeds; i++)
-                    lg[i] = pg->gaps[i] > 0 ? log10f(pg->gaps[i])
-                                            : (pg->gaps[i] == pg->gaps[i] ? -7.0f : NAN);
-                fputs("<p>The gap by order of magnitude (10⁻⁷ and below in the first line):</p>"
-                      "\n<pre>",
-                      f);
-                dl_print_histogram(f, lg, r->seeds, 1, -7.0, 2.0, 9, "1e%+.0f");
-                fputs("</pre>\n", f);
-                free(lg);
-            }
+            /* As in the text report: the scale-free relative gap by decade. */
+            fputs(pg->rel_gaps ? "<p>The relative gap (gap / SVD optimum, the same in any "
+                                 "units) by order of magnitude:</p>\n<pre>"
+                               : "<p>The gap by order of magnitude:</p>\n<pre>",
+                  f);
+            dl_print_decade_histogram(f, pg->rel_gaps ? pg->rel_gaps : pg->gaps, r->seeds,
+                                      "at or below the optimum (rounding)");
+            fputs("</pre>\n", f);
             figure(f, pg->out, "figure3_seeds_histogram", 3,
-                   "The gap between each model's final SSE and the SVD optimum, on a "
-                   "logarithmic axis.");
+                   "The relative gap between each model's final SSE and the SVD optimum (the "
+                   "gap itself where that is undefined), on a logarithmic axis over the "
+                   "decades the data span.");
         }
     }
     files_section(f, pg->out);
@@ -652,16 +652,16 @@ dl_status dl_html_write_mlp(FILE *f, const void *arg)
     fputs("</p>\n", f);
     if (stop_words(r->stop.kind)) {
         fputs("<p class=\"note\">", f);
-        text(f, "%s after %d of %d epochs; the figures below are those of the epochs run.",
-             stop_words(r->stop.kind), r->epochs_run, cfg->epochs);
+        text(f, "%s after %d of %d epoch%s; the figures below are those of the epochs run.",
+             stop_words(r->stop.kind), r->epochs_run, cfg->epochs, dl_plural(cfg->epochs));
         fputs("</p>\n", f);
     }
 
     h2(f, "configuration", "Configuration");
     fputs("<table>\n<tbody>\n", f);
     row(f, "data", "%s", pg->source);
-    row(f, "network", "%d inputs, %d hidden units (ReLU), %d classes (softmax)", r->features,
-        r->hidden, r->classes);
+    row(f, "network", "%d input%s, %d hidden unit%s (ReLU), %d classes (softmax)", r->features,
+        dl_plural(r->features), r->hidden, dl_plural(r->hidden), r->classes);
     row(f, "classes", "%d", r->classes);
     row(f, "preset", "%s",
         lab ? "lab: N(0, 1) weights, zero biases, inputs (x − mean) / variance over all rows"
@@ -676,16 +676,16 @@ dl_status dl_html_write_mlp(FILE *f, const void *arg)
     fputs("<p>", f);
     if (isfinite(r->val_accuracy[0]) && isfinite(r->train_accuracy[0]))
         text(f,
-             "After %d epochs the model classifies %.1f %% of the validation rows correctly (%ld "
-             "of %d) and %.1f %% of the training rows (%ld of %d).",
-             r->epochs_run, 100.0 * r->val_accuracy[0], lround(r->val_accuracy[0] * r->n_val),
-             r->n_val, 100.0 * r->train_accuracy[0], lround(r->train_accuracy[0] * r->n_train),
-             r->n_train);
+             "After %d epoch%s the model classifies %.1f %% of the validation rows correctly "
+             "(%ld of %d) and %.1f %% of the training rows (%ld of %d).",
+             r->epochs_run, dl_plural(r->epochs_run), 100.0 * r->val_accuracy[0],
+             lround(r->val_accuracy[0] * r->n_val), r->n_val, 100.0 * r->train_accuracy[0],
+             lround(r->train_accuracy[0] * r->n_train), r->n_train);
     else if (r->epochs_run > 0)
         text(f,
-             "After %d epochs the model's loss is not finite (training diverged), so its "
+             "After %d epoch%s the model's loss is not finite (training diverged), so its "
              "accuracy is undefined.",
-             r->epochs_run);
+             r->epochs_run, dl_plural(r->epochs_run));
     else
         text(f, "No epoch finished with a measured accuracy.");
     if (r->best_epoch[0] > 0)
@@ -709,8 +709,9 @@ dl_status dl_html_write_mlp(FILE *f, const void *arg)
         fputs("</td></tr>\n", f);
     }
     fputs("</tbody>\n</table>\n<table>\n<tbody>\n", f);
-    row(f, "training time", "%.3f ms (%d epochs, %.2f µs per epoch)", r->train_seconds * 1e3,
-        r->epochs_run, r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
+    row(f, "training time", "%.3f ms (%d epoch%s, %.2f µs per epoch)", r->train_seconds * 1e3,
+        r->epochs_run, dl_plural(r->epochs_run),
+        r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
     fputs("</tbody>\n</table>\n", f);
 
     h2(f, "figures", "Learning curves");

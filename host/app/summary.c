@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 int dl_cmp_double(const void *a, const void *b)
 {
@@ -131,4 +132,54 @@ void dl_print_stats(FILE *f, const char *label, const dl_stats *s, const char *f
     }
     if (s->non_finite) fprintf(f, "  (%d diverged)", s->non_finite);
     fputc('\n', f);
+}
+
+int dl_decade_span(const double *v, int n, int *lo, int *hi)
+{
+    int k = 0;
+    *lo = 0, *hi = 1;
+    for (int i = 0; i < n; i++) {
+        if (!(v[i] > 0.0) || !isfinite(v[i])) continue;
+        int d = (int)floor(log10(v[i]));
+        if (k == 0 || d < *lo) *lo = d;
+        if (k == 0 || d + 1 > *hi) *hi = d + 1;
+        k++;
+    }
+    return k;
+}
+
+void dl_print_decade_histogram(FILE *f, const double *v, int n, const char *below_label)
+{
+    enum { WIDTH = 40, MAX_ROWS = 12 };
+    int lo, hi;
+    int positive = dl_decade_span(v, n, &lo, &hi);
+    int width = (hi - lo + MAX_ROWS - 1) / MAX_ROWS; /* decades per row */
+    int rows = positive ? (hi - lo + width - 1) / width : 0;
+    int count[MAX_ROWS] = {0}, below = 0, most = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(v[i])) continue;
+        if (!(v[i] > 0.0)) {
+            below++;
+            continue;
+        }
+        int r = ((int)floor(log10(v[i])) - lo) / width;
+        count[r < rows ? r : rows - 1]++;
+    }
+    for (int r = 0; r < rows; r++) most = count[r] > most ? count[r] : most;
+    most = below > most ? below : most;
+    int label_w = below && (int)strlen(below_label) > 19 ? (int)strlen(below_label) : 19;
+    if (below) {
+        int bar = (below * WIDTH + most - 1) / most;
+        fprintf(f, "  %-*s |%-*.*s| %d\n", label_w, below_label, WIDTH, bar,
+                "########################################", below);
+    }
+    for (int r = 0; r < rows; r++) {
+        char left[16], right[16], range[40];
+        snprintf(left, sizeof left, "1e%+d", lo + r * width);
+        snprintf(right, sizeof right, "1e%+d", lo + (r + 1) * width);
+        snprintf(range, sizeof range, "%s - %s", left, right);
+        int bar = most ? (count[r] * WIDTH + most - 1) / most : 0;
+        fprintf(f, "  %-*s |%-*.*s| %d\n", label_w, range, WIDTH, bar,
+                "########################################", count[r]);
+    }
 }

@@ -25,6 +25,7 @@
 #define SAMPLE_ROWS    64   /* rows looked at before the layout is settled */
 #define DELIM_LINES    20   /* lines looked at to detect the delimiter */
 #define CODES_DISTINCT 20   /* at most this many distinct integers look like class codes */
+#define CODES_LISTED   10   /* a note lists this many of them at most */
 
 typedef struct {
     const char *p;
@@ -41,6 +42,37 @@ static span trim(span s)
 }
 
 /* Quotes a field for a message: printable, bounded. */
+static int cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+/* "0, 1, 2" for distinct sorted codes: every one when there are at most
+ * CODES_LISTED, else the smallest few, "..." and how many. */
+static void codes_list(const long *codes, int distinct, char *buf, size_t len)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    int shown = distinct <= CODES_LISTED ? distinct : CODES_LISTED - 2;
+    for (int k = 0; k < shown && at < len; k++)
+        at += (size_t)snprintf(buf + at, len - at, "%s%ld", k ? ", " : "", codes[k]);
+    if (shown < distinct && at < len) snprintf(buf + at, len - at, ", ... (%d values)", distinct);
+}
+
+/* "; the header names: 'a', 'b', ..." (the first NAMES_LISTED), for a
+ * message about a name that is not there. */
+#define NAMES_LISTED 8
+static const char *name_list(char *const *names, int n, char *buf, size_t len)
+{
+    size_t o = (size_t)snprintf(buf, len, "; the header names");
+    for (int j = 0; j < n && j < NAMES_LISTED && o < len; j++)
+        o += (size_t)snprintf(buf + o, len - o, "%s '%.40s'", j ? "," : "",
+                              names[j] ? names[j] : "");
+    if (n > NAMES_LISTED && o < len) snprintf(buf + o, len - o, ", ... (%d columns)", n);
+    return buf;
+}
+
 static const char *show(span s, char *buf, size_t len)
 {
     size_t o = 0;
@@ -309,9 +341,11 @@ dl_status dl_columns_resolve(const char *list, int ncols, char *const *names, in
                                "--columns: '%s' is not a column number, and the file has no "
                                "header row to name columns (see --header)",
                                show(item, qb, sizeof qb));
-            if (named < 0)
-                return DL_FAIL(DL_E_USAGE, "--columns: the header has no column named '%s'",
-                               show(item, qb, sizeof qb));
+            if (named < 0) {
+                char nb[512];
+                return DL_FAIL(DL_E_USAGE, "--columns: the header has no column named '%s'%s",
+                               show(item, qb, sizeof qb), name_list(names, ncols, nb, sizeof nb));
+            }
             if (named == label)
                 return DL_FAIL(DL_E_USAGE,
                                "--columns selects column %d, which is the label column (see "
@@ -513,6 +547,7 @@ typedef struct {
     bool *sel;     /* ncols: feature columns */
     size_t cap_rows;
     class_table classes;
+    bool codes_noted; /* the note lists the last column's whole numbers (then a feature) */
 } reader;
 
 /* Records the first failure; always false, for `return FAIL(...)`. */
@@ -623,8 +658,14 @@ static bool add_row(reader *r, const row *w)
         if (nr == NUM_OK) continue;
         if (nr == NUM_EMPTY)
             return FAIL(DL_E_INPUT, "%s:%zu: column %d: empty field", r->name, w->f[j].line, j + 1);
-        return FAIL(DL_E_INPUT, "%s:%zu: column %d: %s: \"%s\"", r->name, w->f[j].line, j + 1,
-                    num_message(nr), show(trim(s), qb, sizeof qb));
+        /* A word in a column other than the last may be a label column
+         * placed elsewhere (the label is looked for last by default). */
+        char hint[96] = "";
+        if (nr == NUM_BAD && j != r->ncols - 1)
+            snprintf(hint, sizeof hint, "; if this column is the label, use --label-column %d",
+                     j + 1);
+        return FAIL(DL_E_INPUT, "%s:%zu: column %d: %s: \"%s\"%s", r->name, w->f[j].line, j + 1,
+                    num_message(nr), show(trim(s), qb, sizeof qb), hint);
     }
     if (r->label >= 0) {
         span s = fs(w, r->label);
@@ -753,7 +794,7 @@ static bool settle(reader *r)
 
     /* The label column. Whole numbers with few distinct values in the last
      * column look like class codes: said when they end up as a feature. */
-    char codes_note[128] = "";
+    char codes_note[192] = "";
     const char *lc = o->label_column && strcmp(o->label_column, "auto") ? o->label_column : NULL;
     r->label = -1;
     bool ok = true;
@@ -782,23 +823,12 @@ static bool settle(reader *r)
             }
         }
         if (all_int && distinct >= 2 && distinct * 2 <= seen) {
-            /* The values seen, in order: all of them when few and the
-             * sample was the whole file, else the first few and "…". */
-            for (int i = 1; i < distinct; i++)
-                for (int k = i; k > 0 && codes[k - 1] > codes[k]; k--) {
-                    long t = codes[k];
-                    codes[k] = codes[k - 1], codes[k - 1] = t;
-                }
-            enum { SHOWN = 6 };
-            int shown = distinct < SHOWN ? distinct : SHOWN;
-            bool whole_file = r->n_sample < SAMPLE_ROWS;
-            char list[96] = "";
-            for (int i = 0; i < shown; i++)
-                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%ld", i ? ", " : "",
-                         codes[i]);
+            /* Every value when there are few, else the smallest few. */
+            qsort(codes, (size_t)distinct, sizeof codes[0], cmp_long);
+            char list[96];
+            codes_list(codes, distinct, list, sizeof list);
             snprintf(codes_note, sizeof codes_note,
-                     "the last column (whole numbers: %s%s) is a feature, not class labels", list,
-                     distinct > shown || !whole_file ? ", …" : "");
+                     "the last column (whole numbers: %s) is a feature, not class labels", list);
         }
     } else if (!strcmp(lc, "none")) {
         r->label = -1;
@@ -818,9 +848,11 @@ static bool settle(reader *r)
     } else {
         for (int j = 0; j < r->ncols && r->label < 0; j++)
             if (names[j] && !strcmp(names[j], lc)) r->label = j;
+        char listed[512];
         if (r->label < 0)
-            ok = FAIL(DL_E_USAGE, "--label-column: the header of %s has no column named '%s'",
-                      r->name, show((span){lc, strlen(lc)}, qb, sizeof qb));
+            ok = FAIL(DL_E_USAGE, "--label-column: the header of %s has no column named '%s'%s",
+                      r->name, show((span){lc, strlen(lc)}, qb, sizeof qb),
+                      name_list(names, r->ncols, listed, sizeof listed));
     }
 
     /* The feature columns. */
@@ -836,7 +868,10 @@ static bool settle(reader *r)
     for (int j = 0; ok && j < r->ncols; j++) cols += r->sel[j];
     if (ok && cols == 0)
         ok = FAIL(DL_E_INPUT, "%s: no feature columns (the only column is the label)", r->name);
-    if (ok && codes_note[0] && r->sel[last]) note_add(&nb, "--label-column", "%s", codes_note);
+    if (ok && codes_note[0] && r->sel[last]) {
+        note_add(&nb, "--label-column", "%s", codes_note);
+        r->codes_noted = true; /* its list is redone from every row once read */
+    }
     if (!ok) {
         if (names)
             for (int j = 0; j < r->ncols; j++) free(names[j]);
@@ -966,11 +1001,60 @@ static void feed(reader *r, const char *p, size_t n)
     if (r->p.quoted && !r->quote_line) r->quote_line = r->line;
 }
 
+/* The note on the last column's whole numbers was written from the first
+ * rows; every row is read now, so its list is redone from the column (the
+ * last feature) as loaded: "whole numbers: 0, 1" becomes "0, 1, 2" when the
+ * 2s come later. */
+static void relist_codes(dl_dataset *d)
+{
+    char *at = strstr(d->note, "whole numbers: ");
+    char *end = at ? strchr(at, ')') : NULL;
+    if (!end) return;
+    at += strlen("whole numbers: ");
+    long codes[CODES_DISTINCT + 1];
+    int distinct = 0;
+    for (int i = 0; i < d->rows && distinct <= CODES_DISTINCT; i++) {
+        long v = lrintf(d->x[(size_t)i * d->cols + d->cols - 1]);
+        int k = 0;
+        while (k < distinct && codes[k] != v) k++;
+        if (k == distinct) codes[distinct++] = v;
+    }
+    qsort(codes, (size_t)distinct, sizeof codes[0], cmp_long);
+    char list[96], rest[sizeof d->note];
+    if (distinct > CODES_DISTINCT)
+        snprintf(list, sizeof list, "%ld, %ld, ... (more than %d values)", codes[0], codes[1],
+                 CODES_DISTINCT);
+    else
+        codes_list(codes, distinct, list, sizeof list);
+    snprintf(rest, sizeof rest, "%s", end);
+    snprintf(at, sizeof d->note - (size_t)(at - d->note), "%s%s", list, rest);
+}
+
 static dl_status parse_text(const char *text, size_t len, const char *name,
                             const dl_load_options *opt, dl_dataset *out)
 {
+    /* Comment lines at the top (the first non-blank character '#', as
+     * numpy.loadtxt's default comments='#') are skipped, and blank lines
+     * among them, so that a commented preamble is never taken for a header;
+     * line numbers still count them. */
+    size_t skipped = 0, lines_skipped = 0;
+    bool comment_seen = false;
+    while (skipped < len) {
+        size_t e = skipped, i = skipped;
+        while (i < len && blank_char(text[i])) i++;
+        if (i < len && text[i] != '#' && text[i] != '\n' && text[i] != '\r') break;
+        comment_seen = comment_seen || (i < len && text[i] == '#');
+        while (e < len && text[e] != '\n' && text[e] != '\r') e++;
+        if (e < len) e += text[e] == '\r' && e + 1 < len && text[e + 1] == '\n' ? 2 : 1;
+        skipped = e, lines_skipped++;
+    }
+    if (!comment_seen) skipped = 0, lines_skipped = 0; /* blank lines alone: as before */
+    if (comment_seen && skipped == len)
+        return DL_FAIL(DL_E_INPUT, "%s: no data rows (only comment lines starting with '#')", name);
+    text += skipped, len -= skipped;
     reader *r = calloc(1, sizeof *r);
     if (!r) return DL_FAIL(DL_E_INPUT, "%s: out of memory reading the file", name);
+    r->line = lines_skipped;
     r->name = name;
     r->d = out;
     r->opt = opt;
@@ -1012,6 +1096,7 @@ static dl_status parse_text(const char *text, size_t len, const char *name,
     }
     if (!r->failed && out->rows < 2)
         FAIL(DL_E_INPUT, "%s: needs at least 2 data rows, found %d", name, out->rows);
+    if (!r->failed && r->codes_noted) relist_codes(out);
     dl_status st = r->failed ? r->st : DL_OK;
     csv_free(&r->p);
     row_free(&r->cur);

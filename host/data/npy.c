@@ -197,16 +197,17 @@ dl_status dl_npy_parse(const unsigned char *b, size_t len, const char *name,
     if (rows > INT32_MAX / cols)
         return DL_FAIL(DL_E_INPUT, "%s: .npy array of shape %s is too large", name, st);
     size_t count = (size_t)rows * (size_t)cols, have = len - start - hlen;
-    if (have / item < count || (have / item == count && have % item))
+    if (have / item < count)
         return DL_FAIL(DL_E_INPUT,
                        "%s: truncated .npy file: shape %s of float%d needs %zu bytes of data, "
                        "%zu are there",
                        name, st, (int)item * 8, count * item, have);
     if (have > count * item)
         return DL_FAIL(DL_E_INPUT,
-                       "%s: %zu bytes after the .npy array's data (a damaged file, or several "
-                       "arrays in one?)",
-                       name, have - count * item);
+                       "%s: .npy file has %zu byte%s after the data (shape %s of float%d needs "
+                       "%zu bytes; a damaged file, or several arrays in one?)",
+                       name, have - count * item, have - count * item == 1 ? "" : "s", st,
+                       (int)item * 8, count * item);
 
     int ncols = (int)cols;
     bool *sel = malloc((size_t)ncols * sizeof(bool));

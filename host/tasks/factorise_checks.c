@@ -20,6 +20,18 @@ void dl_factorise_warn(dl_factorise_checks *c, const char *fmt, ...)
         if (*p == '\n' || *p == '\r') *p = ' ';
 }
 
+void dl_factorise_check_zero(dl_factorise_checks *c, const char *why)
+{
+    c->relative_gap_defined = c->subspace_defined = c->tied = false;
+    snprintf(c->gap_why, sizeof c->gap_why, "%s", why);
+    snprintf(c->subspace_why, sizeof c->subspace_why, "%s", why);
+    c->n_warnings = 0;
+    dl_factorise_warn(c,
+                      "%s: every factorisation with U V^T = 0 is optimal, so the relative gap, "
+                      "the principal angles and the aligned residual are undefined",
+                      why);
+}
+
 void dl_factorise_check_spectrum(int m, int n, int k, const double *s, int p,
                                  dl_factorise_checks *c)
 {
@@ -32,12 +44,7 @@ void dl_factorise_check_spectrum(int m, int n, int k, const double *s, int p,
     c->subspace_defined = sk > c->sv_tol;
     c->tied = c->relative_gap_defined && sk - sk1 <= c->sv_tol;
     if (s1 == 0.0) {
-        snprintf(c->gap_why, sizeof c->gap_why, "the matrix is zero");
-        snprintf(c->subspace_why, sizeof c->subspace_why, "the matrix is zero");
-        dl_factorise_warn(c,
-                          "the matrix is zero: every factorisation with U V^T = 0 is optimal, so "
-                          "the relative gap, the principal angles and the aligned residual are "
-                          "undefined");
+        dl_factorise_check_zero(c, "the matrix is zero");
         return;
     }
     if (!c->relative_gap_defined) {
@@ -96,4 +103,18 @@ void dl_factorise_check_below(int m, int n, double sumsq, double sse_svd, const 
                           "%d model%s ended below the SVD optimum by more than rounding (by up to "
                           "%.3g; rounding allows %.3g): the SVD baseline is inaccurate here",
                           below, below == 1 ? "" : "s", sse_svd - sse_gd[worst], tol);
+}
+
+void dl_factorise_check_lab_step(double lr, double sigma1, int epochs, dl_factorise_checks *c)
+{
+    if (!(sigma1 > 0.0) || !(lr > 0.0) || epochs < 1) return;
+    double progress = lr * sigma1 * epochs;
+    if (progress >= DL_LAB_MIN_PROGRESS) return;
+    dl_factorise_warn(c,
+                      "the lab preset's learning rate %.3g is far below the data's scale "
+                      "(sigma_1 = %.3g: lr x sigma_1 x epochs = %.2g), so gradient descent "
+                      "from its U[0,1) start cannot make progress and the result says nothing "
+                      "about the data; use the careful preset (--preset careful), which takes "
+                      "its step from sigma_1",
+                      lr, sigma1, progress);
 }

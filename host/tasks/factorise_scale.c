@@ -105,7 +105,8 @@ double dl_stable_lr(dl_factorise_preset preset, double sigma1, int m, int n, int
 double dl_suggested_lr(dl_factorise_preset preset, double sigma1, int m, int n, int k)
 {
     double stable = dl_stable_lr(preset, sigma1, m, n, k);
-    return isfinite(stable) ? DL_SUGGESTED_FRACTION * stable : dl_careful_lr(sigma1);
+    if (preset != DL_FACTORISE_LAB || !isfinite(stable)) return dl_careful_lr(sigma1);
+    return DL_SUGGESTED_FRACTION_LAB * stable;
 }
 
 bool dl_sumsq_overflows(double train_sumsq) { return !(train_sumsq < FLT_MAX / 16.0); }
@@ -129,10 +130,16 @@ void dl_factorise_explain(const dl_factorise_result *r, int epochs, bool nan, ch
             "the data by 2^%d; a step for this data is lr %.3g in its units (about %.2g / sigma_1, "
             "sigma_1 = %.4g)",
             train_sumsq, train_sumsq > FLT_MAX ? "exceeds" : "comes within a factor 16 of",
-            (double)FLT_MAX, -r->scale_log2 > 0 ? -r->scale_log2 : 0, r->suggested_lr,
+            (double)FLT_MAX, -r->scale_log2 > 0 ? -r->scale_log2 : 0, dl_careful_lr(s1),
             DL_CAREFUL_LR_SIGMA, s1);
         return;
     }
+    /* Just under the limit is the fastest stable step from the lab's start;
+     * a smaller one is stable too but needs more epochs. */
+    const char *slower = r->preset == DL_FACTORISE_LAB
+                             ? " (just under that limit; smaller steps are stable but need more "
+                               "epochs)"
+                             : "";
     /* The lab's start converges slowly at any stable step: say what does. */
     const char *lab = r->preset == DL_FACTORISE_LAB
                           ? ", or the careful preset (the default), which starts balanced and "
@@ -142,11 +149,12 @@ void dl_factorise_explain(const dl_factorise_result *r, int epochs, bool nan, ch
         snprintf(buf, len,
                  ": the learning rate %.3g is too large for this data - with sigma_1 = %.4g "
                  "(power iteration) gradient descent from this start is stable only below about "
-                 "%.3g; try a smaller learning rate such as --lr %.2g%s",
-                 r->lr, s1, r->stable_lr, r->suggested_lr, lab);
-    else
+                 "%.3g; try a smaller learning rate such as --lr %.2g%s%s",
+                 r->lr, s1, r->stable_lr, r->suggested_lr, slower, lab);
+    else /* never suggest a step as large as the one that diverged */
         snprintf(buf, len,
                  " although the learning rate %.3g is below the stable limit estimated from "
                  "sigma_1 = %.4g (about %.3g); try a smaller learning rate such as --lr %.2g%s",
-                 r->lr, s1, r->stable_lr, r->suggested_lr, lab);
+                 r->lr, s1, r->stable_lr, r->lr <= r->suggested_lr ? r->lr / 2 : r->suggested_lr,
+                 lab);
 }

@@ -520,6 +520,7 @@ dl_status dl_mlp_run(dl_backend *be, const dl_dataset *d, const dl_mlp_config *c
     DL_TRY(dl_mlp_prepare(d, cfg, &data));
     dl_status st = dl_mlp_train(be, &data, cfg, NULL, res);
     dl_mlp_data_free(&data);
+    if (st == DL_OK) dl_mlp_scale_check(d, cfg, res->warning, sizeof res->warning);
     return st;
 }
 

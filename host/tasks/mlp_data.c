@@ -6,6 +6,7 @@
 #include "dlab/rng.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,4 +181,40 @@ dl_status dl_mlp_split(const dl_dataset *d, const dl_mlp_config *cfg, int model,
     dl_rng_permutation(&rng, perm, (size_t)N);
     if (cfg->preset == DL_MLP_CAREFUL) column_stats(d, perm, cfg->train, true, mean, scale);
     return DL_OK;
+}
+
+bool dl_mlp_scale_check(const dl_dataset *d, const dl_mlp_config *cfg, char *buf, size_t len)
+{
+    if (len) buf[0] = '\0';
+    if (cfg->preset != DL_MLP_LAB || d->rows < 1) return false;
+    int worst = -1;
+    double worst_spread = 1.0, worst_far = 0.0;
+    for (int j = 0; j < d->cols; j++) {
+        double mu = 0.0, var = 0.0;
+        for (int i = 0; i < d->rows; i++) mu += d->x[(size_t)i * d->cols + j];
+        mu /= d->rows;
+        for (int i = 0; i < d->rows; i++) {
+            double dx = d->x[(size_t)i * d->cols + j] - mu;
+            var += dx * dx;
+        }
+        var /= d->rows;
+        if (!(var > 0.0)) continue; /* a constant column is left unscaled */
+        double spread = sqrt(var) / var;
+        if (spread >= DL_MLP_SPREAD_MIN && spread <= DL_MLP_SPREAD_MAX) continue;
+        double far = fabs(log10(spread));
+        if (far > worst_far) worst = j, worst_spread = spread, worst_far = far;
+    }
+    if (worst < 0) return false;
+    char name[64];
+    if (d->col_names && d->col_names[worst])
+        snprintf(name, sizeof name, "'%s'", d->col_names[worst]);
+    else
+        snprintf(name, sizeof name, "%d", worst + 1);
+    snprintf(buf, len,
+             "the lab preset divides each feature by its variance, which leaves column %s "
+             "(standard deviation %.3g) with inputs of about %.3g instead of about 1, so the "
+             "network %s; use the careful preset (--preset careful), which standardises",
+             name, 1.0 / worst_spread, worst_spread,
+             worst_spread < 1.0 ? "can hardly learn from them" : "is likely to diverge");
+    return true;
 }

@@ -45,6 +45,13 @@ typedef struct {
 void dl_factorise_check_spectrum(int m, int n, int k, const double *s, int p,
                                  dl_factorise_checks *c);
 
+/* Marks the figures undefined for a zero matrix, saying why (e.g. "the
+ * matrix is zero", or "the matrix is zero after centring (every column is
+ * constant)" when the data were not zero before), and replaces the
+ * warnings with the one that says so. Called by
+ * dl_factorise_check_spectrum when sigma_1 = 0. */
+void dl_factorise_check_zero(dl_factorise_checks *c, const char *why);
+
 /* How far below sse_svd a gradient-descent SSE may lie by float32 rounding
  * alone, for an m x n matrix with ||A||_F^2 = sumsq: 4 t (sqrt(sse_svd) + t)
  * with t = max(m, n) eps ||A||_F, the first-order effect of perturbing A and
@@ -55,6 +62,17 @@ double dl_factorise_below_tol(int m, int n, double sumsq, double sse_svd);
  * dl_factorise_below_tol (the SVD baseline is then the inaccurate one). */
 void dl_factorise_check_below(int m, int n, double sumsq, double sse_svd, const double *sse_gd,
                               int seeds, dl_factorise_checks *c);
+
+/* Adds a warning when the lab preset's step cannot move its start towards
+ * the data: from U, V ~ U[0,1) (entries of order 1) the data enter each
+ * epoch's update only through the term 2 lr A V of the gradient, which
+ * changes the factors by about lr sigma_1 of their size per epoch (sigma_1 =
+ * ||A||_2). When lr sigma_1 epochs < DL_LAB_MIN_PROGRESS the whole run moves
+ * them by less than that fraction towards A (e.g. iris x 1e-30 at lr 0.01:
+ * 2.5e-28), so the result says nothing about the data. sigma1 <= 0 (a zero
+ * matrix, or no estimate) adds nothing. */
+#define DL_LAB_MIN_PROGRESS 1e-3
+void dl_factorise_check_lab_step(double lr, double sigma1, int epochs, dl_factorise_checks *c);
 
 /* Appends a warning (printf-style, cut to one line); ignored once
  * DL_CHECKS_MAX_WARNINGS are held. */

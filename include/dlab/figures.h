@@ -81,6 +81,7 @@ dl_status dl_figure_mlp(const char *path, dl_fig_format fmt, const dl_fig_mlp *f
  * lab's 40-55 % validation accuracy. */
 typedef struct {
     const float *values;
+    const double *values_d; /* the same in double, used instead of values when not NULL */
     int n;
     size_t stride; /* elements between values; 0 means 1 */
     double lo, hi;
@@ -88,6 +89,10 @@ typedef struct {
     bool log10_x;
     double band_lo, band_hi;
     const char *xlabel, *title;
+    /* With log10_x: values <= 0 have no logarithm; they are left out and
+     * drawn as a grey bar left of the axis and counted in the title as
+     * "grey: N <below_label>" (NULL: "at or below 0"). */
+    const char *below_label;
 } dl_fig_histogram;
 
 dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_histogram *h);

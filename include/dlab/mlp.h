@@ -65,6 +65,8 @@ typedef struct {
     int32_t *y_val;   /* models x n_val */
 } dl_mlp_data;
 
+#define DL_MLP_WARNING_LEN 384
+
 typedef struct {
     int features, hidden, classes, models;
     int n_train, n_val, batch;    /* batch: the effective mini-batch size */
@@ -77,7 +79,8 @@ typedef struct {
                               accuracy (earliest on ties; finite-loss epochs only) */
     float *params;   /* models x P: the final parameters */
     double train_seconds;
-    dl_stop stop; /* why training ended early, if it did */
+    dl_stop stop;                     /* why training ended early, if it did */
+    char warning[DL_MLP_WARNING_LEN]; /* one line (dl_mlp_scale_check), "" when none */
 } dl_mlp_result;
 
 /* The value of metric `k` of model `model` after epoch `epoch` (0-based). */
@@ -108,6 +111,18 @@ dl_status dl_mlp_validate(const dl_dataset *d, const dl_mlp_config *cfg);
  * scales the features as the preset says. Host only. */
 dl_status dl_mlp_prepare(const dl_dataset *d, const dl_mlp_config *cfg, dl_mlp_data *out);
 void dl_mlp_data_free(dl_mlp_data *data);
+
+/* The lab preset scales inputs as (x - mean) / variance, which leaves a
+ * feature of standard deviation sigma with a spread of 1 / sigma rather
+ * than 1: in units where sigma is far from 1 the inputs all but vanish
+ * (iris x 1e20: about 1e-20, below anything the N(0, 1) weights and lr 0.01
+ * can act on within the epochs) or blow up (a near-constant feature). When a
+ * feature's scaled spread lies outside [DL_MLP_SPREAD_MIN, DL_MLP_SPREAD_MAX]
+ * writes a one-line warning naming the one furthest out into buf and returns
+ * true; otherwise (and for the careful preset, which standardises) buf = "". */
+#define DL_MLP_SPREAD_MIN 1e-3
+#define DL_MLP_SPREAD_MAX 1e3
+bool dl_mlp_scale_check(const dl_dataset *d, const dl_mlp_config *cfg, char *buf, size_t len);
 
 /* What dl_mlp_prepare does for model `model` (0-based; seed cfg->seed +
  * model), told rather than done: perm (d->rows entries) receives the data

@@ -29,10 +29,12 @@ dl_status dl_predictions_csv_write(FILE *f, const void *csv); /* a dl_write_fn *
  * class, columns the predicted one; null when counts is NULL. */
 void dl_json_confusion(dl_json *j, const char *key, const int *counts, int classes);
 
-/* The matrix as a text table under a title line, names cut to 15 bytes:
+/* The matrix as a text table under a title line, every column as wide as
+ * the longest class name (in UTF-8 characters; at most 40, a longer name cut
+ * to 39 and an ellipsis) or the largest count:
  *   validation confusion matrix (rows: true class, columns: predicted)
- *                      Iris-setosa  Iris-versicolo  ...
- *     Iris-setosa               17               0  ... */
+ *                          Iris-setosa  Iris-versicolor  ...
+ *     Iris-setosa                   17                0  ... */
 void dl_print_confusion(FILE *f, const char *title, const int *counts, int classes,
                         char *const *class_names);
 

@@ -32,7 +32,7 @@ typedef struct {
     const double *angles_deg; /* r->rank principal angles, or NULL */
     double aligned_residual;
     const char *align_note; /* why there are no angles */
-    const float *gaps;      /* r->seeds gaps to the SVD optimum, or NULL */
+    const double *gaps;     /* r->seeds gaps to the SVD optimum, or NULL */
     const double *rel_gaps; /* r->seeds relative gaps, or NULL when undefined for the data */
     const char *gap_why;    /* why the relative gap is undefined */
     const char (*warnings)[DL_CHECKS_LINE]; /* n_warnings one-line warnings */

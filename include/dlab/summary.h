@@ -13,6 +13,9 @@ typedef struct {
     double min, p10, median, p90, max, mean;
 } dl_stats;
 
+/* "" for one, "s" otherwise: "1 epoch", "2 epochs". */
+static inline const char *dl_plural(long long n) { return n == 1 ? "" : "s"; }
+
 /* qsort comparator: ascending doubles. */
 int dl_cmp_double(const void *a, const void *b);
 
@@ -30,6 +33,19 @@ void dl_stats_compute_d(const double *v, int n, int stride, dl_stats *out);
  * out; with none finite nothing is printed. */
 void dl_print_histogram(FILE *f, const float *v, int n, int stride, double lo, double hi, int bins,
                         const char *fmt);
+
+/* The decades that the positive finite values of v[0..n) span: 10^lo is at
+ * or below the smallest, 10^hi above the largest (lo < hi). Returns how many
+ * values are positive and finite; with none, lo = 0 and hi = 1. */
+int dl_decade_span(const double *v, int n, int *lo, int *hi);
+
+/* A text histogram of v[0..n) by order of magnitude, one line per decade
+ * (several decades a line past 12) over the decades the data span, so that
+ * no value is clamped into an end bin; values <= 0 get their own first line
+ * labelled `below_label` (e.g. rounding under an optimum), non-finite ones
+ * are left out:
+ *   "  1e-7 - 1e-6         |#########            |  41" */
+void dl_print_decade_histogram(FILE *f, const double *v, int n, const char *below_label);
 
 /* "key": {"n":..,"min":..,"p10":..,"median":..,"p90":..,"max":..,"mean":..} */
 void dl_json_stats(dl_json *j, const char *key, const dl_stats *s);
