@@ -463,10 +463,13 @@ dl_status dl_cmd_factorise(dl_cmd *c)
         st = dl_cmd_load_data(c, path, false, &d);
         if (ranks > 1) st = dl_comm_agree(comm, st);
         if (st != DL_OK) return st;
+        /* Rows are shared for one model; several split their seeds and
+         * each rank trains its own on the whole matrix. */
+        const bool share_rows = ranks > 1 && cfg.seeds == 1;
         int first = 0, count = d.rows;
-        if (ranks > 1) dl_comm_shard(d.rows, ranks, dl_comm_rank(comm), &first, &count);
+        if (share_rows) dl_comm_shard(d.rows, ranks, dl_comm_rank(comm), &first, &count);
         float *rows = d.x + (size_t)first * d.cols;
-        if (o->center && ranks > 1) {
+        if (o->center && share_rows) {
             /* The means of every row, summed over the ranks, subtracted
              * from this rank's rows as one process subtracts them. */
             double *mu = malloc(sizeof(double) * (size_t)d.cols);
@@ -497,8 +500,9 @@ dl_status dl_cmd_factorise(dl_cmd *c)
         if (st == DL_OK && root) st = dl_out_prepare(&out, o->force);
         if (ranks > 1) st = dl_comm_agree(comm, st);
         if (st == DL_OK)
-            st = ranks > 1 ? dl_factorise_rows(c->be, rows, d.rows, d.cols, &cfg, &r)
-                           : dl_factorise(c->be, d.x, d.rows, d.cols, &cfg, &r);
+            st = share_rows  ? dl_factorise_rows(c->be, rows, d.rows, d.cols, &cfg, &r)
+                 : ranks > 1 ? dl_factorise_split_seeds(c->be, d.x, d.rows, d.cols, &cfg, &r)
+                             : dl_factorise(c->be, d.x, d.rows, d.cols, &cfg, &r);
     }
     if (st != DL_OK) {
         dl_dataset_free(&d);

@@ -125,6 +125,20 @@ dl_status dl_factorise_synthetic(dl_backend *be, int m, int n, int true_rank, fl
 dl_status dl_factorise_rows(dl_backend *be, const float *a, int m, int n,
                             const dl_factorise_config *cfg, dl_factorise_result *res);
 
+/* `seeds` models of the whole m x n matrix `a` (every rank passes all of
+ * it) split over the ranks of be->comm: rank r trains the models of its
+ * dl_comm_shard(seeds, ranks, r) block, seeds seed + first, ..., with no
+ * traffic while training, so each model's figures are bit for bit those
+ * of one process on the same backend. Rank 0 then holds the whole result:
+ * every model's final error and loss history (up to the fewest epochs any
+ * rank ran), its own model 0's factors, the SVD baseline (computed there
+ * alone) and the stop one process would report (the worst; the earliest
+ * divergence). The other ranks hold their own block's result. A
+ * collective; every rank returns the same status. With no communicator or
+ * one rank it is dl_factorise. DL_E_USAGE when seeds < ranks. */
+dl_status dl_factorise_split_seeds(dl_backend *be, const float *a, int m, int n,
+                                   const dl_factorise_config *cfg, dl_factorise_result *res);
+
 dl_status dl_factorise_validate(int m, int n, const dl_factorise_config *cfg);
 void dl_factorise_result_free(dl_factorise_result *r);
 

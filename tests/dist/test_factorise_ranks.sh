@@ -7,6 +7,9 @@
 #   reruns     2 and 3 ranks: the same figures, bit for bit, run after run
 #   bad-input  a bad file, a bad row, too few rows for the ranks, a task that
 #              runs alone: every rank exits 2, rank 0 says why once
+#   seeds      --seeds split over 2 and 3 ranks: every model's figures, the
+#              histories and the stop are bit for bit one process's (also
+#              when some models diverge)
 #   out        --out: rank 0 alone writes the files, with every row of U
 #   interrupt  SIGINT to one rank: every rank stops after the same epoch and
 #              rank 0 reports the interrupted run, exit 130
@@ -88,12 +91,14 @@ sys.exit(1 if bad else 0)
 EOF
 }
 
-# figures FILE: the JSON without its timings.
+# figures FILE: the JSON without its timings, the machine and the count of ranks.
 figures() {
   python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
-print(json.dumps({k: v for k, v in d.items() if "seconds" not in k}, sort_keys=True))' "$1"
+skip = ("device", "ranks")
+print(json.dumps({k: v for k, v in d.items() if "seconds" not in k and k not in skip},
+                 sort_keys=True))' "$1"
 }
 
 case "$case_name" in
@@ -121,6 +126,19 @@ reruns)
       || bad "$np ranks: the figures differ between runs"
   done
   ;;
+seeds)
+  for args in "--preset lab --seeds 7" "--preset careful --seeds 5 --rank 3" \
+    "--preset lab --seeds 4 --lr 0.3"; do
+    ranks 1 --task factorise --data "$iris" $args --json --quiet
+    figures "$tmp/out" >"$tmp/one" || { bad "$args: one process: exit $rc"; show; }
+    for np in 2 3; do
+      ranks "$np" --task factorise --data "$iris" $args --json --quiet
+      figures "$tmp/out" >"$tmp/split" || { bad "$args: $np ranks: exit $rc"; show; }
+      cmp -s "$tmp/one" "$tmp/split" && ok \
+        || bad "$args on $np ranks: the figures differ from one process's"
+    done
+  done
+  ;;
 bad-input)
   printf '1,2,3\n4,5,6\n7,8,9\n1,2,3\n4,5,x\n7,8,9\n' >"$tmp/bad-row.csv"
   printf '1,2\n3,4\n' >"$tmp/two.csv"
@@ -137,8 +155,8 @@ bad-input)
   expect "fewer rows than ranks" "2 rows, fewer than the 3 ranks"
   ranks 2 --task mlp --quiet
   expect "mlp on several ranks" "runs in one process"
-  ranks 2 --task factorise --data "$iris" --seeds 4 --quiet
-  expect "--seeds on several ranks" "seeds 4: several models"
+  ranks 3 --task factorise --data "$iris" --seeds 2 --quiet
+  expect "fewer seeds than ranks" "seeds 2 is fewer than the 3 ranks"
   ;;
 out)
   ranks 1 --task factorise --data "$iris" --preset careful --quiet --out "$tmp/one"
