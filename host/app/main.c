@@ -1,8 +1,8 @@
 /* dlab-gpu: parse options, pick a backend, run the task, map the outcome to
  * an exit status (0 ok, 1 runtime failure, 2 bad usage or input, 130
  * interrupted). Started by an MPI launcher as several ranks (dlab/comm.h),
- * the ranks share a factorisation's rows; every rank reaches the same exit
- * status and rank 0 alone prints. */
+ * the ranks share a factorisation's rows, or split --seeds; every rank
+ * reaches the same exit status and rank 0 alone prints. */
 #define _POSIX_C_SOURCE 200809L
 #include "dlab/cmd.h"
 #include "dlab/comm.h"
@@ -119,11 +119,9 @@ int main(int argc, char **argv)
                    dl_have_cuda_build() ? "built in" : "not built");
         return finish(comm, DL_OK);
     }
-    if (ranks > 1 && (opt.task == DL_TASK_MLP || opt.task == DL_TASK_PREDICT))
+    if (ranks > 1 && opt.task == DL_TASK_PREDICT)
         return finish(comm, DL_FAIL(DL_E_USAGE,
-                                    "--task %s runs in one process; only factorise shares its "
-                                    "rows over %d ranks",
-                                    opt.task == DL_TASK_MLP ? "mlp" : "predict", ranks));
+                                    "--task predict runs in one process, not on %d ranks", ranks));
     if (!root) opt.quiet = true;
 
     char note[512];

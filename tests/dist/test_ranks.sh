@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# dlab-gpu --task factorise with its rows spread over 2 and 3 CPU ranks.
-# usage: test_factorise_ranks.sh CASE path/to/dlab-gpu path/to/iris.data mpiexec [flags...]
+# dlab-gpu on 2 and 3 CPU ranks: factorise with its rows spread over them,
+# and --seeds split over them (factorise and mlp).
+# usage: test_ranks.sh CASE path/to/dlab-gpu path/to/iris.data mpiexec [flags...]
 #   equal      lab and careful on iris: the SSE, the SVD's singular values and
 #              SSE, and the loss history equal one process's within 1e-5
 #              relative; the run's JSON says how many ranks shared the rows
 #   reruns     2 and 3 ranks: the same figures, bit for bit, run after run
 #   bad-input  a bad file, a bad row, too few rows for the ranks, a task that
 #              runs alone: every rank exits 2, rank 0 says why once
-#   seeds      --seeds split over 2 and 3 ranks: every model's figures, the
-#              histories and the stop are bit for bit one process's (also
-#              when some models diverge)
+#   seeds      --seeds split over 2 and 3 ranks, factorise and mlp: every
+#              model's figures, the histories and the stop are bit for bit
+#              one process's (also when some models diverge)
 #   out        --out: rank 0 alone writes the files, with every row of U
 #   interrupt  SIGINT to one rank: every rank stops after the same epoch and
 #              rank 0 reports the interrupted run, exit 130
@@ -127,12 +128,14 @@ reruns)
   done
   ;;
 seeds)
-  for args in "--preset lab --seeds 7" "--preset careful --seeds 5 --rank 3" \
-    "--preset lab --seeds 4 --lr 0.3"; do
-    ranks 1 --task factorise --data "$iris" $args --json --quiet
+  for args in "--task factorise --preset lab --seeds 7" \
+    "--task factorise --preset careful --seeds 5 --rank 3" \
+    "--task factorise --preset lab --seeds 4 --lr 0.3" "--task mlp --preset lab --seeds 5" \
+    "--task mlp --optim adam --batch 16 --seeds 4 --epochs 60"; do
+    ranks 1 --data "$iris" $args --json --quiet
     figures "$tmp/out" >"$tmp/one" || { bad "$args: one process: exit $rc"; show; }
     for np in 2 3; do
-      ranks "$np" --task factorise --data "$iris" $args --json --quiet
+      ranks "$np" --data "$iris" $args --json --quiet
       figures "$tmp/out" >"$tmp/split" || { bad "$args: $np ranks: exit $rc"; show; }
       cmp -s "$tmp/one" "$tmp/split" && ok \
         || bad "$args on $np ranks: the figures differ from one process's"
@@ -153,8 +156,10 @@ bad-input)
   expect "a missing file" "missing.csv: cannot open"
   ranks 3 --task factorise --data "$tmp/two.csv" --rank 1 --quiet
   expect "fewer rows than ranks" "2 rows, fewer than the 3 ranks"
-  ranks 2 --task mlp --quiet
-  expect "mlp on several ranks" "runs in one process"
+  ranks 2 --task mlp --data "$iris" --quiet
+  expect "one mlp on two ranks" "seeds 1 is fewer than the 2 ranks"
+  ranks 2 --task predict --model "$tmp/none.json" --data "$iris" --quiet
+  expect "predict on several ranks" "predict runs in one process"
   ranks 3 --task factorise --data "$iris" --seeds 2 --quiet
   expect "fewer seeds than ranks" "seeds 2 is fewer than the 3 ranks"
   ;;
@@ -199,4 +204,4 @@ sys.exit(0 if d["status"] == "interrupted" and 0 < d["epochs_run"] < d["epochs"]
   bad "unknown case $case_name"
   ;;
 esac
-finish "test_factorise_ranks $case_name"
+finish "test_ranks $case_name"
