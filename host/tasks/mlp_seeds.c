@@ -122,8 +122,7 @@ dl_status dl_mlp_split_seeds(dl_backend *be, const dl_dataset *d, const dl_mlp_c
         int32_t *best = (int32_t *)(v + 4 * c);
         for (size_t b = 0; b < c; b++) best[b] = res->best_epoch[b];
         memcpy(v + 5 * c, res->params, sizeof(float) * c * res->n_params);
-        memcpy(v + 5 * c + c * res->n_params, res->history,
-               sizeof(float) * E * DL_MLP_METRICS * c);
+        memcpy(v + 5 * c + c * res->n_params, res->history, sizeof(float) * E * DL_MLP_METRICS * c);
     }
     st = block ? DL_OK : DL_FAIL(DL_E_MEMORY, "out of host memory for %d models", count);
     void *all = NULL;
