@@ -350,12 +350,10 @@ static dl_status measure(dl_backend *be, fact_job *j, int e, bool sumsq, double 
 {
     const size_t mn = (size_t)j->m_local * j->n;
     fact_ctx c = {.m = j->m_local, .n = j->n};
-    dl_status st;
-    if ((st = dl_alloc(be, sizeof(float) * mn, (void **)&c.a)) == DL_OK &&
-        (st = dl_alloc(be, sizeof(float) * mn, (void **)&c.e)) == DL_OK &&
-        (st = dl_alloc(be, sizeof(float), (void **)&c.metrics)) == DL_OK &&
-        (st = place_matrix(be, &c, &j->in, e)) == DL_OK)
-        st = DL_OK;
+    dl_status st = dl_alloc(be, sizeof(float) * mn, (void **)&c.a);
+    if (st == DL_OK) st = dl_alloc(be, sizeof(float) * mn, (void **)&c.e);
+    if (st == DL_OK) st = dl_alloc(be, sizeof(float), (void **)&c.metrics);
+    if (st == DL_OK) st = place_matrix(be, &c, &j->in, e);
     if (j->comm) st = dl_comm_agree(j->comm, st); /* before the power iteration's sums */
     if (st == DL_OK) {
         if (sumsq) {

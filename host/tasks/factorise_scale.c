@@ -1,6 +1,7 @@
 /* Scaling, sigma_1, the careful preset's rules and divergence messages for
  * the factorisation (see include/dlab/factorise_scale.h for the sources). */
 #include "dlab/factorise_scale.h"
+#include "dlab/comm.h"
 
 #include <float.h>
 #include <math.h>
@@ -80,11 +81,11 @@ static dl_status sigma1_estimate(dl_backend *be, const float *a, int m, int n, b
     *sigma1 = 0.0;
     if (m < 1 || n < 1) return DL_FAIL(DL_E_USAGE, "sigma_1 estimate: bad shape %dx%d", m, n);
     float *v = NULL, *w = NULL, *scratch = NULL;
-    dl_status st;
-    if ((st = dl_alloc(be, sizeof(float) * ((size_t)n + 1), (void **)&v)) == DL_OK &&
-        (st = dl_alloc(be, sizeof(float) * ((size_t)m + 1), (void **)&w)) == DL_OK &&
-        (st = dl_alloc(be, sizeof(float) * 2, (void **)&scratch)) == DL_OK)
-        st = power_iterate(be, a, m, n, v, w, scratch, ranks, sigma1);
+    dl_status st = dl_alloc(be, sizeof(float) * ((size_t)n + 1), (void **)&v);
+    if (st == DL_OK) st = dl_alloc(be, sizeof(float) * ((size_t)m + 1), (void **)&w);
+    if (st == DL_OK) st = dl_alloc(be, sizeof(float) * 2, (void **)&scratch);
+    if (ranks && be->comm) st = dl_comm_agree(be->comm, st); /* every rank iterates, or none */
+    if (st == DL_OK) st = power_iterate(be, a, m, n, v, w, scratch, ranks, sigma1);
     dl_free(be, v), dl_free(be, w), dl_free(be, scratch);
     return st;
 }
