@@ -185,7 +185,8 @@ interrupt)
   run_job 90 "${launcher[@]}" -np 2 "$dlab" --task factorise --data "$iris" --epochs 100000000 \
     --json --quiet
   for _ in $(seq 50); do
-    pids=($(pgrep -P "$job"))
+    # the launcher's children: the ranks (Open MPI starts them itself on one node)
+    pids=($(cat /proc/"$job"/task/*/children 2>/dev/null))
     [ "${#pids[@]}" -eq 2 ] && break
     sleep 0.2
   done
