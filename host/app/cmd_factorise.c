@@ -5,6 +5,7 @@
  * (host/tasks/factorise_checks.c) are null in JSON, "undefined: why" in the
  * text and the page, and a warning says why. */
 #include "dlab/cmd.h"
+#include "dlab/comm.h"
 #include "dlab/data.h"
 #include "dlab/factorise.h"
 #include "dlab/factorise_checks.h"
@@ -13,6 +14,7 @@
 #include "dlab/report.h"
 #include "dlab/report_html.h"
 #include "dlab/subspace.h"
+#include "dlab/tsqr.h"
 #include "dlab/summary.h"
 
 #include <math.h>
@@ -180,6 +182,8 @@ static dl_status write_json(FILE *f, const void *ctx)
     else
         dl_json_null(&j, "sigma1_estimate");
     dl_json_int(&j, "seed", (long long)cfg->seed);
+    if (rep->c->be->comm && dl_comm_size(rep->c->be->comm) > 1)
+        dl_json_int(&j, "ranks", dl_comm_size(rep->c->be->comm));
     dl_json_str(&j, "backend", rep->c->be->name);
     dl_json_str(&j, "device", rep->c->be->device);
     dl_json_num(&j, "sse_gd", reported_sse_gd(r));
@@ -491,6 +495,15 @@ dl_status dl_cmd_factorise(dl_cmd *c)
     char source[512];
     bool centred = false;
     float *means = NULL;
+    dl_comm *comm = c->be->comm;
+    const int ranks = comm ? dl_comm_size(comm) : 1;
+    const bool root = !comm || dl_comm_rank(comm) == 0;
+    if (!root) cfg.loop.progress = NULL; /* rank 0 alone speaks */
+    if (ranks > 1 && o->synth_m)
+        return DL_FAIL(DL_E_USAGE,
+                       "--synthetic runs in one process; give a data file to share "
+                       "its rows over %d ranks",
+                       ranks);
     if (o->synth_m) {
         snprintf(source, sizeof source, "synthetic %dx%d", o->synth_m, o->synth_n);
         DL_TRY(dl_factorise_validate(o->synth_m, o->synth_n, &cfg));
@@ -500,9 +513,32 @@ dl_status dl_cmd_factorise(dl_cmd *c)
     } else {
         const char *path = o->data ? o->data : dl_default_data_path();
         snprintf(source, sizeof source, "%s", path);
-        DL_TRY(dl_cmd_load_data(c, path, false, &d));
-        st = DL_OK;
-        if (o->center) {
+        /* Every rank reads the file and keeps its own rows. */
+        st = dl_cmd_load_data(c, path, false, &d);
+        if (ranks > 1) st = dl_comm_agree(comm, st);
+        if (st != DL_OK) return st;
+        /* Rows are shared for one model; several split their seeds and
+         * each rank trains its own on the whole matrix. */
+        const bool share_rows = ranks > 1 && cfg.seeds == 1;
+        int first = 0, count = d.rows;
+        if (share_rows) dl_comm_shard(d.rows, ranks, dl_comm_rank(comm), &first, &count);
+        float *rows = d.x + (size_t)first * d.cols;
+        if (o->center && share_rows) {
+            /* The means of every row, summed over the ranks, subtracted
+             * from this rank's rows as one process subtracts them. */
+            double *mu = malloc(sizeof(double) * (size_t)d.cols);
+            means = malloc(sizeof(float) * (size_t)d.cols);
+            st = mu && means
+                     ? DL_OK
+                     : DL_FAIL(DL_E_MEMORY, "out of host memory for %d column means", d.cols);
+            if ((st = dl_comm_agree(comm, st)) == DL_OK)
+                st = dl_tsqr_column_means(comm, rows, count, d.cols, mu, NULL);
+            for (int j = 0; st == DL_OK && j < d.cols; j++) {
+                means[j] = (float)mu[j];
+                for (int i = 0; i < count; i++) rows[(size_t)i * d.cols + j] -= (float)mu[j];
+            }
+            free(mu);
+        } else if (o->center) {
             double *mu = malloc(sizeof(double) * (size_t)d.cols);
             means = malloc(sizeof(float) * (size_t)d.cols);
             if (!mu || !means)
@@ -515,15 +551,26 @@ dl_status dl_cmd_factorise(dl_cmd *c)
         }
         centred = o->center;
         if (st == DL_OK) st = dl_factorise_validate(d.rows, d.cols, &cfg);
-        if (st == DL_OK) st = dl_out_prepare(&out, o->force);
-        if (st == DL_OK) st = dl_factorise(c->be, d.x, d.rows, d.cols, &cfg, &r);
+        if (st == DL_OK && root) st = dl_out_prepare(&out, o->force);
+        if (ranks > 1) st = dl_comm_agree(comm, st);
+        if (st == DL_OK)
+            st = share_rows  ? dl_factorise_rows(c->be, rows, d.rows, d.cols, &cfg, &r)
+                 : ranks > 1 ? dl_factorise_split_seeds(c->be, d.x, d.rows, d.cols, &cfg, &r)
+                             : dl_factorise(c->be, d.x, d.rows, d.cols, &cfg, &r);
     }
     if (st != DL_OK) {
         dl_dataset_free(&d);
         free(means);
         return st;
     }
-    if (c->progress) c->progress(c->progress_ud, NULL);
+    if (c->progress && root) c->progress(c->progress_ud, NULL);
+    if (!root) {
+        st = dl_stop_status(&r.stop);
+        dl_factorise_result_free(&r);
+        dl_dataset_free(&d);
+        free(means);
+        return st;
+    }
 
     report rep = {.c = c,
                   .source = source,

@@ -3,6 +3,7 @@
  * confusion matrix included), and with --out DIR write the history, the
  * figures, model.json, predictions.csv, report.html and the summary. */
 #include "dlab/cmd.h"
+#include "dlab/comm.h"
 #include "dlab/data.h"
 #include "dlab/json.h"
 #include "dlab/mlp.h"
@@ -409,8 +410,16 @@ dl_status dl_cmd_mlp(dl_cmd *c)
 {
     dl_mlp_config cfg = config_from_options(c);
     const char *path = c->opt->data ? c->opt->data : dl_default_data_path();
-    dl_dataset d;
-    DL_TRY(dl_cmd_load_data(c, path, true, &d));
+    /* Over several ranks every rank reads the file and trains its block of
+     * the seeds; rank 0 alone speaks. */
+    dl_comm *comm = c->be->comm;
+    const int ranks = comm ? dl_comm_size(comm) : 1;
+    const bool root = !comm || dl_comm_rank(comm) == 0;
+    if (!root) cfg.loop.progress = NULL;
+    dl_dataset d = {0};
+    dl_status st = dl_cmd_load_data(c, path, true, &d);
+    if (ranks > 1) st = dl_comm_agree(comm, st);
+    if (st != DL_OK) return st;
     dl_status split = dl_cmd_train_rows(c, d.rows, &cfg.train);
     if (split != DL_OK) {
         dl_dataset_free(&d);
@@ -419,14 +428,22 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     dl_mlp_result r;
     dl_out out;
     dl_out_init(&out, c->opt->out);
-    dl_status st = name_the_file(dl_mlp_validate(&d, &cfg), path);
-    if (st == DL_OK) st = dl_out_prepare(&out, c->opt->force);
-    if (st == DL_OK) st = dl_mlp_run(c->be, &d, &cfg, &r);
+    st = name_the_file(dl_mlp_validate(&d, &cfg), path);
+    if (st == DL_OK && root) st = dl_out_prepare(&out, c->opt->force);
+    if (ranks > 1) st = dl_comm_agree(comm, st);
+    if (st == DL_OK)
+        st = ranks > 1 ? dl_mlp_split_seeds(c->be, &d, &cfg, &r) : dl_mlp_run(c->be, &d, &cfg, &r);
     if (st != DL_OK) {
         dl_dataset_free(&d);
         return st;
     }
-    if (c->progress) c->progress(c->progress_ud, NULL);
+    if (c->progress && root) c->progress(c->progress_ud, NULL);
+    if (!root) {
+        st = dl_stop_status(&r.stop);
+        dl_mlp_result_free(&r);
+        dl_dataset_free(&d);
+        return st;
+    }
     first_model fm = {0};
     dl_status wst = apply_first_model(c->be, &d, &cfg, &r, &fm);
     json_args ja = {.c = c, .source = path, .cfg = &cfg, .r = &r, .d = &d, .fm = &fm, .out = &out};

@@ -1,8 +1,12 @@
 /* dlab-gpu: parse options, pick a backend, run the task, map the outcome to
  * an exit status (0 ok, 1 runtime failure, 2 bad usage or input, 130
- * interrupted by SIGINT, 143 by SIGTERM). */
+ * interrupted by SIGINT, 143 by SIGTERM). Started by an MPI launcher as
+ * several ranks (dlab/comm.h), the ranks share a factorisation's rows, or
+ * split --seeds; every rank reaches the same exit status and rank 0 alone
+ * prints. */
 #define _POSIX_C_SOURCE 200809L
 #include "dlab/cmd.h"
+#include "dlab/comm.h"
 #include "dlab/report.h"
 
 #include <signal.h>
@@ -101,32 +105,62 @@ static int fail(dl_status st)
     return dl_exit_code(st);
 }
 
+/* Every rank ends here with the same status; rank 0 says why. */
+static int finish(dl_comm *comm, dl_status st)
+{
+    int ranks = comm ? dl_comm_size(comm) : 1;
+    if (ranks > 1) st = dl_comm_agree(comm, st);
+    int code = st == DL_OK              ? 0
+               : st == DL_E_INTERRUPTED ? stop_exit_code(stop_requested)
+                                        : dl_exit_code(st);
+    if (st != DL_OK && (ranks == 1 || dl_comm_rank(comm) == 0)) fail(st);
+    dl_comm_finalize(comm);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
-    dl_options opt;
-    dl_status st = dl_cli_parse(argc, argv, &opt);
+    dl_comm *comm = NULL;
+    dl_status st = dl_comm_init(&argc, &argv, &comm);
     if (st != DL_OK) return fail(st);
-    if (opt.help) {
-        dl_cli_usage(stdout);
-        return 0;
+    const int ranks = dl_comm_size(comm);
+    dl_options opt;
+    st = dl_cli_parse(argc, argv, &opt);
+    if (st != DL_OK) return finish(comm, st);
+    const bool root = dl_comm_rank(comm) == 0;
+    if (opt.help || opt.version) {
+        if (root && opt.help) dl_cli_usage(stdout);
+        if (root && opt.version)
+            printf("dlab-gpu %s (CUDA backend %s)\n", DLAB_VERSION, dl_cuda_build_words());
+        return finish(comm, DL_OK);
     }
-    if (opt.version) {
-        printf("dlab-gpu %s (CUDA backend %s)\n", DLAB_VERSION, dl_cuda_build_words());
-        return 0;
-    }
+    if (ranks > 1 && opt.task == DL_TASK_PREDICT)
+        return finish(comm, DL_FAIL(DL_E_USAGE,
+                                    "--task predict runs in one process, not on %d ranks", ranks));
+    if (!root) opt.quiet = true;
 
     char note[512];
     dl_backend *be = NULL;
     st = dl_backend_create(opt.device, &be, note, sizeof note);
-    if (st != DL_OK) return fail(st);
+    if (ranks > 1) st = dl_comm_agree(comm, st);
+    if (st != DL_OK) {
+        dl_backend_destroy(be);
+        return finish(comm, st);
+    }
     if (note[0] && !opt.quiet) fprintf(stderr, "dlab-gpu: %s\n", note);
+    be->comm = comm;
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (ranks > 1) {
+        /* SIGTERM too: a launcher turns Ctrl-C into SIGTERM to every rank. */
+        dl_comm_catch_stop_signals(&stop_requested);
+    } else {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
 
     progress_state ps = {.active = !opt.quiet && isatty(STDERR_FILENO)};
     dl_cmd cmd = {.be = be,
@@ -140,7 +174,5 @@ int main(int argc, char **argv)
                                        : dl_cmd_factorise(&cmd);
     show_progress(&ps, NULL);
     dl_backend_destroy(be);
-    if (st == DL_OK) return 0;
-    int code = fail(st);
-    return st == DL_E_INTERRUPTED ? stop_exit_code(stop_requested) : code;
+    return finish(comm, st);
 }

@@ -8,6 +8,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "dlab/backend.h"
+#include "dlab/comm.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -419,6 +420,18 @@ dl_status dl_record(dl_backend *be, float *hist, const float *vals, int n, int32
     NEED(n == 0 || (hist && vals), "record", "NULL pointer (hist=%p, vals=%p)", (void *)hist,
          (const void *)vals);
     return be->record(be, hist, vals, n, counter);
+}
+
+dl_status dl_allreduce_sum(dl_backend *be, float *x, size_t n)
+{
+    if (!be) return BAD("allreduce_sum", "NULL backend");
+    if (!be->comm || dl_comm_size(be->comm) == 1 || n == 0) return DL_OK;
+    if (!be->allreduce_sum)
+        return DL_FAIL(DL_E_USAGE, "the %s backend cannot sum over %d ranks", be->name,
+                       dl_comm_size(be->comm));
+    NEED(x, "allreduce_sum", "NULL pointer");
+    NEED(n <= MAX_ELEMS, "allreduce_sum", "n=%zu does not fit the address space", n);
+    return be->allreduce_sum(be, x, n);
 }
 
 /* --- sync, timing, graphs ------------------------------------------------ */

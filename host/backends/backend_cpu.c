@@ -9,6 +9,7 @@
 #include "dlab/backend.h"
 #include "backend_cpu.h"
 #include "elem_math.h"
+#include "dlab/comm.h"
 #include "dlab/ref.h"
 #include "dlab/rng.h"
 
@@ -355,6 +356,12 @@ static dl_status cpu_col_sum(dl_backend *be, const float *g, int rows, int cols,
     return DL_OK;
 }
 
+/* Host memory: the communicator sums it in place (MPI on this thread). */
+static dl_status cpu_allreduce_sum(dl_backend *be, float *x, size_t n)
+{
+    return dl_comm_allreduce_sum_f32(be->comm, x, n);
+}
+
 static dl_status cpu_record(dl_backend *be, float *hist, const float *vals, int n, int32_t *counter)
 {
     if (n > 0) memcpy(hist + (size_t)*counter * n, vals, sizeof(float) * (size_t)n);
@@ -470,6 +477,7 @@ dl_status dl_backend_cpu_create(dl_backend **out)
     be->softmax_xent = cpu_softmax_xent;
     be->col_sum = cpu_col_sum;
     be->record = cpu_record;
+    be->allreduce_sum = cpu_allreduce_sum;
     be->sync = cpu_sync;
     be->timer_start = cpu_timer_start;
     be->timer_stop = cpu_timer_stop;

@@ -1,4 +1,6 @@
 #include "dlab/factorise.h"
+#include "dlab/comm.h"
+#include "dlab/tsqr.h"
 #include "dlab/factorise_scale.h"
 #include "dlab/rng.h"
 
@@ -6,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Device buffers of one group of models. Parameters of model b are laid out as
  * [U (m x k) | V (n x k)] at params + b*P, P = (m + n) k, and the gradients
  * mirror them, so one optimiser launch updates U and V of every model. */
 typedef struct {
-    int m, n, k, seeds;
+    int m, n, k, seeds; /* m: the rows this rank holds */
+    bool ranks;         /* the rows are spread over the ranks of be->comm */
     size_t per_model;
     float *a, *e, *params, *grads, *metrics, *hist;
     int32_t *counter;
@@ -78,6 +82,10 @@ static dl_status fact_epoch(dl_backend *be, void *vctx)
                        .stride_c = P,
                        .batch = c->seeds};
     DL_TRY(dl_gemm(be, &g3));
+    if (c->ranks) { /* one model: dV and the loss summed over the ranks' rows */
+        DL_TRY(dl_allreduce_sum(be, dv, (size_t)c->n * c->k));
+        DL_TRY(dl_allreduce_sum(be, c->metrics, 1));
+    }
     DL_TRY(dl_optim_step(be, &c->opt, c->params, c->grads, NULL, NULL, P * c->seeds, NULL));
     return dl_record(be, c->hist, c->metrics, c->seeds, c->counter);
 }
@@ -269,6 +277,11 @@ static dl_status draw_start(dl_backend *be, fact_ctx *c, const dl_factorise_conf
  * each fills its slice of. */
 typedef struct {
     int m, n;
+    /* Row-sharded over the ranks of comm (NULL: this process holds A): this
+     * rank holds rows [first_row, first_row + m_local); raw and scaled in
+     * `in` are those rows. */
+    dl_comm *comm;
+    int first_row, m_local;
     fact_input in;
     const dl_factorise_config *cfg;
     int te;         /* the training matrix is 2^te A */
@@ -280,6 +293,31 @@ typedef struct {
     progress_units pu;
     dl_factorise_result *res;
 } fact_job;
+
+static dl_status draw(dl_backend *be, const dl_factorise_config *cfg, float *p, size_t n,
+                      uint64_t at, double std_t)
+{
+    if (cfg->preset == DL_FACTORISE_LAB) return dl_rand_uniform(be, p, n, DL_INIT_KEY, at);
+    return dl_rand_normal(be, p, n, 0.0f, (float)std_t, DL_INIT_KEY, at);
+}
+
+/* Row-sharded, one model: the whole [U | V] that one process would draw,
+ * of which this rank keeps its rows of U and V. */
+static dl_status draw_start_rows(dl_backend *be, fact_ctx *c, const fact_job *j, double std_t)
+{
+    const size_t k = (size_t)c->k, whole = ((size_t)j->m + c->n) * k;
+    float *all = NULL;
+    dl_status st = dl_alloc(be, sizeof(float) * whole, (void **)&all);
+    if (!st) st = draw(be, j->cfg, all, whole, dl_init_offset(j->cfg->seed, whole), std_t);
+    if (!st)
+        st = dl_copy(be, c->params, all + (size_t)j->first_row * k,
+                     sizeof(float) * (size_t)c->m * k);
+    if (!st)
+        st = dl_copy(be, c->params + (size_t)c->m * k, all + (size_t)j->m * k,
+                     sizeof(float) * (size_t)c->n * k);
+    dl_free(be, all);
+    return st;
+}
 
 /* Puts 2^e A on the device: the caller's matrix (as given for e = 0, else
  * its scaled copy), or the synthetic L R^T + noise with L, R entries ~
@@ -310,13 +348,14 @@ static dl_status place_matrix(dl_backend *be, fact_ctx *c, const fact_input *in,
  * A is placed in a scratch buffer of `be` for the measurement. */
 static dl_status measure(dl_backend *be, fact_job *j, int e, bool sumsq, double *sigma1)
 {
-    const size_t mn = (size_t)j->m * j->n;
-    fact_ctx c = {.m = j->m, .n = j->n};
-    dl_status st;
-    if ((st = dl_alloc(be, sizeof(float) * mn, (void **)&c.a)) == DL_OK &&
-        (st = dl_alloc(be, sizeof(float) * mn, (void **)&c.e)) == DL_OK &&
-        (st = dl_alloc(be, sizeof(float), (void **)&c.metrics)) == DL_OK &&
-        (st = place_matrix(be, &c, &j->in, e)) == DL_OK) {
+    const size_t mn = (size_t)j->m_local * j->n;
+    fact_ctx c = {.m = j->m_local, .n = j->n};
+    dl_status st = dl_alloc(be, sizeof(float) * mn, (void **)&c.a);
+    if (st == DL_OK) st = dl_alloc(be, sizeof(float) * mn, (void **)&c.e);
+    if (st == DL_OK) st = dl_alloc(be, sizeof(float), (void **)&c.metrics);
+    if (st == DL_OK) st = place_matrix(be, &c, &j->in, e);
+    if (j->comm) st = dl_comm_agree(j->comm, st); /* before the power iteration's sums */
+    if (st == DL_OK) {
         if (sumsq) {
             /* ||A||^2: E = 0 - A through the fused residual op. */
             float ss;
@@ -325,7 +364,9 @@ static dl_status measure(dl_backend *be, fact_job *j, int e, bool sumsq, double 
                 (st = dl_download(be, &ss, c.metrics, sizeof ss)) == DL_OK)
                 j->in.sumsq = ss;
         }
-        if (st == DL_OK && sigma1) st = dl_sigma1_estimate(be, c.a, j->m, j->n, sigma1);
+        if (st == DL_OK && sigma1)
+            st = j->comm ? dl_sigma1_estimate_rows(be, c.a, j->m_local, j->n, sigma1)
+                         : dl_sigma1_estimate(be, c.a, j->m, j->n, sigma1);
     }
     dl_free(be, c.a), dl_free(be, c.e), dl_free(be, c.metrics);
     return st;
@@ -345,6 +386,88 @@ static void note_divergence(fact_job *j, const dl_group *grp, int epochs_run)
         }
 }
 
+/* Rank 0 receives the m x k rows of the device matrix `dev` (this rank's
+ * m_local x k at dev) of every rank in rank order, which is row order; the
+ * other ranks only send (whole may be NULL there). A collective. */
+static dl_status gather_rows(dl_backend *be, dl_comm *comm, float *whole, const float *dev,
+                             int m_local, int m, int k)
+{
+    const size_t bytes = sizeof(float) * (size_t)m_local * k;
+    float *mine = malloc(bytes ? bytes : 1);
+    dl_status st = mine ? dl_download(be, mine, dev, bytes)
+                        : DL_FAIL(DL_E_MEMORY, "out of host memory for %d rows", m_local);
+    void *all = NULL;
+    if ((st = dl_comm_agree(comm, st)) == DL_OK) st = dl_comm_gather(comm, mine, bytes, &all, NULL);
+    if (st == DL_OK && all && whole) memcpy(whole, all, sizeof(float) * (size_t)m * k);
+    free(mine);
+    free(all);
+    return st;
+}
+
+static double wall_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The SVD baseline of the row-sharded 2^e A by TSQR (dlab/tsqr.h), in
+ * float64 on the host: singular values and the rank-k error from the
+ * discarded ones, the same error recomputed from this rank's rows of
+ * U_k S_k V_k^T and summed over the ranks, V_k on every rank and the rows
+ * of U gathered on rank 0 (svd_u is NULL on the other ranks). */
+static dl_status svd_baseline_rows(fact_job *j, dl_factorise_result *res)
+{
+    const int ml = j->m_local, n = j->n, k = j->cfg->rank, e = j->in.e;
+    const float *a = j->in.scaled;
+    const bool root = dl_comm_rank(j->comm) == 0;
+    dl_tsqr_result t;
+    double t0 = wall_seconds();
+    DL_TRY(dl_tsqr_svd(j->comm, a, ml, n, false, true, &t));
+    res->svd_seconds = wall_seconds() - t0;
+    const int p = t.p;
+    dl_status st = DL_OK;
+    float *u32 = malloc(sizeof(float) * ((size_t)ml * p + 1));
+    res->n_sv = p;
+    res->singular_values = malloc(sizeof(double) * (size_t)p);
+    res->svd_v = malloc(sizeof(float) * (size_t)n * k);
+    res->svd_u = root ? malloc(sizeof(float) * (size_t)j->m * p) : NULL;
+    if (!u32 || !res->singular_values || !res->svd_v || (root && !res->svd_u))
+        st = DL_FAIL(DL_E_MEMORY, "out of host memory for the SVD of a %dx%d matrix", j->m, n);
+    double rec = 0.0;
+    if (st == DL_OK) {
+        double tail = 0.0;
+        for (int i = k; i < p; i++) tail += t.s[i] * t.s[i];
+        res->sse_svd = ldexp(tail, -2 * e);
+        for (int i = 0; i < p; i++) res->singular_values[i] = ldexp(t.s[i], -e);
+        for (int i = 0; i < n; i++)
+            for (int c = 0; c < k; c++)
+                res->svd_v[(size_t)i * k + c] = (float)t.vt[(size_t)c * n + i];
+        for (int r = 0; r < ml; r++) {
+            for (int c = 0; c < p; c++) u32[(size_t)r * p + c] = (float)t.u[(size_t)r * p + c];
+            for (int col = 0; col < n; col++) {
+                double x = 0.0;
+                for (int c = 0; c < k; c++)
+                    x += t.u[(size_t)r * p + c] * t.s[c] * t.vt[(size_t)c * n + col];
+                x -= a[(size_t)r * n + col];
+                rec += x * x;
+            }
+        }
+    }
+    dl_tsqr_result_free(&t);
+    void *all = NULL;
+    if ((st = dl_comm_agree(j->comm, st)) == DL_OK &&
+        (st = dl_comm_allreduce_sum_f64(j->comm, &rec, 1)) == DL_OK)
+        st = dl_comm_gather(j->comm, u32, sizeof(float) * (size_t)ml * p, &all, NULL);
+    if (st == DL_OK && root) memcpy(res->svd_u, all, sizeof(float) * (size_t)j->m * p);
+    free(all);
+    free(u32);
+    DL_TRY(st);
+    res->sse_svd_recon = ldexp(rec, -2 * e);
+    res->have_svd = true;
+    return DL_OK;
+}
+
 /* Trains the group's models from their initial values, then writes its
  * slice of the result: the loss history (through the loop) and the final
  * errors. The group holding model 0 also writes U of model 0 and, unless
@@ -358,16 +481,26 @@ static dl_status train(dl_backend *be, fact_ctx *c, fact_job *j, const dl_group 
     dl_factorise_result *res = j->res;
     const int m = c->m, n = c->n, k = c->k, S = c->seeds, te = j->te;
     const size_t P = c->per_model, mn = (size_t)m * n;
-    DL_TRY(draw_start(be, c, cfg, grp->first, j->std_t));
-
     dl_graph *graph = NULL;
-    DL_TRY(dl_graph_create(be, fact_epoch, c, &graph));
+    if (j->comm) {
+        /* Every rank starts the loop's collectives, or none does. */
+        dl_status ok = draw_start_rows(be, c, j, j->std_t);
+        if (!ok) ok = dl_graph_create(be, fact_epoch, c, &graph);
+        if ((ok = dl_comm_agree(j->comm, ok)) != DL_OK) {
+            dl_graph_free(be, graph);
+            return ok;
+        }
+    } else {
+        DL_TRY(draw_start(be, c, cfg, grp->first, j->std_t));
+        DL_TRY(dl_graph_create(be, fact_epoch, c, &graph));
+    }
     dl_loop loop = cfg->loop;
     if (loop.progress) loop.progress = progress_in_data_units, loop.progress_ud = &j->pu;
     loop.metrics = 1;
     loop.check_first = 0;
     loop.check_count = 1;
     loop.lr = j->lr_t;
+    loop.comm = j->comm;
     dl_status st = dl_train_loop(be, graph, cfg->epochs, c->hist, j->hist, &loop, grp, out);
     dl_graph_free(be, graph);
     DL_TRY(st);
@@ -392,8 +525,12 @@ static dl_status train(dl_backend *be, fact_ctx *c, fact_job *j, const dl_group 
                       .ldc = n,
                       .stride_c = mn,
                       .batch = S};
-    DL_TRY(dl_gemm(be, &g));
-    DL_TRY(dl_residual_sse(be, c->e, c->a, mn, S, 0, c->metrics));
+    st = dl_gemm(be, &g);
+    if (!st) st = dl_residual_sse(be, c->e, c->a, mn, S, 0, c->metrics);
+    if (j->comm) { /* the rows' errors summed over the ranks */
+        if ((st = dl_comm_agree(j->comm, st)) == DL_OK) st = dl_allreduce_sum(be, c->metrics, S);
+    }
+    DL_TRY(st);
     float *sse = malloc(sizeof(float) * (size_t)S);
     if (!sse) return DL_FAIL(DL_E_MEMORY, "out of host memory for %d errors", S);
     st = dl_download(be, sse, c->metrics, sizeof(float) * (size_t)S);
@@ -402,14 +539,18 @@ static dl_status train(dl_backend *be, fact_ctx *c, fact_job *j, const dl_group 
     free(sse);
     DL_TRY(st);
     if (grp->index != 0) return DL_OK;
-    DL_TRY(dl_download(be, res->u_gd, c->params, sizeof(float) * (size_t)m * k));
+    if (j->comm)
+        DL_TRY(gather_rows(be, j->comm, res->u_gd, c->params, m, j->m, k));
+    else
+        DL_TRY(dl_download(be, res->u_gd, c->params, sizeof(float) * (size_t)m * k));
     DL_TRY(dl_download(be, res->v_gd, c->params + (size_t)m * k, sizeof(float) * (size_t)n * k));
     /* U V^T approximates 2^te A, so U 2^-h and V 2^-(te-h) approximate A:
      * powers of two, exact unless an entry leaves float32's normal range. */
     const int h = te / 2;
-    dl_scale_copy(res->u_gd, res->u_gd, (size_t)m * k, -h);
+    if (res->u_gd) dl_scale_copy(res->u_gd, res->u_gd, (size_t)j->m * k, -h);
     dl_scale_copy(res->v_gd, res->v_gd, (size_t)n * k, -(te - h));
-    if (cfg->svd && out->stop.kind != DL_STOP_INTERRUPTED) DL_TRY(svd_baseline(be, c, in->e, res));
+    if (cfg->svd && out->stop.kind != DL_STOP_INTERRUPTED)
+        DL_TRY(j->comm ? svd_baseline_rows(j, res) : svd_baseline(be, c, in->e, res));
     return DL_OK;
 }
 
@@ -428,11 +569,12 @@ static dl_status factorise_group(dl_backend *be, const dl_group *grp, void *ud, 
 {
     fact_job *j = ud;
     const dl_factorise_config *cfg = j->cfg;
-    const int m = j->m, n = j->n;
+    const int m = j->m_local, n = j->n;
     fact_ctx c = {.m = m,
                   .n = n,
                   .k = cfg->rank,
                   .seeds = grp->count,
+                  .ranks = j->comm != NULL,
                   .per_model = ((size_t)m + n) * cfg->rank,
                   /* a launch argument of the recorded epoch: set before recording */
                   .opt = {.kind = DL_OPTIM_SGD, .lr = j->lr_t}};
@@ -450,8 +592,9 @@ static dl_status factorise_group(dl_backend *be, const dl_group *grp, void *ud, 
         (st = dl_alloc(be, sizeof(int32_t), (void **)&c.counter)))
         goto done;
     st = place_matrix(be, &c, &j->in, j->te);
-    if (st == DL_OK) st = train(be, &c, j, grp, out);
 done:
+    if (j->comm) st = dl_comm_agree(j->comm, st);
+    if (st == DL_OK) st = train(be, &c, j, grp, out);
     dl_free(be, c.a), dl_free(be, c.e), dl_free(be, c.params), dl_free(be, c.grads);
     dl_free(be, c.metrics), dl_free(be, c.hist), dl_free(be, c.counter);
     return st;
@@ -495,7 +638,9 @@ static dl_status factorise_on_device(dl_backend *be, fact_job *j)
     j->te = train_exponent(&j->in, cfg);
     /* Refused before anything is allocated: the measurement below needs less
      * than the groups together. */
-    DL_TRY(dl_check_fits(be, group_bytes(m, n, cfg, S, cfg->svd), "this factorisation"));
+    dl_status fits = dl_check_fits(be, group_bytes(j->m_local, n, cfg, S, cfg->svd && !j->comm),
+                                   "this factorisation");
+    DL_TRY(j->comm ? dl_comm_agree(j->comm, fits) : fits);
 
     /* Every group starts from the same sigma_1, estimated once here. */
     bool careful = cfg->preset == DL_FACTORISE_CAREFUL;
@@ -515,11 +660,14 @@ static dl_status factorise_on_device(dl_backend *be, fact_job *j)
     j->bad_nan = calloc((size_t)S, sizeof *j->bad_nan);
     res->loss_history = malloc(sizeof(double) * (size_t)E * S);
     res->sse_gd = malloc(sizeof(double) * (size_t)S);
-    res->u_gd = malloc(sizeof(float) * (size_t)m * cfg->rank);
+    /* Row-sharded, rank 0 alone receives the rows of U (dl_factorise_rows). */
+    bool whole_u = !j->comm || dl_comm_rank(j->comm) == 0;
+    res->u_gd = whole_u ? malloc(sizeof(float) * (size_t)m * cfg->rank) : NULL;
     res->v_gd = malloc(sizeof(float) * (size_t)n * cfg->rank);
     if (!j->hist || !j->bad_epoch || !j->bad_nan || !res->loss_history || !res->sse_gd ||
-        !res->u_gd || !res->v_gd)
+        (whole_u && !res->u_gd) || !res->v_gd)
         st = DL_FAIL(DL_E_MEMORY, "out of host memory for the loss history");
+    if (j->comm) st = dl_comm_agree(j->comm, st);
     dl_outcome out;
     if (st == DL_OK) st = dl_run_models(be, S, factorise_group, j, &out);
     if (st == DL_OK) {
@@ -541,7 +689,7 @@ dl_status dl_factorise(dl_backend *be, const float *a, int m, int n, const dl_fa
     memset(res, 0, sizeof *res);
     DL_TRY(dl_factorise_validate(m, n, cfg));
     const size_t mn = (size_t)m * n;
-    fact_job j = {.m = m, .n = n, .cfg = cfg, .res = res};
+    fact_job j = {.m = m, .n = n, .m_local = m, .cfg = cfg, .res = res};
     j.in = (fact_input){.raw = a, .sigma1_t = -1.0};
     j.in.e = dl_scale_exponent(a, mn, &j.in.sumsq);
     float *scaled = malloc(sizeof(float) * mn);
@@ -559,8 +707,51 @@ dl_status dl_factorise_synthetic(dl_backend *be, int m, int n, int true_rank, fl
 {
     memset(res, 0, sizeof *res);
     if (true_rank < 1) return DL_FAIL(DL_E_USAGE, "synthetic rank must be at least 1");
-    fact_job j = {.m = m, .n = n, .cfg = cfg, .res = res};
+    fact_job j = {.m = m, .n = n, .m_local = m, .cfg = cfg, .res = res};
     j.in = (fact_input){
         .sigma1_t = -1.0, .true_rank = true_rank, .noise = noise, .data_seed = data_seed};
     return factorise_on_device(be, &j);
+}
+
+dl_status dl_factorise_rows(dl_backend *be, const float *a, int m, int n,
+                            const dl_factorise_config *cfg, dl_factorise_result *res)
+{
+    memset(res, 0, sizeof *res);
+    dl_comm *comm = be->comm;
+    if (!comm || dl_comm_size(comm) == 1) return dl_factorise(be, a, m, n, cfg, res);
+    const int ranks = dl_comm_size(comm);
+    fact_job j = {.m = m, .n = n, .comm = comm, .cfg = cfg, .res = res};
+    dl_comm_shard(m, ranks, dl_comm_rank(comm), &j.first_row, &j.m_local);
+    /* Every rank checks the same things, so they agree without a word. */
+    DL_TRY(dl_factorise_validate(m, n, cfg));
+    if (!be->allreduce_sum)
+        return DL_FAIL(DL_E_USAGE, "the %s backend cannot share a matrix's rows over ranks yet",
+                       be->name);
+    if (m < ranks)
+        return DL_FAIL(DL_E_USAGE, "the matrix has %d rows, fewer than the %d ranks sharing them",
+                       m, ranks);
+    if (cfg->seeds != 1)
+        return DL_FAIL(DL_E_USAGE,
+                       "--seeds %d: several models on rows spread over %d ranks is "
+                       "not supported; run them in one process",
+                       cfg->seeds, ranks);
+    const size_t mn = (size_t)j.m_local * n;
+    j.in = (fact_input){.raw = a, .sigma1_t = -1.0};
+    double local;
+    (void)dl_scale_exponent(a, mn, &local);
+    float *scaled = malloc(sizeof(float) * (mn ? mn : 1));
+    dl_status st =
+        scaled ? DL_OK : DL_FAIL(DL_E_MEMORY, "out of host memory for %d rows", j.m_local);
+    /* ||A||^2 over every row sets one scale for all ranks. */
+    j.in.sumsq = local;
+    if ((st = dl_comm_agree(comm, st)) == DL_OK)
+        st = dl_comm_allreduce_sum_f64(comm, &j.in.sumsq, 1);
+    if (st == DL_OK) {
+        j.in.e = dl_scale_exponent_of(j.in.sumsq);
+        dl_scale_copy(scaled, a, mn, j.in.e);
+        j.in.scaled = scaled;
+        st = factorise_on_device(be, &j);
+    }
+    free(scaled);
+    return st;
 }

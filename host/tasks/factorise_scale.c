@@ -1,6 +1,7 @@
 /* Scaling, sigma_1, the careful preset's rules and divergence messages for
  * the factorisation (see include/dlab/factorise_scale.h for the sources). */
 #include "dlab/factorise_scale.h"
+#include "dlab/comm.h"
 
 #include <float.h>
 #include <math.h>
@@ -15,9 +16,14 @@ int dl_scale_exponent(const float *a, size_t n, double *sumsq)
     double s = 0.0;
     for (size_t i = 0; i < n; i++) s += (double)a[i] * a[i];
     *sumsq = s;
-    if (!(s > 0.0) || !isfinite(s)) return 0;
+    return dl_scale_exponent_of(s);
+}
+
+int dl_scale_exponent_of(double sumsq)
+{
+    if (!(sumsq > 0.0) || !isfinite(sumsq)) return 0;
     int e;
-    frexp(sqrt(s), &e); /* sqrt(s) = f 2^e, f in [0.5, 1) */
+    frexp(sqrt(sumsq), &e); /* sqrt(s) = f 2^e, f in [0.5, 1) */
     return -e;
 }
 
@@ -26,33 +32,38 @@ void dl_scale_copy(float *dst, const float *src, size_t n, int e)
     for (size_t i = 0; i < n; i++) dst[i] = ldexpf(src[i], e);
 }
 
-/* x^T y for device vectors of length len, downloaded as a double. */
+/* x^T y for device vectors of length len, downloaded as a double; with
+ * `ranks`, summed over the ranks of be->comm (x, y hold this rank's part). */
 static dl_status dot(dl_backend *be, const float *x, const float *y, int len, float *scratch,
-                     double *out)
+                     bool ranks, double *out)
 {
     float v;
     DL_TRY(dl_matmul(be, false, false, 1, 1, len, 1.0f, x, y, 0.0f, scratch));
+    if (ranks) DL_TRY(dl_allreduce_sum(be, scratch, 1));
     DL_TRY(dl_download(be, &v, scratch, sizeof v));
     *out = v;
     return DL_OK;
 }
 
+/* With `ranks`, a holds this rank's m rows: w is this rank's part of A v,
+ * and A^T w is summed over the ranks, so v is whole on every rank. */
 static dl_status power_iterate(dl_backend *be, const float *a, int m, int n, float *v, float *w,
-                               float *scratch, double *sigma1)
+                               float *scratch, bool ranks, double *sigma1)
 {
     DL_TRY(dl_rand_normal(be, v, (size_t)n, 0.0f, 1.0f, DL_SIGMA1_KEY, 0));
     double vv;
-    DL_TRY(dot(be, v, v, n, scratch, &vv));
+    DL_TRY(dot(be, v, v, n, scratch, false, &vv));
     double est = 0.0;
     for (int it = 0; it < DL_SIGMA1_MAX_ITERS && vv > 0.0; it++) {
         /* w = A v / ||v||: ||w|| = ||A v^|| <= sigma_1 */
         DL_TRY(dl_matmul(be, false, false, m, 1, n, (float)(1.0 / sqrt(vv)), a, v, 0.0f, w));
         double ww;
-        DL_TRY(dot(be, w, w, m, scratch, &ww));
+        DL_TRY(dot(be, w, w, m, scratch, ranks, &ww));
         if (!(ww > 0.0)) break; /* A v = 0: a zero matrix (or a start in its null space) */
         /* v = A^T w / ||w||: ||v|| = ||A^T w^|| <= sigma_1 */
         DL_TRY(dl_matmul(be, true, false, n, 1, m, (float)(1.0 / sqrt(ww)), a, w, 0.0f, v));
-        DL_TRY(dot(be, v, v, n, scratch, &vv));
+        if (ranks) DL_TRY(dl_allreduce_sum(be, v, (size_t)n));
+        DL_TRY(dot(be, v, v, n, scratch, false, &vv));
         double now = sqrt(vv > ww ? vv : ww);
         if (!isfinite(now))
             return DL_FAIL(DL_E_RUNTIME, "power iteration: sigma_1 estimate is not finite");
@@ -64,18 +75,30 @@ static dl_status power_iterate(dl_backend *be, const float *a, int m, int n, flo
     return DL_OK;
 }
 
-dl_status dl_sigma1_estimate(dl_backend *be, const float *a, int m, int n, double *sigma1)
+static dl_status sigma1_estimate(dl_backend *be, const float *a, int m, int n, bool ranks,
+                                 double *sigma1)
 {
     *sigma1 = 0.0;
     if (m < 1 || n < 1) return DL_FAIL(DL_E_USAGE, "sigma_1 estimate: bad shape %dx%d", m, n);
     float *v = NULL, *w = NULL, *scratch = NULL;
-    dl_status st;
-    if ((st = dl_alloc(be, sizeof(float) * ((size_t)n + 1), (void **)&v)) == DL_OK &&
-        (st = dl_alloc(be, sizeof(float) * ((size_t)m + 1), (void **)&w)) == DL_OK &&
-        (st = dl_alloc(be, sizeof(float) * 2, (void **)&scratch)) == DL_OK)
-        st = power_iterate(be, a, m, n, v, w, scratch, sigma1);
+    dl_status st = dl_alloc(be, sizeof(float) * ((size_t)n + 1), (void **)&v);
+    if (st == DL_OK) st = dl_alloc(be, sizeof(float) * ((size_t)m + 1), (void **)&w);
+    if (st == DL_OK) st = dl_alloc(be, sizeof(float) * 2, (void **)&scratch);
+    if (ranks && be->comm) st = dl_comm_agree(be->comm, st); /* every rank iterates, or none */
+    if (st == DL_OK) st = power_iterate(be, a, m, n, v, w, scratch, ranks, sigma1);
     dl_free(be, v), dl_free(be, w), dl_free(be, scratch);
     return st;
+}
+
+dl_status dl_sigma1_estimate(dl_backend *be, const float *a, int m, int n, double *sigma1)
+{
+    return sigma1_estimate(be, a, m, n, false, sigma1);
+}
+
+dl_status dl_sigma1_estimate_rows(dl_backend *be, const float *a, int m_local, int n,
+                                  double *sigma1)
+{
+    return sigma1_estimate(be, a, m_local, n, true, sigma1);
 }
 
 double dl_careful_lr(double sigma1)

@@ -1,5 +1,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "dlab/train.h"
+#include "dlab/comm.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -88,6 +89,7 @@ dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hi
     const size_t host_row = (size_t)o->metrics * grp->models;
     int max_chunk = o->max_chunk > 0 ? o->max_chunk : 256;
     int chunk = 1;
+    const int ranks = o->comm ? dl_comm_size(o->comm) : 1;
     double t0 = wall();
     DL_TRY(dl_timer_start(be));
     dl_status st = DL_OK;
@@ -96,8 +98,10 @@ dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hi
         int n = epochs - done < chunk ? epochs - done : chunk;
         double c0 = wall();
         if ((st = dl_graph_run(be, g, n)) != DL_OK ||
-            (st = fetch_rows(be, hist_host, hist_dev, done, n, o, grp)) != DL_OK)
+            (st = fetch_rows(be, hist_host, hist_dev, done, n, o, grp)) != DL_OK) {
+            if (ranks > 1) dl_comm_abort(o->comm, st); /* the others wait inside an epoch */
             break;
+        }
         check_finite(hist_host, done, n, epochs, o, grp, &out->stop);
         out->epochs_run += n;
         if (out->stop.kind != DL_STOP_NONE) break;
@@ -106,14 +110,18 @@ dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hi
                              hist_host + (size_t)(out->epochs_run - 1) * host_row, 1.0};
             o->progress(o->progress_ud, &p);
         }
-        if (o->stop && *o->stop) {
+        volatile sig_atomic_t stop = o->stop ? *o->stop : 0;
+        double took = wall() - c0;
+        if (ranks > 1 && ((st = dl_comm_share_stop(o->comm, &stop)) != DL_OK ||
+                          (st = dl_comm_allreduce_max_f64(o->comm, &took, 1)) != DL_OK))
+            dl_comm_abort(o->comm, st);
+        if (stop) {
             out->stop.kind = DL_STOP_INTERRUPTED;
             snprintf(out->stop.message, sizeof out->stop.message,
                      "interrupted after epoch %d of %d", out->epochs_run, epochs);
             break;
         }
-        if (wall() - c0 < 0.05 && chunk < max_chunk)
-            chunk = chunk * 2 < max_chunk ? chunk * 2 : max_chunk;
+        if (took < 0.05 && chunk < max_chunk) chunk = chunk * 2 < max_chunk ? chunk * 2 : max_chunk;
     }
     dl_status ts = dl_timer_stop(be, &out->seconds);
     return st != DL_OK ? st : ts;

@@ -121,6 +121,9 @@ struct dl_backend {
     void *impl;
     /* Set by dl_timer_start(), cleared by dl_timer_stop(); backends leave it. */
     bool timer_running;
+    /* The ranks dl_allreduce_sum() sums over (dlab/comm.h); NULL: this
+     * process alone. Set by the program after creating the backend. */
+    struct dl_comm *comm;
 
     void (*destroy)(dl_backend *be);
 
@@ -156,6 +159,7 @@ struct dl_backend {
     dl_status (*col_sum)(dl_backend *be, const float *g, int rows, int cols, int batch, float *out,
                          size_t out_stride);
     dl_status (*record)(dl_backend *be, float *hist, const float *vals, int n, int32_t *counter);
+    dl_status (*allreduce_sum)(dl_backend *be, float *x, size_t n);
 
     /* --- sync, timing, graphs ----------------------------------------- */
     dl_status (*sync)(dl_backend *be);
@@ -316,6 +320,15 @@ dl_status dl_col_sum(dl_backend *be, const float *g, int rows, int cols, int bat
  * calls (not checked: *counter lives on the device). n >= 0; counter not
  * NULL; hist and vals not NULL unless n == 0 (the counter still moves). */
 dl_status dl_record(dl_backend *be, float *hist, const float *vals, int n, int32_t *counter);
+
+/* x[i] = the sum of x[i] over the ranks of be->comm, in place, for i < n,
+ * on every rank the same bits, run after run (the rank-order sum in double
+ * of dl_comm_allreduce_sum_f32). A collective: every rank calls it with the
+ * same n in the same place of its epoch. With no communicator or a single
+ * rank it does nothing, so a one-process run is unchanged. The CPU backend
+ * sums with MPI on the calling thread; a backend without the op refuses a
+ * communicator of several ranks (DL_E_USAGE). x not NULL unless n == 0. */
+dl_status dl_allreduce_sum(dl_backend *be, float *x, size_t n);
 
 /* --- sync, timing, graphs ------------------------------------------- */
 

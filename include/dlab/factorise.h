@@ -105,6 +105,41 @@ dl_status dl_factorise_synthetic(dl_backend *be, int m, int n, int true_rank, fl
                                  uint64_t data_seed, const dl_factorise_config *cfg,
                                  dl_factorise_result *res);
 
+/* The same on rows spread over the ranks of be->comm (dlab/comm.h), one
+ * model: this rank passes its rows of the m x n matrix, `a` holding the
+ * dl_comm_shard(m, ranks, rank) block (m_local x n, row-major). A
+ * collective; every rank returns the same status and the same figures.
+ *
+ * Each epoch computes E, dU and dV on the rank's rows and sums dV and the
+ * loss over the ranks (dl_allreduce_sum); every rank applies the same V
+ * update to its copy. The scale (careful) comes from ||A||^2 summed over
+ * the ranks, sigma_1 from the power iteration over the rows
+ * (dl_sigma1_estimate_rows), the start is the one a single process draws
+ * (each rank keeps its rows of U), and the SVD baseline is TSQR
+ * (dl_tsqr_svd), in float64. Rank 0 receives the rows of u_gd and svd_u;
+ * on the other ranks they are NULL. The sums over ranks add in another
+ * order than one process does, so results agree with one process to
+ * float rounding, and are bit-identical from run to run for a fixed number
+ * of ranks. With no communicator or one rank it is dl_factorise.
+ * Errors as dl_factorise's, and DL_E_USAGE for fewer rows than ranks or
+ * seeds > 1. */
+dl_status dl_factorise_rows(dl_backend *be, const float *a, int m, int n,
+                            const dl_factorise_config *cfg, dl_factorise_result *res);
+
+/* `seeds` models of the whole m x n matrix `a` (every rank passes all of
+ * it) split over the ranks of be->comm: rank r trains the models of its
+ * dl_comm_shard(seeds, ranks, r) block, seeds seed + first, ..., with no
+ * traffic while training, so each model's figures are bit for bit those
+ * of one process on the same backend. Rank 0 then holds the whole result:
+ * every model's final error and loss history (up to the fewest epochs any
+ * rank ran), its own model 0's factors, the SVD baseline (computed there
+ * alone) and the stop one process would report (the worst; the earliest
+ * divergence). The other ranks hold their own block's result. A
+ * collective; every rank returns the same status. With no communicator or
+ * one rank it is dl_factorise. DL_E_USAGE when seeds < ranks. */
+dl_status dl_factorise_split_seeds(dl_backend *be, const float *a, int m, int n,
+                                   const dl_factorise_config *cfg, dl_factorise_result *res);
+
 dl_status dl_factorise_validate(int m, int n, const dl_factorise_config *cfg);
 void dl_factorise_result_free(dl_factorise_result *r);
 

@@ -56,6 +56,11 @@
  * square is exact in double). For b = 2^k a (exactly) it returns e - k. */
 int dl_scale_exponent(const float *a, size_t n, double *sumsq);
 
+/* The same exponent from ||A||_F^2 already summed (over the ranks holding
+ * A's rows, say): -e with sqrt(sumsq) = f 2^e, f in [0.5, 1); 0 when sumsq
+ * is 0 or not finite. */
+int dl_scale_exponent_of(double sumsq);
+
 /* dst[i] = 2^e src[i] (ldexpf: exact while the results stay normal floats).
  * dst may be src. */
 void dl_scale_copy(float *dst, const float *src, size_t n, int e);
@@ -69,6 +74,14 @@ void dl_scale_copy(float *dst, const float *src, size_t n, int e);
  * ||A||_F^2, so A must be in float32's safe range (dl_scale_exponent).
  * Allocates 2 (m + n) + 2 floats on the backend for the call. */
 dl_status dl_sigma1_estimate(dl_backend *be, const float *a, int m, int n, double *sigma1);
+
+/* The same for a matrix whose rows are spread over the ranks of be->comm:
+ * `a` holds this rank's m_local rows (m_local >= 1). Each step's products
+ * A v and A^T w are local; ||A v||^2 and A^T w are summed over the ranks
+ * (dl_allreduce_sum), so every rank iterates alike and returns the same
+ * estimate. A collective. With one rank it is dl_sigma1_estimate. */
+dl_status dl_sigma1_estimate_rows(dl_backend *be, const float *a, int m_local, int n,
+                                  double *sigma1);
 
 /* The careful preset's step, DL_CAREFUL_LR_SIGMA / sigma1, in the units of
  * sigma1 (1 / units). For sigma1 = 0 (a zero matrix: any step keeps U V^T

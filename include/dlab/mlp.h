@@ -149,6 +149,19 @@ dl_status dl_mlp_train(dl_backend *be, const dl_mlp_data *data, const dl_mlp_con
 dl_status dl_mlp_run(dl_backend *be, const dl_dataset *d, const dl_mlp_config *cfg,
                      dl_mlp_result *res);
 
+/* dl_mlp_run with the cfg->seeds models split over the ranks of be->comm
+ * (dlab/comm.h): rank r trains the models of its dl_comm_shard(seeds,
+ * ranks, r) block, seeds seed + first, ..., with no traffic while training,
+ * so each model's figures are bit for bit those of one process on the same
+ * backend. Rank 0 then holds the whole result (every model's figures,
+ * parameters and history up to the fewest epochs any rank ran; the worst
+ * stop, the fewest epochs among equals); the other ranks hold their own
+ * block's. Every rank passes the whole dataset. A collective; every rank
+ * returns the same status. With no communicator or one rank it is
+ * dl_mlp_run. DL_E_USAGE when seeds < ranks. */
+dl_status dl_mlp_split_seeds(dl_backend *be, const dl_dataset *d, const dl_mlp_config *cfg,
+                             dl_mlp_result *res);
+
 void dl_mlp_result_free(dl_mlp_result *r);
 
 /* One forward and backward pass of `models` models on the same op sequence

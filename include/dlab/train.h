@@ -81,6 +81,13 @@ typedef struct {
     void (*progress)(void *ud, const dl_progress *p);
     void *progress_ud;
     volatile sig_atomic_t *stop; /* non-zero: stop after the current chunk */
+    /* Ranks that train the same models together (rows of one matrix), or
+     * NULL. With several, every chunk end takes the MAX over the ranks of
+     * the stop flag and of the chunk's time, so all of them run the same
+     * chunks and stop after the same epoch; a backend failure on any rank
+     * stops them all (dl_comm_abort). The checked metrics must be the same
+     * on every rank (summed over the ranks inside the epoch). */
+    struct dl_comm *comm;
 } dl_loop;
 
 /* Runs `epochs` replays of `g` for the models of group `grp`.

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# dlab-gpu on 2 and 3 CPU ranks: factorise with its rows spread over them,
+# and --seeds split over them (factorise and mlp).
+# usage: test_ranks.sh CASE path/to/dlab-gpu path/to/iris.data mpiexec [flags...]
+#   equal      lab and careful on iris: the SSE, the SVD's singular values and
+#              SSE, and the loss history equal one process's within 1e-5
+#              relative; the run's JSON says how many ranks shared the rows
+#   reruns     2 and 3 ranks: the same figures, bit for bit, run after run
+#   bad-input  a bad file, a bad row, too few rows for the ranks, a task that
+#              runs alone: every rank exits 2, rank 0 says why once
+#   seeds      --seeds split over 2 and 3 ranks, factorise and mlp: every
+#              model's figures, the histories and the stop are bit for bit
+#              one process's (also when some models diverge)
+#   out        --out: rank 0 alone writes the files, with every row of U
+#   interrupt  SIGINT to one rank: every rank stops after the same epoch and
+#              rank 0 reports the interrupted run, exit 130
+# Every run has a watchdog: a hang is killed and fails the case.
+set -u
+case_name=$1 dlab=$2 iris=$3
+shift 3
+launcher=("$@")
+. "$(dirname "$0")/../harness.sh"
+export DLAB_NO_COLOR=1
+
+# run_job SECONDS ARGS...: the job in the background; $job is its pid.
+run_job() {
+  local limit=$1
+  shift
+  "$@" >"$tmp/out" 2>"$tmp/err" &
+  job=$!
+  (
+    trap 'kill "$nap"; exit 0' TERM
+    sleep "$limit" &
+    nap=$!
+    wait "$nap"
+    kill -KILL "$job"
+  ) >/dev/null 2>&1 &
+  watchdog=$!
+}
+
+# finish_job: waits for the job; $rc is its status (137 when the watchdog fired).
+finish_job() {
+  wait "$job"
+  rc=$?
+  kill "$watchdog" 2>/dev/null
+  wait "$watchdog" 2>/dev/null
+  [ "$rc" -ne 137 ] || bad "the job hung and was killed: $*"
+}
+
+show() { sed 's/^/  | /' "$tmp/err" | head -20; }
+
+# ranks NP ARGS...: dlab-gpu on NP ranks (NP = 1: a plain process).
+ranks() {
+  local np=$1
+  shift
+  if [ "$np" -eq 1 ]; then
+    run_job 120 "$dlab" "$@"
+  else
+    run_job 120 "${launcher[@]}" -np "$np" "$dlab" "$@"
+  fi
+  finish_job "$np ranks: $*"
+}
+
+# compare A.json B.json: the figures of B equal A's within 1e-5 relative.
+compare() {
+  python3 - "$1" "$2" <<'EOF'
+import json, math, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+bad = []
+def close(x, y, what):
+    if x is None or y is None or not math.isclose(x, y, rel_tol=1e-5, abs_tol=1e-9):
+        bad.append(f"{what}: {x} vs {y}")
+for key in ("sse_gd", "sse_svd", "sse_svd_reconstruction", "lr"):
+    close(a[key], b[key], key)
+if a["epochs_run"] != b["epochs_run"] or a["status"] != b["status"]:
+    bad.append(f"runs differ: {a['status']} {a['epochs_run']} vs {b['status']} {b['epochs_run']}")
+for i, (x, y) in enumerate(zip(a["singular_values"], b["singular_values"])):
+    close(x, y, f"singular value {i}")
+if len(a["loss_history"]) != len(b["loss_history"]):
+    bad.append("loss histories of different lengths")
+for e in (0, len(a["loss_history"]) // 2, len(a["loss_history"]) - 1):
+    close(a["loss_history"][e], b["loss_history"][e], f"loss at epoch {e + 1}")
+# The angles of U_gd to the SVD's subspace: float32 rounding of either
+# side moves the smallest by up to about 1e-5 degrees.
+for i, (x, y) in enumerate(zip(a["principal_angles_deg"], b["principal_angles_deg"])):
+    if not math.isclose(x, y, rel_tol=1e-3, abs_tol=1e-4):
+        bad.append(f"principal angle {i}: {x} vs {y} degrees")
+if b.get("ranks") != int(sys.argv[2].split(".")[-2]):
+    bad.append(f"ranks: {b.get('ranks')}")
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+EOF
+}
+
+# figures FILE: the JSON without its timings, the machine and the count of ranks.
+figures() {
+  python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+skip = ("device", "ranks")
+print(json.dumps({k: v for k, v in d.items() if "seconds" not in k and k not in skip},
+                 sort_keys=True))' "$1"
+}
+
+case "$case_name" in
+equal)
+  for preset in lab careful; do
+    ranks 1 --task factorise --data "$iris" --preset "$preset" --json --quiet
+    [ "$rc" -eq 0 ] && cp "$tmp/out" "$tmp/$preset.1.json" || { bad "one process: exit $rc"; show; }
+    for np in 2 3; do
+      ranks "$np" --task factorise --data "$iris" --preset "$preset" --json --quiet
+      [ "$rc" -eq 0 ] || { bad "$preset on $np ranks: exit $rc"; show; continue; }
+      cp "$tmp/out" "$tmp/$preset.$np.json"
+      check "$preset on $np ranks equals one process" compare "$tmp/$preset.1.json" \
+        "$tmp/$preset.$np.json"
+    done
+  done
+  ;;
+reruns)
+  for np in 2 3; do
+    for run in 1 2; do
+      ranks "$np" --task factorise --data "$iris" --preset careful --rank 3 --json --quiet
+      [ "$rc" -eq 0 ] || { bad "$np ranks: exit $rc"; show; }
+      figures "$tmp/out" >"$tmp/fig.$np.$run"
+    done
+    [ -s "$tmp/fig.$np.1" ] && cmp -s "$tmp/fig.$np.1" "$tmp/fig.$np.2" && ok \
+      || bad "$np ranks: the figures differ between runs"
+  done
+  ;;
+seeds)
+  for args in "--task factorise --preset lab --seeds 7" \
+    "--task factorise --preset careful --seeds 5 --rank 3" \
+    "--task factorise --preset lab --seeds 4 --lr 0.3" "--task mlp --preset lab --seeds 5" \
+    "--task mlp --optim adam --batch 16 --seeds 4 --epochs 60"; do
+    ranks 1 --data "$iris" $args --json --quiet
+    figures "$tmp/out" >"$tmp/one" || { bad "$args: one process: exit $rc"; show; }
+    for np in 2 3; do
+      ranks "$np" --data "$iris" $args --json --quiet
+      figures "$tmp/out" >"$tmp/split" || { bad "$args: $np ranks: exit $rc"; show; }
+      cmp -s "$tmp/one" "$tmp/split" && ok \
+        || bad "$args on $np ranks: the figures differ from one process's"
+    done
+  done
+  ;;
+bad-input)
+  printf '1,2,3\n4,5,6\n7,8,9\n1,2,3\n4,5,x\n7,8,9\n' >"$tmp/bad-row.csv"
+  printf '1,2\n3,4\n' >"$tmp/two.csv"
+  # "file:line" leads the loader's message; rank 0 prints it once.
+  expect() { # NAME PATTERN
+    [ "$rc" -eq 2 ] && [ "$(grep -c "$2" "$tmp/err")" -eq 1 ] && ok \
+      || { bad "$1: exit $rc, expected 2 and one line matching '$2'"; show; }
+  }
+  ranks 3 --task factorise --data "$tmp/bad-row.csv" --quiet
+  expect "a bad row" "bad-row.csv:5: column 3: not a number"
+  ranks 2 --task factorise --data "$tmp/missing.csv" --quiet
+  expect "a missing file" "missing.csv: cannot open"
+  ranks 3 --task factorise --data "$tmp/two.csv" --rank 1 --quiet
+  expect "fewer rows than ranks" "2 rows, fewer than the 3 ranks"
+  ranks 2 --task mlp --data "$iris" --quiet
+  expect "one mlp on two ranks" "seeds 1 is fewer than the 2 ranks"
+  ranks 2 --task predict --model "$tmp/none.json" --data "$iris" --quiet
+  expect "predict on several ranks" "predict runs in one process"
+  ranks 3 --task factorise --data "$iris" --seeds 2 --quiet
+  expect "fewer seeds than ranks" "seeds 2 is fewer than the 3 ranks"
+  ;;
+out)
+  ranks 1 --task factorise --data "$iris" --preset careful --quiet --out "$tmp/one"
+  ranks 3 --task factorise --data "$iris" --preset careful --quiet --out "$tmp/three"
+  [ "$rc" -eq 0 ] || { bad "3 ranks with --out: exit $rc"; show; }
+  for f in summary.json history.csv U.csv V.csv svd_U.npy report.html; do
+    [ -s "$tmp/three/$f" ] && ok || bad "3 ranks: $f was not written"
+  done
+  # U.csv holds every row, in the order one process writes them.
+  [ "$(wc -l <"$tmp/three/U.csv")" = "$(wc -l <"$tmp/one/U.csv")" ] && ok \
+    || bad "U.csv: $(wc -l <"$tmp/three/U.csv") lines, one process $(wc -l <"$tmp/one/U.csv")"
+  python3 - "$tmp/one/U.csv" "$tmp/three/U.csv" <<'EOF' && ok || bad "U differs from one process's"
+import csv, sys
+a, b = ([[float(x) for x in r] for r in list(csv.reader(open(p)))[1:]] for p in sys.argv[1:])
+worst = max(abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb))
+scale = max(abs(x) for r in a for x in r)
+sys.exit(0 if len(a) == len(b) == 150 and worst <= 1e-3 * scale else 1)
+EOF
+  ;;
+interrupt)
+  run_job 90 "${launcher[@]}" -np 2 "$dlab" --task factorise --data "$iris" --epochs 100000000 \
+    --json --quiet
+  for _ in $(seq 50); do
+    # the launcher's children: the ranks (Open MPI starts them itself on one node)
+    pids=($(cat /proc/"$job"/task/*/children 2>/dev/null))
+    [ "${#pids[@]}" -eq 2 ] && break
+    sleep 0.2
+  done
+  sleep 1.5
+  kill -INT "${pids[1]}" 2>/dev/null || bad "no rank to interrupt"
+  finish_job "interrupt"
+  [ "$rc" -eq 130 ] && ok || { bad "exit $rc, expected 130"; show; }
+  python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if d["status"] == "interrupted" and 0 < d["epochs_run"] < d["epochs"]
+         and len(d["loss_history"]) == d["epochs_run"] else 1)' "$tmp/out" && ok \
+    || { bad "rank 0 did not report the interrupted run"; show; }
+  ;;
+*)
+  bad "unknown case $case_name"
+  ;;
+esac
+finish "test_ranks $case_name"
