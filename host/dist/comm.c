@@ -358,6 +358,20 @@ dl_status dl_comm_bcast(dl_comm *c, void *buf, size_t bytes, int root)
     return DL_OK;
 }
 
+dl_status dl_comm_gather_merge(dl_comm *c, dl_status local, const void *block, size_t bytes,
+                               dl_comm_merge_fn merge, void *ud)
+{
+    const int ranks = dl_comm_size(c);
+    void *all = NULL;
+    size_t *sizes = calloc((size_t)ranks, sizeof *sizes);
+    dl_status st = local;
+    if (!sizes) st = DL_FAIL(DL_E_MEMORY, "out of host memory for %d ranks", ranks);
+    if ((st = dl_comm_agree(c, st)) == DL_OK) st = dl_comm_gather(c, block, bytes, &all, sizes);
+    if (st == DL_OK && dl_comm_rank(c) == 0) st = merge(ud, all, sizes, ranks);
+    free(all), free(sizes);
+    return dl_comm_agree(c, st);
+}
+
 dl_status dl_comm_gather(dl_comm *c, const void *block, size_t bytes, void **all, size_t *sizes)
 {
     *all = NULL;

@@ -83,6 +83,17 @@ static dl_status merge(dl_mlp_result *res, const char *all, const size_t *sizes,
     return DL_OK;
 }
 
+typedef struct {
+    dl_mlp_result *res;
+    int seeds;
+} merge_ctx;
+
+static dl_status merge_ranks(void *ud, const char *all, const size_t *sizes, int ranks)
+{
+    merge_ctx *mc = ud;
+    return merge(mc->res, all, sizes, ranks, mc->seeds);
+}
+
 dl_status dl_mlp_split_seeds(dl_backend *be, const dl_dataset *d, const dl_mlp_config *cfg,
                              dl_mlp_result *res)
 {
@@ -125,14 +136,9 @@ dl_status dl_mlp_split_seeds(dl_backend *be, const dl_dataset *d, const dl_mlp_c
         memcpy(v + 5 * c + c * res->n_params, res->history, sizeof(float) * E * DL_MLP_METRICS * c);
     }
     st = block ? DL_OK : DL_FAIL(DL_E_MEMORY, "out of host memory for %d models", count);
-    void *all = NULL;
-    size_t *sizes = calloc((size_t)ranks, sizeof *sizes);
-    if (!sizes) st = DL_FAIL(DL_E_MEMORY, "out of host memory for %d ranks", ranks);
-    if ((st = dl_comm_agree(comm, st)) == DL_OK)
-        st = dl_comm_gather(comm, block, bytes, &all, sizes);
-    if (st == DL_OK && rank == 0) st = merge(res, all, sizes, ranks, cfg->seeds);
-    free(block), free(all), free(sizes);
-    st = dl_comm_agree(comm, st);
+    merge_ctx mc = {res, cfg->seeds};
+    st = dl_comm_gather_merge(comm, st, block, bytes, merge_ranks, &mc);
+    free(block);
     if (st != DL_OK) dl_mlp_result_free(res);
     return st;
 }

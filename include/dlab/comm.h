@@ -121,6 +121,15 @@ dl_status dl_comm_bcast(dl_comm *c, void *buf, size_t bytes, int root);
  * DL_E_MEMORY. */
 dl_status dl_comm_gather(dl_comm *c, const void *block, size_t bytes, void **all, size_t *sizes);
 
+/* Collects results made on every rank onto rank 0: `local` is this rank's
+ * status in making its block (DL_E_MEMORY when it could not). When every rank
+ * succeeded, the blocks are gathered as dl_comm_gather does and rank 0 calls
+ * merge(ud, all, sizes, ranks) on them. Every rank returns the same status:
+ * the worst of the ranks' (dl_comm_agree). */
+typedef dl_status (*dl_comm_merge_fn)(void *ud, const char *all, const size_t *sizes, int ranks);
+dl_status dl_comm_gather_merge(dl_comm *c, dl_status local, const void *block, size_t bytes,
+                               dl_comm_merge_fn merge, void *ud);
+
 /* Waits until every rank has called it. */
 dl_status dl_comm_barrier(dl_comm *c);
 
