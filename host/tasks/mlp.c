@@ -388,9 +388,7 @@ static void undefine_accuracies(dl_mlp_result *r)
             }
 }
 
-/* Final figures (the last epoch run) and each model's best validation
- * epoch among the epochs whose losses are finite. */
-static void summarise(dl_mlp_result *r)
+void dl_mlp_summarise(dl_mlp_result *r)
 {
     undefine_accuracies(r);
     for (int b = 0; b < r->models; b++) {
@@ -508,7 +506,7 @@ dl_status dl_mlp_train(dl_backend *be, const dl_mlp_data *data, const dl_mlp_con
     res->epochs_run = out.epochs_run;
     res->train_seconds = out.seconds;
     res->stop = out.stop;
-    summarise(res);
+    dl_mlp_summarise(res);
     return DL_OK;
 }
 

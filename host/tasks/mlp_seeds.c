@@ -4,6 +4,7 @@
 #include "dlab/comm.h"
 #include "dlab/mlp.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +29,12 @@ static dl_status merge(dl_mlp_result *res, const char *all, const size_t *sizes,
 {
     const size_t S = (size_t)seeds, P = res->n_params;
     int epochs = -1, chosen = 0;
+    bool uneven = false; /* ranks stopped at different epochs (a signal) */
     const char *at = all;
     for (int r = 0; r < ranks; r++) {
         const rank_head *h = (const rank_head *)at, *c = (const rank_head *)all;
         for (int q = 0; q < chosen; q++) c = (const rank_head *)((const char *)c + sizes[q]);
+        if (epochs >= 0 && h->epochs_run != epochs) uneven = true;
         if (epochs < 0 || h->epochs_run < epochs) epochs = h->epochs_run;
         /* the worst stop; among equals the fewest epochs, then the lowest rank */
         if (h->stop_kind > c->stop_kind ||
@@ -76,6 +79,9 @@ static dl_status merge(dl_mlp_result *res, const char *all, const size_t *sizes,
         }
         at += sizes[r];
     }
+    /* A signal stops each rank at its own chunk's end: the run reports the
+     * epochs every rank finished, and the figures of that epoch. */
+    if (uneven) dl_mlp_summarise(&m);
     /* m took res's sizes; res's own arrays go. */
     dl_mlp_result old = *res;
     *res = m;

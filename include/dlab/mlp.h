@@ -164,6 +164,13 @@ dl_status dl_mlp_split_seeds(dl_backend *be, const dl_dataset *d, const dl_mlp_c
 
 void dl_mlp_result_free(dl_mlp_result *r);
 
+/* Derives a result's final figures from its history: the losses and
+ * accuracies of epoch epochs_run (accuracies undefined, NaN, where that
+ * split's loss is not finite) and each model's best validation epoch among
+ * the epochs whose losses are finite (1-based, earliest on ties, 0 when
+ * none). */
+void dl_mlp_summarise(dl_mlp_result *r);
+
 /* One forward and backward pass of `models` models on the same op sequence
  * training uses. Host arrays: x models x rows x features, labels models x
  * rows, params models x P; out: grad models x P (d mean loss / d params) and,
