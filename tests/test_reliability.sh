@@ -28,15 +28,21 @@ if [ $rc -eq 1 ] && grep -q "out of host memory allocating" "$tmp/err" && [ "$(w
 else bad "allocation failure: exit $rc, $(cat "$tmp/err")"; fi
 fi
 
+# stop_run SIG: a long factorisation stopped by SIG after 1.5 s; $rc is its
+# status, $tmp/json its report and $tmp/err its messages.
+stop_run() {
+  "$bin" --task factorise --synthetic 1000x300 --rank 8 --lr 1e-6 --epochs 100000000 --no-svd \
+    --device cpu --json >"$tmp/json" 2>"$tmp/err" &
+  local pid=$!
+  sleep 1.5
+  kill "-$1" "$pid"
+  wait "$pid"
+  rc=$?
+}
+
 # Ctrl-C: stops at the end of the current chunk of epochs, reports what was
 # done (status "interrupted"), exits 130.
-"$bin" --task factorise --synthetic 1000x300 --rank 8 --lr 1e-6 --epochs 100000000 --no-svd \
-  --device cpu --json >"$tmp/json" 2>"$tmp/err" &
-pid=$!
-sleep 1.5
-kill -INT $pid
-wait $pid
-rc=$?
+stop_run INT
 if [ $rc -eq 130 ] && python3 - "$tmp/json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -60,13 +66,7 @@ rc=$?
 [ $rc -eq 130 ] && ok || bad "double SIGINT: exit $rc"
 
 # SIGTERM (a scheduler, timeout) stops like the first Ctrl-C, with 143.
-"$bin" --task factorise --synthetic 1000x300 --rank 8 --lr 1e-6 --epochs 100000000 --no-svd \
-  --device cpu --json >"$tmp/json" 2>"$tmp/err" &
-pid=$!
-sleep 1.5
-kill -TERM $pid
-wait $pid
-rc=$?
+stop_run TERM
 if [ $rc -eq 143 ] && python3 -c 'import json,sys; d = json.load(open(sys.argv[1])); assert d["status"] == "interrupted" and 0 < d["epochs_run"] < d["epochs"], d' "$tmp/json"
 then ok; else bad "SIGTERM: exit $rc, $(tail -n 2 "$tmp/err")"; fi
 

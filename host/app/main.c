@@ -150,17 +150,10 @@ int main(int argc, char **argv)
     if (note[0] && !opt.quiet) fprintf(stderr, "dlab-gpu: %s\n", note);
     be->comm = comm;
 
-    if (ranks > 1) {
-        /* SIGTERM too: a launcher turns Ctrl-C into SIGTERM to every rank. */
-        dl_comm_catch_stop_signals(&stop_requested);
-    } else {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_stop_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-    }
+    /* SIGTERM too: schedulers send it, and a launcher turns Ctrl-C into
+     * SIGTERM to every rank. On several ranks the flag is shared at chunk
+     * ends (dl_comm_share_stop), so every rank stops after the same one. */
+    dl_comm_on_stop_signals(on_stop_signal);
 
     progress_state ps = {.active = !opt.quiet && isatty(STDERR_FILENO)};
     dl_cmd cmd = {.be = be,

@@ -529,15 +529,20 @@ static void on_stop_signal(int sig)
     *stop_flag = 1;
 }
 
-void dl_comm_catch_stop_signals(volatile sig_atomic_t *flag)
+void dl_comm_on_stop_signals(void (*handler)(int))
 {
-    stop_flag = flag;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
+    sa.sa_handler = handler;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+void dl_comm_catch_stop_signals(volatile sig_atomic_t *flag)
+{
+    stop_flag = flag;
+    dl_comm_on_stop_signals(on_stop_signal);
 }
 
 dl_status dl_comm_share_stop(dl_comm *c, volatile sig_atomic_t *flag)

@@ -25,10 +25,18 @@ static bool reports_before(const rank_head *a, const rank_head *b)
     return a->epochs_run < b->epochs_run;
 }
 
+/* The gathered blocks and what rank 0 makes of them. */
+typedef struct {
+    dl_factorise_result *res;
+    int seeds;
+} merge_ctx;
+
 /* Rank 0: the run's result from its own and the gathered blocks. */
-static dl_status merge(dl_factorise_result *res, const char *all, const size_t *sizes, int ranks,
-                       int seeds)
+static dl_status merge(void *ud, const char *all, const size_t *sizes, int ranks)
 {
+    merge_ctx *mc = ud;
+    dl_factorise_result *res = mc->res;
+    const int seeds = mc->seeds;
     const rank_head **heads = malloc(sizeof *heads * (size_t)ranks);
     if (!heads) return DL_FAIL(DL_E_MEMORY, "out of host memory for %d ranks", ranks);
     const char *at = all;
@@ -76,17 +84,6 @@ static dl_status merge(dl_factorise_result *res, const char *all, const size_t *
     return DL_OK;
 }
 
-typedef struct {
-    dl_factorise_result *res;
-    int seeds;
-} merge_ctx;
-
-static dl_status merge_ranks(void *ud, const char *all, const size_t *sizes, int ranks)
-{
-    merge_ctx *mc = ud;
-    return merge(mc->res, all, sizes, ranks, mc->seeds);
-}
-
 dl_status dl_factorise_split_seeds(dl_backend *be, const float *a, int m, int n,
                                    const dl_factorise_config *cfg, dl_factorise_result *res)
 {
@@ -131,7 +128,7 @@ dl_status dl_factorise_split_seeds(dl_backend *be, const float *a, int m, int n,
     }
     st = block ? DL_OK : DL_FAIL(DL_E_MEMORY, "out of host memory for %d models", count);
     merge_ctx mc = {res, cfg->seeds};
-    st = dl_comm_gather_merge(comm, st, block, bytes, merge_ranks, &mc);
+    st = dl_comm_gather_merge(comm, st, block, bytes, merge, &mc);
     free(block);
     if (st != DL_OK) dl_factorise_result_free(res);
     return st;

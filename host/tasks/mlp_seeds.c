@@ -23,10 +23,18 @@ static size_t block_cells(const dl_mlp_result *r, int count, int epochs)
     return (size_t)count * (5 + r->n_params + (size_t)epochs * DL_MLP_METRICS);
 }
 
+/* The gathered blocks and what rank 0 makes of them. */
+typedef struct {
+    dl_mlp_result *res;
+    int seeds;
+} merge_ctx;
+
 /* Rank 0: the run's result from the gathered blocks (its own included). */
-static dl_status merge(dl_mlp_result *res, const char *all, const size_t *sizes, int ranks,
-                       int seeds)
+static dl_status merge(void *ud, const char *all, const size_t *sizes, int ranks)
 {
+    merge_ctx *mc = ud;
+    dl_mlp_result *res = mc->res;
+    const int seeds = mc->seeds;
     const size_t S = (size_t)seeds, P = res->n_params;
     int epochs = -1, chosen = 0;
     bool uneven = false; /* ranks stopped at different epochs (a signal) */
@@ -89,17 +97,6 @@ static dl_status merge(dl_mlp_result *res, const char *all, const size_t *sizes,
     return DL_OK;
 }
 
-typedef struct {
-    dl_mlp_result *res;
-    int seeds;
-} merge_ctx;
-
-static dl_status merge_ranks(void *ud, const char *all, const size_t *sizes, int ranks)
-{
-    merge_ctx *mc = ud;
-    return merge(mc->res, all, sizes, ranks, mc->seeds);
-}
-
 dl_status dl_mlp_split_seeds(dl_backend *be, const dl_dataset *d, const dl_mlp_config *cfg,
                              dl_mlp_result *res)
 {
@@ -143,7 +140,7 @@ dl_status dl_mlp_split_seeds(dl_backend *be, const dl_dataset *d, const dl_mlp_c
     }
     st = block ? DL_OK : DL_FAIL(DL_E_MEMORY, "out of host memory for %d models", count);
     merge_ctx mc = {res, cfg->seeds};
-    st = dl_comm_gather_merge(comm, st, block, bytes, merge_ranks, &mc);
+    st = dl_comm_gather_merge(comm, st, block, bytes, merge, &mc);
     free(block);
     if (st != DL_OK) dl_mlp_result_free(res);
     return st;

@@ -158,6 +158,10 @@ void dl_comm_abort(dl_comm *c, dl_status st);
  * flag must outlive the run. */
 void dl_comm_catch_stop_signals(volatile sig_atomic_t *flag);
 
+/* Installs handler for SIGINT and SIGTERM (dl_comm_catch_stop_signals's, or
+ * a program's own that also sets a stop flag). */
+void dl_comm_on_stop_signals(void (*handler)(int));
+
 /* The end-of-chunk stop check: takes the MAX of *flag over all ranks and,
  * when any rank's flag was set, sets *flag on every rank. The flag is read
  * once and never cleared, so a signal that lands during the exchange is

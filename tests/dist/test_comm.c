@@ -14,8 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dl_test.h"
-#include "dlab/comm.h"
+#include "dist_test.h"
 
 static dl_comm *C;
 static int R, P;
@@ -378,12 +377,7 @@ int main(int argc, char **argv)
     DL_RUN(test_gather);
     DL_RUN(test_agree);
     DL_RUN(test_share_stop);
-    /* Every rank's verdict, so that one rank's failure fails the job. */
-    int32_t failed = dl_t_failed_tests;
-    dl_comm_allreduce_max_i32(C, &failed, 1);
-    char suite[32];
-    snprintf(suite, sizeof suite, "test_comm (rank %d of %d)", R, P);
-    int rc = dl_test_summary(suite);
+    int rc = dl_t_ranks_summary(C, "test_comm");
     dl_comm_finalize(C);
-    return rc ? rc : failed ? 1 : 0;
+    return rc;
 }

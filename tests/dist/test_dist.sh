@@ -15,30 +15,7 @@ shift 2
 launcher=("$@")
 . "$(dirname "$0")/../harness.sh"
 
-# run_job SECONDS ARGS...: the job in the background; $job is its pid.
-run_job() {
-  local limit=$1
-  shift
-  "${launcher[@]}" "$@" >"$tmp/out" 2>"$tmp/err" &
-  job=$!
-  # Its own sleep goes when it is told to, and it holds none of our pipes.
-  (
-    trap 'kill "$nap"; exit 0' TERM
-    sleep "$limit" &
-    nap=$!
-    wait "$nap"
-    kill -KILL "$job"
-  ) >/dev/null 2>&1 &
-  watchdog=$!
-}
-
-# finish_job: waits for the job; $rc is its status (137 when the watchdog fired).
-finish_job() {
-  wait "$job"
-  rc=$?
-  kill "$watchdog" 2>/dev/null
-  wait "$watchdog" 2>/dev/null
-}
+. "$(dirname "$0")/jobs.sh"
 
 # wait_pids N: until the N ranks have written their pid files (at most 30 s).
 wait_pids() {
@@ -66,26 +43,30 @@ count() { grep -c -- "$1" "$2"; }
 
 show() { echo "--- stdout"; cat "$tmp/out"; echo "--- stderr"; cat "$tmp/err"; }
 
+# fails_once MESSAGE ARGS...: test_comm ARGS on 3 ranks exits 2 (the failing
+# rank's code) and MESSAGE is printed exactly once.
+fails_once() {
+  local msg=$1 n
+  shift
+  run_job 60 "${launcher[@]}" -np 3 "$test_comm" "$@"
+  finish_job
+  [ "$rc" -eq 2 ] && ok || { bad "exit $rc, expected 2"; show; }
+  n=$(count "$msg" "$tmp/err")
+  [ "$n" -eq 1 ] && ok || { bad "'$msg' printed $n times"; show; }
+}
+
 case $case_name in
 abort)
-  run_job 60 -np 3 "$test_comm" --abort-on 1
-  finish_job
-  [ "$rc" -eq 2 ] && ok || { bad "exit $rc, expected 2 (the failing rank's code)"; show; }
-  n=$(count "dlab-gpu: rank 1: error: data.csv:73:2: not a number" "$tmp/err")
-  [ "$n" -eq 1 ] && ok || { bad "rank 1's message printed $n times"; show; }
+  fails_once "dlab-gpu: rank 1: error: data.csv:73:2: not a number" --abort-on 1
   grep -q "barrier returned" "$tmp/err" && { bad "a rank went on after the failure"; show; } || ok
   ;;
 agree)
-  run_job 60 -np 3 "$test_comm" --agree-fail 2
-  finish_job
-  [ "$rc" -eq 2 ] && ok || { bad "exit $rc, expected 2"; show; }
-  n=$(count "dlab-gpu: error: rank 2: data.csv:12:1: empty field" "$tmp/err")
-  [ "$n" -eq 1 ] && ok || { bad "the agreed message printed $n times"; show; }
+  fails_once "dlab-gpu: error: rank 2: data.csv:12:1: empty field" --agree-fail 2
   grep -q "MPI_ABORT" "$tmp/err" && { bad "an agreed failure aborted"; show; } || ok
   ;;
 interrupt-rank | interrupt-launcher)
   mkdir -p "$tmp/pids"
-  run_job 90 -np 3 "$test_comm" --loop "$tmp/pids"
+  run_job 90 "${launcher[@]}" -np 3 "$test_comm" --loop "$tmp/pids"
   if wait_pids 3; then
     sleep 0.5
     if [ "$case_name" = interrupt-rank ]; then
@@ -111,7 +92,7 @@ interrupt-rank | interrupt-launcher)
 reruns)
   for np in 2 3; do
     for run in 1 2 3; do
-      run_job 60 -np $np "$test_comm" --checksum
+      run_job 60 "${launcher[@]}" -np $np "$test_comm" --checksum
       finish_job
       [ "$rc" -eq 0 ] || { bad "checksum run exited $rc"; show; }
       grep "^checksum" "$tmp/out" >"$tmp/sum.$np.$run"

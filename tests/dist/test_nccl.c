@@ -10,8 +10,7 @@
 
 #include <cuda_runtime_api.h>
 
-#include "dl_test.h"
-#include "dlab/comm.h"
+#include "dist_test.h"
 #include "nccl_comm.h"
 
 static dl_comm *C;
@@ -155,13 +154,9 @@ int main(int argc, char **argv)
         return 1;
     }
     DL_RUN(test_sums);
-    int32_t failed = dl_t_failed_tests;
-    dl_comm_allreduce_max_i32(C, &failed, 1);
-    char suite[32];
-    snprintf(suite, sizeof suite, "test_nccl (rank %d of %d)", R, P);
-    int rc = dl_test_summary(suite);
+    int rc = dl_t_ranks_summary(C, "test_nccl");
     cudaStreamDestroy(stream);
     dl_nccl_destroy(NC);
     dl_comm_finalize(C);
-    return rc ? rc : failed ? 1 : 0;
+    return rc;
 }

@@ -22,28 +22,11 @@ launcher=("$@")
 . "$(dirname "$0")/../harness.sh"
 export DLAB_NO_COLOR=1
 
-# run_job SECONDS ARGS...: the job in the background; $job is its pid.
-run_job() {
-  local limit=$1
-  shift
-  "$@" >"$tmp/out" 2>"$tmp/err" &
-  job=$!
-  (
-    trap 'kill "$nap"; exit 0' TERM
-    sleep "$limit" &
-    nap=$!
-    wait "$nap"
-    kill -KILL "$job"
-  ) >/dev/null 2>&1 &
-  watchdog=$!
-}
+. "$(dirname "$0")/jobs.sh"
 
-# finish_job: waits for the job; $rc is its status (137 when the watchdog fired).
-finish_job() {
-  wait "$job"
-  rc=$?
-  kill "$watchdog" 2>/dev/null
-  wait "$watchdog" 2>/dev/null
+# finish_run WHAT: finish_job, and a hang is a failure of WHAT.
+finish_run() {
+  finish_job
   [ "$rc" -ne 137 ] || bad "the job hung and was killed: $*"
 }
 
@@ -58,7 +41,7 @@ ranks() {
   else
     run_job 120 "${launcher[@]}" -np "$np" "$dlab" "$@"
   fi
-  finish_job "$np ranks: $*"
+  finish_run "$np ranks: $*"
 }
 
 # compare A.json B.json: the figures of B equal A's within 1e-5 relative.
@@ -192,7 +175,7 @@ interrupt)
   done
   sleep 1.5
   kill -INT "${pids[1]}" 2>/dev/null || bad "no rank to interrupt"
-  finish_job "interrupt"
+  finish_run "interrupt"
   [ "$rc" -eq 130 ] && ok || { bad "exit $rc, expected 130"; show; }
   python3 -c '
 import json, sys

@@ -5,7 +5,7 @@
  * usage: test_tsqr path/to/iris.data */
 #include <string.h>
 
-#include "dl_test.h"
+#include "dist_test.h"
 #include "dlab/backend.h"
 #include "dlab/comm.h"
 #include "dlab/data.h"
@@ -334,12 +334,8 @@ int main(int argc, char **argv)
     DL_RUN(test_random);
     DL_RUN(test_wide);
     DL_RUN(test_bad_calls);
-    int32_t failed = dl_t_failed_tests;
-    dl_comm_allreduce_max_i32(C, &failed, 1);
-    char suite[32];
-    snprintf(suite, sizeof suite, "test_tsqr (rank %d of %d)", R, P);
-    int rc = dl_test_summary(suite);
+    int rc = dl_t_ranks_summary(C, "test_tsqr");
     dl_backend_destroy(be);
     dl_comm_finalize(C);
-    return rc ? rc : failed ? 1 : 0;
+    return rc;
 }
