@@ -1,8 +1,6 @@
-/* Figures with PLplot: one stream per figure, begun and ended here, so no
- * PLplot state outlives a call. PLplot ends the process on a fatal error
- * (plexit), so what could make it fail is checked before plinit: the device
- * exists and the output file can be opened. Recoverable complaints (plabort)
- * are caught and returned as a status. */
+/* The figures: projections (1), learning curves (2), histogram over models
+ * (3) and confusion matrix (4), drawn with the stream and helpers of
+ * figures_plot.c; without PLplot each reports that it cannot draw. */
 #include "dlab/figures.h"
 
 #include <math.h>
@@ -13,12 +11,6 @@
 const char *dl_fig_extension(dl_fig_format fmt) { return fmt == DL_FIG_SVG ? "svg" : "png"; }
 
 #ifndef DLAB_HAVE_PLPLOT
-
-bool dl_figures_available(char *why, size_t why_len)
-{
-    if (why && why_len) snprintf(why, why_len, "not drawn: dlab-gpu was built without PLplot");
-    return false;
-}
 
 dl_status dl_figure_factorise(const char *path, dl_fig_format fmt, const dl_fig_factorise *f)
 {
@@ -42,179 +34,13 @@ dl_status dl_figure_confusion(const char *path, dl_fig_format fmt, const dl_fig_
 
 #else
 
-#include <plplot.h>
-
-/* cmap0 entries: 0 is the background. */
-enum { BG = 0, INK = 1, GRID = 2, FIRST_SERIES = 3, N_SERIES = 7 };
-
-/* Okabe & Ito (2008), black left out for the ink and yellow put last: it is
- * the weakest against white. */
-static const unsigned char series_rgb[N_SERIES][3] = {
-    {0, 114, 178},   /* blue */
-    {230, 159, 0},   /* orange */
-    {0, 158, 115},   /* bluish green */
-    {213, 94, 0},    /* vermillion */
-    {204, 121, 167}, /* reddish purple */
-    {86, 180, 233},  /* sky blue */
-    {240, 228, 66},  /* yellow */
-};
+#include "figures_plot.h"
 
 /* Filled glyphs of DejaVu Sans (cairo's default sans), one per class, with
  * scales that give them about the same visual weight. */
 static const char *const marker[] = {"●", "▲", "■", "◆", "▼", "★", "⬟"};
 static const double marker_scale[] = {1.0, 0.95, 0.85, 1.0, 0.95, 1.05, 1.0};
 #define N_MARKERS   ((int)(sizeof marker / sizeof marker[0]))
-
-static char plplot_complaint[256];
-
-static void on_plabort(PLCHAR_VECTOR msg)
-{
-    if (!plplot_complaint[0]) snprintf(plplot_complaint, sizeof plplot_complaint, "%s", msg);
-}
-
-static bool have_device(const char *name)
-{
-    const char *menu[128], *devs[128];
-    const char **pm = menu, **pd = devs;
-    int n = 128;
-    plgFileDevs(&pm, &pd, &n);
-    for (int i = 0; i < n; i++)
-        if (strcmp(devs[i], name) == 0) return true;
-    return false;
-}
-
-bool dl_figures_available(char *why, size_t why_len)
-{
-    const char *missing = !have_device("pngcairo")   ? "pngcairo"
-                          : !have_device("svgcairo") ? "svgcairo"
-                                                     : NULL;
-    if (missing && why && why_len)
-        snprintf(why, why_len,
-                 "not drawn: PLplot's %s device is missing "
-                 "(install its cairo driver, e.g. plplot-driver-cairo)",
-                 missing);
-    return missing == NULL;
-}
-
-static dl_status begin(const char *path, dl_fig_format fmt)
-{
-    const char *dev = fmt == DL_FIG_SVG ? "svgcairo" : "pngcairo";
-    if (!have_device(dev))
-        return DL_FAIL(DL_E_RUNTIME, "cannot draw %s: PLplot's %s device is missing", path, dev);
-    FILE *probe = fopen(path, "wb");
-    if (!probe) return DL_FAIL(DL_E_RUNTIME, "cannot draw %s: cannot open it for writing", path);
-    fclose(probe);
-    plplot_complaint[0] = '\0';
-    plsabort(on_plabort);
-    plsdev(dev);
-    plsfnam(path);
-    plspage(0.0, 0.0, DL_FIG_WIDTH, DL_FIG_HEIGHT, 0, 0);
-    plscmap0n(16);
-    plscol0(BG, 255, 255, 255);
-    plscol0(INK, 0, 0, 0);
-    plscol0(GRID, 225, 225, 225);
-    for (int i = 0; i < N_SERIES; i++)
-        plscol0(FIRST_SERIES + i, series_rgb[i][0], series_rgb[i][1], series_rgb[i][2]);
-    plinit();
-    pladv(0);
-    return DL_OK;
-}
-
-static dl_status end(const char *path)
-{
-    plend();
-    if (plplot_complaint[0])
-        return DL_FAIL(DL_E_RUNTIME, "drawing %s: PLplot: %s", path, plplot_complaint);
-    return DL_OK;
-}
-
-/* --- axes ------------------------------------------------------------- */
-
-typedef struct {
-    double lo, hi;
-} span;
-
-static void span_add(span *s, double v)
-{
-    if (!isfinite(v)) return;
-    if (v < s->lo) s->lo = v;
-    if (v > s->hi) s->hi = v;
-}
-
-static span span_empty(void) { return (span){INFINITY, -INFINITY}; }
-
-/* Room around the data; a flat or empty span gets a sensible width. */
-static span span_padded(span s, double frac)
-{
-    if (!(s.lo <= s.hi)) return (span){0.0, 1.0};
-    double w = s.hi - s.lo;
-    if (w <= 0.0) {
-        double d = fabs(s.lo) > 0 ? 0.1 * fabs(s.lo) : 1.0;
-        return (span){s.lo - d, s.hi + d};
-    }
-    return (span){s.lo - frac * w, s.hi + frac * w};
-}
-
-typedef struct {
-    double x0, x1, y0, y1; /* viewport, normalised page coordinates */
-} box;
-
-/* PLplot treats '#' as the start of an escape sequence; text from data
- * (class names) has it doubled. */
-static void escape_text(const char *in, char *out, size_t len)
-{
-    size_t o = 0;
-    for (const char *p = in; *p && o + 2 < len; p++) {
-        if (*p == '#') out[o++] = '#';
-        out[o++] = *p;
-    }
-    out[o] = '\0';
-}
-
-/* xtick: the x tick interval, 0 for PLplot's choice. */
-static void axes(box b, span x, double xtick, span y, const char *xlabel, const char *ylabel,
-                 const char *title)
-{
-    plvpor(b.x0, b.x1, b.y0, b.y1);
-    plwind(x.lo, x.hi, y.lo, y.hi);
-    plschr(0.0, 0.8);
-    plwidth(1.0);
-    plcol0(GRID);
-    plbox("g", xtick, 0, "g", 0.0, 0);
-    plcol0(INK);
-    plbox("bcnst", xtick, 0, "bcnstv", 0.0, 0);
-    plschr(0.0, 0.85);
-    plmtex("b", 3.2, 0.5, 0.5, xlabel);
-    plmtex("l", 4.6, 0.5, 0.5, ylabel);
-    plschr(0.0, 0.95);
-    plmtex("t", 1.0, 0.5, 0.5, title);
-    plschr(0.0, 1.0);
-}
-
-/* A legend of n entries in one row (more rows when there are many),
- * centred along the bottom of the page. */
-static void legend_bottom(int n, const PLINT *opts, const char *const *text, const PLINT *colors,
-                          const PLINT *styles, const char *const *symbols, const PLFLT *sym_scales)
-{
-    PLINT *text_colors = malloc(sizeof(PLINT) * (size_t)n);
-    PLFLT *widths = malloc(sizeof(PLFLT) * (size_t)n);
-    PLINT *counts = malloc(sizeof(PLINT) * (size_t)n);
-    if (!text_colors || !widths || !counts) goto done;
-    for (int i = 0; i < n; i++) text_colors[i] = INK, widths[i] = 2.0, counts[i] = 1;
-    int per_row = n < 7 ? n : 7;
-    int rows = (n + per_row - 1) / per_row;
-    PLFLT w, h;
-    plvpor(0.0, 1.0, 0.0, 1.0);
-    plwind(0.0, 1.0, 0.0, 1.0);
-    plschr(0.0, 0.85);
-    pllegend(&w, &h, PL_LEGEND_ROW_MAJOR | PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-             PL_POSITION_BOTTOM | PL_POSITION_INSIDE | PL_POSITION_VIEWPORT, 0.0, 0.025, 0.03, BG,
-             GRID, 1, rows, per_row, n, opts, 0.6, 0.85, 2.0, 0.0, text_colors, (PLCHAR_MATRIX)text,
-             NULL, NULL, NULL, NULL, colors, styles, widths, colors, sym_scales, counts,
-             (PLCHAR_MATRIX)symbols);
-done:
-    free(text_colors), free(widths), free(counts);
-}
 
 /* --- figure 1: projections ---------------------------------------------- */
 
@@ -232,7 +58,8 @@ static void scatter_points(const scatter *s, int n, const int *cls, int n_classe
     if (size < 0.35) size = 0.35;
     double alpha = n > 300 ? 0.55 : 1.0;
     for (int i = 0; i < N_SERIES; i++)
-        plscol0a(FIRST_SERIES + i, series_rgb[i][0], series_rgb[i][1], series_rgb[i][2], alpha);
+        plscol0a(FIRST_SERIES + i, fig_series_rgb[i][0], fig_series_rgb[i][1], fig_series_rgb[i][2],
+                 alpha);
     for (int c = 0; c < n_classes; c++) {
         int k = 0;
         for (int i = 0; i < n; i++)
@@ -245,7 +72,8 @@ static void scatter_points(const scatter *s, int n, const int *cls, int n_classe
     }
     plschr(0.0, 1.0);
     for (int i = 0; i < N_SERIES; i++)
-        plscol0a(FIRST_SERIES + i, series_rgb[i][0], series_rgb[i][1], series_rgb[i][2], 1.0);
+        plscol0a(FIRST_SERIES + i, fig_series_rgb[i][0], fig_series_rgb[i][1], fig_series_rgb[i][2],
+                 1.0);
 }
 
 static span scatter_span(const double *v, int n)
@@ -271,7 +99,7 @@ static void factorise_legend(const dl_fig_factorise *f)
                 snprintf(raw, sizeof raw, "%s", f->class_names[c]);
             else
                 snprintf(raw, sizeof raw, "class %d", c + 1);
-            escape_text(raw, names[c], sizeof names[c]);
+            fig_escape_text(raw, names[c], sizeof names[c]);
             opts[c] = PL_LEGEND_SYMBOL;
             colors[c] = FIRST_SERIES + c % N_SERIES;
             styles[c] = 1;
@@ -279,7 +107,7 @@ static void factorise_legend(const dl_fig_factorise *f)
             text[c] = names[c];
             syms[c] = marker[c % N_MARKERS];
         }
-        legend_bottom(n, opts, text, colors, styles, syms, scales);
+        fig_legend_bottom(n, opts, text, colors, styles, syms, scales);
     }
     free(opts), free(colors), free(styles), free(scales), free(text), free(syms), free(names);
 }
@@ -335,21 +163,21 @@ dl_status dl_figure_factorise(const char *path, dl_fig_format fmt, const dl_fig_
         gd->ylabel = two ? "column 2 of Û" : "Û  (rank 1)";
     }
 
-    dl_status st = begin(path, fmt);
+    dl_status st = fig_begin(path, fmt);
     if (st == DL_OK) {
         bool legend = f->labels && f->n_classes > 0;
         double y0 = legend ? 0.24 : 0.13;
         box boxes2[2] = {{0.08, 0.475, y0, 0.91}, {0.575, 0.97, y0, 0.91}};
         box boxes1[1] = {{0.1, 0.95, y0, 0.91}};
         for (int p = 0; p < panels; p++) {
-            axes(panels == 2 ? boxes2[p] : boxes1[0], scatter_span(sc[p].x, n), 0.0,
-                 scatter_span(sc[p].y, n), sc[p].xlabel, sc[p].ylabel, sc[p].title);
+            fig_axes(panels == 2 ? boxes2[p] : boxes1[0], scatter_span(sc[p].x, n), 0.0,
+                     scatter_span(sc[p].y, n), sc[p].xlabel, sc[p].ylabel, sc[p].title);
             scatter_points(&sc[p], n, cls, n_classes, bx, by);
         }
         if (legend) factorise_legend(f);
         if (!gd && f->gd_note) { /* say why the Û panel is missing */
             char note[160];
-            escape_text(f->gd_note, note, sizeof note);
+            fig_escape_text(f->gd_note, note, sizeof note);
             plvpor(0.0, 1.0, 0.0, 1.0);
             plschr(0.0, 0.7);
             plcol0(INK);
@@ -368,7 +196,7 @@ dl_status dl_figure_factorise(const char *path, dl_fig_format fmt, const dl_fig_
             plcol0(INK);
             plmtex("b", -1.2, 0.99, 1.0, note);
         }
-        st = end(path);
+        st = fig_end(path);
     }
     free(buf), free(cls);
     return st;
@@ -421,7 +249,7 @@ dl_status dl_figure_mlp(const char *path, dl_fig_format fmt, const dl_fig_mlp *f
     bool dots = f->epochs <= 40;
     const PLINT style_train = 1, style_val = 3; /* solid, long dashes */
 
-    dl_status st = begin(path, fmt);
+    dl_status st = fig_begin(path, fmt);
     if (st == DL_OK) {
         box b[2] = {{0.08, 0.475, 0.22, 0.91}, {0.575, 0.97, 0.22, 0.91}};
         const float *series[2][2] = {{f->train_loss, f->val_loss}, {f->train_acc, f->val_acc}};
@@ -429,8 +257,8 @@ dl_status dl_figure_mlp(const char *path, dl_fig_format fmt, const dl_fig_mlp *f
         const char *ylabel[2] = {"cross-entropy loss (mean over rows)",
                                  "accuracy (fraction of rows)"};
         for (int p = 0; p < 2; p++) {
-            axes(b[p], ex, f->epochs < 8 ? 1.0 : 0.0, p == 0 ? loss : acc, "epoch", ylabel[p],
-                 title[p]);
+            fig_axes(b[p], ex, f->epochs < 8 ? 1.0 : 0.0, p == 0 ? loss : acc, "epoch", ylabel[p],
+                     title[p]);
             plwidth(2.0);
             for (int s = 0; s < 2; s++) {
                 plcol0(FIRST_SERIES + s);
@@ -448,8 +276,8 @@ dl_status dl_figure_mlp(const char *path, dl_fig_format fmt, const dl_fig_mlp *f
         PLINT colors[2] = {FIRST_SERIES, FIRST_SERIES + 1}, styles[2] = {style_train, style_val};
         const char *syms[2] = {"●", "●"};
         PLFLT scales[2] = {0.5, 0.5};
-        legend_bottom(2, opts, text, colors, styles, syms, scales);
-        st = end(path);
+        fig_legend_bottom(2, opts, text, colors, styles, syms, scales);
+        st = fig_end(path);
     }
     free(bx), free(by);
     return st;
@@ -494,7 +322,7 @@ dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_
         snprintf(title, sizeof title, "%s (%d model%s%s)", h->title, h->n, h->n == 1 ? "" : "s",
                  below_note);
 
-    dl_status st = begin(path, fmt);
+    dl_status st = fig_begin(path, fmt);
     if (st == DL_OK) {
         /* Values at or below 0 (log10_x) get a grey bar one bin wide left
          * of the axis's first decade: they have no place on it. */
@@ -539,7 +367,7 @@ dl_status dl_figure_histogram(const char *path, dl_fig_format fmt, const dl_fig_
         plschr(0.0, 0.95);
         plmtex("t", 1.0, 0.5, 0.5, title);
         plschr(0.0, 1.0);
-        st = end(path);
+        st = fig_end(path);
     }
     free(count);
     return st;
@@ -586,13 +414,13 @@ static void short_name(const char *in, char *out, size_t len)
     char cut[4 * CM_NAME_MAX + 8];
     size_t n = strlen(in);
     if (n <= CM_NAME_MAX) {
-        escape_text(in, out, len);
+        fig_escape_text(in, out, len);
         return;
     }
     n = CM_NAME_MAX;
     while (n > 0 && ((unsigned char)in[n] & 0xc0) == 0x80) n--; /* not inside a character */
     snprintf(cut, sizeof cut, "%.*s…", (int)n, in);
-    escape_text(cut, out, len);
+    fig_escape_text(cut, out, len);
 }
 
 dl_status dl_figure_confusion(const char *path, dl_fig_format fmt, const dl_fig_confusion *c)
@@ -615,7 +443,7 @@ dl_status dl_figure_confusion(const char *path, dl_fig_format fmt, const dl_fig_
         double px = text_em(shown) * EM_PX * text + (strlen(raw) > CM_NAME_MAX ? EM_PX * text : 0);
         if (px > label_px) label_px = px;
     }
-    dl_status st = begin(path, fmt);
+    dl_status st = fig_begin(path, fmt);
     if (st == DL_OK) {
         /* Column labels across when they fit their columns, else up the page;
          * under them "predicted class". The grid is square, as tall as what
@@ -632,8 +460,9 @@ dl_status dl_figure_confusion(const char *path, dl_fig_format fmt, const dl_fig_
         const double left = (label_px + 4.0 * CHAR_PX) / DL_FIG_WIDTH;
         const double x0 = left + (1.0 - left - side) / 2, x1 = x0 + side;
         /* cmap1: white to Okabe-Ito blue */
-        PLFLT pos[2] = {0.0, 1.0}, r[2] = {1.0, series_rgb[0][0] / 255.0},
-              g[2] = {1.0, series_rgb[0][1] / 255.0}, b[2] = {1.0, series_rgb[0][2] / 255.0};
+        PLFLT pos[2] = {0.0, 1.0}, r[2] = {1.0, fig_series_rgb[0][0] / 255.0},
+              g[2] = {1.0, fig_series_rgb[0][1] / 255.0},
+              b[2] = {1.0, fig_series_rgb[0][2] / 255.0};
         plscmap1n(256);
         plscmap1l(1, 2, pos, r, g, b, NULL);
         plvpor(x0, x1, y0, y1);
@@ -678,7 +507,7 @@ dl_status dl_figure_confusion(const char *path, dl_fig_format fmt, const dl_fig_
         plschr(0.0, 0.95);
         plmtex("t", 1.2, 0.5, 0.5, c->title ? c->title : "Confusion matrix");
         plschr(0.0, 1.0);
-        st = end(path);
+        st = fig_end(path);
     }
     free(names);
     return st;
