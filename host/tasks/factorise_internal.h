@@ -1,0 +1,80 @@
+/* Private to host/tasks/factorise.c and host/tasks/factorise_baseline.c:
+ * the state one factorisation shares between its training (factorise.c) and
+ * its start, placement, measurement and SVD baselines (factorise_baseline.c).
+ * Not part of the public API (include/dlab/factorise.h). */
+#ifndef DLAB_FACTORISE_INTERNAL_H
+#define DLAB_FACTORISE_INTERNAL_H
+
+#include "dlab/factorise.h"
+#include "dlab/comm.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Device buffers of one group of models. Parameters of model b are laid out as
+ * [U (m x k) | V (n x k)] at params + b*P, P = (m + n) k, and the gradients
+ * mirror them, so one optimiser launch updates U and V of every model. */
+typedef struct {
+    int m, n, k, seeds; /* m: the rows this rank holds */
+    bool ranks;         /* the rows are spread over the ranks of be->comm */
+    size_t per_model;
+    float *a, *e, *params, *grads, *metrics, *hist;
+    int32_t *counter;
+    dl_optim opt;
+} fact_ctx;
+
+/* What the task knows of A before it reaches the device. */
+typedef struct {
+    const float *raw;    /* m x n as given (host), NULL for a synthetic matrix */
+    const float *scaled; /* 2^e raw (host), NULL for a synthetic matrix */
+    int e;               /* the SVD and the final errors use 2^e A */
+    double sumsq;        /* ||A||_F^2 in the data's units; synthetic: measured on the device */
+    double sigma1_t;     /* careful: sigma_1 of the training matrix, < 0 until estimated */
+    int true_rank;       /* synthetic: A = L R^T + noise */
+    float noise;
+    uint64_t data_seed;
+} fact_input;
+
+/* The progress line shows the loss in the data's units. */
+typedef struct {
+    void (*fn)(void *ud, const dl_progress *p);
+    void *ud;
+    double scale;
+} progress_units;
+
+/* The input every group shares, the start they all take, and the result
+ * each fills its slice of. */
+typedef struct {
+    int m, n;
+    /* Row-sharded over the ranks of comm (NULL: this process holds A): this
+     * rank holds rows [first_row, first_row + m_local); raw and scaled in
+     * `in` are those rows. */
+    dl_comm *comm;
+    int first_row, m_local;
+    fact_input in;
+    const dl_factorise_config *cfg;
+    int te;         /* the training matrix is 2^te A */
+    float lr_t;     /* the step in training units */
+    double std_t;   /* careful: the initial std in training units */
+    float *hist;    /* epochs x seeds: every model's loss history in training units */
+    int *bad_epoch; /* seeds: the 1-based epoch whose loss was first not finite, 0: none */
+    bool *bad_nan;  /* seeds: that loss was NaN (else Inf) */
+    progress_units pu;
+    dl_factorise_result *res;
+} fact_job;
+
+/* factorise_baseline.c; each is documented at its definition. */
+dl_status fact_svd_baseline(dl_backend *be, fact_ctx *c, int e, dl_factorise_result *res);
+dl_status fact_svd_baseline_rows(fact_job *j, dl_factorise_result *res);
+dl_status fact_choose_start(const dl_factorise_config *cfg, const fact_input *in, int te, int m,
+                            int n, float *lr_t, double *std_t, dl_factorise_result *res);
+dl_status fact_draw_start(dl_backend *be, fact_ctx *c, const dl_factorise_config *cfg, int first,
+                          double std_t);
+dl_status fact_draw_start_rows(dl_backend *be, fact_ctx *c, const fact_job *j, double std_t);
+dl_status fact_place_matrix(dl_backend *be, fact_ctx *c, const fact_input *in, int e);
+dl_status fact_measure(dl_backend *be, fact_job *j, int e, bool sumsq, double *sigma1);
+dl_status fact_gather_rows(dl_backend *be, dl_comm *comm, float *whole, const float *dev,
+                           int m_local, int m, int k);
+
+#endif
