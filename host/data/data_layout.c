@@ -182,7 +182,8 @@ dl_status dl_columns_resolve(const char *list, int ncols, char *const *names, in
             if (named < 0) {
                 char nb[512];
                 return DL_FAIL(DL_E_USAGE, "--columns: the header has no column named '%s'%s",
-                               dl_show(item, qb, sizeof qb), name_list(names, ncols, nb, sizeof nb));
+                               dl_show(item, qb, sizeof qb),
+                               name_list(names, ncols, nb, sizeof nb));
             }
             if (named == label)
                 return DL_FAIL(DL_E_USAGE,

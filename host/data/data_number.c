@@ -35,7 +35,6 @@ dl_f32_result dl_f32_from_double(double v, float *out)
     return DL_F32_OK;
 }
 
-
 /* Why a word is not a number, for the message. */
 static num_result classify_word(span s)
 {

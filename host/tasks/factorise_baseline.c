@@ -77,7 +77,7 @@ done:
 /* The step and the start in training units (A on the device is 2^te A),
  * the same for every group; the careful preset's needs in->sigma1_t. */
 dl_status fact_choose_start(const dl_factorise_config *cfg, const fact_input *in, int te, int m,
-                              int n, float *lr_t, double *std_t, dl_factorise_result *res)
+                            int n, float *lr_t, double *std_t, dl_factorise_result *res)
 {
     if (cfg->preset == DL_FACTORISE_LAB) {
         *lr_t = cfg->lr > 0.0f ? cfg->lr : (float)DL_LAB_LR;
@@ -104,7 +104,7 @@ dl_status fact_choose_start(const dl_factorise_config *cfg, const fact_input *in
 /* The initial U, V of the group's models: model first + b draws from the
  * same stream position whatever the grouping. */
 dl_status fact_draw_start(dl_backend *be, fact_ctx *c, const dl_factorise_config *cfg, int first,
-                            double std_t)
+                          double std_t)
 {
     const size_t P = c->per_model;
     for (int b = 0; b < c->seeds; b++) {
@@ -200,7 +200,7 @@ dl_status fact_measure(dl_backend *be, fact_job *j, int e, bool sumsq, double *s
  * m_local x k at dev) of every rank in rank order, which is row order; the
  * other ranks only send (whole may be NULL there). A collective. */
 dl_status fact_gather_rows(dl_backend *be, dl_comm *comm, float *whole, const float *dev,
-                             int m_local, int m, int k)
+                           int m_local, int m, int k)
 {
     const size_t bytes = sizeof(float) * (size_t)m_local * k;
     float *mine = malloc(bytes ? bytes : 1);
