@@ -165,7 +165,7 @@ assert re.search(r"gradient descent SSE undefined: training diverged at epoch [0
 assert "nan" not in err.replace("NaN", ""), err
 assert "SVD rank-2 SSE" in err and "gap                  undefined: training diverged" in err, err
 html = open(f"{out}/report.html").read()
-assert "SVD rank-2 SSE" in html and "not drawn: training diverged" in html, "report.html"
+assert "SVD rank-2 SSE" in html and ("not drawn: training diverged" in html or "built without PLplot" in html), "report.html"
 PY
 then ok; else bad "diverged run: exit $rc, $(tail -n 3 "$tmp/err")"; fi
 
@@ -220,10 +220,14 @@ with open(f"{sys.argv[2]}/iris_1e30.csv", "w") as out:
         if l.strip():
             out.write(",".join(repr(float(x) * 1e30) for x in l.split(",")[:4]) + "\n")
 PY
+# The gap is rounding-level relative to the optimum, so its sign depends on
+# the SVD (LAPACKE or the built-in Jacobi one): only its size is asserted,
+# and the histogram row is its decade, or the "at or below" row.
 fact "iris x 1e30 seeds" 0 'd["status"] == "ok" and d["summary"]["gap"]["n"] == 3
-  and d["summary"]["gap"]["non_finite"] == 0 and 1e53 < d["summary"]["gap"]["median"] < 1e56
-  and "diverged" not in text and "gap to the SVD optimum over 3 models:  min 9.6" in text
-  and (lambda r: ("1e%+d - 1e%+d" % (math.floor(math.log10(r)), math.floor(math.log10(r)) + 1)) in text)(
+  and d["summary"]["gap"]["non_finite"] == 0 and 1e52 < abs(d["summary"]["gap"]["median"]) < 1e56
+  and "diverged" not in text and "gap to the SVD optimum over 3 models:  min " in text
+  and (lambda r: ("1e%+d - 1e%+d" % (math.floor(math.log10(r)), math.floor(math.log10(r)) + 1)) in text
+       if r > 0 else "at or below the optimum (rounding)" in text)(
       d["summary"]["relative_gap"]["median"])' --seeds 3 --data "$tmp/iris_1e30.csv"
 fact "iris seeds" 0 'd["summary"]["relative_gap"]["n"] == 4 and d["summary"]["relative_gap"]["undefined"] == 0
   and all(abs(s["relative_gap"]) < 1e-5 for s in d["seeds"])' --data "$iris" --seeds 4
