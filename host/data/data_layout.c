@@ -41,9 +41,13 @@ static void codes_list(const long *codes, int distinct, char *buf, size_t len)
 static const char *name_list(char *const *names, int n, char *buf, size_t len)
 {
     size_t o = (size_t)snprintf(buf, len, "; the header names");
-    for (int j = 0; j < n && j < NAMES_LISTED && o < len; j++)
-        o += (size_t)snprintf(buf + o, len - o, "%s '%.40s'", j ? "," : "",
-                              names[j] ? names[j] : "");
+    for (int j = 0; j < n && j < NAMES_LISTED && o < len; j++) {
+        /* quoted as every message quotes file text: printable, bounded */
+        char qb[64];
+        const char *name = names[j] ? names[j] : "";
+        o += (size_t)snprintf(buf + o, len - o, "%s '%s'", j ? "," : "",
+                              dl_show((span){name, strlen(name)}, qb, sizeof qb));
+    }
     if (n > NAMES_LISTED && o < len) snprintf(buf + o, len - o, ", ... (%d columns)", n);
     return buf;
 }
