@@ -192,8 +192,16 @@ static dl_status make_temp(const dl_out *o, const char *name, char **tmp, int *f
     if (!*tmp) return DL_FAIL(DL_E_MEMORY, "--out: out of memory");
     snprintf(*tmp, len, "%s/.%s.tmp-XXXXXX", o->dir, name);
     pending_end();
+    /* No stop signal between creating the file and recording its name, or
+     * a second Ctrl-C there would leave it behind. */
+    sigset_t stop, saved;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, &saved);
     *fd = mkstemp(*tmp);
     if (*fd >= 0) pending_begin(*tmp);
+    sigprocmask(SIG_SETMASK, &saved, NULL);
     if (*fd < 0) {
         dl_status st =
             DL_FAIL(DL_E_RUNTIME, "cannot create a file in %s: %s", o->dir, strerror(errno));
