@@ -88,7 +88,8 @@ dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hi
     memset(out, 0, sizeof *out);
     const size_t host_row = (size_t)o->metrics * grp->models;
     int max_chunk = o->max_chunk > 0 ? o->max_chunk : 256;
-    int chunk = 1;
+    int chunk = o->first_chunk > 0 ? o->first_chunk : 1;
+    if (chunk > max_chunk) max_chunk = chunk;
     const int ranks = o->comm ? dl_comm_size(o->comm) : 1;
     double t0 = wall();
     DL_TRY(dl_timer_start(be));
@@ -97,8 +98,8 @@ dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hi
         const int done = out->epochs_run;
         int n = epochs - done < chunk ? epochs - done : chunk;
         double c0 = wall();
-        if ((st = dl_graph_run(be, g, n)) != DL_OK ||
-            (st = fetch_rows(be, hist_host, hist_dev, done, n, o, grp)) != DL_OK) {
+        st = o->run ? o->run(be, o->run_ctx, done, n) : dl_graph_run(be, g, n);
+        if (st != DL_OK || (st = fetch_rows(be, hist_host, hist_dev, done, n, o, grp)) != DL_OK) {
             if (ranks > 1) dl_comm_abort(o->comm, st); /* the others wait inside an epoch */
             break;
         }

@@ -63,6 +63,8 @@ extern "C" {
 
 typedef struct dl_backend dl_backend;
 typedef struct dl_graph dl_graph;
+typedef struct dl_fused_factorise_args dl_fused_factorise_args; /* see dl_fused_factorise() */
+typedef struct dl_fused_mlp_args dl_fused_mlp_args;             /* see dl_fused_mlp() */
 
 /* One epoch's worth of ops, issued against `be`. Captured once as a CUDA
  * graph and replayed on the CUDA backend; called directly on the CPU. It
@@ -160,6 +162,11 @@ struct dl_backend {
                          size_t out_stride);
     dl_status (*record)(dl_backend *be, float *hist, const float *vals, int n, int32_t *counter);
     dl_status (*allreduce_sum)(dl_backend *be, float *x, size_t n);
+
+    /* --- fused training (NULL when the backend has none) --------------- */
+    size_t (*fused_limit)(dl_backend *be); /* bytes of a model's working set it accepts */
+    dl_status (*fused_factorise)(dl_backend *be, const dl_fused_factorise_args *args);
+    dl_status (*fused_mlp)(dl_backend *be, const dl_fused_mlp_args *args);
 
     /* --- sync, timing, graphs ----------------------------------------- */
     dl_status (*sync)(dl_backend *be);
@@ -329,6 +336,103 @@ dl_status dl_record(dl_backend *be, float *hist, const float *vals, int n, int32
  * sums with MPI on the calling thread; a backend without the op refuses a
  * communicator of several ranks (DL_E_USAGE). x not NULL unless n == 0. */
 dl_status dl_allreduce_sum(dl_backend *be, float *x, size_t n);
+
+/* --- fused training of small models ---------------------------------- *
+ *
+ * The general path issues one op per step of an epoch (three gemms, the
+ * residual, the optimiser step...), which on the lab's tiny problems costs
+ * far more than their arithmetic: a kernel launch or an OpenMP region per
+ * op. The two ops below train whole models for `epochs` epochs in one call
+ * when a model's working set fits fast memory (dl_fused_fits): on the CPU
+ * one sweep per epoch per model over cache-resident data, on the GPU one
+ * persistent kernel launch in which each model's data and parameters stay
+ * in its block's shared memory for every epoch.
+ *
+ * They compute what the general path computes from the same starting point
+ * (the same formulas, the shared per-element math of elem_math.h) but not
+ * in the same summation order, so results agree within the tolerances the
+ * tests use for CPU against GPU, not bit for bit. Each is deterministic:
+ * the same call gives the same bits run after run, and a model's bits do
+ * not depend on how many models share the call or on `epochs` per call
+ * (calling twice with E1 and E2 epochs gives the bits of one call with
+ * E1 + E2). They are not graph ops: they are called directly, once per
+ * chunk of epochs, never inside dl_graph_create(). */
+
+/* Gradient-descent factorisation A ~ U V^T of `models` models that share
+ * A, the epoch of the general path fused:
+ *   E = U V^T - A,  sse = sum E^2 (accumulated in double, stored as float),
+ *   dU = 2 E V,  dV = 2 E^T U (both from the U, V the epoch started with),
+ *   U -= lr dU,  V -= lr dV  (plain SGD, dl_sgd_step).
+ * Shapes: A m x n row-major; model b's parameters at params + b*(m+n)*k
+ * are [U (m x k) | V (n x k)], row-major, updated in place; hist receives
+ * epochs x models floats, hist[e*models + b] = model b's sse before the
+ * step of the call's epoch e (the general path's recorded loss). */
+struct dl_fused_factorise_args {
+    int m, n, k;    /* m, n >= 1; 1 <= k */
+    int models;     /* >= 1 */
+    const float *a; /* m x n, shared by every model */
+    float *params;  /* models x (m + n) k, updated in place */
+    float lr;       /* > 0, finite */
+    int epochs;     /* >= 0; 0 is an empty op */
+    float *hist;    /* epochs x models */
+};
+
+/* One-hidden-layer classifier (dlab/mlp.h's network) trained for `epochs`
+ * epochs, the epoch of the general path fused. Per model b:
+ *   parameters at params + b*P, P = d*h + h + h*c + c, laid out
+ *   [W1 (d x h) | b1 (h) | W2 (h x c) | b2 (c)];
+ *   X_train at x_train + b*n_train*d (row-major n_train x d), labels at
+ *   y_train + b*n_train; likewise X_val, y_val with n_val rows.
+ * Each epoch: the mini-batches rows [r0, r0 + batch) in order (the last may
+ * be short), each: hid = relu(X W1 + b1), logits = hid W2 + b2, the softmax
+ * cross-entropy gradient (softmax - onehot) / rows, backpropagated to every
+ * parameter, then one optimiser step (dl_optim_step's formulas, elem_math.h)
+ * on every parameter. Then the metrics of the updated model, recorded at
+ *   hist[(e*DL_MLP_METRICS_N + k)*models + b], k = 0 train loss, 1 validation
+ *   loss, 2 train accuracy, 3 validation accuracy
+ * (mean softmax cross-entropy over the split; fraction of rows whose first
+ * maximal logit is the label; a label outside [0, c) gives NaN loss, as in
+ * dl_softmax_xent). Optimiser state: momentum needs m, Adam m and v, each
+ * models x P and laid out as params, updated in place; Adam's 1-based step
+ * number of the call's first step is first_step + 1 (steps taken so far by
+ * the caller, the same for every model; each mini-batch is one step). */
+#define DL_MLP_METRICS_N 4
+struct dl_fused_mlp_args {
+    int d, h, c;            /* features, hidden units, classes: each >= 1 (c >= 2) */
+    int models;             /* >= 1 */
+    int n_train, n_val;     /* >= 1 */
+    int batch;              /* rows per mini-batch, 1 <= batch <= n_train */
+    const float *x_train;   /* models x n_train x d */
+    const int32_t *y_train; /* models x n_train */
+    const float *x_val;     /* models x n_val x d */
+    const int32_t *y_val;   /* models x n_val */
+    float *params;          /* models x P, updated in place */
+    dl_optim opt;           /* checked as in dl_optim_step() */
+    float *m, *v;           /* optimiser state, models x P (NULL where unused) */
+    int64_t first_step;     /* >= 0: optimiser steps taken before this call */
+    int epochs;             /* >= 0; 0 is an empty op */
+    float *hist;            /* epochs x DL_MLP_METRICS_N x models */
+};
+
+/* Bytes of fast memory one model's fused training works in: its data, its
+ * parameters and gradients (and optimiser state), and the activations of
+ * one mini-batch. These are what dl_fused_fits() is asked about. */
+size_t dl_fused_factorise_bytes(int m, int n, int k);
+size_t dl_fused_mlp_bytes(int d, int h, int c, int n_train, int n_val, int batch, dl_optim_kind o);
+
+/* Whether this backend has the fused ops and a model whose working set is
+ * `bytes` (from the functions above) fits its fast memory: a share of the
+ * per-core cache on the CPU, one block's shared memory on the GPU. False
+ * for a backend without fused ops, so a task falls back on the general
+ * path. */
+bool dl_fused_fits(dl_backend *be, size_t bytes);
+
+/* The two fused ops. Checks (DL_E_RUNTIME, "dl_fused_<op>: ..."): args not
+ * NULL; shapes as documented at the argument structs; every pointer the
+ * arguments need not NULL; sizes fit the address space; the model fits
+ * (dl_fused_fits() is true for its working set). */
+dl_status dl_fused_factorise(dl_backend *be, const dl_fused_factorise_args *args);
+dl_status dl_fused_mlp(dl_backend *be, const dl_fused_mlp_args *args);
 
 /* --- sync, timing, graphs ------------------------------------------- */
 

@@ -88,9 +88,25 @@ typedef struct {
      * stops them all (dl_comm_abort). The checked metrics must be the same
      * on every rank (summed over the ranks inside the epoch). */
     struct dl_comm *comm;
+    /* A task training on a fused op (dl_fused_factorise, dl_fused_mlp)
+     * sets `run`: the loop then calls run(be, run_ctx, first, n) for each
+     * chunk, epochs [first, first + n), instead of replaying a graph (the
+     * graph argument is then NULL). run must write those epochs' rows of the
+     * device history. */
+    dl_status (*run)(dl_backend *be, void *run_ctx, int first_epoch, int epochs);
+    void *run_ctx;
+    int first_chunk; /* epochs in the first chunk (0: 1); chunks then double as before */
 } dl_loop;
 
-/* Runs `epochs` replays of `g` for the models of group `grp`.
+/* Whether a task trains on the backend's fused ops (backend.h):
+ * AUTO when the backend has them and one model's working set fits its fast
+ * memory (dl_fused_fits) and the rows are not spread over ranks; ON the
+ * same, refusing with DL_E_USAGE and the reason when it cannot; OFF never
+ * (the general path: one op per step, replayed as a graph). */
+typedef enum { DL_FUSED_AUTO = 0, DL_FUSED_OFF, DL_FUSED_ON } dl_fused_mode;
+
+/* Runs `epochs` replays of `g` (or calls of opt->run) for the models of
+ * group `grp`.
  *
  * hist_dev (device) receives epochs x metrics x grp->count floats: metric k
  * of the group's model b after epoch e at (e * metrics + k) * count + b.
