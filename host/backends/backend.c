@@ -99,6 +99,13 @@ static bool layout_fits(int batch, size_t stride, size_t one)
     return add_sat(mul_sat((size_t)batch - 1, stride), one) <= MAX_ELEMS;
 }
 
+/* Parameters of one d-h-c network (dlab/mlp.h's layout), saturating. */
+static size_t dl_mlp_param_count_checked(int d, int h, int c)
+{
+    return add_sat(mul_sat(add_sat((size_t)d, 1), (size_t)h),
+                   mul_sat(add_sat((size_t)h, 1), (size_t)c));
+}
+
 /* Whether [p, p + bytes) and [q, q + bytes) share a byte. */
 static bool overlap(const void *p, const void *q, size_t bytes)
 {
@@ -302,26 +309,29 @@ dl_status dl_residual_sse(dl_backend *be, float *e, const float *a, size_t n, in
     return be->residual_sse(be, e, a, n, batch, a_stride, sse);
 }
 
-static dl_status optim_settings(const dl_optim *o)
+/* The optimiser's settings, as documented at dl_optim; `op` names the
+ * entry point in the message ("optim_step", "fused_mlp"). */
+#define OPT_BAD(...) DL_FAIL(DL_E_RUNTIME, __VA_ARGS__)
+static dl_status optim_settings(const dl_optim *o, const char *op)
 {
-    NEED(isfinite(o->lr) && o->lr > 0.0f, "optim_step", "lr=%g (must be positive and finite)",
-         (double)o->lr);
+    if (!(isfinite(o->lr) && o->lr > 0.0f))
+        return OPT_BAD("dl_%s: lr=%g (must be positive and finite)", op, (double)o->lr);
     switch (o->kind) {
     case DL_OPTIM_SGD: return DL_OK;
     case DL_OPTIM_MOMENTUM:
-        NEED(o->momentum >= 0.0f && o->momentum < 1.0f, "optim_step",
-             "momentum=%g (must be in [0, 1))", (double)o->momentum);
+        if (!(o->momentum >= 0.0f && o->momentum < 1.0f))
+            return OPT_BAD("dl_%s: momentum=%g (must be in [0, 1))", op, (double)o->momentum);
         return DL_OK;
     case DL_OPTIM_ADAM:
-        NEED(o->beta1 >= 0.0f && o->beta1 < 1.0f, "optim_step", "beta1=%g (must be in [0, 1))",
-             (double)o->beta1);
-        NEED(o->beta2 >= 0.0f && o->beta2 < 1.0f, "optim_step", "beta2=%g (must be in [0, 1))",
-             (double)o->beta2);
-        NEED(isfinite(o->eps) && o->eps > 0.0f, "optim_step",
-             "eps=%g (must be positive and finite)", (double)o->eps);
+        if (!(o->beta1 >= 0.0f && o->beta1 < 1.0f))
+            return OPT_BAD("dl_%s: beta1=%g (must be in [0, 1))", op, (double)o->beta1);
+        if (!(o->beta2 >= 0.0f && o->beta2 < 1.0f))
+            return OPT_BAD("dl_%s: beta2=%g (must be in [0, 1))", op, (double)o->beta2);
+        if (!(isfinite(o->eps) && o->eps > 0.0f))
+            return OPT_BAD("dl_%s: eps=%g (must be positive and finite)", op, (double)o->eps);
         return DL_OK;
     }
-    return BAD("optim_step", "unknown optimiser kind %d", (int)o->kind);
+    return OPT_BAD("dl_%s: unknown optimiser kind %d", op, (int)o->kind);
 }
 
 dl_status dl_optim_step(dl_backend *be, const dl_optim *opt, float *p, const float *g, float *m,
@@ -329,7 +339,7 @@ dl_status dl_optim_step(dl_backend *be, const dl_optim *opt, float *p, const flo
 {
     NEED_OP(optim_step);
     NEED(opt, "optim_step", "NULL optimiser");
-    DL_TRY(optim_settings(opt));
+    DL_TRY(optim_settings(opt, "optim_step"));
     const bool adam = opt->kind == DL_OPTIM_ADAM;
     NEED(!adam || t, "optim_step", "adam needs its device step counter (t)");
     if (n == 0 && !adam) return DL_OK;
@@ -432,6 +442,111 @@ dl_status dl_allreduce_sum(dl_backend *be, float *x, size_t n)
     NEED(x, "allreduce_sum", "NULL pointer");
     NEED(n <= MAX_ELEMS, "allreduce_sum", "n=%zu does not fit the address space", n);
     return be->allreduce_sum(be, x, n);
+}
+
+/* --- fused training --------------------------------------------------------- */
+
+size_t dl_fused_factorise_bytes(int m, int n, int k)
+{
+    if (m < 1 || n < 1 || k < 1) return 0;
+    /* A, U, V, the epoch's dV and one row of E */
+    size_t floats = add_sat(mul_sat((size_t)m, (size_t)n),
+                            mul_sat(add_sat((size_t)m, 2 * (size_t)n), (size_t)k));
+    return mul_sat(add_sat(floats, (size_t)n), sizeof(float));
+}
+
+size_t dl_fused_mlp_bytes(int d, int h, int c, int n_train, int n_val, int batch, dl_optim_kind o)
+{
+    if (d < 1 || h < 1 || c < 1 || n_train < 1 || n_val < 1 || batch < 1) return 0;
+    const size_t P = dl_mlp_param_count_checked(d, h, c);
+    const size_t state = o == DL_OPTIM_ADAM ? 2 : o == DL_OPTIM_MOMENTUM ? 1 : 0;
+    /* both splits with their labels, parameters, gradients and optimiser
+     * state, and one mini-batch's activations and their gradients */
+    size_t floats = mul_sat(add_sat((size_t)n_train, (size_t)n_val), add_sat((size_t)d, 1));
+    floats = add_sat(floats, mul_sat(P, 2 + state));
+    floats = add_sat(floats, mul_sat(2 * (size_t)batch, add_sat((size_t)h, (size_t)c)));
+    return mul_sat(floats, sizeof(float));
+}
+
+bool dl_fused_fits(dl_backend *be, size_t bytes)
+{
+    if (!be || !be->fused_limit || !be->fused_factorise || !be->fused_mlp || bytes == 0)
+        return false;
+    return bytes <= be->fused_limit(be);
+}
+
+dl_status dl_fused_factorise(dl_backend *be, const dl_fused_factorise_args *a)
+{
+    NEED_OP(fused_factorise);
+    NEED(a, "fused_factorise", "NULL arguments");
+    NEED(a->m >= 1 && a->n >= 1 && a->k >= 1, "fused_factorise", "shape m=%d n=%d k=%d (each >= 1)",
+         a->m, a->n, a->k);
+    NEED(a->models >= 1, "fused_factorise", "models=%d (at least 1)", a->models);
+    NEED(isfinite(a->lr) && a->lr > 0.0f, "fused_factorise", "lr=%g (must be positive and finite)",
+         (double)a->lr);
+    NEED(a->epochs >= 0, "fused_factorise", "negative epoch count %d", a->epochs);
+    if (a->epochs == 0) return DL_OK;
+    NEED(a->a && a->params && a->hist, "fused_factorise", "NULL pointer (a=%p, params=%p, hist=%p)",
+         (const void *)a->a, (void *)a->params, (void *)a->hist);
+    const size_t per = mul_sat(add_sat((size_t)a->m, (size_t)a->n), (size_t)a->k);
+    NEED(mul_sat((size_t)a->m, (size_t)a->n) <= MAX_ELEMS &&
+             mul_sat(per, (size_t)a->models) <= MAX_ELEMS &&
+             mul_sat((size_t)a->epochs, (size_t)a->models) <= MAX_ELEMS,
+         "fused_factorise",
+         "%d models of a %dx%d rank-%d factorisation over %d epochs do not fit "
+         "the address space",
+         a->models, a->m, a->n, a->k, a->epochs);
+    const size_t bytes = dl_fused_factorise_bytes(a->m, a->n, a->k);
+    NEED(dl_fused_fits(be, bytes), "fused_factorise",
+         "a %dx%d rank-%d model needs %zu bytes of fast memory; the %s backend's limit is %zu",
+         a->m, a->n, a->k, bytes, be->name, be->fused_limit ? be->fused_limit(be) : (size_t)0);
+    return be->fused_factorise(be, a);
+}
+
+dl_status dl_fused_mlp(dl_backend *be, const dl_fused_mlp_args *a)
+{
+    NEED_OP(fused_mlp);
+    NEED(a, "fused_mlp", "NULL arguments");
+    NEED(a->d >= 1 && a->h >= 1 && a->c >= 2, "fused_mlp",
+         "shape d=%d h=%d c=%d (features and hidden >= 1, classes >= 2)", a->d, a->h, a->c);
+    NEED(a->models >= 1, "fused_mlp", "models=%d (at least 1)", a->models);
+    NEED(a->n_train >= 1 && a->n_val >= 1, "fused_mlp", "rows n_train=%d n_val=%d (each >= 1)",
+         a->n_train, a->n_val);
+    NEED(a->batch >= 1 && a->batch <= a->n_train, "fused_mlp",
+         "batch=%d (must be in [1, n_train=%d])", a->batch, a->n_train);
+    DL_TRY(optim_settings(&a->opt, "fused_mlp"));
+    NEED(a->first_step >= 0, "fused_mlp", "negative first_step %lld", (long long)a->first_step);
+    NEED(a->epochs >= 0, "fused_mlp", "negative epoch count %d", a->epochs);
+    if (a->epochs == 0) return DL_OK;
+    NEED(a->x_train && a->y_train && a->x_val && a->y_val && a->params && a->hist, "fused_mlp",
+         "NULL pointer (x_train=%p, y_train=%p, x_val=%p, y_val=%p, params=%p, hist=%p)",
+         (const void *)a->x_train, (const void *)a->y_train, (const void *)a->x_val,
+         (const void *)a->y_val, (void *)a->params, (void *)a->hist);
+    NEED(a->opt.kind == DL_OPTIM_SGD || a->m, "fused_mlp", "%s needs its first-moment buffer (m)",
+         a->opt.kind == DL_OPTIM_ADAM ? "adam" : "momentum");
+    NEED(a->opt.kind != DL_OPTIM_ADAM || a->v, "fused_mlp",
+         "adam needs its second-moment buffer (v)");
+    const size_t S = (size_t)a->models, D = (size_t)a->d;
+    const size_t P = dl_mlp_param_count_checked(a->d, a->h, a->c);
+    const int64_t batches = ((int64_t)a->n_train + a->batch - 1) / a->batch;
+    NEED(mul_sat(mul_sat(S, (size_t)a->n_train), D) <= MAX_ELEMS &&
+             mul_sat(mul_sat(S, (size_t)a->n_val), D) <= MAX_ELEMS && mul_sat(S, P) <= MAX_ELEMS &&
+             mul_sat(mul_sat((size_t)a->epochs, DL_MLP_METRICS_N), S) <= MAX_ELEMS,
+         "fused_mlp",
+         "%d models of %d-%d-%d on %d + %d rows over %d epochs do not fit the "
+         "address space",
+         a->models, a->d, a->h, a->c, a->n_train, a->n_val, a->epochs);
+    NEED(a->first_step <= INT32_MAX - (int64_t)a->epochs * batches, "fused_mlp",
+         "step %lld + %d epochs of %lld steps passes the step counter's range",
+         (long long)a->first_step, a->epochs, (long long)batches);
+    const size_t bytes =
+        dl_fused_mlp_bytes(a->d, a->h, a->c, a->n_train, a->n_val, a->batch, a->opt.kind);
+    NEED(dl_fused_fits(be, bytes), "fused_mlp",
+         "a %d-%d-%d model on %d + %d rows needs %zu bytes of fast memory; the %s backend's "
+         "limit is %zu",
+         a->d, a->h, a->c, a->n_train, a->n_val, bytes, be->name,
+         be->fused_limit ? be->fused_limit(be) : (size_t)0);
+    return be->fused_mlp(be, a);
 }
 
 /* --- sync, timing, graphs ------------------------------------------------ */
