@@ -13,6 +13,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "bench.h"
+#include "bench_peer.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -31,6 +32,7 @@ typedef struct {
     const char *filters[16];
     int n_filters;
     const char *out;
+    const char *peer; /* --peer: NULL or a name bench_peer_known() accepts */
     bool json, list, help;
 } bench_options;
 
@@ -57,6 +59,11 @@ static void usage(FILE *f)
             "  --json             one JSON object on stdout (the table goes to stderr)\n"
             "  --out DIR          also write DIR/bench.json, DIR/bench.txt and the figure\n"
             "                     DIR/bench.png and .svg (time per epoch against size)\n"
+            "  --peer pytorch     also time the iris factorisation, the lab MLP and 1000 lab\n"
+            "                     MLPs in PyTorch (bench/peer_pytorch.py, one thread) and\n"
+            "                     report PyTorch / dlab CPU time against the goals; adds\n"
+            "                     those three cases to any level (skipped with a note when\n"
+            "                     PyTorch is missing; interpreter: $DLAB_BENCH_PYTHON)\n"
             "  --list             list the cases of the chosen level and exit\n"
             "  --help\n"
             "\n"
@@ -89,7 +96,7 @@ static int parse_options(int argc, char **argv, bench_options *o)
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = !strcmp(a, "--device") || !strcmp(a, "--filter") || !strcmp(a, "--out") ||
-                     !strcmp(a, "--repeats");
+                     !strcmp(a, "--repeats") || !strcmp(a, "--peer");
         if (takes && !val) return usage_error("%s needs a value", a);
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             o->help = true;
@@ -110,6 +117,10 @@ static int parse_options(int argc, char **argv, bench_options *o)
             if (o->n_filters == (int)(sizeof o->filters / sizeof o->filters[0]))
                 return usage_error("too many --filter options (at most 16)");
             o->filters[o->n_filters++] = val, i++;
+        } else if (!strcmp(a, "--peer")) {
+            if (!bench_peer_known(val))
+                return usage_error("--peer must be pytorch (got '%s')", val);
+            o->peer = val, i++;
         } else if (!strcmp(a, "--out")) {
             if (!*val) return usage_error("--out needs a directory");
             o->out = val, i++;
@@ -132,7 +143,7 @@ static int parse_options(int argc, char **argv, bench_options *o)
 
 static bool selected(const bench_options *o, const bench_spec *s, const char *name)
 {
-    if (s->level > o->level) return false;
+    if (s->level > o->level && !(o->peer && bench_peer_case(name))) return false;
     if (o->n_filters == 0) return true;
     for (int i = 0; i < o->n_filters; i++)
         if (strstr(name, o->filters[i])) return true;
@@ -280,6 +291,8 @@ int main(int argc, char **argv)
             c->speedup = c->t[BENCH_CPU].median_s / c->t[BENCH_CUDA].median_s;
     }
     if (isatty(STDERR_FILENO)) fputs("\r\033[K", stderr);
+    bench_peer peer = {.name = o.peer};
+    if (o.peer) bench_peer_run(&peer, &r), r.peer = &peer;
     r.wall_s = bench_now() - t0;
     bench_find_crossovers(&r);
     bench_find_goals(&r);

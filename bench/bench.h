@@ -153,6 +153,7 @@ typedef struct {
     bench_crossover *cross;
     int n_cross;
     bench_goal goals[BENCH_GOALS];
+    struct bench_peer *peer; /* --peer: bench_peer.h; NULL without */
 } bench_run;
 
 /* bench_work.c */

@@ -1,6 +1,7 @@
 /* dlab-bench output: the aligned table for people and the JSON document for
  * machines. Both report the same numbers. */
 #include "bench.h"
+#include "bench_peer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -234,6 +235,7 @@ void bench_print_table(FILE *f, const bench_run *r)
             fprintf(f, "  %-*s %s\n", w, r->cross[i].family, r->cross[i].note);
     }
     print_goals(f, r);
+    bench_peer_print(f, r);
     bool header = false;
     for (int i = 0; i < r->n_cases; i++)
         for (int b = 0; b < BENCH_BACKENDS; b++) {
@@ -440,6 +442,7 @@ void bench_write_json(FILE *f, const bench_run *r)
         dl_json_obj_end(&j);
     }
     dl_json_arr_end(&j);
+    bench_peer_json(&j, r);
     dl_json_obj_end(&j);
     fputc('\n', f);
 }
