@@ -14,11 +14,25 @@ the case they were read from, and `met` agrees with measured and target.
 Then the usage errors: a bad option exits 2 with one line, and
 --device cuda either runs or exits 1 saying there is no GPU. Speed is not
 judged here (met may be false): that is what the benchmark reports.
+
+With --peer pytorch among the options (the ctest `bench_peer_cpu`), the
+peer section is checked too: where PyTorch imports (the interpreters
+dlab-bench tries, in its order), every row has positive PyTorch and dlab
+seconds, dlab's being the case's median x the epochs, the ratio their
+quotient and `met` the ratio against the goal; where it does not, one skip
+note and no figures. Then the peer's failure paths: torch hidden by a
+module that fails to import (a skip note), an interpreter that prints no
+JSON or fails (a failure note), each with exit status 0; an unknown --peer
+(exit 2); and an installed layout (bin/dlab-bench, share/dlab-gpu/
+peer_pytorch.py), whose script is the one found.
 """
 import json
 import math
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 failures = []
 
@@ -33,15 +47,16 @@ def close(a, b, rel=1e-6):
     return abs(a - b) <= rel * max(abs(a), abs(b), 1e-300)
 
 
-def run(exe, args, timeout=600):
-    return subprocess.run([exe] + args, capture_output=True, text=True, timeout=timeout)
+def run(exe, args, timeout=600, env=None):
+    full = None if env is None else dict(os.environ, **env)
+    return subprocess.run([exe] + args, capture_output=True, text=True, timeout=timeout, env=full)
 
 
 def level_flag(args):
-    for flag in ("--smoke", "--quick"):
-        if flag in args:
-            return [flag]
-    return []
+    flags = [f for f in ("--smoke", "--quick") if f in args][:1]
+    if "--peer" in args:
+        flags += ["--peer", args[args.index("--peer") + 1]]
+    return flags
 
 
 def check_timing(name, backend, t):
@@ -183,6 +198,118 @@ def check_goals(doc, ran):
               "the CPU goal is not measured though mlp-seeds ran on the CPU")
 
 
+# The comparison --peer pytorch makes: case, workload, goal, epochs, models.
+PEER_ROWS = [("factorise-iris/150x4-r2", "factorise-iris", 100.0, 1000, 1),
+             ("mlp-iris/150x4-h12", "mlp-iris", 50.0, 100, 1),
+             ("mlp-seeds/1000-models", "mlp-seeds", 50.0, 100, 1000)]
+
+
+def torch_importable():
+    """Whether one of the interpreters dlab-bench tries imports torch."""
+    env = os.environ.get("DLAB_BENCH_PYTHON")
+    for py in [env] if env else ["python3", "/usr/bin/python3"]:
+        try:
+            if subprocess.run([py, "-c", "import torch"], capture_output=True, timeout=120).returncode == 0:
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def check_peer(doc, selected_all):
+    p = doc.get("peer")
+    if not check(isinstance(p, dict), f"--peer pytorch: no peer object ({p!r})"):
+        return
+    check(p["name"] == "pytorch", f"peer name {p['name']!r}")
+    cases = {c["name"]: c for c in doc["cases"]}
+    rows = {r["case"]: r for r in p["rows"]}
+    check(set(rows) == {r[0] for r in PEER_ROWS}, f"peer rows {sorted(rows)}")
+    if selected_all:
+        for name, *_ in PEER_ROWS:
+            check(name in cases, f"--peer did not add {name} to the level")
+    if torch_importable():
+        if not check(p["status"] == "ok", f"PyTorch imports, yet peer status {p['status']!r}: {p.get('note')}"):
+            return
+        check(p["threads"] == 1 and p["interop_threads"] == 1,
+              f"PyTorch ran with {p['threads']} / {p['interop_threads']} threads")
+        check(bool(p["torch_version"]) and os.path.isfile(p["script"]), f"peer version or script: {p}")
+        for name, workload, target, epochs, models in PEER_ROWS:
+            r = rows.get(name)
+            if r is None or not r["selected"]:
+                continue
+            where = f"peer row {name}"
+            check(r["workload"] == workload and r["target"] == target,
+                  f"{where}: {r['workload']} against {r['target']}")
+            check(r["epochs"] == epochs and r["models"] == models,
+                  f"{where}: {r['epochs']} epochs of {r['models']} models")
+            check(r["pytorch_s"] is not None and r["pytorch_s"] > 0, f"{where}: pytorch_s {r['pytorch_s']}")
+            c = cases[name]
+            if c["cpu"]["status"] != "ok":
+                check(r["ratio"] is None, f"{where}: a ratio without dlab's CPU time")
+                continue
+            want = c["cpu"]["median_s"] * epochs
+            if check(r["dlab_cpu_s"] is not None and close(r["dlab_cpu_s"], want, 1e-4),
+                     f"{where}: dlab_cpu_s {r['dlab_cpu_s']}, the case's median x {epochs} is {want}"):
+                check(close(r["ratio"], r["pytorch_s"] / r["dlab_cpu_s"], 1e-4),
+                      f"{where}: ratio {r['ratio']} != pytorch_s / dlab_cpu_s")
+                check(r["met"] is (r["ratio"] >= target), f"{where}: met {r['met']} for ratio {r['ratio']}")
+    else:
+        check(p["status"] == "skipped" and "PyTorch not installed" in p.get("note", ""),
+              f"no PyTorch, yet peer status {p['status']!r}: {p.get('note')}")
+        for r in p["rows"]:
+            check(r["pytorch_s"] is None and r["ratio"] is None and r["met"] is None,
+                  f"peer row {r['case']}: figures without PyTorch")
+
+
+def peer_one(exe, env, where):
+    """dlab-bench --peer pytorch on the iris factorisation alone: exit 0 and
+    its peer object."""
+    p = run(exe, ["--smoke", "--device", "cpu", "--peer", "pytorch", "--filter", "factorise-iris",
+                  "--json"], env=env)
+    if not check(p.returncode == 0, f"{where}: exit {p.returncode}: {p.stderr[-500:]}"):
+        return None
+    doc = json.loads(p.stdout)
+    check([c["name"] for c in doc["cases"]] == ["factorise-iris/150x4-r2"]
+          and doc["cases"][0]["cpu"]["status"] == "ok", f"{where}: the case did not run alone")
+    return doc["peer"]
+
+
+def check_peer_paths(exe):
+    with tempfile.TemporaryDirectory() as tmp:
+        fake = os.path.join(tmp, "hide", "torch")
+        os.makedirs(fake)
+        with open(os.path.join(fake, "__init__.py"), "w") as f:
+            f.write("raise ImportError('torch hidden by check_bench.py')\n")
+        p = peer_one(exe, {"PYTHONPATH": os.path.dirname(fake)}, "torch hidden")
+        if p:
+            check(p["status"] == "skipped" and "PyTorch not installed" in p["note"],
+                  f"torch hidden: status {p['status']!r}, note {p.get('note')!r}")
+            check(all(r["ratio"] is None for r in p["rows"]), "torch hidden: a ratio")
+        for py, what in (("/bin/echo", "is not JSON"), ("/bin/false", "exited with status 1")):
+            p = peer_one(exe, {"DLAB_BENCH_PYTHON": py}, f"DLAB_BENCH_PYTHON={py}")
+            if p:
+                check(p["status"] == "failed" and what in p["note"],
+                      f"DLAB_BENCH_PYTHON={py}: status {p['status']!r}, note {p.get('note')!r}")
+        p = peer_one(exe, {"DLAB_BENCH_PYTHON": os.path.join(tmp, "no-python")}, "no interpreter")
+        if p:
+            check(p["status"] == "skipped" and "not found" in p["note"], f"no interpreter: {p.get('note')!r}")
+        # An installed layout: the script beside the executable is not there.
+        os.makedirs(os.path.join(tmp, "bin"))
+        os.makedirs(os.path.join(tmp, "share", "dlab-gpu"))
+        inst = os.path.join(tmp, "bin", "dlab-bench")
+        shutil.copy(exe, inst)
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_pytorch.py")
+        shutil.copy(script, os.path.join(tmp, "share", "dlab-gpu"))
+        p = peer_one(inst, None, "installed layout")
+        if p:
+            check(os.path.realpath(p.get("script", "")) ==
+                  os.path.realpath(os.path.join(tmp, "share", "dlab-gpu", "peer_pytorch.py")),
+                  f"installed layout: script {p.get('script')!r}")
+    bad = run(exe, ["--peer", "tensorflow"])
+    check(bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--peer" in bad.stderr,
+          f"--peer tensorflow: exit {bad.returncode}, stderr {bad.stderr!r}")
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -224,6 +351,11 @@ def main():
 
     check_many(doc["cases"])
     check_goals(doc, ran)
+    if "--peer" in args:
+        check_peer(doc, not filtered)
+        check_peer_paths(exe)
+    else:
+        check(doc.get("peer", 0) is None, f"peer {doc.get('peer')!r} without --peer")
 
     families = {c["family"] for c in doc["cases"]}
     for x in doc["crossovers"]:
