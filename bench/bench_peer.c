@@ -22,7 +22,7 @@
 #define DLAB_BENCH_SOURCE_DIR "bench"
 #endif
 
-#define PEER_SCRIPT "peer_pytorch.py"
+#define PEER_SCRIPT   "peer_pytorch.py"
 #define EXIT_NO_TORCH 3 /* the script's status when torch cannot be imported */
 #define EXIT_NO_EXEC  127
 
@@ -198,8 +198,8 @@ static bool parse_output(bench_peer *p, const char *text)
     json_error_t e;
     json_t *doc = json_loads(text, 0, &e);
     if (!doc) {
-        snprintf(p->note, sizeof p->note, "its output is not JSON (line %d, column %d: %s)",
-                 e.line, e.column, e.text);
+        snprintf(p->note, sizeof p->note, "its output is not JSON (line %d, column %d: %s)", e.line,
+                 e.column, e.text);
         return false;
     }
     bool ok = json_is_object(doc);
@@ -301,8 +301,8 @@ void bench_peer_run(bench_peer *p, const bench_run *r)
     for (int i = 0; i < BENCH_PEER_ROWS; i++) {
         p->rows[i] = row_specs[i];
         for (int k = 0; k < r->n_cases; k++)
-            p->rows[i].selected = p->rows[i].selected || !strcmp(r->cases[k].name,
-                                                                 row_specs[i].case_name);
+            p->rows[i].selected =
+                p->rows[i].selected || !strcmp(r->cases[k].name, row_specs[i].case_name);
         if (p->rows[i].selected)
             snprintf(only + strlen(only), sizeof only - strlen(only), "%s%s", only[0] ? "," : "",
                      row_specs[i].workload);
@@ -313,14 +313,16 @@ void bench_peer_run(bench_peer *p, const bench_run *r)
         return;
     }
     if (!find_script(p->script, sizeof p->script)) {
-        snprintf(p->note, sizeof p->note, "%s not found next to dlab-bench, in ../share/dlab-gpu or in %s",
-                 PEER_SCRIPT, DLAB_BENCH_SOURCE_DIR);
+        snprintf(p->note, sizeof p->note,
+                 "%s not found next to dlab-bench, in ../share/dlab-gpu or in %s", PEER_SCRIPT,
+                 DLAB_BENCH_SOURCE_DIR);
         p->failed = true;
         compare(p, r);
         return;
     }
     const char *env = getenv("DLAB_BENCH_PYTHON");
-    const char *pythons[2] = {env && *env ? env : "python3", env && *env ? NULL : "/usr/bin/python3"};
+    const char *pythons[2] = {env && *env ? env : "python3",
+                              env && *env ? NULL : "/usr/bin/python3"};
     char repeats[16], timed[16];
     snprintf(repeats, sizeof repeats, "%d", r->repeats);
     snprintf(timed, sizeof timed, "%d", runs_timed(r->level));
@@ -330,9 +332,18 @@ void bench_peer_run(bench_peer *p, const bench_run *r)
         fflush(stderr);
     }
     for (int i = 0; i < 2 && pythons[i]; i++) {
-        char *argv[] = {(char *)pythons[i], p->script, "--data", (char *)data, "--repeats",
-                        repeats, "--runs-timed", timed, "--only", only,
-                        r->level == BENCH_SMOKE ? "--no-variants" : NULL, NULL};
+        char *argv[] = {(char *)pythons[i],
+                        p->script,
+                        "--data",
+                        (char *)data,
+                        "--repeats",
+                        repeats,
+                        "--runs-timed",
+                        timed,
+                        "--only",
+                        only,
+                        r->level == BENCH_SMOKE ? "--no-variants" : NULL,
+                        NULL};
         child_result c;
         snprintf(p->python, sizeof p->python, "%s", pythons[i]);
         if (!run_child(argv, &c)) {
@@ -395,8 +406,8 @@ void bench_peer_print(FILE *f, const bench_run *r)
     fprintf(f,
             "\nagainst PyTorch %s (python %s, %d thread, %d interop thread; %s)\n"
             "  %-24s %6s %6s %11s %11s %9s %7s %4s\n",
-            p->torch_version, p->python_version, p->threads, p->interop_threads, p->script,
-            "case", "epochs", "models", "pytorch", "dlab cpu", "ratio", "goal", "met");
+            p->torch_version, p->python_version, p->threads, p->interop_threads, p->script, "case",
+            "epochs", "models", "pytorch", "dlab cpu", "ratio", "goal", "met");
     for (int i = 0; i < BENCH_PEER_ROWS; i++) {
         const bench_peer_row *row = &p->rows[i];
         char ps[24] = "-", ds[24] = "-", ratio[24] = "-", goal[16];
@@ -412,8 +423,8 @@ void bench_peer_print(FILE *f, const bench_run *r)
         if (row->ratio > 0) snprintf(ratio, sizeof ratio, "%.3gx", row->ratio);
         snprintf(goal, sizeof goal, ">=%gx", row->target);
         fprintf(f, "  %-24s %6d %6d %11s %11s %9s %7s %4s%s%s\n", row->case_name,
-                row->peer_ok ? row->epochs : 0, row->peer_ok ? row->models : 0, ps, ds, ratio,
-                goal, met_word(row), row->note[0] ? "  " : "", row->note);
+                row->peer_ok ? row->epochs : 0, row->peer_ok ? row->models : 0, ps, ds, ratio, goal,
+                met_word(row), row->note[0] ? "  " : "", row->note);
     }
     fprintf(f,
             "pytorch: best of %d runs after a warm-up, the training loop only (%s);\n"

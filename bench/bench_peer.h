@@ -24,7 +24,7 @@
 
 /* One workload both sides ran: the same shapes, algorithm and epochs. */
 typedef struct {
-    const char *workload; /* the script's name: factorise-iris, mlp-iris, mlp-seeds */
+    const char *workload;  /* the script's name: factorise-iris, mlp-iris, mlp-seeds */
     const char *case_name; /* the dlab-bench case it is compared with */
     const char *goal;      /* the goal's name in the JSON */
     double target;         /* the goal: ratio at least this */
@@ -37,7 +37,7 @@ typedef struct {
     /* dlab's CPU side: its per-epoch median x epochs */
     bool dlab_ok;
     double dlab_s;
-    double ratio; /* peer_s / dlab_s; 0 without both */
+    double ratio;   /* peer_s / dlab_s; 0 without both */
     char note[200]; /* why there is no ratio */
 } bench_peer_row;
 
