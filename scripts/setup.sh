@@ -3,12 +3,24 @@
 # packages already present are left alone and nothing is downloaded for them.
 # The CUDA toolkit is a prerequisite (it is large and comes from NVIDIA);
 # this script only checks for it and says where it looked.
+#
+# Usage: bash scripts/setup.sh [--peer]
+#   --peer  also install python3-torch (Debian's PyTorch, large), which
+#           `dlab-bench --peer pytorch` times the lab's workloads in; without
+#           it that comparison is skipped with a note.
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libopenblas-dev liblapacke-dev
       libplplot-dev plplot-driver-cairo libjansson-dev python3 python3-numpy
       python3-html5lib valgrind clang libclang-rt-14-dev clang-format libcsv-dev
       libopenmpi-dev openmpi-bin patch)
+
+for arg in "$@"; do
+  case "$arg" in
+    --peer) pkgs+=(python3-torch) ;;
+    *) echo "setup: unknown option '$arg' (usage: bash scripts/setup.sh [--peer])" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${pkgs[@]}"; do
