@@ -233,6 +233,15 @@ static bool parse_output(bench_peer *p, const char *text)
         row->runs_timed = (int)json_integer_value(json_object_get(o, "runs_timed"));
         s = json_string_value(json_object_get(o, "variant"));
         snprintf(row->variant, sizeof row->variant, "%s", s ? s : "?");
+        const char *key;
+        json_t *alt;
+        json_object_foreach(json_object_get(o, "variants"), key, alt)
+        {
+            double t;
+            if (row->n_alt == 2 || !positive_number(json_object_get(alt, "seconds"), &t)) continue;
+            snprintf(row->alt_name[row->n_alt], sizeof row->alt_name[0], "%s", key);
+            row->alt_s[row->n_alt++] = t;
+        }
     }
     json_decref(doc);
     return true;
@@ -422,16 +431,30 @@ void bench_peer_print(FILE *f, const bench_run *r)
         }
         if (row->ratio > 0) snprintf(ratio, sizeof ratio, "%.3gx", row->ratio);
         snprintf(goal, sizeof goal, ">=%gx", row->target);
-        fprintf(f, "  %-24s %6d %6d %11s %11s %9s %7s %4s%s%s\n", row->case_name,
-                row->peer_ok ? row->epochs : 0, row->peer_ok ? row->models : 0, ps, ds, ratio, goal,
-                met_word(row), row->note[0] ? "  " : "", row->note);
+        char epochs[16] = "-", models[16] = "-";
+        if (row->peer_ok) {
+            snprintf(epochs, sizeof epochs, "%d", row->epochs);
+            snprintf(models, sizeof models, "%d", row->models);
+        }
+        fprintf(f, "  %-24s %6s %6s %11s %11s %9s %7s %4s%s%s\n", row->case_name, epochs, models,
+                ps, ds, ratio, goal, met_word(row), row->note[0] ? "  " : "", row->note);
+        for (int k = 0; k < row->n_alt; k++) {
+            const char *u = time_unit(row->alt_s[k], &sc);
+            snprintf(ps, sizeof ps, "%.3g %s", row->alt_s[k] * sc, u);
+            ratio[0] = '\0';
+            if (row->dlab_ok) snprintf(ratio, sizeof ratio, "%.3gx", row->alt_s[k] / row->dlab_s);
+            fprintf(f, "    %-22s %13s %11s %11s %9s\n", row->alt_name[k], "", ps, "", ratio);
+        }
     }
     fprintf(f,
             "pytorch: best of %d runs after a warm-up, the training loop only (%s);\n"
             "dlab cpu: the case's median seconds per epoch x the epochs (%d OpenMP threads);\n"
-            "ratio: pytorch / dlab cpu, the goal's measure; mlp-seeds: 1000 separate PyTorch "
-            "runs\n(%d timed, their time scaled to 1000).\n",
-            r->repeats, "bench/peer_pytorch.py", r->omp_threads, runs_timed(r->level));
+            "ratio: pytorch / dlab cpu, the goal's measure, PyTorch with hand-written gradients;\n"
+            "mlp-seeds: 1000 separate PyTorch runs, %d of them timed%s.\n"
+            "Indented: other PyTorch variants of the same work, for reference (autograd:\n"
+            "loss.backward(); batched: the 1000 models as one torch.bmm batch).\n",
+            r->repeats, "bench/peer_pytorch.py", r->omp_threads, runs_timed(r->level),
+            runs_timed(r->level) < 1000 ? ", their time scaled to 1000" : "");
 }
 
 void bench_peer_json(dl_json *j, const bench_run *r)
@@ -469,6 +492,18 @@ void bench_peer_json(dl_json *j, const bench_run *r)
             dl_json_int(j, "models", row->models);
             dl_json_int(j, "repeats", row->repeats);
             dl_json_str(j, "variant", row->variant);
+            if (row->runs_timed > 0) dl_json_int(j, "runs_timed", row->runs_timed);
+            dl_json_obj_begin(j, "variants");
+            for (int k = 0; k < row->n_alt; k++) {
+                dl_json_obj_begin(j, row->alt_name[k]);
+                dl_json_num(j, "pytorch_s", row->alt_s[k]);
+                if (row->dlab_ok)
+                    dl_json_num(j, "ratio", row->alt_s[k] / row->dlab_s);
+                else
+                    dl_json_null(j, "ratio");
+                dl_json_obj_end(j);
+            }
+            dl_json_obj_end(j);
         } else {
             dl_json_null(j, "pytorch_s");
         }

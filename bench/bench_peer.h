@@ -37,7 +37,12 @@ typedef struct {
     /* dlab's CPU side: its per-epoch median x epochs */
     bool dlab_ok;
     double dlab_s;
-    double ratio;   /* peer_s / dlab_s; 0 without both */
+    double ratio; /* peer_s / dlab_s; 0 without both */
+    /* Other ways the script timed the same work (autograd, batched), shown
+     * beside the ratio's variant, never used for the goal. */
+    int n_alt;
+    char alt_name[2][32];
+    double alt_s[2];
     char note[200]; /* why there is no ratio */
 } bench_peer_row;
 

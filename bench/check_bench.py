@@ -253,6 +253,9 @@ def check_peer(doc, selected_all):
                 check(close(r["ratio"], r["pytorch_s"] / r["dlab_cpu_s"], 1e-4),
                       f"{where}: ratio {r['ratio']} != pytorch_s / dlab_cpu_s")
                 check(r["met"] is (r["ratio"] >= target), f"{where}: met {r['met']} for ratio {r['ratio']}")
+                for v, alt in r["variants"].items():
+                    check(alt["pytorch_s"] > 0 and close(alt["ratio"], alt["pytorch_s"] / r["dlab_cpu_s"], 1e-4),
+                          f"{where}: variant {v}: {alt}")
     else:
         check(p["status"] == "skipped" and "PyTorch not installed" in p.get("note", ""),
               f"no PyTorch, yet peer status {p['status']!r}: {p.get('note')}")
