@@ -2,6 +2,7 @@
 """Checks dlab-bench end to end (the ctest `bench_quick_cpu`).
 
 Usage: check_bench.py DLAB_BENCH [bench options...]
+       check_bench.py --script-check IRIS_DATA
 
 Runs DLAB_BENCH with the options given (ctest passes --quick --device cpu
 --json), then checks its JSON: every case of that level is there (compared
@@ -25,6 +26,11 @@ module that fails to import (a skip note), an interpreter that prints no
 JSON or fails (a failure note), each with exit status 0; an unknown --peer
 (exit 2); and an installed layout (bin/dlab-bench, share/dlab-gpu/
 peer_pytorch.py), whose script is the one found.
+
+--script-check runs bench/peer_pytorch.py --check (the ctest
+`peer_pytorch_check`): its hand-written loops against autograd and the
+batched loop from the same starts; exit 77 (skipped) when no interpreter
+imports torch.
 """
 import json
 import math
@@ -204,16 +210,32 @@ PEER_ROWS = [("factorise-iris/150x4-r2", "factorise-iris", 100.0, 1000, 1),
              ("mlp-seeds/1000-models", "mlp-seeds", 50.0, 100, 1000)]
 
 
-def torch_importable():
-    """Whether one of the interpreters dlab-bench tries imports torch."""
+def torch_python():
+    """The first interpreter dlab-bench tries that imports torch, or None."""
     env = os.environ.get("DLAB_BENCH_PYTHON")
     for py in [env] if env else ["python3", "/usr/bin/python3"]:
         try:
             if subprocess.run([py, "-c", "import torch"], capture_output=True, timeout=120).returncode == 0:
-                return True
+                return py
         except OSError:
             pass
-    return False
+    return None
+
+
+def torch_importable():
+    return torch_python() is not None
+
+
+def script_check(data):
+    py = torch_python()
+    if py is None:
+        print("check_bench: skipped: no interpreter imports torch (bash scripts/setup.sh --peer)")
+        return 77
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_pytorch.py")
+    p = subprocess.run([py, script, "--data", data, "--check"], capture_output=True, text=True,
+                       timeout=600)
+    print(p.stdout + p.stderr)
+    return 0 if p.returncode == 0 and json.loads(p.stdout)["check"] == "ok" else 1
 
 
 def check_peer(doc, selected_all):
@@ -317,6 +339,8 @@ def main():
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
+    if sys.argv[1] == "--script-check" and len(sys.argv) == 3:
+        return script_check(sys.argv[2])
     exe, args = sys.argv[1], sys.argv[2:]
 
     p = run(exe, args)

@@ -39,8 +39,13 @@ outside it), after one untimed warm-up run, the best of --repeats runs, on
 time.perf_counter(). The data's shuffles use torch's generator, not dlab's,
 so the figures are those of the same work, not the same numbers.
 
-Exit status: 0 ok; 2 bad usage or data; 3 PyTorch cannot be imported (the
-caller reports the peer as not installed).
+With --check it times nothing: it runs the hand-written loops, the
+autograd loops and the batched loop from the same starts and checks that
+they give the same loss histories within float32 rounding (the ctest
+`peer_pytorch_check`).
+
+Exit status: 0 ok; 1 --check found a difference; 2 bad usage or data; 3
+PyTorch cannot be imported (the caller reports the peer as not installed).
 """
 import argparse
 import json
@@ -119,7 +124,7 @@ def factorise_manual(a, seed):
             dv = 2.0 * err.T @ u
             u.sub_(du, alpha=LR)
             v.sub_(dv, alpha=LR)
-    return time.perf_counter() - t0, float(hist[-1])
+    return time.perf_counter() - t0, hist
 
 
 def factorise_autograd(a, seed):
@@ -138,7 +143,7 @@ def factorise_autograd(a, seed):
             v.sub_(v.grad, alpha=LR)
             u.grad = None
             v.grad = None
-    return time.perf_counter() - t0, float(hist[-1])
+    return time.perf_counter() - t0, hist
 
 
 # --- the MLP ----------------------------------------------------------------
@@ -190,7 +195,7 @@ def mlp_manual(split, params):
             _, _, hist[e, 2], hist[e, 3] = evaluate(xva, yva)
             h, logp, hist[e, 0], hist[e, 1] = evaluate(xtr, ytr)
             g = (logp.exp() - onehot) / N_TRAIN
-    return time.perf_counter() - t0, float(hist[-1, 0])
+    return time.perf_counter() - t0, hist
 
 
 def mlp_autograd(split, params):
@@ -216,7 +221,7 @@ def mlp_autograd(split, params):
                 z = model(xs)
                 hist[e, col] = f.cross_entropy(z, ys)
                 hist[e, col + 1] = (z.argmax(dim=1) == ys).to(torch.float32).mean()
-    return time.perf_counter() - t0, float(hist[-1, 0])
+    return time.perf_counter() - t0, hist
 
 
 def mlp_batched(splits, params):
@@ -257,7 +262,7 @@ def mlp_batched(splits, params):
             _, _, hist[e, 2], hist[e, 3] = evaluate(xva, yva)
             h, logp, hist[e, 0], hist[e, 1] = evaluate(xtr, ytr)
             g = (logp.exp() - onehot) / N_TRAIN
-    return time.perf_counter() - t0, float(hist[-1, 0].mean())
+    return time.perf_counter() - t0, hist
 
 
 # --- the workloads ----------------------------------------------------------
@@ -265,7 +270,8 @@ def mlp_batched(splits, params):
 
 def run_factorise(x, repeats, variants):
     a = iris_matrix(x)
-    s, loss = best_of(repeats, lambda: factorise_manual(a, 1))
+    s, hist = best_of(repeats, lambda: factorise_manual(a, 1))
+    loss = float(hist[-1])
     out = {"seconds": s, "epochs": FACTORISE_EPOCHS, "models": 1, "repeats": repeats,
            "variant": "manual", "final_loss": loss, "shape": list(a.shape), "rank": RANK,
            "lr": LR, "variants": {}}
@@ -279,7 +285,8 @@ def run_mlp(x, y, repeats, variants):
     gen = torch.Generator().manual_seed(1)
     split = mlp_split(x, y, gen)
     params = mlp_init(x.shape[1], int(y.max()) + 1, gen)
-    s, loss = best_of(repeats, lambda: mlp_manual(split, params))
+    s, hist = best_of(repeats, lambda: mlp_manual(split, params))
+    loss = float(hist[-1, 0])
     out = {"seconds": s, "epochs": MLP_EPOCHS, "models": 1, "repeats": repeats,
            "variant": "manual", "final_loss": loss, "hidden": HIDDEN, "train": N_TRAIN,
            "lr": LR, "variants": {}}
@@ -303,8 +310,8 @@ def run_seeds(x, y, repeats, runs_timed, variants):
     def separate():
         t, loss = 0.0, 0.0
         for i in range(runs_timed):
-            s, last = mlp_manual(splits[i], params[i])
-            t, loss = t + s, loss + last
+            s, hist = mlp_manual(splits[i], params[i])
+            t, loss = t + s, loss + float(hist[-1, 0])
         return t, loss / runs_timed
 
     s, loss = best_of(repeats, separate)
@@ -312,9 +319,48 @@ def run_seeds(x, y, repeats, runs_timed, variants):
            "repeats": repeats, "runs_timed": runs_timed, "variant": "separate-runs",
            "mean_final_loss": loss, "variants": {}}
     if variants:
-        sb, loss_b = best_of(repeats, lambda: mlp_batched(splits, params))
+        sb, hist_b = best_of(repeats, lambda: mlp_batched(splits, params))
+        loss_b = float(hist_b[-1, 0].mean())
         out["variants"]["batched"] = {"seconds": sb, "mean_final_loss": loss_b}
     return out
+
+
+def self_check(x, y):
+    """The hand-written loops against autograd and against the batched
+    loop, from the same start on the same data: the same loss and accuracy
+    histories within float32 rounding, and losses that fall. Returns the
+    failures and the largest differences seen."""
+    fails, worst = [], {}
+
+    def compare(name, got, want, rel):
+        d = float(((got - want).abs() / want.abs().clamp(min=1e-3)).max())
+        worst[name] = d
+        if not d <= rel:
+            fails.append(f"{name}: relative difference {d:.3g} > {rel}")
+
+    a = iris_matrix(x)
+    _, fm = factorise_manual(a, 1)
+    _, fa = factorise_autograd(a, 1)
+    compare("factorise manual vs autograd, loss", fm, fa, 1e-4)
+    if not float(fm[-1]) < 0.5 * float(fm[0]):
+        fails.append(f"factorise: the loss went from {float(fm[0]):.4g} to {float(fm[-1]):.4g}")
+    classes = int(y.max()) + 1
+    splits, params, manual = [], [], []
+    for seed in (1, 2, 3):
+        gen = torch.Generator().manual_seed(seed)
+        splits.append(mlp_split(x, y, gen))
+        params.append(mlp_init(x.shape[1], classes, gen))
+        manual.append(mlp_manual(splits[-1], params[-1])[1])
+    _, ma = mlp_autograd(splits[0], params[0])
+    compare("mlp manual vs autograd, losses", manual[0][:, 0::2], ma[:, 0::2], 1e-4)
+    compare("mlp manual vs autograd, accuracies", manual[0][:, 1::2], ma[:, 1::2], 0.03)
+    _, mb = mlp_batched(splits, params)
+    for b in range(3):
+        compare(f"mlp batched model {b} vs separate, losses", mb[:, 0::2, b], manual[b][:, 0::2], 1e-4)
+    h = manual[0]
+    if not float(h[-1, 0]) < float(h[0, 0]):
+        fails.append(f"mlp: the training loss went from {float(h[0, 0]):.4g} to {float(h[-1, 0]):.4g}")
+    return fails, worst
 
 
 def main():
@@ -325,6 +371,8 @@ def main():
                    help=f"separate MLP runs timed of the {MLP_MODELS} (1 to {MLP_MODELS})")
     p.add_argument("--no-variants", action="store_true",
                    help="time only the variants the ratio uses (no autograd, no batched)")
+    p.add_argument("--check", action="store_true",
+                   help="check the loops against autograd and each other instead of timing")
     p.add_argument("--only", default="factorise-iris,mlp-iris,mlp-seeds",
                    help="comma-separated workloads")
     a = p.parse_args()
@@ -340,6 +388,12 @@ def main():
         return 2
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
+    if a.check:
+        fails, worst = self_check(x, y)
+        json.dump({"check": "failed" if fails else "ok", "failures": fails,
+                   "max_relative_difference": worst}, sys.stdout, indent=1)
+        print()
+        return 1 if fails else 0
     out = {"peer": "pytorch", "torch_version": torch.__version__, "python": platform.python_version(),
            "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
            "workloads": {}}
