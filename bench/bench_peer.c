@@ -363,7 +363,9 @@ void bench_peer_run(bench_peer *p, const bench_run *r)
         char line[400];
         last_line(c.err, line, sizeof line);
         if (c.status == EXIT_NO_EXEC && !c.out_len) {
-            snprintf(p->note, sizeof p->note, "%s not found (set DLAB_BENCH_PYTHON)", pythons[i]);
+            if (i == 0) /* the fallback's absence would hide why the first was passed over */
+                snprintf(p->note, sizeof p->note, "%s not found (set DLAB_BENCH_PYTHON)",
+                         pythons[i]);
             p->failed = false;
         } else if (c.status == EXIT_NO_TORCH) {
             snprintf(p->note, sizeof p->note,
