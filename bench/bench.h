@@ -10,6 +10,8 @@
  *                 public API (dl_factorise*, dl_mlp_run)
  * bench_report.c  the aligned table and the JSON document
  * bench_plot.c    the PLplot figure per workload family
+ * bench_peer.c    --peer pytorch: the lab's workloads timed in PyTorch
+ *                 (bench/peer_pytorch.py) beside dlab's CPU times
  */
 #ifndef DLAB_BENCH_H
 #define DLAB_BENCH_H
