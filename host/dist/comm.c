@@ -424,6 +424,43 @@ dl_status dl_comm_gather(dl_comm *c, const void *block, size_t bytes, void **all
 #endif
 }
 
+dl_status dl_comm_scatter(dl_comm *c, const void *all, const size_t *sizes, void *mine,
+                          size_t bytes)
+{
+    if (!c->mpi || c->size == 1) {
+        if (bytes && mine != all) memmove(mine, all, bytes);
+        return DL_OK;
+    }
+#ifdef DLAB_HAVE_MPI
+    const int P = c->size;
+    int *counts = NULL;
+    dl_status st = DL_OK;
+    if (c->rank == 0) {
+        size_t total = 0;
+        for (int r = 0; r < P; r++) total += sizes[r];
+        counts = malloc(sizeof(int) * 2 * (size_t)P);
+        if (!counts)
+            st = DL_FAIL(DL_E_MEMORY, "out of host memory scattering");
+        else if (total > INT_MAX)
+            st = DL_FAIL(DL_E_MEMORY,
+                         "a scatter of %zu bytes from rank 0 is over MPI's 2 GiB limit", total);
+        for (int r = 0, at = 0; st == DL_OK && r < P; r++)
+            counts[r] = (int)sizes[r], counts[P + r] = at, at += counts[r];
+    }
+    if ((st = dl_comm_agree(c, st)) == DL_OK) {
+        /* Rank 0's own block may stay where it is (mine == all). */
+        void *recv = c->rank == 0 && mine == all ? MPI_IN_PLACE : mine;
+        int rc = MPI_Scatterv(all, counts, counts ? counts + P : NULL, MPI_BYTE, recv, (int)bytes,
+                              MPI_BYTE, 0, c->world);
+        if (rc != MPI_SUCCESS) st = mpi_fail(c, rc, "MPI_Scatterv");
+    }
+    free(counts);
+    return st;
+#else
+    return DL_OK;
+#endif
+}
+
 dl_status dl_comm_barrier(dl_comm *c)
 {
 #ifdef DLAB_HAVE_MPI

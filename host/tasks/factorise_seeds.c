@@ -84,14 +84,30 @@ static dl_status merge(void *ud, const char *all, const size_t *sizes, int ranks
     return DL_OK;
 }
 
-dl_status dl_factorise_split_seeds(dl_backend *be, const float *a, int m, int n,
-                                   const dl_factorise_config *cfg, dl_factorise_result *res)
+/* The matrix every rank trains its models on: a data matrix, or the
+ * synthetic one each rank makes whole. */
+typedef struct {
+    const float *a; /* NULL: synthetic */
+    int m, n, true_rank;
+    float noise;
+    uint64_t data_seed;
+} source;
+
+static dl_status run(dl_backend *be, const source *s, const dl_factorise_config *cfg,
+                     dl_factorise_result *res)
+{
+    if (s->a) return dl_factorise(be, s->a, s->m, s->n, cfg, res);
+    return dl_factorise_synthetic(be, s->m, s->n, s->true_rank, s->noise, s->data_seed, cfg, res);
+}
+
+static dl_status split_seeds(dl_backend *be, const source *src, const dl_factorise_config *cfg,
+                             dl_factorise_result *res)
 {
     memset(res, 0, sizeof *res);
     dl_comm *comm = be->comm;
-    if (!comm || dl_comm_size(comm) == 1) return dl_factorise(be, a, m, n, cfg, res);
+    if (!comm || dl_comm_size(comm) == 1) return run(be, src, cfg, res);
     const int ranks = dl_comm_size(comm), rank = dl_comm_rank(comm);
-    DL_TRY(dl_factorise_validate(m, n, cfg));
+    DL_TRY(dl_factorise_validate(src->m, src->n, cfg));
     if (cfg->seeds < ranks)
         return DL_FAIL(DL_E_USAGE, "--seeds %d is fewer than the %d ranks sharing the models",
                        cfg->seeds, ranks);
@@ -101,7 +117,7 @@ dl_status dl_factorise_split_seeds(dl_backend *be, const float *a, int m, int n,
     mine.seed = cfg->seed + (uint64_t)first;
     mine.seeds = count;
     mine.svd = cfg->svd && rank == 0; /* rank 0 reports it */
-    dl_status st = dl_comm_agree(comm, dl_factorise(be, a, m, n, &mine, res));
+    dl_status st = dl_comm_agree(comm, run(be, src, &mine, res));
     if (st != DL_OK) {
         dl_factorise_result_free(res);
         return st;
@@ -132,4 +148,20 @@ dl_status dl_factorise_split_seeds(dl_backend *be, const float *a, int m, int n,
     free(block);
     if (st != DL_OK) dl_factorise_result_free(res);
     return st;
+}
+
+dl_status dl_factorise_split_seeds(dl_backend *be, const float *a, int m, int n,
+                                   const dl_factorise_config *cfg, dl_factorise_result *res)
+{
+    source s = {.a = a, .m = m, .n = n};
+    return split_seeds(be, &s, cfg, res);
+}
+
+dl_status dl_factorise_synthetic_split_seeds(dl_backend *be, int m, int n, int true_rank,
+                                             float noise, uint64_t data_seed,
+                                             const dl_factorise_config *cfg,
+                                             dl_factorise_result *res)
+{
+    source s = {.m = m, .n = n, .true_rank = true_rank, .noise = noise, .data_seed = data_seed};
+    return split_seeds(be, &s, cfg, res);
 }

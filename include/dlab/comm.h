@@ -130,6 +130,16 @@ typedef dl_status (*dl_comm_merge_fn)(void *ud, const char *all, const size_t *s
 dl_status dl_comm_gather_merge(dl_comm *c, dl_status local, const void *block, size_t bytes,
                                dl_comm_merge_fn merge, void *ud);
 
+/* The reverse of dl_comm_gather: rank 0 holds in `all` the blocks for every
+ * rank one after another in rank order, block r of sizes[r] bytes (`all`
+ * and `sizes` are read on rank 0 only); every rank receives its own block,
+ * `bytes` bytes (the size rank 0 gives it), at `mine`; on rank 0 `mine`
+ * may be `all`, whose first block is rank 0's. The total must stay
+ * below 2 GiB (MPI counts are int): beyond that every rank returns
+ * DL_E_MEMORY. A collective. */
+dl_status dl_comm_scatter(dl_comm *c, const void *all, const size_t *sizes, void *mine,
+                          size_t bytes);
+
 /* Waits until every rank has called it. */
 dl_status dl_comm_barrier(dl_comm *c);
 

@@ -126,6 +126,16 @@ dl_status dl_factorise_synthetic(dl_backend *be, int m, int n, int true_rank, fl
 dl_status dl_factorise_rows(dl_backend *be, const float *a, int m, int n,
                             const dl_factorise_config *cfg, dl_factorise_result *res);
 
+/* dl_factorise_synthetic's matrix with its rows spread over the ranks of
+ * be->comm, one model: each rank makes only its dl_comm_shard block of the
+ * rows, the same bits one process makes (host/tasks/factorise_synth.c), and
+ * trains as dl_factorise_rows does (the matrix is not rescaled). A
+ * collective. With no communicator or one rank it is dl_factorise_synthetic.
+ * Errors as dl_factorise_rows's. */
+dl_status dl_factorise_synthetic_rows(dl_backend *be, int m, int n, int true_rank, float noise,
+                                      uint64_t data_seed, const dl_factorise_config *cfg,
+                                      dl_factorise_result *res);
+
 /* `seeds` models of the whole m x n matrix `a` (every rank passes all of
  * it) split over the ranks of be->comm: rank r trains the models of its
  * dl_comm_shard(seeds, ranks, r) block, seeds seed + first, ..., with no
@@ -139,6 +149,13 @@ dl_status dl_factorise_rows(dl_backend *be, const float *a, int m, int n,
  * one rank it is dl_factorise. DL_E_USAGE when seeds < ranks. */
 dl_status dl_factorise_split_seeds(dl_backend *be, const float *a, int m, int n,
                                    const dl_factorise_config *cfg, dl_factorise_result *res);
+
+/* The same with dl_factorise_synthetic's matrix, which every rank makes
+ * whole. */
+dl_status dl_factorise_synthetic_split_seeds(dl_backend *be, int m, int n, int true_rank,
+                                             float noise, uint64_t data_seed,
+                                             const dl_factorise_config *cfg,
+                                             dl_factorise_result *res);
 
 dl_status dl_factorise_validate(int m, int n, const dl_factorise_config *cfg);
 void dl_factorise_result_free(dl_factorise_result *r);

@@ -14,6 +14,16 @@
 #   out        --out: rank 0 alone writes the files, with every row of U
 #   interrupt  SIGINT to one rank: every rank stops after the same epoch and
 #              rank 0 reports the interrupted run, exit 130
+#   synthetic  --synthetic on 2 and 3 ranks, each making only its rows: the
+#              figures equal one process's within 1e-5 relative and are bit
+#              for bit the same run after run; with --seeds, bit for bit one
+#              process's
+#   npy        a .npy array (C and Fortran order) read by rows on 2 and 3
+#              ranks: the figures equal one process's within 1e-5 relative,
+#              and bit for bit those of the CSV rank 0 scatters
+#   bad-slice  a .npy file whose fault lies in the last rank's rows (a NaN,
+#              a file cut short): every rank exits 2, rank 0 prints the
+#              message once
 # Every run has a watchdog: a hang is killed and fails the case.
 set -u
 case_name=$1 dlab=$2 iris=$3
@@ -83,6 +93,29 @@ d = json.load(open(sys.argv[1]))
 skip = ("device", "ranks")
 print(json.dumps({k: v for k, v in d.items() if "seconds" not in k and k not in skip},
                  sort_keys=True))' "$1"
+}
+
+# make_npy IRIS DIR: iris as float32 .npy in C and Fortran order, and two
+# damaged copies whose fault lies in the last rows (written with struct by
+# the format's specification, numpy.lib.format).
+make_npy() {
+  python3 - "$1" "$2" <<'PY'
+import struct, sys
+rows = [[float(v) for v in l.split(",")[:4]] for l in open(sys.argv[1]) if l.strip()]
+def npy(fortran, vals):
+    d = "{'descr': '<f4', 'fortran_order': %s, 'shape': (%d, 4), }" % (fortran, len(rows))
+    d += " " * (-(10 + len(d) + 1) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(d)) + d.encode() + struct.pack(
+        "<%df" % len(vals), *vals)
+flat = [v for r in rows for v in r]
+out = sys.argv[2]
+open(out + "/iris_c.npy", "wb").write(npy(False, flat))
+open(out + "/iris_f.npy", "wb").write(npy(True, [r[j] for j in range(4) for r in rows]))
+nan = list(flat)
+nan[148 * 4 + 2] = float("nan")
+open(out + "/nan_last.npy", "wb").write(npy(False, nan))
+open(out + "/cut_last.npy", "wb").write(npy(False, flat)[:-20])
+PY
 }
 
 case "$case_name" in
@@ -183,6 +216,71 @@ d = json.load(open(sys.argv[1]))
 sys.exit(0 if d["status"] == "interrupted" and 0 < d["epochs_run"] < d["epochs"]
          and len(d["loss_history"]) == d["epochs_run"] else 1)' "$tmp/out" && ok \
     || { bad "rank 0 did not report the interrupted run"; show; }
+  ;;
+synthetic)
+  syn=(--task factorise --synthetic 301x37 --rank 4 --epochs 150 --json --quiet)
+  for preset in careful lab; do
+    ranks 1 "${syn[@]}" --preset "$preset" --lr 0.001
+    [ "$rc" -eq 0 ] && cp "$tmp/out" "$tmp/syn-$preset.1.json" || { bad "one process: exit $rc"; show; }
+    for np in 2 3; do
+      for run in 1 2; do
+        ranks "$np" "${syn[@]}" --preset "$preset" --lr 0.001
+        [ "$rc" -eq 0 ] || { bad "$preset on $np ranks: exit $rc"; show; continue; }
+        cp "$tmp/out" "$tmp/syn-$preset.$np.json"
+        figures "$tmp/out" >"$tmp/syn-fig.$np.$run"
+      done
+      check "synthetic $preset on $np ranks equals one process" compare \
+        "$tmp/syn-$preset.1.json" "$tmp/syn-$preset.$np.json"
+      cmp -s "$tmp/syn-fig.$np.1" "$tmp/syn-fig.$np.2" && ok \
+        || bad "synthetic $preset on $np ranks: the figures differ between runs"
+    done
+  done
+  ranks 1 "${syn[@]}" --seeds 5
+  figures "$tmp/out" >"$tmp/one" || { bad "synthetic seeds: one process: exit $rc"; show; }
+  for np in 2 3; do
+    ranks "$np" "${syn[@]}" --seeds 5
+    figures "$tmp/out" >"$tmp/split" || { bad "synthetic seeds on $np ranks: exit $rc"; show; }
+    cmp -s "$tmp/one" "$tmp/split" && ok \
+      || bad "synthetic --seeds 5 on $np ranks: the figures differ from one process's"
+  done
+  ;;
+npy)
+  make_npy "$iris" "$tmp"
+  # the figures without the file's name
+  nameless() { figures "$1" | sed 's/"data": "[^"]*"//'; }
+  for file in iris_c.npy iris_f.npy; do
+    ranks 1 --task factorise --data "$tmp/$file" --preset careful --json --quiet
+    [ "$rc" -eq 0 ] && cp "$tmp/out" "$tmp/npy.1.json" || { bad "$file, one process: exit $rc"; show; }
+    for np in 2 3; do
+      ranks "$np" --task factorise --data "$tmp/$file" --preset careful --json --quiet
+      [ "$rc" -eq 0 ] || { bad "$file on $np ranks: exit $rc"; show; continue; }
+      cp "$tmp/out" "$tmp/npy.$np.json"
+      check "$file read by rows on $np ranks equals one process" compare "$tmp/npy.1.json" \
+        "$tmp/npy.$np.json"
+      # rank 0 scatters the CSV's rows: the same numbers, so the same bits
+      ranks "$np" --task factorise --data "$iris" --preset careful --json --quiet
+      [ "$rc" -eq 0 ] || { bad "CSV on $np ranks: exit $rc"; show; continue; }
+      cmp -s <(nameless "$tmp/out") <(nameless "$tmp/npy.$np.json") && ok \
+        || bad "$file on $np ranks: other figures than the CSV scattered by rank 0"
+    done
+  done
+  ;;
+bad-slice)
+  make_npy "$iris" "$tmp"
+  expect() { # NAME PATTERN
+    [ "$rc" -eq 2 ] && [ "$(grep -c "$2" "$tmp/err")" -eq 1 ] && ok \
+      || { bad "$1: exit $rc, expected 2 and one line matching '$2'"; show; }
+  }
+  # A NaN in row 149 of 150: rank 2's rows (101 to 150 in the file's
+  # numbering); ranks 0 and 1 read theirs without fault.
+  ranks 3 --task factorise --data "$tmp/nan_last.npy" --quiet
+  expect "a NaN in the last rank's rows" "rank 2: .*nan_last.npy: row 149, column 3: NaN"
+  [ "$(grep -c '^dlab-gpu' "$tmp/err")" -eq 1 ] && ok || { bad "NaN: more than one message"; show; }
+  # The file ends inside the last rank's rows.
+  ranks 3 --task factorise --data "$tmp/cut_last.npy" --quiet
+  expect "a file cut short in the last rank's rows" "cut_last.npy: truncated .npy file"
+  ranks 2 --task factorise --data "$tmp/cut_last.npy" --seeds 2 --quiet
+  expect "a file cut short, read whole by every rank" "cut_last.npy: truncated .npy file"
   ;;
 *)
   bad "unknown case $case_name"
