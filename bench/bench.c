@@ -203,6 +203,9 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    /* Under a launcher with several ranks: the scaling over ranks alone. */
+    if ((rc = bench_scaling(&argc, &argv, o.level, o.repeats, o.json, o.out, o.device)) >= 0)
+        return rc;
     bench_run r = {.level = o.level, .repeats = o.repeats};
     if ((rc = select_cases(&o, &r)) >= 0) {
         free(r.cases);

@@ -190,6 +190,41 @@ void dl_comm_finalize(dl_comm *c)
     free(c);
 }
 
+dl_status dl_comm_sub(dl_comm *c, int size, dl_comm **out)
+{
+    *out = NULL;
+    if (size < 1 || size > c->size)
+        return DL_FAIL(DL_E_USAGE, "a sub-communicator of %d ranks out of %d", size, c->size);
+    dl_comm *s = NULL;
+    if (c->rank < size) {
+        s = calloc(1, sizeof *s);
+        if (!s) return DL_FAIL(DL_E_MEMORY, "out of host memory for a communicator");
+        single_rank(s);
+    }
+#ifdef DLAB_HAVE_MPI
+    if (c->mpi) {
+        MPI_Comm sub = MPI_COMM_NULL;
+        int rc = MPI_Comm_split(c->world, c->rank < size ? 0 : MPI_UNDEFINED, c->rank, &sub);
+        if (rc != MPI_SUCCESS) {
+            free(s);
+            return mpi_fail(c, rc, "MPI_Comm_split");
+        }
+        if (s) {
+            s->world = sub;
+            s->mpi = true;
+            mpi_users++;
+            MPI_Comm_set_errhandler(sub, MPI_ERRORS_RETURN);
+            s->rank = c->rank, s->size = size;
+            /* The first ranks of a node stay the first of it. */
+            s->local_rank = c->local_rank;
+            s->local_size = c->local_size < size ? c->local_size : size;
+        }
+    }
+#endif
+    *out = s;
+    return DL_OK;
+}
+
 int dl_comm_rank(const dl_comm *c) { return c->rank; }
 int dl_comm_size(const dl_comm *c) { return c->size; }
 int dl_comm_local_rank(const dl_comm *c) { return c->local_rank; }

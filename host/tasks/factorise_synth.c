@@ -62,11 +62,13 @@ static dl_status normals_at(dl_backend *be, float *tmp, float *host, size_t n, f
  * row; rt is R transposed (r x n) so that the inner loop runs along the row
  * and vectorises. fmaf keeps one rounding per step with or without FMA
  * instructions; where the compiler can dispatch on them, the loop uses them. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) &&                             \
+    !defined(__SANITIZE_ADDRESS__)
 __attribute__((target_clones("fma", "default")))
 #endif
-static void combine_row(float *restrict out, const float *restrict noise, const float *restrict l,
-                        const float *restrict rt, int n, int r)
+static void
+combine_row(float *restrict out, const float *restrict noise, const float *restrict l,
+            const float *restrict rt, int n, int r)
 {
     for (int j = 0; j < n; j++) out[j] = 0.0f;
     for (int t = 0; t < r; t++) {
@@ -90,18 +92,18 @@ dl_status fact_synthetic_rows(dl_backend *be, const fact_synth *s, int first, in
     rows_step &= ~(size_t)1;
     if (rows_step > (size_t)count) rows_step = (size_t)count;
     const size_t lr_need = ((size_t)count + n) * r, noise_need = rows_step * n;
-    const size_t tmp_n = by_position ? (lr_need > noise_need ? lr_need : noise_need) + 1
-                                     : ((size_t)m * n > ((size_t)m + n) * r ? (size_t)m * n
-                                                                           : ((size_t)m + n) * r);
+    const size_t tmp_n =
+        by_position ? (lr_need > noise_need ? lr_need : noise_need) + 1
+                    : ((size_t)m * n > ((size_t)m + n) * r ? (size_t)m * n : ((size_t)m + n) * r);
     float *tmp = NULL, *l = malloc(sizeof(float) * ((size_t)count * r + 1));
     float *rr = malloc(sizeof(float) * ((size_t)n * r + 1));
     float *rt = malloc(sizeof(float) * ((size_t)n * r + 1));
     float *noise = malloc(sizeof(float) * (noise_need + 1));
     float *out = malloc(sizeof(float) * (noise_need + 1));
-    dl_status st = l && rr && rt && noise && out
-                       ? dl_alloc(be, sizeof(float) * tmp_n, (void **)&tmp)
-                       : DL_FAIL(DL_E_MEMORY, "out of host memory for a synthetic %dx%d matrix",
-                                 m, n);
+    dl_status st =
+        l && rr && rt && noise && out
+            ? dl_alloc(be, sizeof(float) * tmp_n, (void **)&tmp)
+            : DL_FAIL(DL_E_MEMORY, "out of host memory for a synthetic %dx%d matrix", m, n);
     if (!st)
         st = normals_at(be, tmp, l, (size_t)count * r, std_lr, s->seed, (uint64_t)first * r,
                         by_position);
@@ -114,8 +116,8 @@ dl_status fact_synthetic_rows(dl_backend *be, const fact_synth *s, int first, in
         st = normals_at(be, tmp, noise, (size_t)rows * n, s->noise, s->seed + 1,
                         (uint64_t)(first + i0) * n, by_position);
         for (int i = 0; !st && i < rows; i++)
-            combine_row(out + (size_t)i * n, noise + (size_t)i * n, l + (size_t)(i0 + i) * r, rt,
-                        n, r);
+            combine_row(out + (size_t)i * n, noise + (size_t)i * n, l + (size_t)(i0 + i) * r, rt, n,
+                        r);
         if (!st) st = sink(ud, i0, rows, out);
     }
     dl_free(be, tmp);

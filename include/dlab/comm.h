@@ -83,6 +83,13 @@ dl_status dl_comm_init(int *argc, char ***argv, dl_comm **out);
  * (a collective: every rank calls it). NULL is ignored. */
 void dl_comm_finalize(dl_comm *c);
 
+/* The first `size` ranks of c as a communicator of their own (MPI_Comm_split),
+ * for running a collective task on fewer ranks (dlab-bench's scaling rows).
+ * A collective over c: on ranks < size *out is the new communicator (end it
+ * with dl_comm_finalize, which leaves MPI running while c lives), on the
+ * others NULL. DL_E_USAGE when size is not in 1 .. dl_comm_size(c). */
+dl_status dl_comm_sub(dl_comm *c, int size, dl_comm **out);
+
 int dl_comm_rank(const dl_comm *c);       /* 0 .. size-1 */
 int dl_comm_size(const dl_comm *c);       /* number of ranks, >= 1 */
 int dl_comm_local_rank(const dl_comm *c); /* rank among those on this node */
