@@ -69,8 +69,8 @@ static dl_status measure(dl_comm *world, dl_backend *be, const scaling *s, int p
         qsort(t, (size_t)s->repeats, sizeof *t, cmp_double);
         row->ranks = p;
         row->min_s = t[0], row->max_s = t[s->repeats - 1];
-        row->median_s = s->repeats % 2 ? t[s->repeats / 2]
-                                       : 0.5 * (t[s->repeats / 2 - 1] + t[s->repeats / 2]);
+        row->median_s =
+            s->repeats % 2 ? t[s->repeats / 2] : 0.5 * (t[s->repeats / 2 - 1] + t[s->repeats / 2]);
     }
     free(t);
     dl_comm_finalize(sub);

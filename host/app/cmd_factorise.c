@@ -108,6 +108,7 @@ static void write_seeds(dl_json *j, const report *rep)
         dl_json_obj_begin(j, NULL);
         dl_json_int(j, "seed", (long long)(rep->cfg->seed + (uint64_t)b));
         dl_json_num(j, "sse_gd", r->sse_gd[b]);
+        if (r->epochs_trained) dl_json_int(j, "epochs_trained", r->epochs_trained[b]);
         if (r->have_svd) {
             dl_json_num(j, "gap", r->sse_gd[b] - r->sse_svd);
             dl_json_num(j, "relative_gap", rel_gap(rep, b));

@@ -113,6 +113,7 @@ void dl_factorise_result_free(dl_factorise_result *r)
     if (!r) return;
     free(r->loss_history);
     free(r->sse_gd);
+    free(r->epochs_trained);
     free(r->singular_values);
     free(r->svd_u);
     free(r->svd_v);

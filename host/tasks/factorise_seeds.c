@@ -53,12 +53,28 @@ static dl_status merge(void *ud, const char *all, const size_t *sizes, int ranks
         free(sse), free(hist), free(heads);
         return DL_FAIL(DL_E_MEMORY, "out of host memory for %d models' histories", seeds);
     }
+    /* A signal stops each rank at its own chunk's end: the run reports the
+     * epochs every rank finished and each model's error after that epoch,
+     * which is its loss before the next (in its history); epochs_trained
+     * says how far each model went. */
+    bool uneven = false;
+    for (int r = 0; r < ranks; r++) uneven = uneven || heads[r]->epochs_run != epochs;
+    int *trained = uneven && heads[chosen]->stop_kind == DL_STOP_INTERRUPTED
+                       ? malloc(sizeof(int) * (size_t)seeds)
+                       : NULL;
+    if (uneven && heads[chosen]->stop_kind == DL_STOP_INTERRUPTED && !trained) {
+        free(sse), free(hist), free(heads);
+        return DL_FAIL(DL_E_MEMORY, "out of host memory for %d models' epochs", seeds);
+    }
     int first = 0;
     for (int r = 0; r < ranks; r++) {
         int count, first_r;
         dl_comm_shard(seeds, ranks, r, &first_r, &count);
         const double *v = (const double *)(heads[r] + 1);
         memcpy(sse + first, v, sizeof(double) * (size_t)count);
+        if (trained && heads[r]->epochs_run > epochs)
+            memcpy(sse + first, v + count + (size_t)epochs * count, sizeof(double) * (size_t)count);
+        for (int b = 0; trained && b < count; b++) trained[first + b] = heads[r]->epochs_run;
         for (int e = 0; e < epochs; e++)
             memcpy(hist + (size_t)e * seeds + first, v + count + (size_t)e * count,
                    sizeof(double) * (size_t)count);
@@ -66,8 +82,8 @@ static dl_status merge(void *ud, const char *all, const size_t *sizes, int ranks
             res->train_seconds = heads[r]->train_seconds;
         first += count;
     }
-    free(res->sse_gd), free(res->loss_history);
-    res->sse_gd = sse, res->loss_history = hist;
+    free(res->sse_gd), free(res->loss_history), free(res->epochs_trained);
+    res->sse_gd = sse, res->loss_history = hist, res->epochs_trained = trained;
     res->seeds = seeds;
     res->epochs_run = epochs;
     const rank_head *h = heads[chosen];
@@ -109,8 +125,11 @@ static dl_status split_seeds(dl_backend *be, const source *src, const dl_factori
     const int ranks = dl_comm_size(comm), rank = dl_comm_rank(comm);
     DL_TRY(dl_factorise_validate(src->m, src->n, cfg));
     if (cfg->seeds < ranks)
-        return DL_FAIL(DL_E_USAGE, "--seeds %d is fewer than the %d ranks sharing the models",
-                       cfg->seeds, ranks);
+        return DL_FAIL(DL_E_USAGE,
+                       "--seeds %d is fewer than the %d ranks sharing the models: give --seeds "
+                       "%d or more, or start at most %d ranks (one model, without --seeds, "
+                       "shares its rows over the ranks)",
+                       cfg->seeds, ranks, ranks, cfg->seeds);
     int first, count;
     dl_comm_shard(cfg->seeds, ranks, rank, &first, &count);
     dl_factorise_config mine = *cfg;

@@ -61,6 +61,9 @@ typedef struct {
                           careful: always, lab: after a divergence; else 0 */
     double *loss_history; /* epochs_run x seeds: the SSE before each epoch's update */
     double *sse_gd;       /* seeds: the SSE of the final U, V (NaN when not finite) */
+    int *epochs_trained;  /* seeds: the epochs each model ran, when a --seeds split over
+                             ranks was interrupted at different epochs (sse_gd and the
+                             history are then those after epochs_run); else NULL */
     bool have_svd;
     double sse_svd;       /* sum of the discarded squared singular values */
     double sse_svd_recon; /* the same, from the rank-k reconstruction */

@@ -21,6 +21,10 @@
 #   npy        a .npy array (C and Fortran order) read by rows on 2 and 3
 #              ranks: the figures equal one process's within 1e-5 relative,
 #              and bit for bit those of the CSV rank 0 scatters
+#   seeds-interrupt  --seeds split over 2 ranks, the ranks interrupted at
+#              different epochs: the report is the epochs every model finished
+#              (one process's figures for that many), with each model's own
+#              count in epochs_trained
 #   bad-slice  a .npy file whose fault lies in the last rank's rows (a NaN,
 #              a file cut short): every rank exits 2, rank 0 prints the
 #              message once
@@ -173,7 +177,7 @@ bad-input)
   ranks 3 --task factorise --data "$tmp/two.csv" --rank 1 --quiet
   expect "fewer rows than ranks" "2 rows, fewer than the 3 ranks"
   ranks 2 --task mlp --data "$iris" --quiet
-  expect "one mlp on two ranks" "seeds 1 is fewer than the 2 ranks"
+  expect "one mlp on two ranks" "mlp trains one model, which is not split over ranks: run it as one process (without the launcher), or train --seeds N with N >= 2"
   ranks 2 --task predict --model "$tmp/none.json" --data "$iris" --quiet
   expect "predict on several ranks" "predict runs in one process"
   ranks 3 --task factorise --data "$iris" --seeds 2 --quiet
@@ -216,6 +220,48 @@ d = json.load(open(sys.argv[1]))
 sys.exit(0 if d["status"] == "interrupted" and 0 < d["epochs_run"] < d["epochs"]
          and len(d["loss_history"]) == d["epochs_run"] else 1)' "$tmp/out" && ok \
     || { bad "rank 0 did not report the interrupted run"; show; }
+  ;;
+seeds-interrupt)
+  # Rank 1 is interrupted first, rank 0 a second later: they stop at
+  # different epochs. The report is the run every model finished: its
+  # figures equal one process trained for exactly that many epochs, and
+  # epochs_trained says how far each model went.
+  args=(--task factorise --data "$iris" --preset careful --seeds 4 --json --quiet)
+  run_job 90 "${launcher[@]}" -np 2 "$dlab" "${args[@]}" --epochs 100000000
+  for _ in $(seq 50); do
+    pids=($(cat /proc/"$job"/task/*/children 2>/dev/null))
+    [ "${#pids[@]}" -eq 2 ] && break
+    sleep 0.2
+  done
+  # time to start MPI and reach training on loaded machines
+  sleep 4
+  kill -INT "${pids[1]}" 2>/dev/null || bad "no rank 1 to interrupt"
+  sleep 1.5
+  kill -INT "${pids[0]}" 2>/dev/null || bad "no rank 0 to interrupt"
+  finish_run "seeds interrupt"
+  [ "$rc" -eq 130 ] && ok || { bad "exit $rc, expected 130"; show; }
+  cp "$tmp/out" "$tmp/split.json"
+  n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["epochs_run"])' \
+    "$tmp/split.json" 2>/dev/null)
+  if [ -n "$n" ] && [ "$n" -gt 0 ]; then
+    ranks 1 "${args[@]}" --epochs "$n"
+    check "an interrupted seed split reports what one process trains in its epochs" \
+      python3 - "$tmp/split.json" "$tmp/out" <<'PY'
+import json, math, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+n = a["epochs_run"]
+assert a["status"] == "interrupted" and len(a["loss_history"]) == n, a["status"]
+trained = [s["epochs_trained"] for s in a["seeds"]]
+assert min(trained) == n and max(trained) > n, trained  # rank 0 went on after rank 1
+for x, y in zip(a["seeds"], b["seeds"]):
+    assert math.isclose(x["sse_gd"], y["sse_gd"], rel_tol=1e-7), (x, y)
+for e in (0, n - 1):  # model 0's
+    assert math.isclose(a["loss_history"][e], b["loss_history"][e], rel_tol=1e-7), e
+PY
+  else
+    bad "no epoch count in the interrupted run's report"
+    show
+  fi
   ;;
 synthetic)
   syn=(--task factorise --synthetic 301x37 --rank 4 --epochs 150 --json --quiet)
