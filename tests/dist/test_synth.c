@@ -64,8 +64,10 @@ static float *formula(const fact_synth *s)
 
 static void test_blocks(void)
 {
-    const fact_synth shapes[] = {{37, 13, 3, 0.1f, 11}, {301, 37, 4, 0.1f, 1 ^ 0x5eed},
-                                 {5, 999, 2, 0.5f, 7}, {1200, 1000, 5, 0.1f, 3}};
+    const fact_synth shapes[] = {{37, 13, 3, 0.1f, 11},
+                                 {301, 37, 4, 0.1f, 1 ^ 0x5eed},
+                                 {5, 999, 2, 0.5f, 7},
+                                 {1200, 1000, 5, 0.1f, 3}};
     for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
         const fact_synth *s = &shapes[k];
         const size_t row = sizeof(float) * (size_t)s->n;
