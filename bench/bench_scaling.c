@@ -5,7 +5,7 @@
  * preset without the SVD baseline; for each p the first p ranks form a
  * communicator of their own (dl_comm_sub) and train the matrix with its rows
  * spread over them (dl_factorise_synthetic_rows), while the other ranks
- * wait. A warm-up run, then `repeats` timed runs; the time of a run is the
+ * wait asleep (dl_comm_barrier_idle). A warm-up run, then `repeats` timed runs; the time of a run is the
  * task's train_seconds (the epoch loop, whose chunk times the ranks agree
  * on), per epoch. Rank 0 prints the table, --json and --out. The SSE column
  * shows every p trains the same matrix (it agrees to float rounding).
@@ -74,7 +74,10 @@ static dl_status measure(dl_comm *world, dl_backend *be, const scaling *s, int p
     }
     free(t);
     dl_comm_finalize(sub);
-    return dl_comm_agree(world, st); /* the waiting ranks hear of a failure too */
+    /* The ranks left out sleep until the others are done: polling, they
+     * would take cores from the ranks measured. */
+    dl_status idle = dl_comm_barrier_idle(world);
+    return dl_comm_agree(world, st != DL_OK ? st : idle); /* the waiting ranks hear of a failure */
 }
 
 static void print_table(FILE *f, const scaling *s)

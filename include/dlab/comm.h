@@ -150,6 +150,12 @@ dl_status dl_comm_scatter(dl_comm *c, const void *all, const size_t *sizes, void
 /* Waits until every rank has called it. */
 dl_status dl_comm_barrier(dl_comm *c);
 
+/* The same, sleeping (1 ms at a time) rather than polling while it waits,
+ * so that a rank with nothing to do leaves its core to the others (MPI's
+ * own waits poll; on a node with more ranks than cores they take cores from
+ * the ranks that work). For waits of milliseconds or more. */
+dl_status dl_comm_barrier_idle(dl_comm *c);
+
 /* Agrees on an outcome: every rank passes its own status (with its message
  * in dl_errmsg() when not DL_OK) and every rank gets back the worst of them
  * (any failure beats divergence, which beats an interruption, which beats
