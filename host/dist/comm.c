@@ -3,27 +3,17 @@
  * deterministic sums, failures, Ctrl-C) is described in dlab/comm.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "dlab/comm.h"
+#include "comm_internal.h"
 
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #ifdef DLAB_HAVE_MPI
 #include <mpi.h>
 #endif
-
-struct dl_comm {
-    int rank, size, local_rank, local_size;
-    bool mpi; /* collectives go through MPI */
-#ifdef DLAB_HAVE_MPI
-    MPI_Comm world;       /* a duplicate of MPI_COMM_WORLD: our traffic never meets anyone else's */
-    void *scratch;        /* the sums' working space, kept between calls so that a */
-    size_t scratch_bytes; /* sum of a size seen before allocates nothing */
-#endif
-};
 
 /* Below this many values in all (P * n), a sum gathers every rank's vector
  * on every rank (one collective); above it, each rank adds one slice
@@ -91,6 +81,19 @@ static dl_status mpi_fail(const dl_comm *c, int rc, const char *call)
         int mpi_rc_ = (call);                                                                      \
         if (mpi_rc_ != MPI_SUCCESS) return mpi_fail((c), mpi_rc_, #call);                          \
     } while (0)
+
+dl_status dl_comm_mpi_fail(const dl_comm *c, int rc, const char *call)
+{
+    return mpi_fail(c, rc, call);
+}
+
+void dl_comm_mpi_adopt(dl_comm *c, MPI_Comm comm)
+{
+    c->world = comm;
+    c->mpi = true;
+    mpi_users++;
+    MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+}
 
 static dl_status mpi_join(dl_comm *c, int *argc, char ***argv)
 {
@@ -189,41 +192,6 @@ void dl_comm_finalize(dl_comm *c)
     }
 #endif
     free(c);
-}
-
-dl_status dl_comm_sub(dl_comm *c, int size, dl_comm **out)
-{
-    *out = NULL;
-    if (size < 1 || size > c->size)
-        return DL_FAIL(DL_E_USAGE, "a sub-communicator of %d ranks out of %d", size, c->size);
-    dl_comm *s = NULL;
-    if (c->rank < size) {
-        s = calloc(1, sizeof *s);
-        if (!s) return DL_FAIL(DL_E_MEMORY, "out of host memory for a communicator");
-        single_rank(s);
-    }
-#ifdef DLAB_HAVE_MPI
-    if (c->mpi) {
-        MPI_Comm sub = MPI_COMM_NULL;
-        int rc = MPI_Comm_split(c->world, c->rank < size ? 0 : MPI_UNDEFINED, c->rank, &sub);
-        if (rc != MPI_SUCCESS) {
-            free(s);
-            return mpi_fail(c, rc, "MPI_Comm_split");
-        }
-        if (s) {
-            s->world = sub;
-            s->mpi = true;
-            mpi_users++;
-            MPI_Comm_set_errhandler(sub, MPI_ERRORS_RETURN);
-            s->rank = c->rank, s->size = size;
-            /* The first ranks of a node stay the first of it. */
-            s->local_rank = c->local_rank;
-            s->local_size = c->local_size < size ? c->local_size : size;
-        }
-    }
-#endif
-    *out = s;
-    return DL_OK;
 }
 
 int dl_comm_rank(const dl_comm *c) { return c->rank; }
@@ -460,65 +428,10 @@ dl_status dl_comm_gather(dl_comm *c, const void *block, size_t bytes, void **all
 #endif
 }
 
-dl_status dl_comm_scatter(dl_comm *c, const void *all, const size_t *sizes, void *mine,
-                          size_t bytes)
-{
-    if (!c->mpi || c->size == 1) {
-        if (bytes && mine != all) memmove(mine, all, bytes);
-        return DL_OK;
-    }
-#ifdef DLAB_HAVE_MPI
-    const int P = c->size;
-    int *counts = NULL;
-    dl_status st = DL_OK;
-    if (c->rank == 0) {
-        size_t total = 0;
-        for (int r = 0; r < P; r++) total += sizes[r];
-        counts = malloc(sizeof(int) * 2 * (size_t)P);
-        if (!counts)
-            st = DL_FAIL(DL_E_MEMORY, "out of host memory scattering");
-        else if (total > INT_MAX)
-            st = DL_FAIL(DL_E_MEMORY,
-                         "a scatter of %zu bytes from rank 0 is over MPI's 2 GiB limit", total);
-        for (int r = 0, at = 0; st == DL_OK && r < P; r++)
-            counts[r] = (int)sizes[r], counts[P + r] = at, at += counts[r];
-    }
-    if ((st = dl_comm_agree(c, st)) == DL_OK) {
-        /* Rank 0's own block may stay where it is (mine == all). */
-        void *recv = c->rank == 0 && mine == all ? MPI_IN_PLACE : mine;
-        int rc = MPI_Scatterv(all, counts, counts ? counts + P : NULL, MPI_BYTE, recv, (int)bytes,
-                              MPI_BYTE, 0, c->world);
-        if (rc != MPI_SUCCESS) st = mpi_fail(c, rc, "MPI_Scatterv");
-    }
-    free(counts);
-    return st;
-#else
-    return DL_OK;
-#endif
-}
-
 dl_status dl_comm_barrier(dl_comm *c)
 {
 #ifdef DLAB_HAVE_MPI
     if (c->mpi && c->size > 1) MPI_TRY(c, MPI_Barrier(c->world));
-#endif
-    (void)c;
-    return DL_OK;
-}
-
-dl_status dl_comm_barrier_idle(dl_comm *c)
-{
-#ifdef DLAB_HAVE_MPI
-    if (c->mpi && c->size > 1) {
-        MPI_Request req;
-        MPI_TRY(c, MPI_Ibarrier(c->world, &req));
-        for (int done = 0;;) {
-            MPI_TRY(c, MPI_Test(&req, &done, MPI_STATUS_IGNORE));
-            if (done) break;
-            struct timespec ms = {0, 1000000}; /* leave the core to the ranks still working */
-            nanosleep(&ms, NULL);
-        }
-    }
 #endif
     (void)c;
     return DL_OK;
