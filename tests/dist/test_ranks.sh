@@ -27,7 +27,8 @@
 #              count in epochs_trained
 #   bad-slice  a .npy file whose fault lies in the last rank's rows (a NaN,
 #              a file cut short): every rank exits 2, rank 0 prints the
-#              message once
+#              message once; ranks of a seed sweep reading different
+#              copies of a file stop the same way
 # Every run has a watchdog: a hang is killed and fails the case.
 set -u
 case_name=$1 dlab=$2 iris=$3
@@ -327,6 +328,17 @@ bad-slice)
   expect "a file cut short in the last rank's rows" "cut_last.npy: truncated .npy file"
   ranks 2 --task factorise --data "$tmp/cut_last.npy" --seeds 2 --quiet
   expect "a file cut short, read whole by every rank" "cut_last.npy: truncated .npy file"
+  # Ranks that read different copies (an MPMD launch gives rank 1 another
+  # file): a seed sweep stops rather than train on different data.
+  sed '3s/^4\.7,/4.8,/' "$iris" >"$tmp/iris2.csv"
+  cp "$iris" "$tmp/iris1.csv"
+  for task in factorise mlp; do
+    run_job 120 "${launcher[@]}" -np 1 "$dlab" --task $task --data "$tmp/iris1.csv" --seeds 2 \
+      --quiet : -np 1 "$dlab" --task $task --data "$tmp/iris2.csv" --seeds 2 --quiet
+    finish_run "differing copies"
+    expect "$task: ranks reading different copies" \
+      "rank 1: .*iris2.csv: this rank read other data than rank 0"
+  done
   ;;
 *)
   bad "unknown case $case_name"
