@@ -102,8 +102,11 @@ dl_status dl_factorise(dl_backend *be, const float *a, int m, int n, const dl_fa
                        dl_factorise_result *res);
 
 /* The same on a synthetic rank-`true_rank` matrix plus N(0, noise^2) noise,
- * generated on the backend from `data_seed` (nothing crosses the bus). Its
- * entries are of order one, so it is not rescaled (scale_log2 is 0). */
+ * drawn on the backend from `data_seed` and combined by rows in a fixed
+ * order (host/tasks/factorise_synth.c), so that any block of its rows is the
+ * same bits; on the CUDA backend the product is a cuBLAS gemm on the device
+ * (nothing crosses the bus). Its entries are of order one, so it is not
+ * rescaled (scale_log2 is 0). */
 dl_status dl_factorise_synthetic(dl_backend *be, int m, int n, int true_rank, float noise,
                                  uint64_t data_seed, const dl_factorise_config *cfg,
                                  dl_factorise_result *res);
