@@ -67,6 +67,10 @@ static void usage(FILE *f)
             "  --list             list the cases of the chosen level and exit\n"
             "  --help\n"
             "\n"
+            "Under an MPI launcher with P ranks (mpirun -np P dlab-bench ...): only the\n"
+            "row-sharded factorisation's time per epoch on 1..P CPU ranks, printed by rank 0\n"
+            "(--json, --out DIR: DIR/scaling.json and DIR/scaling.txt).\n"
+            "\n"
             "Exit status: 0 every case ran or was skipped for memory, 1 a case failed or\n"
             "--device cuda found no GPU, 2 bad usage.\n",
             BENCH_MIN_REPEATS, BENCH_MIN_REPEATS);
@@ -214,6 +218,9 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    /* Under a launcher with several ranks: the scaling over ranks alone. */
+    if ((rc = bench_scaling(&argc, &argv, o.level, o.repeats, o.json, o.out, o.device)) >= 0)
+        return rc;
     bench_run r = {.level = o.level, .repeats = o.repeats};
     if ((rc = select_cases(&o, &r)) >= 0) {
         free(r.cases);

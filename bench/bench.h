@@ -12,6 +12,8 @@
  * bench_plot.c    the PLplot figure per workload family
  * bench_peer.c    --peer pytorch: the lab's workloads timed in PyTorch
  *                 (bench/peer_pytorch.py) beside dlab's CPU times
+ * bench_scaling.c under an MPI launcher with several ranks: the row-sharded
+ *                 factorisation's time per epoch on 1..P ranks
  */
 #ifndef DLAB_BENCH_H
 #define DLAB_BENCH_H
@@ -178,6 +180,13 @@ dl_status bench_case_run(dl_backend *be, const bench_case *c, void *data, int ep
 
 /* bench_machine.c */
 double bench_now(void); /* monotonic seconds */
+
+/* Joins the MPI job when a launcher started dlab-bench (dlab/comm.h). With
+ * several ranks: measures and reports the scaling rows (bench_scaling.c)
+ * and returns the exit status; as a single process: returns -1 and the
+ * bench runs as usual. */
+int bench_scaling(int *argc, char ***argv, bench_level level, int repeats, bool json,
+                  const char *out, const char *device);
 /* Host, threads, BLAS configuration, threading variables and memory. */
 void bench_describe_machine(bench_run *r);
 /* What a backend can give: free memory less a tenth for library workspaces

@@ -7,14 +7,14 @@
 option(DLAB_MPI "Run across processes with MPI when it is found" ON)
 option(DLAB_NCCL "Use NCCL between GPUs when the CUDA toolkit ships it" ON)
 
-target_sources(dlab PRIVATE host/dist/comm.c host/tasks/tsqr.c)
+target_sources(dlab PRIVATE host/dist/comm.c host/dist/comm_share.c host/tasks/tsqr.c)
 
 set(DLAB_HAVE_MPI OFF)
 if(DLAB_MPI)
   find_package(MPI COMPONENTS C)
   if(MPI_C_FOUND)
     set(DLAB_HAVE_MPI ON)
-    # PRIVATE: only host/dist/comm.c includes mpi.h; executables still link
+    # PRIVATE: only host/dist/comm*.c include mpi.h; executables still link
     # libmpi through the static library's link interface.
     target_link_libraries(dlab PRIVATE MPI::MPI_C)
     target_compile_definitions(dlab PUBLIC DLAB_HAVE_MPI=1)

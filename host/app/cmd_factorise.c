@@ -108,6 +108,7 @@ static void write_seeds(dl_json *j, const report *rep)
         dl_json_obj_begin(j, NULL);
         dl_json_int(j, "seed", (long long)(rep->cfg->seed + (uint64_t)b));
         dl_json_num(j, "sse_gd", r->sse_gd[b]);
+        if (r->epochs_trained) dl_json_int(j, "epochs_trained", r->epochs_trained[b]);
         if (r->have_svd) {
             dl_json_num(j, "gap", r->sse_gd[b] - r->sse_svd);
             dl_json_num(j, "relative_gap", rel_gap(rep, b));
@@ -499,30 +500,27 @@ dl_status dl_cmd_factorise(dl_cmd *c)
     const int ranks = comm ? dl_comm_size(comm) : 1;
     const bool root = !comm || dl_comm_rank(comm) == 0;
     if (!root) cfg.loop.progress = NULL; /* rank 0 alone speaks */
-    if (ranks > 1 && o->synth_m)
-        return DL_FAIL(DL_E_USAGE,
-                       "--synthetic runs in one process; give a data file to share "
-                       "its rows over %d ranks",
-                       ranks);
+    /* Rows are shared for one model; several split their seeds and each
+     * rank trains its own on the whole matrix. */
+    const bool share_rows = ranks > 1 && cfg.seeds == 1;
     if (o->synth_m) {
         snprintf(source, sizeof source, "synthetic %dx%d", o->synth_m, o->synth_n);
-        DL_TRY(dl_factorise_validate(o->synth_m, o->synth_n, &cfg));
-        DL_TRY(dl_out_prepare(&out, o->force));
-        st = dl_factorise_synthetic(c->be, o->synth_m, o->synth_n, cfg.rank, 0.1f, o->seed ^ 0x5eed,
-                                    &cfg, &r);
+        st = dl_factorise_validate(o->synth_m, o->synth_n, &cfg);
+        if (st == DL_OK && root) st = dl_out_prepare(&out, o->force);
+        if (ranks > 1) st = dl_comm_agree(comm, st);
+        if (st != DL_OK) return st;
+        /* Each rank makes only its rows of the matrix one process makes. */
+        st = (share_rows ? dl_factorise_synthetic_rows : dl_factorise_synthetic_split_seeds)(
+            c->be, o->synth_m, o->synth_n, cfg.rank, 0.1f, o->seed ^ 0x5eed, &cfg, &r);
     } else {
         const char *path = o->data ? o->data : dl_default_data_path();
         snprintf(source, sizeof source, "%s", path);
-        /* Every rank reads the file and keeps its own rows. */
-        st = dl_cmd_load_data(c, path, false, &d);
-        if (ranks > 1) st = dl_comm_agree(comm, st);
+        int m, count;
+        float *rows;
+        st = share_rows ? dl_cmd_load_rows(c, path, &d, &m, &rows, &count)
+                        : dl_cmd_load_data(c, path, false, &d);
         if (st != DL_OK) return st;
-        /* Rows are shared for one model; several split their seeds and
-         * each rank trains its own on the whole matrix. */
-        const bool share_rows = ranks > 1 && cfg.seeds == 1;
-        int first = 0, count = d.rows;
-        if (share_rows) dl_comm_shard(d.rows, ranks, dl_comm_rank(comm), &first, &count);
-        float *rows = d.x + (size_t)first * d.cols;
+        if (!share_rows) m = count = d.rows, rows = d.x;
         if (o->center && share_rows) {
             /* The means of every row, summed over the ranks, subtracted
              * from this rank's rows as one process subtracts them. */
@@ -550,13 +548,13 @@ dl_status dl_cmd_factorise(dl_cmd *c)
             free(mu);
         }
         centred = o->center;
-        if (st == DL_OK) st = dl_factorise_validate(d.rows, d.cols, &cfg);
+        if (st == DL_OK) st = dl_factorise_validate(m, d.cols, &cfg);
         if (st == DL_OK && root) st = dl_out_prepare(&out, o->force);
         if (ranks > 1) st = dl_comm_agree(comm, st);
         if (st == DL_OK)
-            st = share_rows  ? dl_factorise_rows(c->be, rows, d.rows, d.cols, &cfg, &r)
-                 : ranks > 1 ? dl_factorise_split_seeds(c->be, d.x, d.rows, d.cols, &cfg, &r)
-                             : dl_factorise(c->be, d.x, d.rows, d.cols, &cfg, &r);
+            st = share_rows  ? dl_factorise_rows(c->be, rows, m, d.cols, &cfg, &r)
+                 : ranks > 1 ? dl_factorise_split_seeds(c->be, d.x, m, d.cols, &cfg, &r)
+                             : dl_factorise(c->be, d.x, m, d.cols, &cfg, &r);
     }
     if (st != DL_OK) {
         dl_dataset_free(&d);

@@ -149,4 +149,11 @@ bool dl_npy_magic(const char *b, size_t len);
 dl_status dl_npy_parse(const unsigned char *b, size_t len, const char *name,
                        const dl_load_options *opt, dl_dataset *out);
 
+/* Reads part `part` of `parts` of a .npy file's rows (dl_comm_shard's
+ * blocks): the header, checked against the file's size, then only those
+ * rows (a Fortran-order file is read whole and the rows kept). *is_npy is
+ * false, and nothing is read, when the file is not a .npy array. */
+dl_status dl_npy_load_block(const char *path, const dl_load_options *opt, int parts, int part,
+                            bool *is_npy, int *total_rows, int *first, dl_dataset *out);
+
 #endif

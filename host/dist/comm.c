@@ -3,6 +3,7 @@
  * deterministic sums, failures, Ctrl-C) is described in dlab/comm.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "dlab/comm.h"
+#include "comm_internal.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -13,16 +14,6 @@
 #ifdef DLAB_HAVE_MPI
 #include <mpi.h>
 #endif
-
-struct dl_comm {
-    int rank, size, local_rank, local_size;
-    bool mpi; /* collectives go through MPI */
-#ifdef DLAB_HAVE_MPI
-    MPI_Comm world;       /* a duplicate of MPI_COMM_WORLD: our traffic never meets anyone else's */
-    void *scratch;        /* the sums' working space, kept between calls so that a */
-    size_t scratch_bytes; /* sum of a size seen before allocates nothing */
-#endif
-};
 
 /* Below this many values in all (P * n), a sum gathers every rank's vector
  * on every rank (one collective); above it, each rank adds one slice
@@ -90,6 +81,19 @@ static dl_status mpi_fail(const dl_comm *c, int rc, const char *call)
         int mpi_rc_ = (call);                                                                      \
         if (mpi_rc_ != MPI_SUCCESS) return mpi_fail((c), mpi_rc_, #call);                          \
     } while (0)
+
+dl_status dl_comm_mpi_fail(const dl_comm *c, int rc, const char *call)
+{
+    return mpi_fail(c, rc, call);
+}
+
+void dl_comm_mpi_adopt(dl_comm *c, MPI_Comm comm)
+{
+    c->world = comm;
+    c->mpi = true;
+    mpi_users++;
+    MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+}
 
 static dl_status mpi_join(dl_comm *c, int *argc, char ***argv)
 {

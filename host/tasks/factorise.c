@@ -113,6 +113,7 @@ void dl_factorise_result_free(dl_factorise_result *r)
     if (!r) return;
     free(r->loss_history);
     free(r->sse_gd);
+    free(r->epochs_trained);
     free(r->singular_values);
     free(r->svd_u);
     free(r->svd_v);
@@ -404,6 +405,14 @@ dl_status dl_factorise_rows(dl_backend *be, const float *a, int m, int n,
     memset(res, 0, sizeof *res);
     dl_comm *comm = be->comm;
     if (!comm || dl_comm_size(comm) == 1) return dl_factorise(be, a, m, n, cfg, res);
+    return fact_rows(be, a, m, n, cfg, false, res);
+}
+
+dl_status fact_rows(dl_backend *be, const float *a, int m, int n, const dl_factorise_config *cfg,
+                    bool synthetic, dl_factorise_result *res)
+{
+    memset(res, 0, sizeof *res);
+    dl_comm *comm = be->comm;
     const int ranks = dl_comm_size(comm);
     fact_job j = {.m = m, .n = n, .comm = comm, .cfg = cfg, .res = res};
     dl_comm_shard(m, ranks, dl_comm_rank(comm), &j.first_row, &j.m_local);
@@ -432,7 +441,7 @@ dl_status dl_factorise_rows(dl_backend *be, const float *a, int m, int n,
     if ((st = dl_comm_agree(comm, st)) == DL_OK)
         st = dl_comm_allreduce_sum_f64(comm, &j.in.sumsq, 1);
     if (st == DL_OK) {
-        j.in.e = dl_scale_exponent_of(j.in.sumsq);
+        j.in.e = synthetic ? 0 : dl_scale_exponent_of(j.in.sumsq);
         dl_scale_copy(scaled, a, mn, j.in.e);
         j.in.scaled = scaled;
         st = factorise_on_device(be, &j);

@@ -143,15 +143,38 @@ dl_status fact_draw_start_rows(dl_backend *be, fact_ctx *c, const fact_job *j, d
     return st;
 }
 
+/* A sink of fact_synthetic_rows: rows uploaded into the device matrix. */
+typedef struct {
+    dl_backend *be;
+    float *a;
+    int n;
+} device_rows;
+
+static dl_status upload_rows(void *ud, int row, int rows, const float *v)
+{
+    const device_rows *d = ud;
+    return dl_upload(d->be, d->a + (size_t)row * d->n, v, sizeof(float) * (size_t)rows * d->n);
+}
+
 /* Puts 2^e A on the device: the caller's matrix (as given for e = 0, else
  * its scaled copy), or the synthetic L R^T + noise with L, R entries ~
  * N(0, r^-1/2) so that the entries of L R^T are ~N(0, 1); it is never
- * rescaled (e = 0). Every group draws the same A from the same seeds. */
+ * rescaled (e = 0). Every group draws the same A from the same seeds. The
+ * synthetic matrix is made by rows on the host (factorise_synth.c: the bits
+ * do not depend on how the rows are split), except by one process on a GPU,
+ * where cuBLAS makes it on the device and nothing crosses the bus (its
+ * product's rounding may differ from the host's in the last bit). */
 dl_status fact_place_matrix(dl_backend *be, fact_ctx *c, const fact_input *in, int e)
 {
     const int m = c->m, n = c->n;
     const size_t mn = (size_t)m * n;
     if (in->raw) return dl_upload(be, c->a, e ? in->scaled : in->raw, sizeof(float) * mn);
+    if (strcmp(be->name, "cuda") != 0) {
+        fact_synth s = {
+            .m = m, .n = n, .true_rank = in->true_rank, .noise = in->noise, .seed = in->data_seed};
+        device_rows sink = {be, c->a, n};
+        return fact_synthetic_rows(be, &s, 0, m, upload_rows, &sink);
+    }
     float *lr_fac = NULL;
     size_t lr_n = ((size_t)m + n) * in->true_rank;
     dl_status st = dl_alloc(be, sizeof(float) * lr_n, (void **)&lr_fac);

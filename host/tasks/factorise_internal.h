@@ -74,6 +74,31 @@ dl_status fact_draw_start(dl_backend *be, fact_ctx *c, const dl_factorise_config
 dl_status fact_draw_start_rows(dl_backend *be, fact_ctx *c, const fact_job *j, double std_t);
 dl_status fact_place_matrix(dl_backend *be, fact_ctx *c, const fact_input *in, int e);
 dl_status fact_measure(dl_backend *be, fact_job *j, int e, bool sumsq, double *sigma1);
+/* factorise_synth.c: the synthetic matrix by blocks of rows. */
+typedef struct {
+    int m, n, true_rank;
+    float noise;
+    uint64_t seed; /* L and R from stream seed, the noise from seed + 1 */
+} fact_synth;
+/* Receives rows [row, row + rows) of the block (relative to its first row),
+ * rows x n values, row-major. */
+typedef dl_status (*fact_synth_sink)(void *ud, int row, int rows, const float *v);
+typedef struct {
+    float *x; /* the block, count x n */
+    int n;
+} fact_synth_host;
+/* Makes rows [first, first + count) of the synthetic matrix, in steps
+ * handed to sink; the values do not depend on first and count
+ * (factorise_synth.c says how). */
+dl_status fact_synthetic_rows(dl_backend *be, const fact_synth *s, int first, int count,
+                              fact_synth_sink sink, void *ud);
+
+/* factorise.c: the row-sharded run on this rank's rows `a` of an m x n
+ * matrix; `synthetic`: the matrix is the synthetic one, which is never
+ * rescaled (scale_log2 0, as dl_factorise_synthetic). */
+dl_status fact_rows(dl_backend *be, const float *a, int m, int n, const dl_factorise_config *cfg,
+                    bool synthetic, dl_factorise_result *res);
+
 dl_status fact_gather_rows(dl_backend *be, dl_comm *comm, float *whole, const float *dev,
                            int m_local, int m, int k);
 

@@ -53,12 +53,28 @@ static dl_status merge(void *ud, const char *all, const size_t *sizes, int ranks
         free(sse), free(hist), free(heads);
         return DL_FAIL(DL_E_MEMORY, "out of host memory for %d models' histories", seeds);
     }
+    /* A signal stops each rank at its own chunk's end: the run reports the
+     * epochs every rank finished and each model's error after that epoch,
+     * which is its loss before the next (in its history); epochs_trained
+     * says how far each model went. */
+    bool uneven = false;
+    for (int r = 0; r < ranks; r++) uneven = uneven || heads[r]->epochs_run != epochs;
+    int *trained = uneven && heads[chosen]->stop_kind == DL_STOP_INTERRUPTED
+                       ? malloc(sizeof(int) * (size_t)seeds)
+                       : NULL;
+    if (uneven && heads[chosen]->stop_kind == DL_STOP_INTERRUPTED && !trained) {
+        free(sse), free(hist), free(heads);
+        return DL_FAIL(DL_E_MEMORY, "out of host memory for %d models' epochs", seeds);
+    }
     int first = 0;
     for (int r = 0; r < ranks; r++) {
         int count, first_r;
         dl_comm_shard(seeds, ranks, r, &first_r, &count);
         const double *v = (const double *)(heads[r] + 1);
         memcpy(sse + first, v, sizeof(double) * (size_t)count);
+        if (trained && heads[r]->epochs_run > epochs)
+            memcpy(sse + first, v + count + (size_t)epochs * count, sizeof(double) * (size_t)count);
+        for (int b = 0; trained && b < count; b++) trained[first + b] = heads[r]->epochs_run;
         for (int e = 0; e < epochs; e++)
             memcpy(hist + (size_t)e * seeds + first, v + count + (size_t)e * count,
                    sizeof(double) * (size_t)count);
@@ -66,8 +82,8 @@ static dl_status merge(void *ud, const char *all, const size_t *sizes, int ranks
             res->train_seconds = heads[r]->train_seconds;
         first += count;
     }
-    free(res->sse_gd), free(res->loss_history);
-    res->sse_gd = sse, res->loss_history = hist;
+    free(res->sse_gd), free(res->loss_history), free(res->epochs_trained);
+    res->sse_gd = sse, res->loss_history = hist, res->epochs_trained = trained;
     res->seeds = seeds;
     res->epochs_run = epochs;
     const rank_head *h = heads[chosen];
@@ -84,24 +100,43 @@ static dl_status merge(void *ud, const char *all, const size_t *sizes, int ranks
     return DL_OK;
 }
 
-dl_status dl_factorise_split_seeds(dl_backend *be, const float *a, int m, int n,
-                                   const dl_factorise_config *cfg, dl_factorise_result *res)
+/* The matrix every rank trains its models on: a data matrix, or the
+ * synthetic one each rank makes whole. */
+typedef struct {
+    const float *a; /* NULL: synthetic */
+    int m, n, true_rank;
+    float noise;
+    uint64_t data_seed;
+} source;
+
+static dl_status run(dl_backend *be, const source *s, const dl_factorise_config *cfg,
+                     dl_factorise_result *res)
+{
+    if (s->a) return dl_factorise(be, s->a, s->m, s->n, cfg, res);
+    return dl_factorise_synthetic(be, s->m, s->n, s->true_rank, s->noise, s->data_seed, cfg, res);
+}
+
+static dl_status split_seeds(dl_backend *be, const source *src, const dl_factorise_config *cfg,
+                             dl_factorise_result *res)
 {
     memset(res, 0, sizeof *res);
     dl_comm *comm = be->comm;
-    if (!comm || dl_comm_size(comm) == 1) return dl_factorise(be, a, m, n, cfg, res);
+    if (!comm || dl_comm_size(comm) == 1) return run(be, src, cfg, res);
     const int ranks = dl_comm_size(comm), rank = dl_comm_rank(comm);
-    DL_TRY(dl_factorise_validate(m, n, cfg));
+    DL_TRY(dl_factorise_validate(src->m, src->n, cfg));
     if (cfg->seeds < ranks)
-        return DL_FAIL(DL_E_USAGE, "--seeds %d is fewer than the %d ranks sharing the models",
-                       cfg->seeds, ranks);
+        return DL_FAIL(DL_E_USAGE,
+                       "--seeds %d is fewer than the %d ranks sharing the models: give --seeds "
+                       "%d or more, or start at most %d ranks (one model, without --seeds, "
+                       "shares its rows over the ranks)",
+                       cfg->seeds, ranks, ranks, cfg->seeds);
     int first, count;
     dl_comm_shard(cfg->seeds, ranks, rank, &first, &count);
     dl_factorise_config mine = *cfg;
     mine.seed = cfg->seed + (uint64_t)first;
     mine.seeds = count;
     mine.svd = cfg->svd && rank == 0; /* rank 0 reports it */
-    dl_status st = dl_comm_agree(comm, dl_factorise(be, a, m, n, &mine, res));
+    dl_status st = dl_comm_agree(comm, run(be, src, &mine, res));
     if (st != DL_OK) {
         dl_factorise_result_free(res);
         return st;
@@ -132,4 +167,20 @@ dl_status dl_factorise_split_seeds(dl_backend *be, const float *a, int m, int n,
     free(block);
     if (st != DL_OK) dl_factorise_result_free(res);
     return st;
+}
+
+dl_status dl_factorise_split_seeds(dl_backend *be, const float *a, int m, int n,
+                                   const dl_factorise_config *cfg, dl_factorise_result *res)
+{
+    source s = {.a = a, .m = m, .n = n};
+    return split_seeds(be, &s, cfg, res);
+}
+
+dl_status dl_factorise_synthetic_split_seeds(dl_backend *be, int m, int n, int true_rank,
+                                             float noise, uint64_t data_seed,
+                                             const dl_factorise_config *cfg,
+                                             dl_factorise_result *res)
+{
+    source s = {.m = m, .n = n, .true_rank = true_rank, .noise = noise, .data_seed = data_seed};
+    return split_seeds(be, &s, cfg, res);
 }

@@ -105,9 +105,19 @@ dl_status dl_mlp_split_seeds(dl_backend *be, const dl_dataset *d, const dl_mlp_c
     if (!comm || dl_comm_size(comm) == 1) return dl_mlp_run(be, d, cfg, res);
     const int ranks = dl_comm_size(comm), rank = dl_comm_rank(comm);
     DL_TRY(dl_mlp_check_config(cfg));
+    /* One network is not split over ranks (its data are small): ranks
+     * share models, so there must be one per rank at least. */
+    if (cfg->seeds == 1)
+        return DL_FAIL(DL_E_USAGE,
+                       "--task mlp trains one model, which is not split over ranks: run it as "
+                       "one process (without the launcher), or train --seeds N with N >= %d "
+                       "models over these %d ranks",
+                       ranks, ranks);
     if (cfg->seeds < ranks)
-        return DL_FAIL(DL_E_USAGE, "--seeds %d is fewer than the %d ranks sharing the models",
-                       cfg->seeds, ranks);
+        return DL_FAIL(DL_E_USAGE,
+                       "--seeds %d is fewer than the %d ranks sharing the models: give --seeds "
+                       "%d or more, or start at most %d ranks",
+                       cfg->seeds, ranks, ranks, cfg->seeds);
     int first, count;
     dl_comm_shard(cfg->seeds, ranks, rank, &first, &count);
     dl_mlp_config mine = *cfg;

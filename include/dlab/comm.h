@@ -83,6 +83,13 @@ dl_status dl_comm_init(int *argc, char ***argv, dl_comm **out);
  * (a collective: every rank calls it). NULL is ignored. */
 void dl_comm_finalize(dl_comm *c);
 
+/* The first `size` ranks of c as a communicator of their own (MPI_Comm_split),
+ * for running a collective task on fewer ranks (dlab-bench's scaling rows).
+ * A collective over c: on ranks < size *out is the new communicator (end it
+ * with dl_comm_finalize, which leaves MPI running while c lives), on the
+ * others NULL. DL_E_USAGE when size is not in 1 .. dl_comm_size(c). */
+dl_status dl_comm_sub(dl_comm *c, int size, dl_comm **out);
+
 int dl_comm_rank(const dl_comm *c);       /* 0 .. size-1 */
 int dl_comm_size(const dl_comm *c);       /* number of ranks, >= 1 */
 int dl_comm_local_rank(const dl_comm *c); /* rank among those on this node */
@@ -130,8 +137,24 @@ typedef dl_status (*dl_comm_merge_fn)(void *ud, const char *all, const size_t *s
 dl_status dl_comm_gather_merge(dl_comm *c, dl_status local, const void *block, size_t bytes,
                                dl_comm_merge_fn merge, void *ud);
 
+/* The reverse of dl_comm_gather: rank 0 holds in `all` the blocks for every
+ * rank one after another in rank order, block r of sizes[r] bytes (`all`
+ * and `sizes` are read on rank 0 only); every rank receives its own block,
+ * `bytes` bytes (the size rank 0 gives it), at `mine`; on rank 0 `mine`
+ * may be `all`, whose first block is rank 0's. The total must stay
+ * below 2 GiB (MPI counts are int): beyond that every rank returns
+ * DL_E_MEMORY. A collective. */
+dl_status dl_comm_scatter(dl_comm *c, const void *all, const size_t *sizes, void *mine,
+                          size_t bytes);
+
 /* Waits until every rank has called it. */
 dl_status dl_comm_barrier(dl_comm *c);
+
+/* The same, sleeping (1 ms at a time) rather than polling while it waits,
+ * so that a rank with nothing to do leaves its core to the others (MPI's
+ * own waits poll; on a node with more ranks than cores they take cores from
+ * the ranks that work). For waits of milliseconds or more. */
+dl_status dl_comm_barrier_idle(dl_comm *c);
 
 /* Agrees on an outcome: every rank passes its own status (with its message
  * in dl_errmsg() when not DL_OK) and every rank gets back the worst of them

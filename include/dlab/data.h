@@ -67,6 +67,16 @@ typedef struct {
 dl_status dl_dataset_load_opts(const char *path, const dl_load_options *opt, dl_dataset *out);
 dl_status dl_dataset_load(const char *path, dl_dataset *out); /* opt NULL */
 
+/* Reads part `part` of `parts` of a .npy file's rows (dl_comm_shard's
+ * blocks): the header, checked against the file's size, then only those
+ * rows (a Fortran-order file is read whole and the rows kept). Every
+ * check of dl_dataset_load_opts holds and speaks of the file; a bad value
+ * names its row in the whole file. *total_rows is the file's rows, *first
+ * the block's first. *is_npy is
+ * false, and nothing is read, when the file is not a .npy array. */
+dl_status dl_npy_load_block(const char *path, const dl_load_options *opt, int parts, int part,
+                            bool *is_npy, int *total_rows, int *first, dl_dataset *out);
+
 /* Parses bytes already in memory; `name` is used in messages. */
 dl_status dl_dataset_parse_opts(const char *text, size_t len, const char *name,
                                 const dl_load_options *opt, dl_dataset *out);

@@ -61,6 +61,9 @@ typedef struct {
                           careful: always, lab: after a divergence; else 0 */
     double *loss_history; /* epochs_run x seeds: the SSE before each epoch's update */
     double *sse_gd;       /* seeds: the SSE of the final U, V (NaN when not finite) */
+    int *epochs_trained;  /* seeds: the epochs each model ran, when a --seeds split over
+                             ranks was interrupted at different epochs (sse_gd and the
+                             history are then those after epochs_run); else NULL */
     bool have_svd;
     double sse_svd;       /* sum of the discarded squared singular values */
     double sse_svd_recon; /* the same, from the rank-k reconstruction */
@@ -99,8 +102,11 @@ dl_status dl_factorise(dl_backend *be, const float *a, int m, int n, const dl_fa
                        dl_factorise_result *res);
 
 /* The same on a synthetic rank-`true_rank` matrix plus N(0, noise^2) noise,
- * generated on the backend from `data_seed` (nothing crosses the bus). Its
- * entries are of order one, so it is not rescaled (scale_log2 is 0). */
+ * drawn on the backend from `data_seed` and combined by rows in a fixed
+ * order (host/tasks/factorise_synth.c), so that any block of its rows is the
+ * same bits; on the CUDA backend the product is a cuBLAS gemm on the device
+ * (nothing crosses the bus). Its entries are of order one, so it is not
+ * rescaled (scale_log2 is 0). */
 dl_status dl_factorise_synthetic(dl_backend *be, int m, int n, int true_rank, float noise,
                                  uint64_t data_seed, const dl_factorise_config *cfg,
                                  dl_factorise_result *res);
@@ -126,6 +132,16 @@ dl_status dl_factorise_synthetic(dl_backend *be, int m, int n, int true_rank, fl
 dl_status dl_factorise_rows(dl_backend *be, const float *a, int m, int n,
                             const dl_factorise_config *cfg, dl_factorise_result *res);
 
+/* dl_factorise_synthetic's matrix with its rows spread over the ranks of
+ * be->comm, one model: each rank makes only its dl_comm_shard block of the
+ * rows, the same bits one process makes (host/tasks/factorise_synth.c), and
+ * trains as dl_factorise_rows does (the matrix is not rescaled). A
+ * collective. With no communicator or one rank it is dl_factorise_synthetic.
+ * Errors as dl_factorise_rows's. */
+dl_status dl_factorise_synthetic_rows(dl_backend *be, int m, int n, int true_rank, float noise,
+                                      uint64_t data_seed, const dl_factorise_config *cfg,
+                                      dl_factorise_result *res);
+
 /* `seeds` models of the whole m x n matrix `a` (every rank passes all of
  * it) split over the ranks of be->comm: rank r trains the models of its
  * dl_comm_shard(seeds, ranks, r) block, seeds seed + first, ..., with no
@@ -139,6 +155,13 @@ dl_status dl_factorise_rows(dl_backend *be, const float *a, int m, int n,
  * one rank it is dl_factorise. DL_E_USAGE when seeds < ranks. */
 dl_status dl_factorise_split_seeds(dl_backend *be, const float *a, int m, int n,
                                    const dl_factorise_config *cfg, dl_factorise_result *res);
+
+/* The same with dl_factorise_synthetic's matrix, which every rank makes
+ * whole. */
+dl_status dl_factorise_synthetic_split_seeds(dl_backend *be, int m, int n, int true_rank,
+                                             float noise, uint64_t data_seed,
+                                             const dl_factorise_config *cfg,
+                                             dl_factorise_result *res);
 
 dl_status dl_factorise_validate(int m, int n, const dl_factorise_config *cfg);
 void dl_factorise_result_free(dl_factorise_result *r);

@@ -14,6 +14,21 @@
 #   out        --out: rank 0 alone writes the files, with every row of U
 #   interrupt  SIGINT to one rank: every rank stops after the same epoch and
 #              rank 0 reports the interrupted run, exit 130
+#   synthetic  --synthetic on 2 and 3 ranks, each making only its rows: the
+#              figures equal one process's within 1e-5 relative and are bit
+#              for bit the same run after run; with --seeds, bit for bit one
+#              process's
+#   npy        a .npy array (C and Fortran order) read by rows on 2 and 3
+#              ranks: the figures equal one process's within 1e-5 relative,
+#              and bit for bit those of the CSV rank 0 scatters
+#   seeds-interrupt  --seeds split over 2 ranks, the ranks interrupted at
+#              different epochs: the report is the epochs every model finished
+#              (one process's figures for that many), with each model's own
+#              count in epochs_trained
+#   bad-slice  a .npy file whose fault lies in the last rank's rows (a NaN,
+#              a file cut short): every rank exits 2, rank 0 prints the
+#              message once; ranks of a seed sweep reading different
+#              copies of a file stop the same way
 # Every run has a watchdog: a hang is killed and fails the case.
 set -u
 case_name=$1 dlab=$2 iris=$3
@@ -85,6 +100,29 @@ print(json.dumps({k: v for k, v in d.items() if "seconds" not in k and k not in 
                  sort_keys=True))' "$1"
 }
 
+# make_npy IRIS DIR: iris as float32 .npy in C and Fortran order, and two
+# damaged copies whose fault lies in the last rows (written with struct by
+# the format's specification, numpy.lib.format).
+make_npy() {
+  python3 - "$1" "$2" <<'PY'
+import struct, sys
+rows = [[float(v) for v in l.split(",")[:4]] for l in open(sys.argv[1]) if l.strip()]
+def npy(fortran, vals):
+    d = "{'descr': '<f4', 'fortran_order': %s, 'shape': (%d, 4), }" % (fortran, len(rows))
+    d += " " * (-(10 + len(d) + 1) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(d)) + d.encode() + struct.pack(
+        "<%df" % len(vals), *vals)
+flat = [v for r in rows for v in r]
+out = sys.argv[2]
+open(out + "/iris_c.npy", "wb").write(npy(False, flat))
+open(out + "/iris_f.npy", "wb").write(npy(True, [r[j] for j in range(4) for r in rows]))
+nan = list(flat)
+nan[148 * 4 + 2] = float("nan")
+open(out + "/nan_last.npy", "wb").write(npy(False, nan))
+open(out + "/cut_last.npy", "wb").write(npy(False, flat)[:-20])
+PY
+}
+
 case "$case_name" in
 equal)
   for preset in lab careful; do
@@ -140,7 +178,7 @@ bad-input)
   ranks 3 --task factorise --data "$tmp/two.csv" --rank 1 --quiet
   expect "fewer rows than ranks" "2 rows, fewer than the 3 ranks"
   ranks 2 --task mlp --data "$iris" --quiet
-  expect "one mlp on two ranks" "seeds 1 is fewer than the 2 ranks"
+  expect "one mlp on two ranks" "mlp trains one model, which is not split over ranks: run it as one process (without the launcher), or train --seeds N with N >= 2"
   ranks 2 --task predict --model "$tmp/none.json" --data "$iris" --quiet
   expect "predict on several ranks" "predict runs in one process"
   ranks 3 --task factorise --data "$iris" --seeds 2 --quiet
@@ -183,6 +221,124 @@ d = json.load(open(sys.argv[1]))
 sys.exit(0 if d["status"] == "interrupted" and 0 < d["epochs_run"] < d["epochs"]
          and len(d["loss_history"]) == d["epochs_run"] else 1)' "$tmp/out" && ok \
     || { bad "rank 0 did not report the interrupted run"; show; }
+  ;;
+seeds-interrupt)
+  # Rank 1 is interrupted first, rank 0 a second later: they stop at
+  # different epochs. The report is the run every model finished: its
+  # figures equal one process trained for exactly that many epochs, and
+  # epochs_trained says how far each model went.
+  args=(--task factorise --data "$iris" --preset careful --seeds 4 --json --quiet)
+  run_job 90 "${launcher[@]}" -np 2 "$dlab" "${args[@]}" --epochs 100000000
+  for _ in $(seq 50); do
+    pids=($(cat /proc/"$job"/task/*/children 2>/dev/null))
+    [ "${#pids[@]}" -eq 2 ] && break
+    sleep 0.2
+  done
+  # time to start MPI and reach training on loaded machines
+  sleep 4
+  kill -INT "${pids[1]}" 2>/dev/null || bad "no rank 1 to interrupt"
+  sleep 1.5
+  kill -INT "${pids[0]}" 2>/dev/null || bad "no rank 0 to interrupt"
+  finish_run "seeds interrupt"
+  [ "$rc" -eq 130 ] && ok || { bad "exit $rc, expected 130"; show; }
+  cp "$tmp/out" "$tmp/split.json"
+  n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["epochs_run"])' \
+    "$tmp/split.json" 2>/dev/null)
+  if [ -n "$n" ] && [ "$n" -gt 0 ]; then
+    ranks 1 "${args[@]}" --epochs "$n"
+    check "an interrupted seed split reports what one process trains in its epochs" \
+      python3 - "$tmp/split.json" "$tmp/out" <<'PY'
+import json, math, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+n = a["epochs_run"]
+assert a["status"] == "interrupted" and len(a["loss_history"]) == n, a["status"]
+trained = [s["epochs_trained"] for s in a["seeds"]]
+assert min(trained) == n and max(trained) > n, trained  # rank 0 went on after rank 1
+for x, y in zip(a["seeds"], b["seeds"]):
+    assert math.isclose(x["sse_gd"], y["sse_gd"], rel_tol=1e-7), (x, y)
+for e in (0, n - 1):  # model 0's
+    assert math.isclose(a["loss_history"][e], b["loss_history"][e], rel_tol=1e-7), e
+PY
+  else
+    bad "no epoch count in the interrupted run's report"
+    show
+  fi
+  ;;
+synthetic)
+  syn=(--task factorise --synthetic 301x37 --rank 4 --epochs 150 --json --quiet)
+  for preset in careful lab; do
+    ranks 1 "${syn[@]}" --preset "$preset" --lr 0.001
+    [ "$rc" -eq 0 ] && cp "$tmp/out" "$tmp/syn-$preset.1.json" || { bad "one process: exit $rc"; show; }
+    for np in 2 3; do
+      for run in 1 2; do
+        ranks "$np" "${syn[@]}" --preset "$preset" --lr 0.001
+        [ "$rc" -eq 0 ] || { bad "$preset on $np ranks: exit $rc"; show; continue; }
+        cp "$tmp/out" "$tmp/syn-$preset.$np.json"
+        figures "$tmp/out" >"$tmp/syn-fig.$np.$run"
+      done
+      check "synthetic $preset on $np ranks equals one process" compare \
+        "$tmp/syn-$preset.1.json" "$tmp/syn-$preset.$np.json"
+      cmp -s "$tmp/syn-fig.$np.1" "$tmp/syn-fig.$np.2" && ok \
+        || bad "synthetic $preset on $np ranks: the figures differ between runs"
+    done
+  done
+  ranks 1 "${syn[@]}" --seeds 5
+  figures "$tmp/out" >"$tmp/one" || { bad "synthetic seeds: one process: exit $rc"; show; }
+  for np in 2 3; do
+    ranks "$np" "${syn[@]}" --seeds 5
+    figures "$tmp/out" >"$tmp/split" || { bad "synthetic seeds on $np ranks: exit $rc"; show; }
+    cmp -s "$tmp/one" "$tmp/split" && ok \
+      || bad "synthetic --seeds 5 on $np ranks: the figures differ from one process's"
+  done
+  ;;
+npy)
+  make_npy "$iris" "$tmp"
+  # the figures without the file's name
+  nameless() { figures "$1" | sed 's/"data": "[^"]*"//'; }
+  for file in iris_c.npy iris_f.npy; do
+    ranks 1 --task factorise --data "$tmp/$file" --preset careful --json --quiet
+    [ "$rc" -eq 0 ] && cp "$tmp/out" "$tmp/npy.1.json" || { bad "$file, one process: exit $rc"; show; }
+    for np in 2 3; do
+      ranks "$np" --task factorise --data "$tmp/$file" --preset careful --json --quiet
+      [ "$rc" -eq 0 ] || { bad "$file on $np ranks: exit $rc"; show; continue; }
+      cp "$tmp/out" "$tmp/npy.$np.json"
+      check "$file read by rows on $np ranks equals one process" compare "$tmp/npy.1.json" \
+        "$tmp/npy.$np.json"
+      # rank 0 scatters the CSV's rows: the same numbers, so the same bits
+      ranks "$np" --task factorise --data "$iris" --preset careful --json --quiet
+      [ "$rc" -eq 0 ] || { bad "CSV on $np ranks: exit $rc"; show; continue; }
+      cmp -s <(nameless "$tmp/out") <(nameless "$tmp/npy.$np.json") && ok \
+        || bad "$file on $np ranks: other figures than the CSV scattered by rank 0"
+    done
+  done
+  ;;
+bad-slice)
+  make_npy "$iris" "$tmp"
+  expect() { # NAME PATTERN
+    [ "$rc" -eq 2 ] && [ "$(grep -c "$2" "$tmp/err")" -eq 1 ] && ok \
+      || { bad "$1: exit $rc, expected 2 and one line matching '$2'"; show; }
+  }
+  # A NaN in row 149 of 150: rank 2's rows (101 to 150 in the file's
+  # numbering); ranks 0 and 1 read theirs without fault.
+  ranks 3 --task factorise --data "$tmp/nan_last.npy" --quiet
+  expect "a NaN in the last rank's rows" "rank 2: .*nan_last.npy: row 149, column 3: NaN"
+  [ "$(grep -c '^dlab-gpu' "$tmp/err")" -eq 1 ] && ok || { bad "NaN: more than one message"; show; }
+  # The file ends inside the last rank's rows.
+  ranks 3 --task factorise --data "$tmp/cut_last.npy" --quiet
+  expect "a file cut short in the last rank's rows" "cut_last.npy: truncated .npy file"
+  ranks 2 --task factorise --data "$tmp/cut_last.npy" --seeds 2 --quiet
+  expect "a file cut short, read whole by every rank" "cut_last.npy: truncated .npy file"
+  # Ranks that read different copies (an MPMD launch gives rank 1 another
+  # file): a seed sweep stops rather than train on different data.
+  sed '3s/^4\.7,/4.8,/' "$iris" >"$tmp/iris2.csv"
+  cp "$iris" "$tmp/iris1.csv"
+  for task in factorise mlp; do
+    run_job 120 "${launcher[@]}" -np 1 "$dlab" --task $task --data "$tmp/iris1.csv" --seeds 2 \
+      --quiet : -np 1 "$dlab" --task $task --data "$tmp/iris2.csv" --seeds 2 --quiet
+    finish_run "differing copies"
+    expect "$task: ranks reading different copies" \
+      "rank 1: .*iris2.csv: this rank read other data than rank 0"
+  done
   ;;
 *)
   bad "unknown case $case_name"
