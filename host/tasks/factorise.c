@@ -410,8 +410,8 @@ dl_status dl_factorise_rows(dl_backend *be, const float *a, int m, int n,
     /* Every rank checks the same things, so they agree without a word. */
     DL_TRY(dl_factorise_validate(m, n, cfg));
     if (!be->allreduce_sum)
-        return DL_FAIL(DL_E_USAGE, "the %s backend cannot share a matrix's rows over ranks yet",
-                       be->name);
+        return DL_FAIL(DL_E_USAGE, "the %s backend cannot share a matrix's rows over ranks%s%s",
+                       be->name, be->sum_note[0] ? ": " : "", be->sum_note);
     if (m < ranks)
         return DL_FAIL(DL_E_USAGE, "the matrix has %d rows, fewer than the %d ranks sharing them",
                        m, ranks);
