@@ -245,6 +245,8 @@ ncclResult_t ncclAllGather(const void *send, void *recv, size_t count, ncclDataT
         "ncclAllGather(" + std::to_string(count) + " x " + type_name(type) + ") at " + where(s);
     work w{s, what, [=] {
                require_device_range(s, (what + " send buffer (when it ran)").c_str(), send, bytes);
+               require_device_range(s, (what + " receive buffer (when it ran)").c_str(), recv,
+                                    bytes * c->size);
                all_gather(c, s, what, send, recv, bytes);
                check_canaries(find_allocation(recv, 0), s, what);
            }};
@@ -267,6 +269,9 @@ ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataT
     if (r != ncclSuccess) return r;
     std::string what = "ncclAllReduce(" + std::to_string(count) + " x ncclFloat) at " + where(s);
     work w{s, what, [=] {
+               require_device_range(s, (what + " send buffer (when it ran)").c_str(), send, bytes);
+               require_device_range(s, (what + " receive buffer (when it ran)").c_str(), recv,
+                                    bytes);
                std::vector<float> all((size_t)c->size * count);
                char *slot = (char *)all.data() + bytes * (size_t)c->rank;
                memcpy(slot, send, bytes);
