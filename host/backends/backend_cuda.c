@@ -301,11 +301,11 @@ static dl_status cuda_record(dl_backend *be, float *hist, const float *vals, int
  * be captured in an epoch's graph); longer sums go pass by pass. */
 #define DL_CUDA_SUM_FLOATS ((size_t)1 << 22)
 
+#ifdef DLAB_HAVE_NCCL
 /* Queued on the stream, capturable: NCCL's all-gather, then the rank-order
  * double sum (host/dist/nccl_comm.h), bit for bit the CPU ranks' formula. */
 static dl_status cuda_allreduce_sum(dl_backend *be, float *x, size_t n)
 {
-#ifdef DLAB_HAVE_NCCL
     cuda_impl *c = be->impl;
     const size_t pass = c->sum_floats / (size_t)dl_nccl_size(c->nccl);
     for (size_t done = 0; done < n; done += pass) {
@@ -313,19 +313,16 @@ static dl_status cuda_allreduce_sum(dl_backend *be, float *x, size_t n)
         DL_TRY(dl_nccl_allreduce_sum(c->nccl, x + done, x + done, len, c->sum_scratch, c->stream));
     }
     return DL_OK;
-#else
-    (void)x, (void)n;
-    return DL_FAIL(DL_E_USAGE, "the %s backend cannot sum over ranks: %s", be->name, be->sum_note);
-#endif
 }
+#endif
 
 /* Every rank: NCCL over be->comm on this backend's GPU, and the sum buffer.
  * A failure leaves the sums off on every rank, with the reason. */
 static dl_status cuda_join_ranks(dl_backend *be)
 {
-    cuda_impl *c = be->impl;
     be->allreduce_sum = NULL;
 #ifdef DLAB_HAVE_NCCL
+    cuda_impl *c = be->impl;
     dl_status st = dl_nccl_create(be->comm, c->device, &c->nccl);
     if (st == DL_OK) {
         c->sum_floats = DL_CUDA_SUM_FLOATS;
