@@ -109,10 +109,10 @@ equal)
   for data in "$iris" "$tmp/small.csv"; do
     for preset in lab careful; do
       name="$(basename "$data") $preset"
-      ranks 1 --task factorise --data "$data" --preset "$preset" --rank 2 --json --quiet
+      ranks 1 --task factorise --data "$data" --preset "$preset" --rank 2 --epochs 300 --json --quiet
       [ "$rc" -eq 0 ] && cp "$tmp/out" "$tmp/one.json" || { bad "$name, one process: exit $rc"; show; continue; }
       for np in 2 3; do
-        ranks "$np" --task factorise --data "$data" --preset "$preset" --rank 2 --json --quiet
+        ranks "$np" --task factorise --data "$data" --preset "$preset" --rank 2 --epochs 300 --json --quiet
         [ "$rc" -eq 0 ] || { bad "$name on $np ranks: exit $rc"; show; continue; }
         cp "$tmp/out" "$tmp/np.json"
         check "$name on $np ranks equals one process" compare "$tmp/one.json" "$tmp/np.json" "$np"
@@ -124,7 +124,7 @@ reruns)
   for data in "$iris" "$tmp/small.csv"; do
     for np in 2 3; do
       for run in 1 2; do
-        ranks "$np" --task factorise --data "$data" --preset careful --rank 3 --json --quiet
+        ranks "$np" --task factorise --data "$data" --preset careful --rank 3 --epochs 300 --json --quiet
         [ "$rc" -eq 0 ] || { bad "$np ranks: exit $rc"; show; }
         figures "$tmp/out" >"$tmp/fig.$np.$run"
       done
