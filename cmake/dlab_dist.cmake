@@ -38,4 +38,18 @@ if(DLAB_CUDA AND DLAB_NCCL)
   else()
     message(STATUS "dlab: no NCCL beside the CUDA toolkit; GPUs of several ranks cannot talk")
   endif()
+elseif(DLAB_CUDA_EMU AND DLAB_NCCL AND DLAB_HAVE_MPI)
+  # The emulator stands MPI in for NCCL (tests/cuda_emu/src/nccl.cpp), so
+  # the NCCL code runs, under NCCL's names, on the CPU (docs/CUDA_EMU.md).
+  set(DLAB_HAVE_NCCL ON)
+  target_sources(dl_cuda_emu PRIVATE ${DL_EMU_DIR}/src/nccl.cpp)
+  target_link_libraries(dl_cuda_emu PRIVATE MPI::MPI_C)
+  set_property(SOURCE host/dist/nccl.c APPEND PROPERTY COMPILE_OPTIONS
+               -include ${DL_EMU_DIR}/include/dl_emu_host.h)
+  set_property(SOURCE host/dist/nccl.c APPEND PROPERTY COMPILE_DEFINITIONS DL_EMU_NCCL=1)
+  target_sources(dlab PRIVATE host/dist/nccl.c)
+  dl_cuda_emu_kernels(dlab kernels/dist.cu)
+  target_include_directories(dlab PRIVATE host/dist)
+  target_compile_definitions(dlab PUBLIC DLAB_HAVE_NCCL=1)
+  message(STATUS "dlab: NCCL stood in for by MPI on the emulator")
 endif()

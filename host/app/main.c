@@ -141,14 +141,15 @@ int main(int argc, char **argv)
 
     char note[512];
     dl_backend *be = NULL;
-    st = dl_backend_create(opt.device, &be, note, sizeof note);
+    st = dl_backend_create_rank(opt.device, comm, &be, note, sizeof note);
+    if (ranks > 1) st = dl_comm_agree(comm, st);
+    if (st == DL_OK) st = dl_backend_join_ranks(be, comm); /* every rank, or none */
     if (ranks > 1) st = dl_comm_agree(comm, st);
     if (st != DL_OK) {
         dl_backend_destroy(be);
         return finish(comm, st);
     }
     if (note[0] && !opt.quiet) fprintf(stderr, "dlab-gpu: %s\n", note);
-    be->comm = comm;
 
     /* SIGTERM too: schedulers send it, and a launcher turns Ctrl-C into
      * SIGTERM to every rank. On several ranks the flag is shared at chunk

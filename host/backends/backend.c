@@ -43,6 +43,49 @@ dl_status dl_backend_create(dl_device dev, dl_backend **out, char *note, size_t 
     return dl_backend_cpu_create(out);
 }
 
+/* backend_cuda.c: makes this rank's GPU current before the backend opens
+ * it. Without the CUDA backend there is nothing to choose. */
+dl_status dl_cuda_use_rank_device(const dl_comm *comm);
+#ifndef DLAB_HAVE_CUDA
+dl_status dl_cuda_use_rank_device(const dl_comm *comm)
+{
+    (void)comm;
+    return DL_OK;
+}
+#endif
+
+dl_status dl_backend_create_rank(dl_device dev, dl_comm *comm, dl_backend **out, char *note,
+                                 size_t note_len)
+{
+    *out = NULL;
+    if (dev != DL_DEVICE_CPU && comm) {
+        dl_status st = dl_cuda_use_rank_device(comm);
+        if (st != DL_OK && dev == DL_DEVICE_CUDA) return st;
+        dl_clear_error(); /* --device auto: the CUDA backend's own failure says it */
+    }
+    return dl_backend_create(dev, out, note, note_len);
+}
+
+dl_status dl_backend_join_ranks(dl_backend *be, dl_comm *comm)
+{
+    be->comm = comm;
+    be->sum_note[0] = '\0';
+    if (!comm || dl_comm_size(comm) == 1) return DL_OK;
+    /* The sums are the backend's own (MPI on the CPU, NCCL on GPUs): ranks
+     * on different backends (--device auto with GPUs on some nodes only)
+     * cannot sum with each other, and every rank must learn that. */
+    int32_t kinds[2] = {be->join_ranks != NULL, be->join_ranks == NULL};
+    DL_TRY(dl_comm_allreduce_max_i32(comm, kinds, 2));
+    if (kinds[0] && kinds[1]) {
+        be->allreduce_sum = NULL;
+        snprintf(be->sum_note, sizeof be->sum_note,
+                 "the ranks run on different backends (some on a GPU, some on the CPU); pass "
+                 "--device cpu, or give every rank a GPU");
+        return DL_OK;
+    }
+    return be->join_ranks ? be->join_ranks(be) : DL_OK;
+}
+
 void dl_backend_destroy(dl_backend *be)
 {
     if (be) be->destroy(be);
@@ -437,8 +480,8 @@ dl_status dl_allreduce_sum(dl_backend *be, float *x, size_t n)
     if (!be) return BAD("allreduce_sum", "NULL backend");
     if (!be->comm || dl_comm_size(be->comm) == 1 || n == 0) return DL_OK;
     if (!be->allreduce_sum)
-        return DL_FAIL(DL_E_USAGE, "the %s backend cannot sum over %d ranks", be->name,
-                       dl_comm_size(be->comm));
+        return DL_FAIL(DL_E_USAGE, "the %s backend cannot sum over %d ranks%s%s", be->name,
+                       dl_comm_size(be->comm), be->sum_note[0] ? ": " : "", be->sum_note);
     NEED(x, "allreduce_sum", "NULL pointer");
     NEED(n <= MAX_ELEMS, "allreduce_sum", "n=%zu does not fit the address space", n);
     return be->allreduce_sum(be, x, n);

@@ -18,7 +18,11 @@
  */
 #include "dlab/backend.h"
 #include "backend_cuda.h"
+#include "dlab/comm.h"
 #include "kernels.h"
+#ifdef DLAB_HAVE_NCCL
+#include "nccl_comm.h"
+#endif
 
 #include <stdint.h>
 #include <stdio.h>
@@ -141,6 +145,10 @@ dl_status dl_cuda_malloc(const char *what, size_t bytes, void **out)
 static void cuda_release(cuda_impl *c)
 {
     if (c->stream) (void)cudaStreamSynchronize(c->stream);
+#ifdef DLAB_HAVE_NCCL
+    dl_nccl_destroy(c->nccl); /* every rank destroys its backend: a collective */
+#endif
+    if (c->sum_scratch) (void)cudaFree(c->sum_scratch);
     if (c->timer_end) (void)cudaEventDestroy(c->timer_end);
     if (c->timer_begin) (void)cudaEventDestroy(c->timer_begin);
     if (c->scratch) (void)cudaFree(c->scratch);
@@ -287,6 +295,75 @@ static dl_status cuda_record(dl_backend *be, float *hist, const float *vals, int
     return DL_OK;
 }
 
+/* --- sums over ranks ------------------------------------------------------ */
+
+/* The ranks' vectors side by side: 16 MiB, so a sum never allocates (it may
+ * be captured in an epoch's graph); longer sums go pass by pass. */
+#define DL_CUDA_SUM_FLOATS ((size_t)1 << 22)
+
+#ifdef DLAB_HAVE_NCCL
+/* Queued on the stream, capturable: NCCL's all-gather, then the rank-order
+ * double sum (host/dist/nccl_comm.h), bit for bit the CPU ranks' formula. */
+static dl_status cuda_allreduce_sum(dl_backend *be, float *x, size_t n)
+{
+    cuda_impl *c = be->impl;
+    const size_t pass = c->sum_floats / (size_t)dl_nccl_size(c->nccl);
+    for (size_t done = 0; done < n; done += pass) {
+        size_t len = n - done < pass ? n - done : pass;
+        DL_TRY(dl_nccl_allreduce_sum(c->nccl, x + done, x + done, len, c->sum_scratch, c->stream));
+    }
+    return DL_OK;
+}
+#endif
+
+/* Every rank: NCCL over be->comm on this backend's GPU, and the sum buffer.
+ * A failure leaves the sums off on every rank, with the reason. */
+static dl_status cuda_join_ranks(dl_backend *be)
+{
+    be->allreduce_sum = NULL;
+#ifdef DLAB_HAVE_NCCL
+    cuda_impl *c = be->impl;
+    dl_status st = dl_nccl_create(be->comm, c->device, &c->nccl);
+    if (st == DL_OK) {
+        c->sum_floats = DL_CUDA_SUM_FLOATS;
+        st = dl_cuda_malloc("the sum over ranks", sizeof(float) * c->sum_floats,
+                            (void **)&c->sum_scratch);
+        if ((st = dl_comm_agree(be->comm, st)) != DL_OK) {
+            dl_nccl_destroy(c->nccl);
+            c->nccl = NULL;
+        }
+    }
+    if (st == DL_OK) {
+        be->allreduce_sum = cuda_allreduce_sum;
+        return DL_OK;
+    }
+    /* Rank 0's findings name the ranks themselves; another rank's keep its
+     * prefix. */
+    const char *why = dl_errmsg();
+    if (!strncmp(why, "rank 0: ", 8)) why += 8;
+    snprintf(be->sum_note, sizeof be->sum_note, "%s", why);
+    dl_clear_error();
+#else
+    snprintf(be->sum_note, sizeof be->sum_note,
+             "this build has no NCCL (none beside the CUDA toolkit, or DLAB_NCCL=OFF)");
+#endif
+    return DL_OK;
+}
+
+dl_status dl_cuda_use_rank_device(const dl_comm *comm)
+{
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess || count < 1) {
+        (void)cudaGetLastError();
+        return DL_FAIL(DL_E_NODEVICE, "no usable CUDA GPU: %s",
+                       err != cudaSuccess ? cudaGetErrorString(err) : "no CUDA device found");
+    }
+    int device = dl_comm_device(comm, count);
+    CUDA_TRY(cudaSetDevice(device));
+    return DL_OK;
+}
+
 /* --- sync, timing, graphs ------------------------------------------------ */
 
 static dl_status cuda_sync(dl_backend *be)
@@ -378,8 +455,9 @@ static dl_status cuda_init(dl_backend *be, cuda_impl *c)
     CUDA_TRY(cudaGetDevice(&c->device));
     struct cudaDeviceProp prop;
     CUDA_TRY(cudaGetDeviceProperties(&prop, c->device));
-    snprintf(be->device, sizeof be->device, "%.100s (sm_%d%d, %d SMs, %.1f GiB)", prop.name,
-             prop.major, prop.minor, prop.multiProcessorCount, gib(prop.totalGlobalMem));
+    snprintf(be->device, sizeof be->device, "%.100s (sm_%d%d, %d SMs, %.1f GiB, device %d)",
+             prop.name, prop.major, prop.minor, prop.multiProcessorCount, gib(prop.totalGlobalMem),
+             c->device);
 
     /* Non-blocking: the legacy default stream never orders against ours, so
      * nothing outside this backend can break a capture in progress. */
@@ -463,6 +541,7 @@ dl_status dl_backend_cuda_create(dl_backend **out)
     be->graph_create = cuda_graph_create;
     be->graph_run = cuda_graph_run;
     be->graph_free = cuda_graph_free;
+    be->join_ranks = cuda_join_ranks;
     *out = be;
     return DL_OK;
 }

@@ -21,6 +21,9 @@ typedef struct {
     double *scratch;
     size_t scratch_len; /* doubles */
     cudaEvent_t timer_begin, timer_end;
+    struct dl_nccl *nccl; /* the sums over ranks (NULL: one rank, or none possible) */
+    float *sum_scratch;   /* the ranks' vectors side by side, sum_floats floats */
+    size_t sum_floats;
 } cuda_impl;
 
 /* Each turns a failed call into DL_E_RUNTIME with the call's text and the

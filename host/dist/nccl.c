@@ -3,8 +3,10 @@
 #include "nccl_comm.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>
@@ -23,7 +25,7 @@ struct dl_nccl {
     } while (0)
 
 /* This rank's part before the collective ncclCommInitRank: a device to
- * use, and no more ranks on this node than it has GPUs. */
+ * use, made current. */
 static dl_status local_device(dl_comm *c, int device)
 {
     int count = 0;
@@ -34,15 +36,50 @@ static dl_status local_device(dl_comm *c, int device)
     if (device < 0 || device >= count)
         return DL_FAIL(DL_E_NODEVICE, "rank %d has no CUDA device %d (it sees %d)", dl_comm_rank(c),
                        device, count);
-    if (dl_comm_local_size(c) > count)
-        return DL_FAIL(DL_E_NODEVICE,
-                       "%d ranks share a node with %d GPUs; NCCL needs a GPU of its own for "
-                       "every rank: start at most %d ranks per node",
-                       dl_comm_local_size(c), count, count);
     e = cudaSetDevice(device);
     if (e != cudaSuccess)
         return DL_FAIL(DL_E_RUNTIME, "cudaSetDevice(%d) failed: %s", device, cudaGetErrorString(e));
     return DL_OK;
+}
+
+/* Where a rank's GPU is: its node and PCI bus id. Ranks that each see one
+ * GPU through CUDA_VISIBLE_DEVICES all call it device 0, so the device
+ * index cannot tell whether two ranks share a GPU; the bus id can. */
+typedef struct {
+    char host[80]; /* a node name: up to 64 bytes on Linux */
+    char bus[32];
+} gpu_place;
+
+static dl_status merge_places(void *ud, const char *all, const size_t *sizes, int ranks)
+{
+    (void)ud, (void)sizes;
+    const gpu_place *p = (const gpu_place *)all;
+    for (int a = 0; a < ranks; a++)
+        for (int b = a + 1; b < ranks; b++)
+            if (!strcmp(p[a].host, p[b].host) && !strcmp(p[a].bus, p[b].bus))
+                return DL_FAIL(DL_E_NODEVICE,
+                               "ranks %d and %d share the GPU %s on %s; NCCL needs a GPU of its "
+                               "own for every rank: start at most as many ranks on a node as "
+                               "it has GPUs",
+                               a, b, p[a].bus, p[a].host);
+    return DL_OK;
+}
+
+/* Every rank on a GPU of its own, or every rank fails (NCCL would refuse
+ * later, inside the collective ncclCommInitRank). */
+static dl_status distinct_devices(dl_comm *c, int device, dl_status st)
+{
+    gpu_place me;
+    memset(&me, 0, sizeof me);
+    struct utsname node;
+    snprintf(me.host, sizeof me.host, "%s", uname(&node) == 0 ? node.nodename : "this node");
+    if (st == DL_OK) {
+        cudaError_t e = cudaDeviceGetPCIBusId(me.bus, (int)sizeof me.bus, device);
+        if (e != cudaSuccess)
+            st = DL_FAIL(DL_E_RUNTIME, "cudaDeviceGetPCIBusId(%d) failed: %s", device,
+                         cudaGetErrorString(e));
+    }
+    return dl_comm_gather_merge(c, st, &me, sizeof me, merge_places, NULL);
 }
 
 dl_status dl_nccl_create(dl_comm *c, int device, dl_nccl **out)
@@ -50,6 +87,7 @@ dl_status dl_nccl_create(dl_comm *c, int device, dl_nccl **out)
     *out = NULL;
     dl_nccl *nc = calloc(1, sizeof *nc);
     dl_status st = nc ? local_device(c, device) : DL_FAIL(DL_E_MEMORY, "out of host memory");
+    if (dl_comm_size(c) > 1) st = distinct_devices(c, device, st);
     ncclUniqueId id;
     memset(&id, 0, sizeof id);
     if (st == DL_OK && dl_comm_rank(c) == 0) {

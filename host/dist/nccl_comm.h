@@ -4,8 +4,11 @@
  * Bootstrap. NCCL needs every rank to hold the same ncclUniqueId: rank 0
  * makes it and dl_comm_bcast sends it (128 bytes over MPI), then every rank
  * calls ncclCommInitRank on its own device. Each rank must own a distinct
- * GPU (NCCL refuses two ranks on one device): use dl_comm_device. With one
- * rank (no MPI) the same code makes a one-rank NCCL communicator.
+ * GPU (NCCL refuses two ranks on one device): use dl_comm_device. Before
+ * NCCL starts, the ranks compare their GPUs' node name and PCI bus id (the
+ * device index cannot tell: ranks given one GPU each by CUDA_VISIBLE_DEVICES
+ * all call theirs device 0) and all refuse together when two share one.
+ * With one rank (no MPI) the same code makes a one-rank NCCL communicator.
  *
  * Sums. dl_nccl_allreduce_sum is deterministic: ncclAllGather only moves
  * bytes (P vectors of n floats into `scratch`), then a kernel adds the P
@@ -21,12 +24,12 @@
  * Emulation. The NCCL calls used are exactly ncclGetUniqueId,
  * ncclCommInitRank, ncclAllGather, ncclAllReduce (sum, float),
  * ncclCommGetAsyncError, ncclCommFinalize, ncclCommDestroy, ncclCommAbort
- * and ncclGetErrorString, so an emulation build can stand MPI in for them:
- * the unique id is an opaque token, ncclCommInitRank records (rank, size),
- * and when the emulated stream reaches an ncclAllGather it calls
- * MPI_Allgather on the dl_comm's ranks (ncclAllReduce: the rank-order sum
- * of dl_comm_allreduce_sum_f32), which keeps every rank's streams in the
- * same collective order, as NCCL requires.
+ * and ncclGetErrorString, which the cuda-emu build stands MPI in for
+ * (tests/cuda_emu/src/nccl.cpp): the unique id is an opaque token, the
+ * communicator is the MPI job's ranks in rank order, and when the emulated
+ * stream reaches an ncclAllGather it calls MPI's all-gather (ncclAllReduce:
+ * the rank-order sum of dl_comm_allreduce_sum_f32), which keeps every
+ * rank's streams in the same collective order, as NCCL requires.
  */
 #ifndef DLAB_NCCL_COMM_H
 #define DLAB_NCCL_COMM_H
@@ -46,8 +49,8 @@ typedef struct dl_nccl dl_nccl;
 
 /* Makes the NCCL communicator of all ranks of `c`, this rank on CUDA device
  * `device` (made current). A collective over c: every rank returns the same
- * status (DL_E_NODEVICE when a rank has no such device or fewer GPUs than
- * ranks share its node, DL_E_RUNTIME naming the failing NCCL or CUDA call).
+ * status (DL_E_NODEVICE when a rank has no such device or two ranks share a
+ * GPU, naming them; DL_E_RUNTIME naming the failing NCCL or CUDA call).
  * `c` must outlive the result. */
 dl_status dl_nccl_create(dl_comm *c, int device, dl_nccl **out);
 

@@ -419,8 +419,8 @@ dl_status fact_rows(dl_backend *be, const float *a, int m, int n, const dl_facto
     /* Every rank checks the same things, so they agree without a word. */
     DL_TRY(dl_factorise_validate(m, n, cfg));
     if (!be->allreduce_sum)
-        return DL_FAIL(DL_E_USAGE, "the %s backend cannot share a matrix's rows over ranks yet",
-                       be->name);
+        return DL_FAIL(DL_E_USAGE, "the %s backend cannot share a matrix's rows over ranks%s%s",
+                       be->name, be->sum_note[0] ? ": " : "", be->sum_note);
     if (m < ranks)
         return DL_FAIL(DL_E_USAGE, "the matrix has %d rows, fewer than the %d ranks sharing them",
                        m, ranks);

@@ -162,6 +162,11 @@ struct dl_backend {
                          size_t out_stride);
     dl_status (*record)(dl_backend *be, float *hist, const float *vals, int n, int32_t *counter);
     dl_status (*allreduce_sum)(dl_backend *be, float *x, size_t n);
+    /* Prepares allreduce_sum over be->comm (a collective over its ranks),
+     * or leaves it NULL and says why in sum_note; see
+     * dl_backend_join_ranks(). NULL: nothing to prepare. */
+    dl_status (*join_ranks)(dl_backend *be);
+    char sum_note[224]; /* why dl_allreduce_sum cannot run on several ranks ("" if it can) */
 
     /* --- fused training (NULL when the backend has none) --------------- */
     size_t (*fused_limit)(dl_backend *be); /* bytes of a model's working set it accepts */
@@ -477,6 +482,25 @@ typedef enum { DL_DEVICE_AUTO = 0, DL_DEVICE_CPU, DL_DEVICE_CUDA } dl_device;
 dl_status dl_backend_create(dl_device dev, dl_backend **out, char *note, size_t note_len);
 void dl_backend_destroy(dl_backend *be); /* NULL ok */
 dl_status dl_device_parse(const char *s, dl_device *out);
+
+/* dl_backend_create() for one rank of `comm` (NULL: a single process): the
+ * CUDA backend opens this rank's GPU, dl_comm_device(comm, visible GPUs),
+ * so the ranks of a node take distinct GPUs while there are enough (one
+ * visible GPU per rank, as CUDA_VISIBLE_DEVICES or Slurm's --gpus-per-task
+ * give, is device 0 for each). Not a collective. */
+dl_status dl_backend_create_rank(dl_device dev, struct dl_comm *comm, dl_backend **out, char *note,
+                                 size_t note_len);
+
+/* Gives be the ranks it works with (be->comm = comm) and, with several,
+ * prepares dl_allreduce_sum over them: the CUDA backend makes its NCCL
+ * communicator (bootstrapped over comm) and its sum buffer. A collective:
+ * every rank of comm calls it once, before any dl_allreduce_sum. When the
+ * sums cannot run (ranks on different backends, GPUs shared by several
+ * ranks, a build without NCCL, NCCL failing to start) that is no error:
+ * be->allreduce_sum is NULL on every rank and be->sum_note says why, so
+ * work that needs no sums (a seed sweep) still runs. Errors: an MPI
+ * failure (DL_E_RUNTIME). comm NULL or of one rank: only sets be->comm. */
+dl_status dl_backend_join_ranks(dl_backend *be, struct dl_comm *comm);
 
 dl_status dl_backend_cpu_create(dl_backend **out);
 dl_status dl_backend_cuda_create(dl_backend **out); /* DL_E_NODEVICE without CUDA */

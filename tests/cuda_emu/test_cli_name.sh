@@ -16,7 +16,7 @@ check "JSON backend is cuda-emu (got '$backend')" $?
 text=$("$exe" --task mlp --device cuda --epochs 5 2>&1)
 check "mlp text report exits 0" $?
 line=$(printf '%s\n' "$text" | grep -m1 -E '^ *backend ')
-printf '%s\n' "$line" | grep -qE '^ *backend +cuda-emu \(sm_[0-9]+ emulated on the CPU, [0-9]+ SMs, [0-9.]+ GiB\)$' &&
+printf '%s\n' "$line" | grep -qE '^ *backend +cuda-emu \(sm_[0-9]+ emulated on the CPU, [0-9]+ SMs, [0-9.]+ GiB, device [0-9]+\)$' &&
   [ "$(printf '%s\n' "$line" | grep -o 'cuda-emu' | wc -l)" -eq 1 ]
 check "text report names cuda-emu once and the device as emulated ($line)" $?
 version=$("$exe" --version)

@@ -1,6 +1,7 @@
 /* NCCL between the ranks' GPUs (host/dist/nccl.c), one rank per GPU: as
- * one plain process, or under mpirun with at least as many GPUs as ranks
- * on the node. Exits 77 (skipped) where there are not enough GPUs.
+ * one plain process, or under mpirun with a GPU of its own for every rank
+ * (on the cuda-emu build every process has its own emulated GPU and MPI
+ * stands in for NCCL). Exits 77 (skipped) where ranks would share a GPU.
  *
  * The deterministic sum must give exactly the bits of the rank-order
  * double sum the CPU communicator gives; ncclAllReduce agrees to float
@@ -111,7 +112,7 @@ static void check_length(size_t n)
             cuda_ok(cudaGraphInstantiate(&exec, graph, 0), "instantiate"))
             for (int g = 1; g <= 2; g++)
                 if (upload_generation(&b, g) &&
-                    cuda_ok(cudaMemset(b.recv, 0, sizeof(float) * n), "memset") &&
+                    cuda_ok(cudaMemsetAsync(b.recv, 0, sizeof(float) * n, stream), "memset") &&
                     cuda_ok(cudaGraphLaunch(exec, stream), "graph launch"))
                     check_recv(&b, g, true, "replayed sum");
     }
@@ -137,19 +138,17 @@ int main(int argc, char **argv)
     R = dl_comm_rank(C), P = dl_comm_size(C);
     int devices = 0;
     if (cudaGetDeviceCount(&devices) != cudaSuccess) devices = 0;
-    /* Every rank skips, or none: the others would wait for it in NCCL. */
-    int32_t skip = devices < dl_comm_local_size(C);
-    dl_comm_allreduce_max_i32(C, &skip, 1);
-    if (skip) {
-        if (R == 0)
-            printf("test_nccl: skipped: %d GPU(s) for %d rank(s) on this node\n", devices,
-                   dl_comm_local_size(C));
+    /* dl_nccl_create is a collective: every rank gets DL_E_NODEVICE where
+     * any rank has no GPU of its own, and then every rank skips. */
+    dl_status st = dl_nccl_create(C, devices > 0 ? dl_comm_device(C, devices) : 0, &NC);
+    if (st == DL_E_NODEVICE) {
+        if (R == 0) printf("test_nccl: skipped: %s\n", dl_errmsg());
         dl_comm_finalize(C);
         return DL_SKIP;
     }
-    if (dl_nccl_create(C, dl_comm_device(C, devices), &NC) != DL_OK ||
-        cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) != cudaSuccess) {
+    if (st != DL_OK || cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) != cudaSuccess) {
         fprintf(stderr, "test_nccl: %s\n", dl_errmsg());
+        dl_nccl_destroy(NC);
         dl_comm_finalize(C);
         return 1;
     }

@@ -50,6 +50,9 @@ curandStatus_t dl_emu_curandGenerateNormal(curandGenerator_t generator, float *o
 #define cudaGetDeviceCount(...)        DL_EMU_AT(cudaGetDeviceCount, __VA_ARGS__)
 #define cudaGetDevice(...)             DL_EMU_AT(cudaGetDevice, __VA_ARGS__)
 #define cudaGetDeviceProperties(...)   DL_EMU_AT(cudaGetDeviceProperties, __VA_ARGS__)
+#define cudaSetDevice(...)             DL_EMU_AT(cudaSetDevice, __VA_ARGS__)
+#define cudaDeviceGetPCIBusId(...)     DL_EMU_AT(cudaDeviceGetPCIBusId, __VA_ARGS__)
+#define cudaStreamIsCapturing(...)     DL_EMU_AT(cudaStreamIsCapturing, __VA_ARGS__)
 #define cudaMalloc(...)                DL_EMU_AT(cudaMalloc, __VA_ARGS__)
 #define cudaFree(...)                  DL_EMU_AT(cudaFree, __VA_ARGS__)
 #define cudaMemGetInfo(...)            DL_EMU_AT(cudaMemGetInfo, __VA_ARGS__)
@@ -112,5 +115,19 @@ curandStatus_t dl_emu_curandGenerateNormal(curandGenerator_t generator, float *o
  * the backend "cuda-emu". */
 #define dl_backend_cuda_create dl_emu_backend_cuda_create_inner
 #define dl_cuda_build_words    dl_emu_cuda_build_words_inner
+
+/* NCCL, stood in for by MPI (src/nccl.cpp), in the files built with
+ * DL_EMU_NCCL (host/dist/nccl.c when MPI is found). */
+#ifdef DL_EMU_NCCL
+#include <nccl.h>
+#define ncclGetUniqueId(...)       DL_EMU_AT(ncclGetUniqueId, __VA_ARGS__)
+#define ncclCommInitRank(...)      DL_EMU_AT(ncclCommInitRank, __VA_ARGS__)
+#define ncclAllGather(...)         DL_EMU_AT(ncclAllGather, __VA_ARGS__)
+#define ncclAllReduce(...)         DL_EMU_AT(ncclAllReduce, __VA_ARGS__)
+#define ncclCommGetAsyncError(...) DL_EMU_AT(ncclCommGetAsyncError, __VA_ARGS__)
+#define ncclCommFinalize(...)      DL_EMU_AT(ncclCommFinalize, __VA_ARGS__)
+#define ncclCommDestroy(...)       DL_EMU_AT(ncclCommDestroy, __VA_ARGS__)
+#define ncclCommAbort(...)         DL_EMU_AT(ncclCommAbort, __VA_ARGS__)
+#endif
 
 #endif

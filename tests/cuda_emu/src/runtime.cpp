@@ -467,11 +467,36 @@ const char *cudaGetErrorString(cudaError_t e)
 
 /* --- device -------------------------------------------------------------- */
 
+/* One emulated GPU of its own per process, as ranks given one GPU each
+ * through CUDA_VISIBLE_DEVICES have. DLAB_CUDA_EMU_DEVICES=N (1 to 16)
+ * models instead a node of N GPUs that every process on it sees (without
+ * CUDA_VISIBLE_DEVICES): enough to run the code that picks a rank's device
+ * from its local rank, and to see ranks that share one. Every device is the
+ * same model; memory is not divided between them. */
+static const char *devices_env() { return getenv("DLAB_CUDA_EMU_DEVICES"); }
+
+static int device_count()
+{
+    static int count = [] {
+        const char *v = devices_env();
+        char *end = nullptr;
+        long n = v && *v ? strtol(v, &end, 10) : 1;
+        if (v && *v && (*end || n < 1 || n > 16)) {
+            fprintf(stderr, "cuda-emu: error: DLAB_CUDA_EMU_DEVICES=%s: expected 1 to 16\n", v);
+            abort();
+        }
+        return (int)n;
+    }();
+    return count;
+}
+
+static int current_device = 0;
+
 cudaError_t cudaGetDeviceCount(int *count)
 {
     take_site();
     if (!count) return set_error(cudaErrorInvalidValue);
-    *count = 1;
+    *count = device_count();
     return cudaSuccess;
 }
 
@@ -479,7 +504,29 @@ cudaError_t cudaGetDevice(int *device)
 {
     take_site();
     if (!device) return set_error(cudaErrorInvalidValue);
-    *device = 0;
+    *device = current_device;
+    return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device)
+{
+    LOCK;
+    take_site();
+    if (device < 0 || device >= device_count()) return set_error(cudaErrorInvalidDevice);
+    current_device = device;
+    return cudaSuccess;
+}
+
+/* The bus id names the device and, for a GPU of the process's own, the
+ * process; the node's GPUs of DLAB_CUDA_EMU_DEVICES are the same for every
+ * process, so ranks that open the same one are seen to share it. */
+cudaError_t cudaDeviceGetPCIBusId(char *id, int len, int device)
+{
+    take_site();
+    if (!id || len < 1) return set_error(cudaErrorInvalidValue);
+    if (device < 0 || device >= device_count()) return set_error(cudaErrorInvalidDevice);
+    unsigned domain = devices_env() && *devices_env() ? 0u : (unsigned)getpid();
+    snprintf(id, (size_t)len, "%08x:%02x:00.0", domain, (unsigned)device);
     return cudaSuccess;
 }
 
@@ -487,7 +534,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device)
 {
     take_site();
     if (!prop) return set_error(cudaErrorInvalidValue);
-    if (device != 0) return set_error(cudaErrorInvalidDevice);
+    if (device < 0 || device >= device_count()) return set_error(cudaErrorInvalidDevice);
     memset(prop, 0, sizeof *prop);
     /* The name is what the backend prints as its device: it must say that
      * this is the emulator. One SM: blocks run one after another. */
