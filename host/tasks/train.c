@@ -63,9 +63,10 @@ static dl_status fetch_rows(dl_backend *be, float *host, const float *dev, int f
 }
 
 /* Records a divergence in `stop` when a checked metric of one of the
- * group's models is not finite in epochs [from, from + n). */
-static void check_finite(const float *host, int from, int n, int total, const dl_loop *o,
-                         const dl_group *grp, dl_stop *stop)
+ * group's models is not finite in epochs [from, from + n), and returns that
+ * epoch (0-based), or -1 when every value is finite. */
+static int check_finite(const float *host, int from, int n, int total, const dl_loop *o,
+                        const dl_group *grp, dl_stop *stop)
 {
     for (int e = from; e < from + n; e++)
         for (int k = o->check_first; k < o->check_first + o->check_count; k++) {
@@ -77,9 +78,10 @@ static void check_finite(const float *host, int from, int n, int total, const dl
                              "training diverged: the loss became %s at epoch %d of %d; "
                              "try a smaller learning rate (--lr, now %g)",
                              isnan(v[b]) ? "NaN" : "Inf", e + 1, total, (double)o->lr);
-                    return;
+                    return e;
                 }
         }
+    return -1;
 }
 
 dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hist_dev,
@@ -103,8 +105,9 @@ dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hi
             if (ranks > 1) dl_comm_abort(o->comm, st); /* the others wait inside an epoch */
             break;
         }
-        check_finite(hist_host, done, n, epochs, o, grp, &out->stop);
+        int bad = check_finite(hist_host, done, n, epochs, o, grp, &out->stop);
         out->epochs_run += n;
+        if (bad >= 0 && o->run) out->epochs_run = bad + 1;
         if (out->stop.kind != DL_STOP_NONE) break;
         if (o->progress && grp->index == 0) {
             dl_progress p = {out->epochs_run, epochs, wall() - t0,
@@ -126,6 +129,36 @@ dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hi
     }
     dl_status ts = dl_timer_stop(be, &out->seconds);
     return st != DL_OK ? st : ts;
+}
+
+dl_status dl_fused_mode_parse(const char *s, const char *option, dl_fused_mode *out)
+{
+    if (!strcmp(s, "auto"))
+        *out = DL_FUSED_AUTO;
+    else if (!strcmp(s, "off"))
+        *out = DL_FUSED_OFF;
+    else if (!strcmp(s, "on"))
+        *out = DL_FUSED_ON;
+    else
+        return DL_FAIL(DL_E_USAGE, "%s must be auto, on or off (got '%s')", option, s);
+    return DL_OK;
+}
+
+/* The loop's budget: 1 GFLOP/s is slower than any core runs these sweeps,
+ * so the real chunks are shorter than the targets below. */
+#define FUSED_FLOPS_PER_S 1e9
+#define FUSED_FIRST_S     0.01
+#define FUSED_MAX_S       0.1
+
+void dl_loop_fused_chunks(dl_loop *loop, double flops_per_epoch)
+{
+    const double w = flops_per_epoch > 1.0 ? flops_per_epoch : 1.0;
+    double first = FUSED_FIRST_S * FUSED_FLOPS_PER_S / w,
+           most = FUSED_MAX_S * FUSED_FLOPS_PER_S / w;
+    if (loop->first_chunk <= 0)
+        loop->first_chunk = first < 1.0 ? 1 : first > 1e9 ? 1000000000 : (int)first;
+    if (loop->max_chunk <= 0)
+        loop->max_chunk = most < 256.0 ? 256 : most > 1e9 ? 1000000000 : (int)most;
 }
 
 dl_status dl_check_fits(dl_backend *be, size_t bytes, const char *what)

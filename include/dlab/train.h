@@ -105,6 +105,20 @@ typedef struct {
  * (the general path: one op per step, replayed as a graph). */
 typedef enum { DL_FUSED_AUTO = 0, DL_FUSED_OFF, DL_FUSED_ON } dl_fused_mode;
 
+/* "auto", "off" or "on" into *out; DL_E_USAGE with a one-line message
+ * naming `option` for anything else. */
+dl_status dl_fused_mode_parse(const char *s, const char *option, dl_fused_mode *out);
+
+/* Chunk sizes for a loop driven by a fused op (opt->run) whose epoch costs
+ * about `flops_per_epoch` floating-point operations over the group's
+ * models: a first chunk of about 10 ms and chunks of at most about 100 ms
+ * at a conservative 1 GFLOP/s, so that a tiny model's whole run takes one
+ * or a few calls while a stop request and the progress line are still
+ * answered within about a tenth of a second (the loop only doubles a chunk
+ * that took under 50 ms). A first_chunk or max_chunk the caller set is
+ * kept. */
+void dl_loop_fused_chunks(dl_loop *loop, double flops_per_epoch);
+
 /* Runs `epochs` replays of `g` (or calls of opt->run) for the models of
  * group `grp`.
  *
@@ -117,7 +131,10 @@ typedef enum { DL_FUSED_AUTO = 0, DL_FUSED_OFF, DL_FUSED_ON } dl_fused_mode;
  * *out receives the epochs whose history is in place, the training time
  * (device timer) and the stop: DL_STOP_DIVERGED, with a message naming the
  * epoch, when a checked metric is not finite; DL_STOP_INTERRUPTED when
- * *opt->stop was set. Only group 0 calls opt->progress. Returns DL_OK in
+ * *opt->stop was set. After a divergence a graph-replayed run counts the
+ * whole chunk it was seen in; a run driven by opt->run, whose chunks may be
+ * the whole run, counts the epochs up to and including the first one whose
+ * metric was not finite (the parameters are those of the chunk's end). Only group 0 calls opt->progress. Returns DL_OK in
  * all those cases; any other status is a failure of a backend call. */
 dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hist_dev,
                         float *hist_host, const dl_loop *opt, const dl_group *grp, dl_outcome *out);
