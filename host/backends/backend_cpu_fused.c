@@ -118,13 +118,17 @@ static inline double lane_sum_d(vd x)
                 __VA_ARGS__                                                                        \
             }                                                                                      \
         } else {                                                                                   \
-            for (int i = 0; i < (n); i++) { __VA_ARGS__ }                                          \
+            for (int i = 0; i < (n); i++) {                                                        \
+                __VA_ARGS__                                                                        \
+            }                                                                                      \
         }                                                                                          \
     } while (0)
 #else
 #define FOR_MODELS(i, n, ...)                                                                      \
     do {                                                                                           \
-        for (int i = 0; i < (n); i++) { __VA_ARGS__ }                                              \
+        for (int i = 0; i < (n); i++) {                                                            \
+            __VA_ARGS__                                                                            \
+        }                                                                                          \
     } while (0)
 #endif
 
@@ -190,13 +194,13 @@ static dl_status cpu_fused_factorise(dl_backend *be, const dl_fused_factorise_ar
             at[(size_t)j * nb + i / DL_FUSED_LANES][i % DL_FUSED_LANES] = a->a[(size_t)i * n + j];
     int failed = 0;
     const size_t ws = nb * (size_t)k + (size_t)n * k + (size_t)k;
-    FOR_MODELS(b, S, vf *w = aligned_alloc(sizeof(vf), sizeof(vf) * ws); if (!w) {
-        failed = 1;
-    } else {
-        factorise_model(m, n, k, nb, at, a->params + (size_t)b * P, a->lr, a->epochs, a->hist + b,
-                        (size_t)S, w, w + nb * (size_t)k, w + nb * (size_t)k + (size_t)n * k);
-        free(w);
-    });
+    FOR_MODELS(
+        b, S, vf *w = aligned_alloc(sizeof(vf), sizeof(vf) * ws); if (!w) { failed = 1; } else {
+            factorise_model(m, n, k, nb, at, a->params + (size_t)b * P, a->lr, a->epochs,
+                            a->hist + b, (size_t)S, w, w + nb * (size_t)k,
+                            w + nb * (size_t)k + (size_t)n * k);
+            free(w);
+        });
     free(at);
     if (failed) return DL_FAIL(DL_E_MEMORY, "fused_factorise: out of host memory");
     return DL_OK;
@@ -213,15 +217,15 @@ typedef struct {
 typedef struct {
     int d, h, c;
     size_t P, w1, b1, w2, b2;
-    int ntb, nvb;      /* train and validation blocks */
-    mlp_block *tb;     /* ntb: the training blocks, batch by batch */
-    int *batch_first;  /* batches + 1: the first block of each batch */
+    int ntb, nvb;     /* train and validation blocks */
+    mlp_block *tb;    /* ntb: the training blocks, batch by batch */
+    int *batch_first; /* batches + 1: the first block of each batch */
     int batches;
-    vf *xt, *xv;       /* ntb x d, nvb x d: the splits' blocks, transposed */
-    vf *hid, *z, *dz;  /* h, c, c: one block's activations */
-    vf *gw1, *gw2;     /* d*h, h*c: per-lane weight gradients */
-    vd *gb1, *gb2;     /* h, c: per-lane bias gradients */
-    float *grad;       /* P: the summed gradient */
+    vf *xt, *xv;      /* ntb x d, nvb x d: the splits' blocks, transposed */
+    vf *hid, *z, *dz; /* h, c, c: one block's activations */
+    vf *gw1, *gw2;    /* d*h, h*c: per-lane weight gradients */
+    vd *gb1, *gb2;    /* h, c: per-lane bias gradients */
+    float *grad;      /* P: the summed gradient */
 } mlp_ws;
 
 /* Splits [0, rows) into batches of `batch` rows (the last may be short),
@@ -233,7 +237,8 @@ static int tile(int rows, int batch, mlp_block *out, int *batch_first)
         int end = r0 + batch < rows ? r0 + batch : rows;
         if (batch_first) batch_first[bi] = nb;
         for (int b0 = r0; b0 < end; b0 += DL_FUSED_LANES, nb++)
-            if (out) out[nb] = (mlp_block){b0, end - b0 < DL_FUSED_LANES ? end - b0 : DL_FUSED_LANES};
+            if (out)
+                out[nb] = (mlp_block){b0, end - b0 < DL_FUSED_LANES ? end - b0 : DL_FUSED_LANES};
     }
     if (batch_first) batch_first[bi] = nb;
     return nb;
@@ -406,7 +411,8 @@ static void mlp_step(const dl_optim *o, float *restrict p, const float *restrict
         for (size_t i = 0; i < n; i++) p[i] = dl_sgd_step(p[i], g[i], o->lr);
         break;
     case DL_OPTIM_MOMENTUM:
-        for (size_t i = 0; i < n; i++) p[i] = dl_momentum_step(p[i], g[i], &m[i], o->lr, o->momentum);
+        for (size_t i = 0; i < n; i++)
+            p[i] = dl_momentum_step(p[i], g[i], &m[i], o->lr, o->momentum);
         break;
     case DL_OPTIM_ADAM:
         for (size_t i = 0; i < n; i++)
@@ -446,12 +452,11 @@ static void mlp_model(const dl_fused_mlp_args *a, int b, mlp_ws *w)
 static dl_status cpu_fused_mlp(dl_backend *be, const dl_fused_mlp_args *a)
 {
     int failed = 0;
-    FOR_MODELS(b, a->models, mlp_ws w; char *mem = mlp_ws_make(a, b, &w); if (!mem) {
-        failed = 1;
-    } else {
-        mlp_model(a, b, &w);
-        free(mem);
-    });
+    FOR_MODELS(
+        b, a->models, mlp_ws w; char *mem = mlp_ws_make(a, b, &w); if (!mem) { failed = 1; } else {
+            mlp_model(a, b, &w);
+            free(mem);
+        });
     if (failed) return DL_FAIL(DL_E_MEMORY, "fused_mlp: out of host memory");
     return DL_OK;
 }
