@@ -36,8 +36,10 @@
 /* Rows per block: one 256-bit vector of floats. */
 #define DL_FUSED_LANES 8
 typedef float vf __attribute__((vector_size(DL_FUSED_LANES * sizeof(float))));
-typedef double vd __attribute__((vector_size(DL_FUSED_LANES * sizeof(double))));
 typedef int32_t vi __attribute__((vector_size(DL_FUSED_LANES * sizeof(int32_t))));
+/* Double accumulators come as pairs of four lanes (lanes 0-3, 4-7): an
+ * eight-double vector is wider than AVX2's registers and compilers spill it. */
+typedef double vd __attribute__((vector_size(4 * sizeof(double))));
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(DLAB_CUDA_EMU)
 #define DL_FUSED_CLONES __attribute__((target_clones("avx2", "default")))
@@ -98,10 +100,29 @@ static inline float lane_sum_f(vf x)
     return s;
 }
 
-static inline double lane_sum_d(vd x)
+/* acc[0], acc[1] += the lanes of x (0-3, 4-7) in double; the square of
+ * a float is exact in double. */
+#define LANES_LO(x) __builtin_shufflevector(x, x, 0, 1, 2, 3)
+#define LANES_HI(x) __builtin_shufflevector(x, x, 4, 5, 6, 7)
+#define ADD_D(acc, x)                                                                              \
+    do {                                                                                           \
+        (acc)[0] += __builtin_convertvector(LANES_LO(x), vd);                                      \
+        (acc)[1] += __builtin_convertvector(LANES_HI(x), vd);                                      \
+    } while (0)
+#define ADD_SQUARE_D(acc, x)                                                                       \
+    do {                                                                                           \
+        vd lo_ = __builtin_convertvector(LANES_LO(x), vd);                                         \
+        vd hi_ = __builtin_convertvector(LANES_HI(x), vd);                                         \
+        (acc)[0] += lo_ * lo_;                                                                     \
+        (acc)[1] += hi_ * hi_;                                                                     \
+    } while (0)
+
+/* The sum of the eight lanes of a pair, in lane order. */
+static inline double lane_sum_d(const vd *pair)
 {
     double s = 0.0;
-    for (int l = 0; l < DL_FUSED_LANES; l++) s += x[l];
+    for (int l = 0; l < 4; l++) s += pair[0][l];
+    for (int l = 0; l < 4; l++) s += pair[1][l];
     return s;
 }
 
@@ -134,48 +155,68 @@ static inline double lane_sum_d(vd x)
 
 /* --- factorisation --------------------------------------------------------- */
 
+/* Ranks up to this keep a block's U rows and dU sums in registers. */
+#define FACT_K_REGS 4
+
+/* The epochs of one model (see factorise_model), with `k` a constant where
+ * the caller can make it one, so that the loops over the rank unroll. */
+static inline __attribute__((always_inline)) void
+factorise_epochs(int n, const int k, size_t nb, const vf *restrict at, float *restrict v, float lr,
+                 int epochs, float *restrict hist, size_t hist_stride, vf *restrict ut,
+                 vf *restrict dv, vf *restrict work)
+{
+    const size_t nk = (size_t)n * k;
+    vf ubuf[FACT_K_REGS], gbuf[FACT_K_REGS];
+    vf *restrict u = k <= FACT_K_REGS ? ubuf : work, *restrict gu =
+                                                         k <= FACT_K_REGS ? gbuf : work + k;
+    for (int e = 0; e < epochs; e++) {
+        vd sse[2] = {{0}, {0}};
+        for (size_t q = 0; q < nk; q++) dv[q] = (vf){0};
+        for (size_t blk = 0; blk < nb; blk++) {
+            for (int r = 0; r < k; r++) u[r] = ut[(size_t)r * nb + blk], gu[r] = (vf){0};
+            for (int j = 0; j < n; j++) {
+                const float *vj = v + (size_t)j * k;
+                /* E's row entries, as U V^T then minus A */
+                vf err = {0};
+                for (int r = 0; r < k; r++) err += u[r] * vj[r];
+                err -= at[(size_t)j * nb + blk];
+                ADD_SQUARE_D(sse, err);
+                /* dU's sum over j for these rows; dV's per-lane sum over rows,
+                 * both with the U the epoch started with */
+                vf *dvj = dv + (size_t)j * k;
+                for (int r = 0; r < k; r++) {
+                    gu[r] += err * vj[r];
+                    dvj[r] += err * u[r];
+                }
+            }
+            /* U's rows are done with: their step (dl_sgd_step, dU = 2 sum) */
+            for (int r = 0; r < k; r++) ut[(size_t)r * nb + blk] = u[r] - lr * (2.0f * gu[r]);
+        }
+        hist[(size_t)e * hist_stride] = (float)lane_sum_d(sse);
+        for (size_t q = 0; q < nk; q++) v[q] = dl_sgd_step(v[q], 2.0f * lane_sum_f(dv[q]), lr);
+    }
+}
+
 /* One model for `epochs` epochs. at: A transposed into blocks, at[j * nb +
  * blk] = column j of rows blk*L .. blk*L + L - 1 (zero past row m). ut:
  * workspace for U in the same layout (k x nb), dv: n*k per-lane
- * accumulators of dV, gu: k accumulators of a block's dU. */
+ * accumulators of dV, work: 2k vectors for ranks past FACT_K_REGS. */
 DL_FUSED_CLONES
 static void factorise_model(int m, int n, int k, size_t nb, const vf *restrict at,
                             float *restrict params, float lr, int epochs, float *restrict hist,
-                            size_t hist_stride, vf *restrict ut, vf *restrict dv, vf *restrict gu)
+                            size_t hist_stride, vf *restrict ut, vf *restrict dv, vf *restrict work)
 {
     float *u = params, *v = params + (size_t)m * k;
     memset(ut, 0, sizeof(vf) * nb * (size_t)k);
     for (int i = 0; i < m; i++)
         for (int r = 0; r < k; r++)
             ut[(size_t)r * nb + i / DL_FUSED_LANES][i % DL_FUSED_LANES] = u[(size_t)i * k + r];
-    const size_t nk = (size_t)n * k;
-    for (int e = 0; e < epochs; e++) {
-        vd sse = {0};
-        for (size_t q = 0; q < nk; q++) dv[q] = (vf){0};
-        for (size_t blk = 0; blk < nb; blk++) {
-            for (int r = 0; r < k; r++) gu[r] = (vf){0};
-            for (int j = 0; j < n; j++) {
-                const float *vj = v + (size_t)j * k;
-                /* E's row entries, as U V^T then minus A */
-                vf err = {0};
-                for (int r = 0; r < k; r++) err += ut[(size_t)r * nb + blk] * vj[r];
-                err -= at[(size_t)j * nb + blk];
-                vd ed = __builtin_convertvector(err, vd);
-                sse += ed * ed;
-                /* dU's sum over j for these rows; dV's per-lane sum over rows,
-                 * both with the U the epoch started with */
-                vf *dvj = dv + (size_t)j * k;
-                for (int r = 0; r < k; r++) {
-                    gu[r] += err * vj[r];
-                    dvj[r] += err * ut[(size_t)r * nb + blk];
-                }
-            }
-            /* U's rows are done with: their step (dl_sgd_step, dU = 2 sum) */
-            for (int r = 0; r < k; r++)
-                ut[(size_t)r * nb + blk] = ut[(size_t)r * nb + blk] - lr * (2.0f * gu[r]);
-        }
-        hist[(size_t)e * hist_stride] = (float)lane_sum_d(sse);
-        for (size_t q = 0; q < nk; q++) v[q] = dl_sgd_step(v[q], 2.0f * lane_sum_f(dv[q]), lr);
+    switch (k) {
+    case 1: factorise_epochs(n, 1, nb, at, v, lr, epochs, hist, hist_stride, ut, dv, work); break;
+    case 2: factorise_epochs(n, 2, nb, at, v, lr, epochs, hist, hist_stride, ut, dv, work); break;
+    case 3: factorise_epochs(n, 3, nb, at, v, lr, epochs, hist, hist_stride, ut, dv, work); break;
+    case 4: factorise_epochs(n, 4, nb, at, v, lr, epochs, hist, hist_stride, ut, dv, work); break;
+    default: factorise_epochs(n, k, nb, at, v, lr, epochs, hist, hist_stride, ut, dv, work);
     }
     for (int i = 0; i < m; i++)
         for (int r = 0; r < k; r++)
@@ -193,7 +234,7 @@ static dl_status cpu_fused_factorise(dl_backend *be, const dl_fused_factorise_ar
         for (int j = 0; j < n; j++)
             at[(size_t)j * nb + i / DL_FUSED_LANES][i % DL_FUSED_LANES] = a->a[(size_t)i * n + j];
     int failed = 0;
-    const size_t ws = nb * (size_t)k + (size_t)n * k + (size_t)k;
+    const size_t ws = nb * (size_t)k + (size_t)n * k + 2 * (size_t)k;
     FOR_MODELS(
         b, S, vf *w = aligned_alloc(sizeof(vf), sizeof(vf) * ws); if (!w) { failed = 1; } else {
             factorise_model(m, n, k, nb, at, a->params + (size_t)b * P, a->lr, a->epochs,
@@ -224,7 +265,7 @@ typedef struct {
     vf *xt, *xv;      /* ntb x d, nvb x d: the splits' blocks, transposed */
     vf *hid, *z, *dz; /* h, c, c: one block's activations */
     vf *gw1, *gw2;    /* d*h, h*c: per-lane weight gradients */
-    vd *gb1, *gb2;    /* h, c: per-lane bias gradients */
+    vd *gb1, *gb2;    /* 2h, 2c: per-lane bias gradients, pairs of four lanes */
     float *grad;      /* P: the summed gradient */
 } mlp_ws;
 
@@ -276,8 +317,8 @@ static size_t mlp_ws_layout(mlp_ws *w, char *base)
     o[6] = carve(&off, V * c);
     o[7] = carve(&off, V * d * h);
     o[8] = carve(&off, V * h * c);
-    o[9] = carve(&off, D * h);
-    o[10] = carve(&off, D * c);
+    o[9] = carve(&off, 2 * D * h);
+    o[10] = carve(&off, 2 * D * c);
     o[11] = carve(&off, sizeof(float) * w->P);
     if (base) {
         w->tb = (mlp_block *)(base + o[0]);
@@ -320,12 +361,12 @@ static char *mlp_ws_make(const dl_fused_mlp_args *a, int b, mlp_ws *w)
 /* Forward, loss and (with `grad`) backward over blocks [b0, b1) of a split
  * whose rows' labels are y: the mean loss and accuracy over `rows` rows,
  * and the gradient of the mean loss in w->grad. */
-DL_FUSED_CLONES
-static void mlp_pass(mlp_ws *restrict w, const float *restrict p, const vf *restrict x,
-                     const mlp_block *restrict blk, int b0, int b1, const int32_t *restrict y,
-                     int rows, bool grad, float *loss, float *acc)
+static inline __attribute__((always_inline)) void
+mlp_pass_body(mlp_ws *restrict w, const float *restrict p, const vf *restrict x,
+              const mlp_block *restrict blk, int b0, int b1, const int32_t *restrict y, int rows,
+              const bool grad, float *loss, float *acc, const int d, const int c)
 {
-    const int d = w->d, h = w->h, c = w->c;
+    const int h = w->h;
     const float *w1 = p + w->w1, *bias1 = p + w->b1, *w2 = p + w->w2, *bias2 = p + w->b2;
     vf *restrict hid = w->hid, *restrict z = w->z, *restrict dz = w->dz;
     vf *restrict gw1 = w->gw1, *restrict gw2 = w->gw2;
@@ -333,8 +374,8 @@ static void mlp_pass(mlp_ws *restrict w, const float *restrict p, const vf *rest
     if (grad) {
         for (size_t i = 0; i < (size_t)d * h; i++) gw1[i] = (vf){0};
         for (size_t i = 0; i < (size_t)h * c; i++) gw2[i] = (vf){0};
-        for (int j = 0; j < h; j++) gb1[j] = (vd){0};
-        for (int k = 0; k < c; k++) gb2[k] = (vd){0};
+        for (int j = 0; j < 2 * h; j++) gb1[j] = (vd){0};
+        for (int k = 0; k < 2 * c; k++) gb2[k] = (vd){0};
     }
     const float scale = 1.0f / (float)rows;
     const vf zero = {0};
@@ -379,7 +420,7 @@ static void mlp_pass(mlp_ws *restrict w, const float *restrict p, const vf *rest
         for (int l = n; l < DL_FUSED_LANES; l++)
             for (int k = 0; k < c; k++) dz[k][l] = 0.0f;
         /* dW2 += hid^T dz, db2 += dz, dhid = (dz W2^T) masked, dW1 += X^T dhid */
-        for (int k = 0; k < c; k++) gb2[k] += __builtin_convertvector(dz[k], vd);
+        for (int k = 0; k < c; k++) ADD_D(gb2 + 2 * k, dz[k]);
         for (int j = 0; j < h; j++) {
             vf s = {0};
             for (int k = 0; k < c; k++) {
@@ -387,7 +428,7 @@ static void mlp_pass(mlp_ws *restrict w, const float *restrict p, const vf *rest
                 s += dz[k] * w2[(size_t)j * c + k];
             }
             vf dh = (vf)((vi)s & (hid[j] > zero));
-            gb1[j] += __builtin_convertvector(dh, vd);
+            ADD_D(gb1 + 2 * j, dh);
             for (int q = 0; q < d; q++) gw1[(size_t)q * h + j] += xb[q] * dh;
         }
     }
@@ -397,10 +438,40 @@ static void mlp_pass(mlp_ws *restrict w, const float *restrict p, const vf *rest
     if (!grad) return;
     float *g = w->grad;
     for (size_t i = 0; i < (size_t)d * h; i++) g[w->w1 + i] = lane_sum_f(gw1[i]);
-    for (int j = 0; j < h; j++) g[w->b1 + j] = (float)lane_sum_d(gb1[j]);
+    for (int j = 0; j < h; j++) g[w->b1 + j] = (float)lane_sum_d(gb1 + 2 * j);
     for (size_t i = 0; i < (size_t)h * c; i++) g[w->w2 + i] = lane_sum_f(gw2[i]);
-    for (int k = 0; k < c; k++) g[w->b2 + k] = (float)lane_sum_d(gb2[k]);
+    for (int k = 0; k < c; k++) g[w->b2 + k] = (float)lane_sum_d(gb2 + 2 * k);
 }
+
+/* mlp_pass_body with the shapes that are short loops (features, classes)
+ * made constants where they are small, so that those loops unroll. */
+#define PASS(grad_, d_, c_) mlp_pass_body(w, p, x, blk, b0, b1, y, rows, grad_, loss, acc, d_, c_)
+#define PASS_C(grad_)                                                                              \
+    do {                                                                                           \
+        if (w->d == 4 && w->c == 3)                                                                \
+            PASS(grad_, 4, 3);                                                                     \
+        else if (w->c == 2)                                                                        \
+            PASS(grad_, w->d, 2);                                                                  \
+        else if (w->c == 3)                                                                        \
+            PASS(grad_, w->d, 3);                                                                  \
+        else if (w->c == 4)                                                                        \
+            PASS(grad_, w->d, 4);                                                                  \
+        else                                                                                       \
+            PASS(grad_, w->d, w->c);                                                               \
+    } while (0)
+
+DL_FUSED_CLONES
+static void mlp_pass(mlp_ws *restrict w, const float *restrict p, const vf *restrict x,
+                     const mlp_block *restrict blk, int b0, int b1, const int32_t *restrict y,
+                     int rows, bool grad, float *loss, float *acc)
+{
+    if (grad)
+        PASS_C(true);
+    else
+        PASS_C(false);
+}
+#undef PASS_C
+#undef PASS
 
 /* One optimiser step on every parameter (dl_optim_step's formulas). */
 static void mlp_step(const dl_optim *o, float *restrict p, const float *restrict g,
