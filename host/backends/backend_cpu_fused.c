@@ -485,10 +485,14 @@ static void mlp_step(const dl_optim *o, float *restrict p, const float *restrict
         for (size_t i = 0; i < n; i++)
             p[i] = dl_momentum_step(p[i], g[i], &m[i], o->lr, o->momentum);
         break;
-    case DL_OPTIM_ADAM:
+    case DL_OPTIM_ADAM: {
+        float c1, c2;
+        dl_adam_corrections(o->beta1, o->beta2, t, &c1, &c2);
         for (size_t i = 0; i < n; i++)
-            p[i] = dl_adam_step(p[i], g[i], &m[i], &v[i], o->lr, o->beta1, o->beta2, o->eps, t);
+            p[i] = dl_adam_step_corrected(p[i], g[i], &m[i], &v[i], o->lr, o->beta1, o->beta2,
+                                          o->eps, c1, c2);
         break;
+    }
     }
 }
 
