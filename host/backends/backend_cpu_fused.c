@@ -41,7 +41,7 @@ typedef int32_t vi __attribute__((vector_size(DL_FUSED_LANES * sizeof(int32_t)))
  * eight-double vector is wider than AVX2's registers and compilers spill it. */
 typedef double vd __attribute__((vector_size(4 * sizeof(double))));
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(DLAB_CUDA_EMU)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define DL_FUSED_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define DL_FUSED_CLONES
