@@ -440,8 +440,9 @@ static void test_fused_bits_are_stable(void)
     dl_factorise_result_free(&all);
 }
 
-/* A divergence on the fused path names the same epoch as the general path;
- * the history ends at that epoch. */
+/* A divergence on the fused path stops after the same epochs as on the
+ * general path (the same chunks) and names the same epoch, with the
+ * factors of that epoch: as finite or not as the general path's. */
 static void test_fused_divergence(void)
 {
     if (!fused_fits(iris.rows, iris.cols, 2)) return;
@@ -454,9 +455,15 @@ static void test_fused_divergence(void)
                  "stops %s and %s", dl_stop_name(f.stop.kind), dl_stop_name(g.stop.kind));
         DL_CHECK(f.diverged_epoch == g.diverged_epoch && f.diverged_epoch >= 1,
                  "diverged at epoch %d fused, %d general", f.diverged_epoch, g.diverged_epoch);
-        DL_CHECK(f.epochs_run == f.diverged_epoch && g.epochs_run >= g.diverged_epoch,
+        DL_CHECK(f.epochs_run == g.epochs_run && f.epochs_run >= f.diverged_epoch,
                  "epochs run %d fused (diverged at %d), %d general", f.epochs_run, f.diverged_epoch,
                  g.epochs_run);
+        bool ff = true, gf = true;
+        for (int i = 0; i < iris.rows * 2; i++) ff = ff && isfinite(f.u_gd[i]);
+        for (int i = 0; i < iris.rows * 2; i++) gf = gf && isfinite(g.u_gd[i]);
+        DL_CHECK(ff == gf && isnan(f.sse_gd[0]) == isnan(g.sse_gd[0]),
+                 "after the divergence: U finite %d fused, %d general; SSE %g, %g", ff, gf,
+                 f.sse_gd[0], g.sse_gd[0]);
         char at[32];
         snprintf(at, sizeof at, "at epoch %d ", f.diverged_epoch);
         DL_CHECK(strstr(f.stop.message, at) && strstr(f.stop.message, "too large") && f.have_svd &&

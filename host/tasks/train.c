@@ -63,10 +63,9 @@ static dl_status fetch_rows(dl_backend *be, float *host, const float *dev, int f
 }
 
 /* Records a divergence in `stop` when a checked metric of one of the
- * group's models is not finite in epochs [from, from + n), and returns that
- * epoch (0-based), or -1 when every value is finite. */
-static int check_finite(const float *host, int from, int n, int total, const dl_loop *o,
-                        const dl_group *grp, dl_stop *stop)
+ * group's models is not finite in epochs [from, from + n). */
+static void check_finite(const float *host, int from, int n, int total, const dl_loop *o,
+                         const dl_group *grp, dl_stop *stop)
 {
     for (int e = from; e < from + n; e++)
         for (int k = o->check_first; k < o->check_first + o->check_count; k++) {
@@ -78,10 +77,9 @@ static int check_finite(const float *host, int from, int n, int total, const dl_
                              "training diverged: the loss became %s at epoch %d of %d; "
                              "try a smaller learning rate (--lr, now %g)",
                              isnan(v[b]) ? "NaN" : "Inf", e + 1, total, (double)o->lr);
-                    return e;
+                    return;
                 }
         }
-    return -1;
 }
 
 dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hist_dev,
@@ -105,9 +103,8 @@ dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hi
             if (ranks > 1) dl_comm_abort(o->comm, st); /* the others wait inside an epoch */
             break;
         }
-        int bad = check_finite(hist_host, done, n, epochs, o, grp, &out->stop);
+        check_finite(hist_host, done, n, epochs, o, grp, &out->stop);
         out->epochs_run += n;
-        if (bad >= 0 && o->run) out->epochs_run = bad + 1;
         if (out->stop.kind != DL_STOP_NONE) break;
         if (o->progress && grp->index == 0) {
             dl_progress p = {out->epochs_run, epochs, wall() - t0,
@@ -145,18 +142,14 @@ dl_status dl_fused_mode_parse(const char *s, const char *option, dl_fused_mode *
 }
 
 /* The loop's budget: 1 GFLOP/s is slower than any core runs these sweeps,
- * so the real chunks are shorter than the targets below. */
+ * so the real chunks are shorter than the target below. */
 #define FUSED_FLOPS_PER_S 1e9
-#define FUSED_FIRST_S     0.01
 #define FUSED_MAX_S       0.1
 
 void dl_loop_fused_chunks(dl_loop *loop, double flops_per_epoch)
 {
     const double w = flops_per_epoch > 1.0 ? flops_per_epoch : 1.0;
-    double first = FUSED_FIRST_S * FUSED_FLOPS_PER_S / w,
-           most = FUSED_MAX_S * FUSED_FLOPS_PER_S / w;
-    if (loop->first_chunk <= 0)
-        loop->first_chunk = first < 1.0 ? 1 : first > 1e9 ? 1000000000 : (int)first;
+    const double most = FUSED_MAX_S * FUSED_FLOPS_PER_S / w;
     if (loop->max_chunk <= 0)
         loop->max_chunk = most < 256.0 ? 256 : most > 1e9 ? 1000000000 : (int)most;
 }

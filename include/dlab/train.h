@@ -111,12 +111,14 @@ dl_status dl_fused_mode_parse(const char *s, const char *option, dl_fused_mode *
 
 /* Chunk sizes for a loop driven by a fused op (opt->run) whose epoch costs
  * about `flops_per_epoch` floating-point operations over the group's
- * models: a first chunk of about 10 ms and chunks of at most about 100 ms
- * at a conservative 1 GFLOP/s, so that a tiny model's whole run takes one
- * or a few calls while a stop request and the progress line are still
+ * models. The chunks start as the general path's do (1, 2, 4, ... epochs,
+ * first_chunk left as it is), so that a divergence ends training after the
+ * same epochs on either path, with the parameters of that epoch; they may
+ * then grow to about 100 ms of work at a conservative 1 GFLOP/s (max_chunk,
+ * at least the general path's 256), so that a tiny model's run takes about
+ * log2(epochs) calls while a stop request and the progress line are still
  * answered within about a tenth of a second (the loop only doubles a chunk
- * that took under 50 ms). A first_chunk or max_chunk the caller set is
- * kept. */
+ * that took under 50 ms). A max_chunk the caller set is kept. */
 void dl_loop_fused_chunks(dl_loop *loop, double flops_per_epoch);
 
 /* Runs `epochs` replays of `g` (or calls of opt->run) for the models of
@@ -131,10 +133,7 @@ void dl_loop_fused_chunks(dl_loop *loop, double flops_per_epoch);
  * *out receives the epochs whose history is in place, the training time
  * (device timer) and the stop: DL_STOP_DIVERGED, with a message naming the
  * epoch, when a checked metric is not finite; DL_STOP_INTERRUPTED when
- * *opt->stop was set. After a divergence a graph-replayed run counts the
- * whole chunk it was seen in; a run driven by opt->run, whose chunks may be
- * the whole run, counts the epochs up to and including the first one whose
- * metric was not finite (the parameters are those of the chunk's end). Only group 0 calls opt->progress. Returns DL_OK in
+ * *opt->stop was set. Only group 0 calls opt->progress. Returns DL_OK in
  * all those cases; any other status is a failure of a backend call. */
 dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hist_dev,
                         float *hist_host, const dl_loop *opt, const dl_group *grp, dl_outcome *out);
