@@ -93,10 +93,12 @@ static size_t cpu_fused_limit(dl_backend *be)
 
 static inline size_t blocks_of(size_t rows) { return (rows + DL_FUSED_LANES - 1) / DL_FUSED_LANES; }
 
-static inline float lane_sum_f(vf x)
+/* The sum of a vector's lanes, in lane order (by pointer: a 32-byte vector
+ * passed by value changes the calling convention between x86-64 targets). */
+static inline float lane_sum_f(const vf *x)
 {
     float s = 0.0f;
-    for (int l = 0; l < DL_FUSED_LANES; l++) s += x[l];
+    for (int l = 0; l < DL_FUSED_LANES; l++) s += (*x)[l];
     return s;
 }
 
@@ -153,6 +155,13 @@ static inline double lane_sum_d(const vd *pair)
     } while (0)
 #endif
 
+/* Sets a flag shared by the threads of FOR_MODELS. */
+#ifdef _OPENMP
+#define NOTE_FAILURE(flag) _Pragma("omp atomic write") flag = 1
+#else
+#define NOTE_FAILURE(flag) flag = 1
+#endif
+
 /* --- factorisation --------------------------------------------------------- */
 
 /* Ranks up to this keep a block's U rows and dU sums in registers. */
@@ -193,7 +202,7 @@ factorise_epochs(int n, const int k, size_t nb, const vf *restrict at, float *re
             for (int r = 0; r < k; r++) ut[(size_t)r * nb + blk] = u[r] - lr * (2.0f * gu[r]);
         }
         hist[(size_t)e * hist_stride] = (float)lane_sum_d(sse);
-        for (size_t q = 0; q < nk; q++) v[q] = dl_sgd_step(v[q], 2.0f * lane_sum_f(dv[q]), lr);
+        for (size_t q = 0; q < nk; q++) v[q] = dl_sgd_step(v[q], 2.0f * lane_sum_f(&dv[q]), lr);
     }
 }
 
@@ -236,7 +245,8 @@ static dl_status cpu_fused_factorise(dl_backend *be, const dl_fused_factorise_ar
     int failed = 0;
     const size_t ws = nb * (size_t)k + (size_t)n * k + 2 * (size_t)k;
     FOR_MODELS(
-        b, S, vf *w = aligned_alloc(sizeof(vf), sizeof(vf) * ws); if (!w) { failed = 1; } else {
+        b, S, vf *w = aligned_alloc(sizeof(vf), sizeof(vf) * ws);
+        if (!w) { NOTE_FAILURE(failed); } else {
             factorise_model(m, n, k, nb, at, a->params + (size_t)b * P, a->lr, a->epochs,
                             a->hist + b, (size_t)S, w, w + nb * (size_t)k,
                             w + nb * (size_t)k + (size_t)n * k);
@@ -437,9 +447,9 @@ mlp_pass_body(mlp_ws *restrict w, const float *restrict p, const vf *restrict x,
     *acc = (float)((double)correct / rows);
     if (!grad) return;
     float *g = w->grad;
-    for (size_t i = 0; i < (size_t)d * h; i++) g[w->w1 + i] = lane_sum_f(gw1[i]);
+    for (size_t i = 0; i < (size_t)d * h; i++) g[w->w1 + i] = lane_sum_f(&gw1[i]);
     for (int j = 0; j < h; j++) g[w->b1 + j] = (float)lane_sum_d(gb1 + 2 * j);
-    for (size_t i = 0; i < (size_t)h * c; i++) g[w->w2 + i] = lane_sum_f(gw2[i]);
+    for (size_t i = 0; i < (size_t)h * c; i++) g[w->w2 + i] = lane_sum_f(&gw2[i]);
     for (int k = 0; k < c; k++) g[w->b2 + k] = (float)lane_sum_d(gb2 + 2 * k);
 }
 
@@ -528,7 +538,8 @@ static dl_status cpu_fused_mlp(dl_backend *be, const dl_fused_mlp_args *a)
 {
     int failed = 0;
     FOR_MODELS(
-        b, a->models, mlp_ws w; char *mem = mlp_ws_make(a, b, &w); if (!mem) { failed = 1; } else {
+        b, a->models, mlp_ws w; char *mem = mlp_ws_make(a, b, &w);
+        if (!mem) { NOTE_FAILURE(failed); } else {
             mlp_model(a, b, &w);
             free(mem);
         });
