@@ -256,4 +256,31 @@ if grep -q "data: 1 feature, 3 classes" "$tmp/out" && grep -q ", 1 epoch, batch"
   echo "FAIL: singular for one: $(cat "$tmp/out")"; fail=$((fail + 1))
 fi
 
+# --fused: its values and refusals, and the path in the reports. The CPU
+# backend has the fused ops; a model past its cache share takes the general
+# path under auto and is refused under on.
+expect 2 "^dlab-gpu: error: --fused must be auto, on or off \(got 'yes'\)$" -- --task factorise --fused yes
+expect 2 "--fused needs a value" -- --task mlp --fused
+expect 2 "--fused given twice" -- --task mlp --fused on --fused off
+expect 2 "--fused does not apply to --task predict" -- --task predict --model m.json --data "$iris" --fused on
+expect 2 "--fused on: a 1500x400 rank-2 model needs [0-9]+ bytes of fast memory, more than the cpu backend's [0-9]+$" -- --task factorise --device cpu --synthetic 1500x400 --fused on
+expect 2 "--fused on: a 4-40000-3 model on 100 \+ 50 rows needs [0-9]+ bytes" -- --task mlp --device cpu --hidden 40000 --epochs 1 --fused on
+mlp_json fused-on 'd["status"] == "ok" and d["fused"] is True' --fused on --epochs 5
+mlp_json fused-off 'd["status"] == "ok" and d["fused"] is False' --fused off --epochs 5
+mlp_json fused-auto 'd["fused"] is True' --epochs 5
+mlp_json fused-big 'd["fused"] is False' --hidden 40000 --epochs 1
+for mode in on off; do
+  "$bin" --task factorise --preset lab --device cpu --json --fused $mode >"$tmp/f_$mode.json" 2>"$tmp/f_$mode.err"
+done
+if python3 - "$tmp/f_on.json" "$tmp/f_off.json" <<'PY'
+import json, sys
+on, off = (json.load(open(p)) for p in sys.argv[1:3])
+assert on["fused"] is True and off["fused"] is False
+assert abs(on["sse_gd"] - off["sse_gd"]) <= 1e-4 * off["sse_gd"], (on["sse_gd"], off["sse_gd"])
+assert on["sse_svd"] == off["sse_svd"]
+PY
+then ok; else bad "factorise --fused on/off --json"; fi
+grep -q "us/epoch, fused path)" "$tmp/f_on.err" && grep -q "us/epoch, general path)" "$tmp/f_off.err" &&
+  ok || bad "the text report does not name the path: $(grep 'training time' "$tmp"/f_*.err)"
+
 finish test_cli

@@ -248,6 +248,232 @@ static void test_synthetic(void)
     dl_factorise_result_free(&r);
 }
 
+/* --- the fused path (dl_fused_factorise) --------------------------------- */
+
+static bool fused_fits(int m, int n, int k)
+{
+    return dl_fused_fits(be, dl_fused_factorise_bytes(m, n, k));
+}
+
+static dl_status run_iris(dl_factorise_config cfg, dl_fused_mode mode, dl_factorise_result *r)
+{
+    cfg.fused = mode;
+    dl_status st = dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, r);
+    DL_CHECK(st == DL_OK, "factorise (fused mode %d): %s", (int)mode, dl_errmsg());
+    return st;
+}
+
+static bool rel_close(double x, double ref, double tol)
+{
+    return fabs(x - ref) <= tol * fabs(ref) && !isnan(x);
+}
+
+/* AUTO fuses exactly when the backend has the op and the model fits; ON
+ * refuses (with the reason) where AUTO would not; OFF never fuses. Without
+ * the op, AUTO is the general path bit for bit. */
+static void test_fused_choice(void)
+{
+    dl_factorise_config cfg = lab_config(1);
+    cfg.epochs = 50;
+    const bool fits = fused_fits(iris.rows, iris.cols, 2);
+    dl_factorise_result a, off;
+    if (run_iris(cfg, DL_FUSED_AUTO, &a) != DL_OK) return;
+    if (run_iris(cfg, DL_FUSED_OFF, &off) != DL_OK) return;
+    DL_CHECK(a.fused == fits && !off.fused, "auto fused %d (fits %d), off fused %d", a.fused, fits,
+             off.fused);
+    if (!fits)
+        DL_CHECK(memcmp(a.loss_history, off.loss_history, sizeof(double) * 50) == 0 &&
+                     a.sse_gd[0] == off.sse_gd[0],
+                 "auto without the fused op differs from --fused off");
+    dl_factorise_result_free(&a), dl_factorise_result_free(&off);
+    dl_factorise_result on;
+    cfg.fused = DL_FUSED_ON;
+    dl_status st = dl_factorise(be, iris.x, iris.rows, iris.cols, &cfg, &on);
+    if (fits) {
+        DL_CHECK(st == DL_OK && on.fused, "--fused on: %s (fused %d)", dl_errmsg(), on.fused);
+        if (st == DL_OK) dl_factorise_result_free(&on);
+    } else {
+        DL_CHECK(st == DL_E_USAGE && strstr(dl_errmsg(), "--fused on: "),
+                 "--fused on without the op: %s (%s)", dl_status_name(st), dl_errmsg());
+    }
+    /* A matrix past any fast memory: AUTO takes the general path, ON says why not. */
+    dl_factorise_config big = lab_config(1);
+    big.epochs = 1, big.svd = false, big.lr = 1e-4f;
+    DL_CHECK(!fused_fits(1500, 400, 2), "a 1500x400 model fits the fast memory");
+    dl_factorise_result r;
+    st = dl_factorise_synthetic(be, 1500, 400, 2, 0.1f, 5, &big, &r);
+    DL_CHECK(st == DL_OK && !r.fused, "1500x400 auto: %s (fused %d)", dl_errmsg(),
+             st == DL_OK && r.fused);
+    if (st == DL_OK) dl_factorise_result_free(&r);
+    big.fused = DL_FUSED_ON;
+    st = dl_factorise_synthetic(be, 1500, 400, 2, 0.1f, 5, &big, &r);
+    DL_CHECK(st == DL_E_USAGE && strstr(dl_errmsg(), "--fused on: ") &&
+                 (strstr(dl_errmsg(), "fast memory") || strstr(dl_errmsg(), "no fused")),
+             "1500x400 --fused on: %s (%s)", dl_status_name(st), dl_errmsg());
+}
+
+/* Fused and general agree within the CPU-against-GPU tolerance: the final
+ * error, the loss history along the way, the factors; the SVD baseline is
+ * the same computation on both paths. */
+static void check_paths_agree(const char *what, const dl_factorise_result *f,
+                              const dl_factorise_result *g)
+{
+    DL_CHECK(f->fused && !g->fused, "%s: paths fused %d, general %d", what, f->fused, g->fused);
+    DL_CHECK(f->epochs_run == g->epochs_run && f->seeds == g->seeds,
+             "%s: %d/%d epochs, %d/%d seeds", what, f->epochs_run, g->epochs_run, f->seeds,
+             g->seeds);
+    if (f->epochs_run != g->epochs_run || f->seeds != g->seeds) return;
+    for (int b = 0; b < f->seeds; b++) {
+        DL_CHECK(rel_close(f->sse_gd[b], g->sse_gd[b], 1e-4),
+                 "%s model %d: fused %.9g, general %.9g", what, b, f->sse_gd[b], g->sse_gd[b]);
+        const int at[] = {0, 1, 10, f->epochs_run / 2, f->epochs_run - 1};
+        for (int i = 0; i < 5; i++) {
+            size_t k = (size_t)at[i] * f->seeds + b;
+            DL_CHECK(rel_close(f->loss_history[k], g->loss_history[k], 1e-4),
+                     "%s model %d epoch %d: loss fused %.9g, general %.9g", what, b, at[i] + 1,
+                     f->loss_history[k], g->loss_history[k]);
+        }
+    }
+    /* U V^T agrees; U and V alone may move along the directions the loss
+     * does not see, so compare the products' first rows. */
+    double num = 0, den = 0;
+    for (int i = 0; i < 10 && i < f->m; i++)
+        for (int j = 0; j < f->n; j++) {
+            double pf = 0, pg = 0;
+            for (int r = 0; r < f->rank; r++) {
+                pf += (double)f->u_gd[i * f->rank + r] * f->v_gd[j * f->rank + r];
+                pg += (double)g->u_gd[i * f->rank + r] * g->v_gd[j * f->rank + r];
+            }
+            num += (pf - pg) * (pf - pg), den += pg * pg;
+        }
+    DL_CHECK(sqrt(num / den) < 1e-3, "%s: U V^T differs by %.3g (relative)", what, sqrt(num / den));
+    DL_CHECK(f->have_svd == g->have_svd && (!f->have_svd || f->sse_svd == g->sse_svd),
+             "%s: SVD baseline %g against %g", what, f->sse_svd, g->sse_svd);
+}
+
+static void test_fused_matches_general(void)
+{
+    if (!fused_fits(iris.rows, iris.cols, 2)) return; /* test_fused_choice covers the fallback */
+    dl_factorise_config cfgs[3] = {lab_config(1), dl_factorise_defaults(DL_FACTORISE_CAREFUL),
+                                   lab_config(3)};
+    cfgs[2].seeds = 5;
+    const char *names[3] = {"iris lab", "iris careful", "iris lab, 5 seeds"};
+    for (int i = 0; i < 3; i++) {
+        dl_factorise_result f, g;
+        if (run_iris(cfgs[i], DL_FUSED_ON, &f) != DL_OK) continue;
+        if (run_iris(cfgs[i], DL_FUSED_OFF, &g) == DL_OK) {
+            check_paths_agree(names[i], &f, &g);
+            if (i == 1) /* the careful preset trains on 2^e A with its own step */
+                DL_CHECK(f.scale_log2 == g.scale_log2 && f.lr == g.lr && f.init_std == g.init_std,
+                         "careful: scale 2^%d/2^%d, lr %g/%g", f.scale_log2, g.scale_log2, f.lr,
+                         g.lr);
+            dl_factorise_result_free(&g);
+        }
+        dl_factorise_result_free(&f);
+    }
+    if (!fused_fits(300, 60, 4)) return;
+    dl_factorise_config cfg = dl_factorise_defaults(DL_FACTORISE_LAB);
+    cfg.rank = 4, cfg.epochs = 300, cfg.lr = 2e-4f, cfg.seed = 3;
+    dl_factorise_result f, g;
+    cfg.fused = DL_FUSED_ON;
+    dl_status sf = dl_factorise_synthetic(be, 300, 60, 4, 0.1f, 99, &cfg, &f);
+    cfg.fused = DL_FUSED_OFF;
+    dl_status sg = dl_factorise_synthetic(be, 300, 60, 4, 0.1f, 99, &cfg, &g);
+    DL_CHECK(sf == DL_OK && sg == DL_OK, "synthetic: %s", dl_errmsg());
+    if (sf == DL_OK && sg == DL_OK) check_paths_agree("synthetic 300x60 rank 4", &f, &g);
+    if (sf == DL_OK) dl_factorise_result_free(&f);
+    if (sg == DL_OK) dl_factorise_result_free(&g);
+}
+
+static bool same_run(const dl_factorise_result *a, const dl_factorise_result *b, int model_a,
+                     int model_b)
+{
+    if (a->epochs_run != b->epochs_run) return false;
+    for (int e = 0; e < a->epochs_run; e++)
+        if (memcmp(&a->loss_history[(size_t)e * a->seeds + model_a],
+                   &b->loss_history[(size_t)e * b->seeds + model_b], sizeof(double)))
+            return false;
+    return !memcmp(&a->sse_gd[model_a], &b->sse_gd[model_b], sizeof(double));
+}
+
+/* The same bits run after run, whatever the number of models in the run
+ * and however the epochs are cut into calls. */
+static void test_fused_bits_are_stable(void)
+{
+    if (!fused_fits(iris.rows, iris.cols, 2)) return;
+    dl_factorise_config cfg = lab_config(7);
+    cfg.seeds = 4, cfg.epochs = 300, cfg.svd = false;
+    dl_factorise_result all, again;
+    if (run_iris(cfg, DL_FUSED_ON, &all) != DL_OK) return;
+    if (run_iris(cfg, DL_FUSED_ON, &again) == DL_OK) {
+        bool same = true;
+        for (int b = 0; b < 4; b++) same = same && same_run(&all, &again, b, b);
+        DL_CHECK(same && !memcmp(all.u_gd, again.u_gd, sizeof(float) * iris.rows * 2) &&
+                     !memcmp(all.v_gd, again.v_gd, sizeof(float) * iris.cols * 2),
+                 "two fused runs differ");
+        dl_factorise_result_free(&again);
+    }
+    for (int b = 0; b < 4; b++) {
+        dl_factorise_config one = cfg;
+        one.seeds = 1, one.seed = cfg.seed + (uint64_t)b;
+        dl_factorise_result r;
+        if (run_iris(one, DL_FUSED_ON, &r) != DL_OK) continue;
+        DL_CHECK(same_run(&r, &all, 0, b), "seed %d alone differs from it among 4", 7 + b);
+        dl_factorise_result_free(&r);
+    }
+    /* one call for the whole run against calls of 1, 2, 4 and then 7 epochs */
+    dl_factorise_config whole = cfg, pieces = cfg;
+    whole.loop.first_chunk = cfg.epochs;
+    pieces.loop.first_chunk = 1, pieces.loop.max_chunk = 7;
+    dl_factorise_result w, p;
+    if (run_iris(whole, DL_FUSED_ON, &w) == DL_OK) {
+        if (run_iris(pieces, DL_FUSED_ON, &p) == DL_OK) {
+            bool same = true;
+            for (int b = 0; b < 4; b++)
+                same = same && same_run(&w, &p, b, b) && same_run(&w, &all, b, b);
+            DL_CHECK(same && !memcmp(w.u_gd, p.u_gd, sizeof(float) * iris.rows * 2),
+                     "one chunk and chunks of 7 epochs differ");
+            dl_factorise_result_free(&p);
+        }
+        dl_factorise_result_free(&w);
+    }
+    dl_factorise_result_free(&all);
+}
+
+/* A divergence on the fused path stops after the same epochs as on the
+ * general path (the same chunks) and names the same epoch, with the
+ * factors of that epoch: as finite or not as the general path's. */
+static void test_fused_divergence(void)
+{
+    if (!fused_fits(iris.rows, iris.cols, 2)) return;
+    dl_factorise_config cfg = lab_config(1);
+    cfg.lr = 10.0f;
+    dl_factorise_result f, g;
+    if (run_iris(cfg, DL_FUSED_ON, &f) != DL_OK) return;
+    if (run_iris(cfg, DL_FUSED_OFF, &g) == DL_OK) {
+        DL_CHECK(f.stop.kind == DL_STOP_DIVERGED && g.stop.kind == DL_STOP_DIVERGED,
+                 "stops %s and %s", dl_stop_name(f.stop.kind), dl_stop_name(g.stop.kind));
+        DL_CHECK(f.diverged_epoch == g.diverged_epoch && f.diverged_epoch >= 1,
+                 "diverged at epoch %d fused, %d general", f.diverged_epoch, g.diverged_epoch);
+        DL_CHECK(f.epochs_run == g.epochs_run && f.epochs_run >= f.diverged_epoch,
+                 "epochs run %d fused (diverged at %d), %d general", f.epochs_run, f.diverged_epoch,
+                 g.epochs_run);
+        bool ff = true, gf = true;
+        for (int i = 0; i < iris.rows * 2; i++) ff = ff && isfinite(f.u_gd[i]);
+        for (int i = 0; i < iris.rows * 2; i++) gf = gf && isfinite(g.u_gd[i]);
+        DL_CHECK(ff == gf && isnan(f.sse_gd[0]) == isnan(g.sse_gd[0]),
+                 "after the divergence: U finite %d fused, %d general; SSE %g, %g", ff, gf,
+                 f.sse_gd[0], g.sse_gd[0]);
+        char at[32];
+        snprintf(at, sizeof at, "at epoch %d ", f.diverged_epoch);
+        DL_CHECK(strstr(f.stop.message, at) && strstr(f.stop.message, "too large") && f.have_svd &&
+                     f.sse_svd == g.sse_svd,
+                 "fused divergence: %s", f.stop.message);
+        dl_factorise_result_free(&g);
+    }
+    dl_factorise_result_free(&f);
+}
+
 /* GPU only: the CPU and GPU agree on the same seed, and reruns are identical. */
 static void test_matches_cpu(void)
 {
@@ -287,6 +513,10 @@ int main(int argc, char **argv)
     DL_RUN(test_bad_config);
     DL_RUN(test_many_models);
     DL_RUN(test_synthetic);
+    DL_RUN(test_fused_choice);
+    DL_RUN(test_fused_matches_general);
+    DL_RUN(test_fused_bits_are_stable);
+    DL_RUN(test_fused_divergence);
     if (strcmp(be->name, "cpu") != 0) DL_RUN(test_matches_cpu);
     char suite[40];
     snprintf(suite, sizeof suite, "test_factorise[%s]", be->name);

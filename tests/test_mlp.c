@@ -441,6 +441,197 @@ static void test_agrees_with_cpu(void)
     dl_backend_destroy(cpu);
 }
 
+/* --- the fused path (dl_fused_mlp) --------------------------------------- */
+
+static bool mlp_fits(const dl_mlp_config *cfg, int n_train, int n_val)
+{
+    int batch = cfg->batch > 0 && cfg->batch < n_train ? cfg->batch : n_train;
+    return dl_fused_fits(
+        be, dl_fused_mlp_bytes(iris.cols, cfg->hidden, 3, n_train, n_val, batch, cfg->optim));
+}
+
+static dl_status run_mode(dl_mlp_config cfg, dl_fused_mode mode, dl_mlp_result *r)
+{
+    cfg.fused = mode;
+    dl_status st = dl_mlp_run(be, &iris, &cfg, r);
+    DL_CHECK(st == DL_OK, "dl_mlp_run (fused mode %d): %s", (int)mode, dl_errmsg());
+    return st;
+}
+
+/* AUTO fuses exactly when the backend has the op and the model fits; ON
+ * refuses (with the reason) where AUTO would not; without the op AUTO is
+ * the general path bit for bit. */
+static void test_fused_choice(void)
+{
+    dl_mlp_config cfg = dl_mlp_defaults(DL_MLP_LAB);
+    cfg.epochs = 20;
+    const bool fits = mlp_fits(&cfg, 100, 50);
+    dl_mlp_result a, off, on;
+    if (run_mode(cfg, DL_FUSED_AUTO, &a) != DL_OK) return;
+    if (run_mode(cfg, DL_FUSED_OFF, &off) == DL_OK) {
+        DL_CHECK(a.fused == fits && !off.fused, "auto fused %d (fits %d), off fused %d", a.fused,
+                 fits, off.fused);
+        if (!fits)
+            DL_CHECK(!memcmp(a.history, off.history, sizeof(float) * 20 * DL_MLP_METRICS) &&
+                         !memcmp(a.params, off.params, sizeof(float) * a.n_params),
+                     "auto without the fused op differs from --fused off");
+        dl_mlp_result_free(&off);
+    }
+    dl_mlp_result_free(&a);
+    cfg.fused = DL_FUSED_ON;
+    dl_status st = dl_mlp_run(be, &iris, &cfg, &on);
+    if (fits) {
+        DL_CHECK(st == DL_OK && on.fused, "--fused on: %s", dl_errmsg());
+        if (st == DL_OK) dl_mlp_result_free(&on);
+    } else {
+        DL_CHECK(st == DL_E_USAGE && strstr(dl_errmsg(), "--fused on: "),
+                 "--fused on without the op: %s (%s)", dl_status_name(st), dl_errmsg());
+    }
+    /* A network past any fast memory: AUTO falls back, ON says why not. */
+    dl_mlp_config big = dl_mlp_defaults(DL_MLP_CAREFUL);
+    big.hidden = 40000, big.epochs = 1;
+    DL_CHECK(!mlp_fits(&big, 100, 50), "a 4-40000-3 network fits the fast memory");
+    st = dl_mlp_run(be, &iris, &big, &a);
+    DL_CHECK(st == DL_OK && !a.fused, "4-40000-3 auto: %s", dl_errmsg());
+    if (st == DL_OK) dl_mlp_result_free(&a);
+    big.fused = DL_FUSED_ON;
+    st = dl_mlp_run(be, &iris, &big, &a);
+    DL_CHECK(st == DL_E_USAGE && strstr(dl_errmsg(), "--fused on: "), "4-40000-3 on: %s (%s)",
+             dl_status_name(st), dl_errmsg());
+}
+
+/* Fused and general agree as the CPU and GPU must (test_agrees_with_cpu),
+ * for every model, and their histories stay close all along. */
+static void test_fused_matches_general(void)
+{
+    dl_mlp_config cfgs[4] = {dl_mlp_defaults(DL_MLP_LAB), dl_mlp_defaults(DL_MLP_CAREFUL),
+                             dl_mlp_defaults(DL_MLP_CAREFUL), dl_mlp_defaults(DL_MLP_CAREFUL)};
+    cfgs[2].optim = DL_OPTIM_ADAM, cfgs[2].lr = 0.01f, cfgs[2].batch = 16, cfgs[2].epochs = 60;
+    cfgs[3].seeds = 5, cfgs[3].seed = 4;
+    const char *names[4] = {"lab", "careful (momentum)", "adam, batches of 16", "careful, 5 seeds"};
+    for (int i = 0; i < 4; i++) {
+        if (!mlp_fits(&cfgs[i], 100, 50)) continue; /* test_fused_choice covers the fallback */
+        dl_mlp_result f, g;
+        if (run_mode(cfgs[i], DL_FUSED_ON, &f) != DL_OK) continue;
+        if (run_mode(cfgs[i], DL_FUSED_OFF, &g) == DL_OK) {
+            DL_CHECK(f.fused && !g.fused && f.epochs_run == g.epochs_run && f.models == g.models,
+                     "%s: fused %d/%d, %d/%d epochs", names[i], f.fused, g.fused, f.epochs_run,
+                     g.epochs_run);
+            for (int b = 0; b < f.models && f.epochs_run == g.epochs_run; b++) {
+                float f0 = dl_mlp_history(&f, 0, DL_MLP_TRAIN_LOSS, b),
+                      g0 = dl_mlp_history(&g, 0, DL_MLP_TRAIN_LOSS, b);
+                DL_CHECK(fabs(f0 - g0) <= 1e-5 * (1 + g0), "%s model %d: first loss %.9g / %.9g",
+                         names[i], b, f0, g0);
+                DL_CHECK(fabs(f.val_loss[b] - g.val_loss[b]) <= 1e-3 * (1 + g.val_loss[b]),
+                         "%s model %d: final val loss %.9g / %.9g", names[i], b, f.val_loss[b],
+                         g.val_loss[b]);
+                DL_CHECK(fabs(f.val_accuracy[b] - g.val_accuracy[b]) <= 0.021,
+                         "%s model %d: final val accuracy %.3f / %.3f", names[i], b,
+                         f.val_accuracy[b], g.val_accuracy[b]);
+                for (int e = 0; e < f.epochs_run; e++) {
+                    float x = dl_mlp_history(&f, e, DL_MLP_TRAIN_LOSS, b),
+                          y = dl_mlp_history(&g, e, DL_MLP_TRAIN_LOSS, b);
+                    if (fabs(x - y) > 1e-3 * (1 + y)) {
+                        DL_CHECK(false, "%s model %d epoch %d: train loss %.9g / %.9g", names[i], b,
+                                 e + 1, x, y);
+                        break;
+                    }
+                }
+            }
+            dl_mlp_result_free(&g);
+        }
+        dl_mlp_result_free(&f);
+    }
+}
+
+static bool same_model(const dl_mlp_result *a, int ma, const dl_mlp_result *b, int mb)
+{
+    if (a->epochs_run != b->epochs_run || a->n_params != b->n_params) return false;
+    for (int e = 0; e < a->epochs_run; e++)
+        for (int k = 0; k < DL_MLP_METRICS; k++) {
+            float x = dl_mlp_history(a, e, k, ma), y = dl_mlp_history(b, e, k, mb);
+            if (memcmp(&x, &y, sizeof x)) return false;
+        }
+    return !memcmp(a->params + (size_t)ma * a->n_params, b->params + (size_t)mb * b->n_params,
+                   sizeof(float) * a->n_params);
+}
+
+/* The same bits run after run, whatever the number of models and however
+ * the epochs are cut into calls (Adam's step count carried across them). */
+static void test_fused_bits_are_stable(void)
+{
+    dl_mlp_config cfg = dl_mlp_defaults(DL_MLP_CAREFUL);
+    cfg.optim = DL_OPTIM_ADAM, cfg.lr = 0.01f, cfg.batch = 24, cfg.epochs = 40;
+    cfg.seed = 21, cfg.seeds = 3;
+    dl_mlp_config full = dl_mlp_defaults(DL_MLP_CAREFUL);
+    full.epochs = 40, full.seed = 5, full.seeds = 3;
+    const dl_mlp_config *cases[2] = {&cfg, &full};
+    for (int c = 0; c < 2; c++) {
+        if (!mlp_fits(cases[c], 100, 50)) return;
+        dl_mlp_result all, again, whole, pieces;
+        if (run_mode(*cases[c], DL_FUSED_ON, &all) != DL_OK) continue;
+        if (run_mode(*cases[c], DL_FUSED_ON, &again) == DL_OK) {
+            bool same = true;
+            for (int b = 0; b < 3; b++) same = same && same_model(&all, b, &again, b);
+            DL_CHECK(same, "case %d: two fused runs differ", c);
+            dl_mlp_result_free(&again);
+        }
+        for (int b = 0; b < 3; b++) {
+            dl_mlp_config one = *cases[c];
+            one.seeds = 1, one.seed = cases[c]->seed + (uint64_t)b;
+            dl_mlp_result r;
+            if (run_mode(one, DL_FUSED_ON, &r) != DL_OK) continue;
+            DL_CHECK(same_model(&r, 0, &all, b), "case %d: seed %d alone differs from it among 3",
+                     c, (int)one.seed);
+            dl_mlp_result_free(&r);
+        }
+        dl_mlp_config w = *cases[c], p = *cases[c];
+        w.loop.first_chunk = w.epochs;
+        p.loop.first_chunk = 1, p.loop.max_chunk = 3;
+        if (run_mode(w, DL_FUSED_ON, &whole) == DL_OK) {
+            if (run_mode(p, DL_FUSED_ON, &pieces) == DL_OK) {
+                bool same = true;
+                for (int b = 0; b < 3; b++)
+                    same =
+                        same && same_model(&whole, b, &pieces, b) && same_model(&whole, b, &all, b);
+                DL_CHECK(same, "case %d: one chunk and chunks of 3 epochs differ", c);
+                dl_mlp_result_free(&pieces);
+            }
+            dl_mlp_result_free(&whole);
+        }
+        dl_mlp_result_free(&all);
+    }
+}
+
+/* A divergence on the fused path stops after the same epochs as on the
+ * general path (the same chunks), and the message names the first epoch
+ * whose loss is not finite. */
+static void test_fused_divergence(void)
+{
+    dl_mlp_config cfg = dl_mlp_defaults(DL_MLP_LAB);
+    cfg.lr = 1e6f;
+    if (!mlp_fits(&cfg, 100, 50)) return;
+    dl_mlp_result f, g;
+    if (run_mode(cfg, DL_FUSED_ON, &f) != DL_OK) return;
+    if (run_mode(cfg, DL_FUSED_OFF, &g) == DL_OK) {
+        int first = 0;
+        for (int e = 0; e < f.epochs_run && !first; e++)
+            if (!isfinite(dl_mlp_history(&f, e, DL_MLP_TRAIN_LOSS, 0)) ||
+                !isfinite(dl_mlp_history(&f, e, DL_MLP_VAL_LOSS, 0)))
+                first = e + 1;
+        char at[32];
+        snprintf(at, sizeof at, "at epoch %d ", first);
+        DL_CHECK(f.stop.kind == DL_STOP_DIVERGED && first >= 1 && f.epochs_run == g.epochs_run &&
+                     strstr(f.stop.message, at),
+                 "fused: stop %s after %d epochs (general %d), first non-finite %d: %s",
+                 dl_stop_name(f.stop.kind), f.epochs_run, g.epochs_run, first, f.stop.message);
+        DL_CHECK(g.stop.kind == DL_STOP_DIVERGED && strstr(g.stop.message, at),
+                 "general: %s (fused: %s)", g.stop.message, f.stop.message);
+        dl_mlp_result_free(&g);
+    }
+    dl_mlp_result_free(&f);
+}
+
 /* --- stops and refusals --------------------------------------------------- */
 
 static void test_divergence_names_the_epoch(void)
@@ -552,6 +743,10 @@ int main(int argc, char **argv)
     DL_RUN(test_divergence_names_the_epoch);
     DL_RUN(test_interrupt_keeps_results);
     DL_RUN(test_bad_input);
+    DL_RUN(test_fused_choice);
+    DL_RUN(test_fused_matches_general);
+    DL_RUN(test_fused_bits_are_stable);
+    DL_RUN(test_fused_divergence);
     dl_dataset_free(&iris);
     dl_backend_destroy(be);
     return dl_test_summary("test_mlp");

@@ -110,6 +110,101 @@ static void test_loop_records_divergence_as_a_stop(void)
              "message: %s", out.stop.message);
 }
 
+/* --- loops driven by a run hook (the fused ops) ----------------------------- */
+
+/* A run hook whose one model's metric after epoch e is e + 1, NaN from
+ * epoch `bad` (0-based) on; it logs the chunks it is asked for. */
+typedef struct {
+    float *hist; /* device: epochs x 1 x 1 */
+    int bad;
+    int calls, firsts[64], sizes[64];
+} hook_ctx;
+
+static dl_status hook_run(dl_backend *b, void *v, int first, int n)
+{
+    hook_ctx *c = v;
+    if (c->calls < 64) c->firsts[c->calls] = first, c->sizes[c->calls] = n;
+    c->calls++;
+    float rows[64];
+    if (n > 64) return DL_FAIL(DL_E_RUNTIME, "hook_run: a chunk of %d epochs (64 at most)", n);
+    for (int i = 0; i < n; i++) rows[i] = first + i >= c->bad ? NAN : (float)(first + i + 1);
+    return dl_upload(b, c->hist + first, rows, sizeof(float) * (size_t)n);
+}
+
+static dl_status run_hook_loop(hook_ctx *c, int epochs, dl_loop *loop, float *host, dl_outcome *out)
+{
+    dl_group grp = {.index = 0, .first = 0, .count = 1, .models = 1};
+    loop->metrics = 1, loop->check_first = 0, loop->check_count = 1, loop->lr = 0.25f;
+    loop->run = hook_run, loop->run_ctx = c;
+    dl_status st = dl_alloc(be, sizeof(float) * (size_t)epochs, (void **)&c->hist);
+    if (st == DL_OK) st = dl_train_loop(be, NULL, epochs, c->hist, host, loop, &grp, out);
+    dl_free(be, c->hist);
+    return st;
+}
+
+/* The hook is called for consecutive chunks that cover the run, starting
+ * with first_chunk and never past max_chunk; a divergence inside a chunk
+ * stops the run at the chunk's end, naming the first non-finite epoch. */
+static void test_loop_with_a_run_hook(void)
+{
+    enum { E = 20 };
+    float host[E];
+    hook_ctx c = {.bad = E};
+    dl_loop loop = {.first_chunk = 3, .max_chunk = 5};
+    dl_outcome out;
+    dl_status st = run_hook_loop(&c, E, &loop, host, &out);
+    DL_CHECK(st == DL_OK && out.epochs_run == E && out.stop.kind == DL_STOP_NONE,
+             "hook loop: %s, %d epochs, stop %s", dl_errmsg(), out.epochs_run,
+             dl_stop_name(out.stop.kind));
+    int next = 0, wrong = 0;
+    for (int i = 0; i < c.calls && i < 64; i++) {
+        wrong += c.firsts[i] != next || c.sizes[i] < 1 || c.sizes[i] > 5;
+        next = c.firsts[i] + c.sizes[i];
+    }
+    DL_CHECK(c.calls >= 4 && c.sizes[0] == 3 && next == E && !wrong,
+             "%d calls, the first of %d epochs, covering %d of %d (%d out of order or too long)",
+             c.calls, c.sizes[0], next, E, wrong);
+    for (int e = 0; e < E; e++) wrong += host[e] != (float)(e + 1);
+    DL_CHECK(!wrong, "%d history rows misplaced", wrong);
+
+    hook_ctx d = {.bad = 4}; /* epoch 5 is the first NaN, inside the one chunk */
+    dl_loop whole = {.first_chunk = E};
+    st = run_hook_loop(&d, E, &whole, host, &out);
+    DL_CHECK(st == DL_OK && d.calls == 1 && out.stop.kind == DL_STOP_DIVERGED &&
+                 out.epochs_run == E,
+             "diverged inside one chunk: %d calls, stop %s, %d epochs", d.calls,
+             dl_stop_name(out.stop.kind), out.epochs_run);
+    DL_CHECK(strstr(out.stop.message, "NaN at epoch 5 of 20"), "message: %s", out.stop.message);
+}
+
+/* Chunk sizes for a fused run: they start as the general path's (first_chunk
+ * untouched); a cheap epoch may grow to long chunks, an expensive one stops
+ * at the general path's 256; what the caller set is kept. */
+static void test_fused_chunks_and_modes(void)
+{
+    dl_loop cheap = {0}, dear = {0}, set = {.first_chunk = 7, .max_chunk = 9};
+    dl_loop_fused_chunks(&cheap, 7.2e3); /* an iris factorisation epoch */
+    dl_loop_fused_chunks(&dear, 1e9);
+    dl_loop_fused_chunks(&set, 7.2e3);
+    DL_CHECK(cheap.first_chunk == 0 && cheap.max_chunk >= 10000, "cheap epochs: first %d, max %d",
+             cheap.first_chunk, cheap.max_chunk);
+    DL_CHECK(dear.first_chunk == 0 && dear.max_chunk == 256, "dear epochs: first %d, max %d",
+             dear.first_chunk, dear.max_chunk);
+    DL_CHECK(set.first_chunk == 7 && set.max_chunk == 9, "caller's chunks replaced: %d, %d",
+             set.first_chunk, set.max_chunk);
+    const char *words[] = {"auto", "off", "on"};
+    const dl_fused_mode modes[] = {DL_FUSED_AUTO, DL_FUSED_OFF, DL_FUSED_ON};
+    for (int i = 0; i < 3; i++) {
+        dl_fused_mode m = DL_FUSED_ON + 1;
+        DL_CHECK(dl_fused_mode_parse(words[i], "--fused", &m) == DL_OK && m == modes[i],
+                 "'%s' parsed as %d", words[i], (int)m);
+    }
+    dl_fused_mode m;
+    DL_CHECK(dl_fused_mode_parse("ON", "--fused", &m) == DL_E_USAGE &&
+                 !strcmp(dl_errmsg(), "--fused must be auto, on or off (got 'ON')"),
+             "bad value: %s", dl_errmsg());
+}
+
 typedef struct {
     int calls, done, total;
     float first_value;
@@ -322,6 +417,8 @@ int main(int argc, char **argv)
     DL_RUN(test_loop_writes_the_group_slice);
     DL_RUN(test_loop_records_divergence_as_a_stop);
     DL_RUN(test_loop_interrupt_and_progress);
+    DL_RUN(test_loop_with_a_run_hook);
+    DL_RUN(test_fused_chunks_and_modes);
     DL_RUN(test_runner_cuts_contiguous_groups);
     DL_RUN(test_runner_combines_stops);
     DL_RUN(test_runner_reports_the_first_failure);

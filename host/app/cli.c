@@ -57,6 +57,10 @@ void dl_cli_usage(FILE *f)
            "  --batch B          mlp: mini-batch size (default: the whole training split)\n"
            "  --train N|F        mlp: training rows after shuffling, a count N or a fraction\n"
            "                     F in (0, 1) (default 2/3 of the rows: 100 of iris's 150)\n"
+           "  --fused F          auto (default), on or off: train a model that fits the\n"
+           "                     device's fast memory in one fused pass per epoch (CPU) or\n"
+           "                     one kernel (GPU) rather than one op per step; on refuses\n"
+           "                     (exit 2) where it cannot; results agree to rounding\n"
            "\n"
            "Prediction:\n"
            "  --model FILE       predict: a model.json from mlp --out; the rows come from\n"
@@ -261,6 +265,7 @@ static const opt_spec specs[] = {
     {"--batch", true, FOR_MLP},
     {"--train", true, FOR_MLP},
     {"--preset", true, FOR_TRAINING},
+    {"--fused", true, FOR_TRAINING},
     {"--delimiter", true, FOR_ALL},
     {"--header", true, FOR_ALL},
     {"--label-column", true, FOR_ALL},
@@ -316,6 +321,8 @@ static dl_status apply(dl_options *o, const char *name, const char *v)
         DL_TRY(parse_int(name, v, 1, 1000000, &o->seeds));
     else if (!strcmp(name, "--device"))
         DL_TRY(dl_device_parse(v, &o->device));
+    else if (!strcmp(name, "--fused"))
+        DL_TRY(dl_fused_mode_parse(v, name, &o->fused));
     else if (!strcmp(name, "--out")) {
         if (!*v) return DL_FAIL(DL_E_USAGE, "--out: empty directory name");
         o->out = v;
@@ -399,7 +406,8 @@ dl_status dl_cli_parse(int argc, char **argv, dl_options *o)
                       .svd = true,
                       .optim = DL_OPTIM_SGD,
                       .preset = DL_MLP_CAREFUL,
-                      .device = DL_DEVICE_AUTO};
+                      .device = DL_DEVICE_AUTO,
+                      .fused = DL_FUSED_AUTO};
     const opt_spec *seen[sizeof specs / sizeof specs[0]]; /* options given, in order */
     size_t n_seen = 0;
     for (int i = 1; i < argc; i++) {

@@ -187,6 +187,7 @@ static dl_status write_json(FILE *f, const void *ctx)
         dl_json_int(&j, "ranks", dl_comm_size(rep->c->be->comm));
     dl_json_str(&j, "backend", rep->c->be->name);
     dl_json_str(&j, "device", rep->c->be->device);
+    dl_json_bool(&j, "fused", r->fused);
     dl_json_num(&j, "sse_gd", reported_sse_gd(r));
     if (r->have_svd) {
         dl_json_num(&j, "sse_svd", r->sse_svd);
@@ -336,9 +337,10 @@ static void write_text(FILE *f, const report *rep)
             fprintf(f, "  subspace vs SVD      %s\n", rep->align_note);
         }
     }
-    fprintf(f, "  training time        %.3f ms  (%d epoch%s, %.2f us/epoch)\n",
+    fprintf(f, "  training time        %.3f ms  (%d epoch%s, %.2f us/epoch, %s path)\n",
             r->train_seconds * 1e3, r->epochs_run, dl_plural(r->epochs_run),
-            r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
+            r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0,
+            r->fused ? "fused" : "general");
     if (r->have_svd) fprintf(f, "  SVD time             %.3f ms\n", r->svd_seconds * 1e3);
     if (r->seeds > 1) write_seed_spread(f, rep);
     dl_out_text(f, rep->out);
@@ -478,6 +480,7 @@ static dl_factorise_config config_from_options(const dl_cmd *c)
     cfg.seed = o->seed;
     cfg.seeds = o->seeds;
     cfg.svd = o->svd;
+    cfg.fused = o->fused;
     if (o->given_epochs) cfg.epochs = o->epochs;
     if (o->given_lr) cfg.lr = o->lr;
     cfg.loop = (dl_loop){.progress = c->progress, .progress_ud = c->progress_ud, .stop = c->stop};

@@ -33,6 +33,7 @@ static dl_mlp_config config_from_options(const dl_cmd *c)
     cfg.seed = o->seed;
     cfg.seeds = o->seeds;
     cfg.momentum = o->momentum;
+    cfg.fused = o->fused;
     if (o->given_epochs) cfg.epochs = o->epochs;
     if (o->given_lr) cfg.lr = o->lr;
     if (o->given_optim) cfg.optim = o->optim;
@@ -184,6 +185,7 @@ static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     dl_json_int(&j, "best_epoch", r->best_epoch[0]);
     dl_json_int(&j, "epochs_run", r->epochs_run);
     dl_json_num(&j, "train_seconds", r->train_seconds);
+    dl_json_bool(&j, "fused", r->fused);
     dl_json_obj_begin(&j, "config");
     dl_json_int(&j, "hidden", r->hidden);
     dl_json_int(&j, "epochs", cfg->epochs);
@@ -392,9 +394,10 @@ static void write_text(FILE *f, const dl_cmd *c, const char *source, const dl_ml
         if (out->dir) fprintf(f, "  model.json, predictions.csv  not written: %s\n", fm->note);
     }
     if (r->models > 1) write_seed_spread(f, r);
-    fprintf(f, "  training time        %.3f ms  (%d epoch%s, %.2f us/epoch)\n",
+    fprintf(f, "  training time        %.3f ms  (%d epoch%s, %.2f us/epoch, %s path)\n",
             r->train_seconds * 1e3, r->epochs_run, dl_plural(r->epochs_run),
-            r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0);
+            r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0,
+            r->fused ? "fused" : "general");
 }
 
 /* Bad data gets the file's name in front of the library's message. */

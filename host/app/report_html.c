@@ -6,6 +6,13 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The settings row saying how training ran (dl_fused_mode). */
+static const char *path_words(bool fused)
+{
+    return fused ? "fused: one pass per epoch over cache- or shared-memory-resident data"
+                 : "general: one op per step, replayed as a graph";
+}
+
 static const char *stop_words(dl_stop_kind stop)
 {
     return stop == DL_STOP_DIVERGED      ? "Training diverged"
@@ -70,6 +77,7 @@ dl_status dl_html_write_factorise(FILE *f, const void *arg)
         dl_html_row(f, "initial values", "U, V ~ U[0, 1) from seed %llu",
                     (unsigned long long)cfg->seed);
     }
+    dl_html_row(f, "training path", "%s", path_words(r->fused));
     dl_html_settings_end(f, r->seeds, cfg->seed, pg->backend, pg->device);
     /* After a divergence the factors are what it left: no error to report. */
     bool diverged = r->stop.kind == DL_STOP_DIVERGED;
@@ -302,6 +310,7 @@ dl_status dl_html_write_mlp(FILE *f, const void *arg)
                 r->batch == r->n_train ? " (full batch)" : "");
     dl_html_row(f, "split", "%d training rows, %d validation rows", r->n_train, r->n_val);
     dl_html_row(f, "seed", "%llu (shuffle and initial weights)", (unsigned long long)cfg->seed);
+    dl_html_row(f, "training path", "%s", path_words(r->fused));
     dl_html_settings_end(f, r->models, cfg->seed, pg->backend, pg->device);
     fputs("<p>", f);
     if (isfinite(r->val_accuracy[0]) && isfinite(r->train_accuracy[0]))

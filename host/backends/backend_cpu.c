@@ -1,8 +1,8 @@
 /* The CPU backend: LAPACKE for the SVD, cuRAND's host generator for random
  * fills, and plain loops (OpenMP where the work is large enough to pay for a
- * parallel region) for the custom ops; gemm is in backend_cpu_gemm.c. The
- * custom ops call the same per-element functions as the CUDA kernels
- * (elem_math.h). Arguments arrive checked by the dl_<op>() entry points
+ * parallel region) for the custom ops; gemm is in backend_cpu_gemm.c, the
+ * fused training ops in backend_cpu_fused.c. The custom ops call the same
+ * per-element functions as the CUDA kernels (elem_math.h). Arguments arrive checked by the dl_<op>() entry points
  * (backend.c), so only failures of the host itself are reported here.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -484,6 +484,7 @@ dl_status dl_backend_cpu_create(dl_backend **out)
     be->graph_create = cpu_graph_create;
     be->graph_run = cpu_graph_run;
     be->graph_free = cpu_graph_free;
+    dl_cpu_fused_attach(be);
     *out = be;
     return DL_OK;
 }

@@ -1,4 +1,5 @@
-/* Shared by the CPU backend's files (backend_cpu.c, backend_cpu_gemm.c). */
+/* Shared by the CPU backend's files (backend_cpu.c, backend_cpu_gemm.c,
+ * backend_cpu_fused.c). */
 #ifndef DLAB_BACKEND_CPU_H
 #define DLAB_BACKEND_CPU_H
 
@@ -23,5 +24,8 @@
 // clang-format on
 
 dl_status dl_cpu_gemm(dl_backend *be, const dl_gemm_args *g);
+
+/* Sets the fused-training members of the table (backend_cpu_fused.c). */
+void dl_cpu_fused_attach(dl_backend *be);
 
 #endif

@@ -44,6 +44,28 @@ DL_HD float dl_adam_step(float p, float g, float *m, float *v, float lr, float b
     return p - lr * mhat / (sqrtf(vhat) + eps);
 }
 
+/* dl_adam_step with its bias corrections c1 = 1 - beta1^t and c2 = 1 -
+ * beta2^t computed once per step by the caller (dl_adam_corrections), for a
+ * loop over many parameters: the same operations in the same order, so the
+ * same bits as dl_adam_step, without two powf per parameter. */
+DL_HD void dl_adam_corrections(float b1, float b2, int t, float *c1, float *c2)
+{
+    *c1 = 1.0f - powf(b1, (float)t);
+    *c2 = 1.0f - powf(b2, (float)t);
+}
+
+DL_HD float dl_adam_step_corrected(float p, float g, float *m, float *v, float lr, float b1,
+                                   float b2, float eps, float c1, float c2)
+{
+    float mt = b1 * *m + (1.0f - b1) * g;
+    float vt = b2 * *v + (1.0f - b2) * g * g;
+    *m = mt;
+    *v = vt;
+    float mhat = mt / c1;
+    float vhat = vt / c2;
+    return p - lr * mhat / (sqrtf(vhat) + eps);
+}
+
 /* Softmax cross-entropy of one row of `c` logits against class `label`.
  * Returns the loss -log softmax(z)[label]. If `grad` is not NULL it receives
  * (softmax(z) - onehot(label)) * scale. `*correct` is set to 1 when the

@@ -77,6 +77,51 @@ static dl_status fact_epoch(dl_backend *be, void *vctx)
     return dl_record(be, c->hist, c->metrics, c->seeds, c->counter);
 }
 
+/* Epochs [first, first + n) of every model of the group in one fused call
+ * (the loop's run hook); the losses go to the same rows of the device
+ * history as the epoch graph's dl_record would put them. */
+static dl_status fact_run(dl_backend *be, void *vctx, int first, int n)
+{
+    fact_ctx *c = vctx;
+    dl_fused_factorise_args a = {.m = c->m,
+                                 .n = c->n,
+                                 .k = c->k,
+                                 .models = c->seeds,
+                                 .a = c->a,
+                                 .params = c->params,
+                                 .lr = c->opt.lr,
+                                 .epochs = n,
+                                 .hist = c->hist + (size_t)first * c->seeds};
+    return dl_fused_factorise(be, &a);
+}
+
+/* Whether the run trains on the fused op (dl_fused_mode); DL_E_USAGE with
+ * the reason when ON cannot be honoured. */
+static dl_status fact_choose_path(dl_backend *be, const fact_job *j, bool *fused)
+{
+    const dl_factorise_config *cfg = j->cfg;
+    *fused = false;
+    if (cfg->fused == DL_FUSED_OFF) return DL_OK;
+    const bool on = cfg->fused == DL_FUSED_ON;
+    if (j->comm) {
+        if (on)
+            return DL_FAIL(DL_E_USAGE,
+                           "--fused on: rows spread over %d ranks train on the general path",
+                           dl_comm_size(j->comm));
+        return DL_OK;
+    }
+    const size_t bytes = dl_fused_factorise_bytes(j->m, j->n, cfg->rank);
+    *fused = dl_fused_fits(be, bytes);
+    if (*fused || !on) return DL_OK;
+    if (!be->fused_factorise || !be->fused_limit)
+        return DL_FAIL(DL_E_USAGE, "--fused on: the %s backend has no fused training ops",
+                       be->name);
+    return DL_FAIL(DL_E_USAGE,
+                   "--fused on: a %dx%d rank-%d model needs %zu bytes of fast memory, more than "
+                   "the %s backend's %zu",
+                   j->m, j->n, cfg->rank, bytes, be->name, be->fused_limit(be));
+}
+
 dl_status dl_factorise_validate(int m, int n, const dl_factorise_config *cfg)
 {
     int p = m < n ? m : n;
@@ -105,7 +150,8 @@ dl_factorise_config dl_factorise_defaults(dl_factorise_preset preset)
                                  .lr = 0.0f,
                                  .seed = 1,
                                  .seeds = 1,
-                                 .svd = true};
+                                 .svd = true,
+                                 .fused = DL_FUSED_AUTO};
 }
 
 void dl_factorise_result_free(dl_factorise_result *r)
@@ -178,9 +224,16 @@ static dl_status train(dl_backend *be, fact_ctx *c, fact_job *j, const dl_group 
         }
     } else {
         DL_TRY(fact_draw_start(be, c, cfg, grp->first, j->std_t));
-        DL_TRY(dl_graph_create(be, fact_epoch, c, &graph));
+        if (!c->fused) DL_TRY(dl_graph_create(be, fact_epoch, c, &graph));
     }
     dl_loop loop = cfg->loop;
+    if (c->fused) {
+        loop.run = fact_run, loop.run_ctx = c;
+        /* E, dU and dV: 2 m n k multiply-adds each */
+        dl_loop_fused_chunks(&loop, 6.0 * m * n * k * S);
+    } else {
+        loop.run = NULL, loop.run_ctx = NULL;
+    }
     if (loop.progress) loop.progress = progress_in_data_units, loop.progress_ud = &j->pu;
     loop.metrics = 1;
     loop.check_first = 0;
@@ -263,7 +316,8 @@ static dl_status factorise_group(dl_backend *be, const dl_group *grp, void *ud, 
                   .ranks = j->comm != NULL,
                   .per_model = ((size_t)m + n) * cfg->rank,
                   /* a launch argument of the recorded epoch: set before recording */
-                  .opt = {.kind = DL_OPTIM_SGD, .lr = j->lr_t}};
+                  .opt = {.kind = DL_OPTIM_SGD, .lr = j->lr_t},
+                  .fused = j->fused};
     const size_t mn = (size_t)m * n, S = (size_t)grp->count;
     DL_TRY(dl_check_fits(be, group_bytes(m, n, cfg, grp->count, cfg->svd && grp->index == 0),
                          "this factorisation"));
@@ -327,6 +381,8 @@ static dl_status factorise_on_device(dl_backend *be, fact_job *j)
     dl_status fits = dl_check_fits(be, group_bytes(j->m_local, n, cfg, S, cfg->svd && !j->comm),
                                    "this factorisation");
     DL_TRY(j->comm ? dl_comm_agree(j->comm, fits) : fits);
+    DL_TRY(fact_choose_path(be, j, &j->fused)); /* the same answer on every rank */
+    res->fused = j->fused;
 
     /* Every group starts from the same sigma_1, estimated once here. */
     bool careful = cfg->preset == DL_FACTORISE_CAREFUL;

@@ -22,6 +22,7 @@ typedef struct {
     float *a, *e, *params, *grads, *metrics, *hist;
     int32_t *counter;
     dl_optim opt;
+    bool fused; /* trained by dl_fused_factorise (fact_run) instead of the epoch graph */
 } fact_ctx;
 
 /* What the task knows of A before it reaches the device. */
@@ -56,6 +57,7 @@ typedef struct {
     const dl_factorise_config *cfg;
     int te;         /* the training matrix is 2^te A */
     float lr_t;     /* the step in training units */
+    bool fused;     /* every group trains on dl_fused_factorise */
     double std_t;   /* careful: the initial std in training units */
     float *hist;    /* epochs x seeds: every model's loss history in training units */
     int *bad_epoch; /* seeds: the 1-based epoch whose loss was first not finite, 0: none */

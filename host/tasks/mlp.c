@@ -49,6 +49,7 @@ typedef struct {
     float *hist;              /* epochs x DL_MLP_METRICS x models */
     int32_t *counter;
     dl_optim opt;
+    bool fused; /* trained by dl_fused_mlp (mlp_run): no activations or gradients here */
 } mlp_ctx;
 
 /* --- the network, as backend ops --------------------------------------- */
@@ -241,23 +242,25 @@ static int ctx_buffers(mlp_ctx *c, int epochs, dev_buf *out)
                  I = sizeof(int32_t);
     const size_t rows = (size_t)(c->n_train > c->n_val ? c->n_train : c->n_val);
     const bool has_m = c->opt.kind != DL_OPTIM_SGD, adam = c->opt.kind == DL_OPTIM_ADAM;
+    /* the fused op keeps its gradients and activations to itself */
+    const size_t G = c->fused ? 0 : 1;
     int n = 0;
     out[n++] = (dev_buf){(void **)&c->params, F * S * P};
-    out[n++] = (dev_buf){(void **)&c->grads, F * S * P};
+    out[n++] = (dev_buf){(void **)&c->grads, G * F * S * P};
     out[n++] = (dev_buf){(void **)&c->m, has_m ? F * S * P : 0};
     out[n++] = (dev_buf){(void **)&c->v, adam ? F * S * P : 0};
-    out[n++] = (dev_buf){(void **)&c->step, adam ? I : 0};
+    out[n++] = (dev_buf){(void **)&c->step, adam ? G * I : 0};
     out[n++] = (dev_buf){(void **)&c->x_train, F * S * (size_t)c->n_train * D};
     out[n++] = (dev_buf){(void **)&c->y_train, I * S * (size_t)c->n_train};
     out[n++] = (dev_buf){(void **)&c->x_val, F * S * (size_t)c->n_val * D};
     out[n++] = (dev_buf){(void **)&c->y_val, I * S * (size_t)c->n_val};
-    out[n++] = (dev_buf){(void **)&c->hid, F * S * rows * (size_t)c->l.h};
-    out[n++] = (dev_buf){(void **)&c->dhid, F * S * rows * (size_t)c->l.h};
-    out[n++] = (dev_buf){(void **)&c->logits, F * S * rows * (size_t)c->l.c};
-    out[n++] = (dev_buf){(void **)&c->dlogits, F * S * rows * (size_t)c->l.c};
-    out[n++] = (dev_buf){(void **)&c->metrics, F * S * DL_MLP_METRICS};
+    out[n++] = (dev_buf){(void **)&c->hid, G * F * S * rows * (size_t)c->l.h};
+    out[n++] = (dev_buf){(void **)&c->dhid, G * F * S * rows * (size_t)c->l.h};
+    out[n++] = (dev_buf){(void **)&c->logits, G * F * S * rows * (size_t)c->l.c};
+    out[n++] = (dev_buf){(void **)&c->dlogits, G * F * S * rows * (size_t)c->l.c};
+    out[n++] = (dev_buf){(void **)&c->metrics, G * F * S * DL_MLP_METRICS};
     out[n++] = (dev_buf){(void **)&c->hist, F * S * DL_MLP_METRICS * (size_t)epochs};
-    out[n++] = (dev_buf){(void **)&c->counter, epochs > 0 ? I : 0};
+    out[n++] = (dev_buf){(void **)&c->counter, epochs > 0 ? G * I : 0};
     return n;
 }
 
@@ -418,16 +421,62 @@ typedef struct {
     dl_mlp_result *res;
 } mlp_job;
 
-/* Trains the group's models from their initial values on the epoch graph;
- * the loop writes the group's slice of the history, and the final
- * parameters go to the group's slice of res->params. */
+/* Mini-batches per epoch. */
+static int batches_of(const mlp_ctx *c) { return (c->n_train + c->batch - 1) / c->batch; }
+
+/* Epochs [first, first + n) of every model of the group in one fused call
+ * (the loop's run hook), into the same rows of the device history as the
+ * epoch graph's dl_record; Adam's steps continue from the epochs before. */
+static dl_status mlp_run(dl_backend *be, void *vctx, int first, int n)
+{
+    const mlp_ctx *c = vctx;
+    dl_fused_mlp_args a = {.d = c->l.d,
+                           .h = c->l.h,
+                           .c = c->l.c,
+                           .models = c->models,
+                           .n_train = c->n_train,
+                           .n_val = c->n_val,
+                           .batch = c->batch,
+                           .x_train = c->x_train,
+                           .y_train = c->y_train,
+                           .x_val = c->x_val,
+                           .y_val = c->y_val,
+                           .params = c->params,
+                           .opt = c->opt,
+                           .m = c->m,
+                           .v = c->v,
+                           .first_step = (int64_t)first * batches_of(c),
+                           .epochs = n,
+                           .hist = c->hist + (size_t)first * DL_MLP_METRICS * c->models};
+    return dl_fused_mlp(be, &a);
+}
+
+/* Floating-point operations of one epoch of one model, roughly: a forward
+ * pass over every row and, over the training rows, the backward pass (about
+ * twice the forward) and the evaluation's second forward; the softmax's
+ * exponentials counted as ten each. */
+static double epoch_flops(const mlp_ctx *c)
+{
+    const double fwd = 2.0 * ((double)c->l.d * c->l.h + (double)c->l.h * c->l.c) + 10.0 * c->l.c;
+    return fwd * (4.0 * c->n_train + c->n_val);
+}
+
+/* Trains the group's models from their initial values on the epoch graph
+ * (or the fused op); the loop writes the group's slice of the history, and
+ * the final parameters go to the group's slice of res->params. */
 static dl_status train_loop(dl_backend *be, mlp_ctx *c, const mlp_job *j, const dl_group *grp,
                             dl_outcome *out)
 {
-    DL_TRY(prime_full_batch(be, c));
     dl_graph *graph = NULL;
-    DL_TRY(dl_graph_create(be, mlp_epoch, c, &graph));
     dl_loop loop = j->cfg->loop;
+    if (c->fused) {
+        loop.run = mlp_run, loop.run_ctx = c;
+        dl_loop_fused_chunks(&loop, epoch_flops(c) * c->models);
+    } else {
+        loop.run = NULL, loop.run_ctx = NULL;
+        DL_TRY(prime_full_batch(be, c));
+        DL_TRY(dl_graph_create(be, mlp_epoch, c, &graph));
+    }
     loop.metrics = DL_MLP_METRICS;
     loop.check_first = DL_MLP_TRAIN_LOSS;
     loop.check_count = 2; /* the training and validation losses */
@@ -457,7 +506,8 @@ static dl_status train_group(dl_backend *be, const dl_group *grp, void *ud, dl_o
                          .momentum = cfg->momentum,
                          .beta1 = 0.9f,
                          .beta2 = 0.999f,
-                         .eps = 1e-8f}};
+                         .eps = 1e-8f},
+                 .fused = res->fused};
     DL_TRY(ctx_alloc(be, &c, cfg->epochs));
     dl_status st = upload_data(be, &c, j->data, grp->first);
     if (st == DL_OK)
@@ -480,6 +530,27 @@ static dl_status check_data(const dl_mlp_data *data)
     return DL_OK;
 }
 
+/* Whether the run trains on the fused op (dl_fused_mode); DL_E_USAGE with
+ * the reason when ON cannot be honoured. */
+static dl_status choose_path(dl_backend *be, const dl_mlp_result *r, const dl_mlp_config *cfg,
+                             bool *fused)
+{
+    *fused = false;
+    if (cfg->fused == DL_FUSED_OFF) return DL_OK;
+    const size_t bytes = dl_fused_mlp_bytes(r->features, r->hidden, r->classes, r->n_train,
+                                            r->n_val, r->batch, cfg->optim);
+    *fused = dl_fused_fits(be, bytes);
+    if (*fused || cfg->fused != DL_FUSED_ON) return DL_OK;
+    if (!be->fused_mlp || !be->fused_limit)
+        return DL_FAIL(DL_E_USAGE, "--fused on: the %s backend has no fused training ops",
+                       be->name);
+    return DL_FAIL(DL_E_USAGE,
+                   "--fused on: a %d-%d-%d model on %d + %d rows needs %zu bytes of fast memory, "
+                   "more than the %s backend's %zu",
+                   r->features, r->hidden, r->classes, r->n_train, r->n_val, bytes, be->name,
+                   be->fused_limit(be));
+}
+
 dl_status dl_mlp_train(dl_backend *be, const dl_mlp_data *data, const dl_mlp_config *cfg,
                        const float *init, dl_mlp_result *res)
 {
@@ -497,7 +568,8 @@ dl_status dl_mlp_train(dl_backend *be, const dl_mlp_data *data, const dl_mlp_con
         .n_params = dl_mlp_param_count(data->features, cfg->hidden, data->classes)};
     mlp_job j = {.data = data, .cfg = cfg, .init = init, .res = res};
     dl_outcome out;
-    dl_status st = result_alloc(res, cfg->epochs);
+    dl_status st = choose_path(be, res, cfg, &res->fused);
+    if (st == DL_OK) st = result_alloc(res, cfg->epochs);
     if (st == DL_OK) st = dl_run_models(be, data->models, train_group, &j, &out);
     if (st != DL_OK) {
         dl_mlp_result_free(res);

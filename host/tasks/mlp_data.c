@@ -20,7 +20,8 @@ dl_mlp_config dl_mlp_defaults(dl_mlp_preset preset)
                          .batch = 0,
                          .train = 100,
                          .seed = 1,
-                         .seeds = 1};
+                         .seeds = 1,
+                         .fused = DL_FUSED_AUTO};
     if (preset == DL_MLP_LAB) {
         cfg.optim = DL_OPTIM_SGD;
         cfg.lr = 0.01f;

@@ -128,6 +128,32 @@ dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hi
     return st != DL_OK ? st : ts;
 }
 
+dl_status dl_fused_mode_parse(const char *s, const char *option, dl_fused_mode *out)
+{
+    if (!strcmp(s, "auto"))
+        *out = DL_FUSED_AUTO;
+    else if (!strcmp(s, "off"))
+        *out = DL_FUSED_OFF;
+    else if (!strcmp(s, "on"))
+        *out = DL_FUSED_ON;
+    else
+        return DL_FAIL(DL_E_USAGE, "%s must be auto, on or off (got '%s')", option, s);
+    return DL_OK;
+}
+
+/* The loop's budget: 1 GFLOP/s is slower than any core runs these sweeps,
+ * so the real chunks are shorter than the target below. */
+#define FUSED_FLOPS_PER_S 1e9
+#define FUSED_MAX_S       0.1
+
+void dl_loop_fused_chunks(dl_loop *loop, double flops_per_epoch)
+{
+    const double w = flops_per_epoch > 1.0 ? flops_per_epoch : 1.0;
+    const double most = FUSED_MAX_S * FUSED_FLOPS_PER_S / w;
+    if (loop->max_chunk <= 0)
+        loop->max_chunk = most < 256.0 ? 256 : most > 1e9 ? 1000000000 : (int)most;
+}
+
 dl_status dl_check_fits(dl_backend *be, size_t bytes, const char *what)
 {
     size_t free_b = 0, total_b = 0;

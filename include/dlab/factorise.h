@@ -38,13 +38,18 @@ typedef struct {
     int epochs;
     float lr; /* step size in the data's units; 0: the preset's (lab 0.01, careful 0.1/sigma_1) */
     uint64_t seed;
-    int seeds;    /* models trained together, >= 1 */
-    bool svd;     /* compute the SVD baseline */
+    int seeds; /* models trained together, >= 1 */
+    bool svd;  /* compute the SVD baseline */
+    /* Training on the backend's fused op (dl_fused_factorise, one call per
+     * chunk of epochs) rather than one op per step: AUTO when the backend has
+     * it and one model fits its fast memory, never for rows spread over
+     * ranks; ON refuses (DL_E_USAGE) where AUTO would not fuse. */
+    dl_fused_mode fused;
     dl_loop loop; /* progress and stop hooks (the metrics and their checks are the task's) */
 } dl_factorise_config;
 
 /* The preset's configuration: rank 2, 1000 epochs, lr 0 (the preset's
- * own), seed 1, one model, with the SVD baseline. */
+ * own), seed 1, one model, with the SVD baseline, fused AUTO. */
 dl_factorise_config dl_factorise_defaults(dl_factorise_preset preset);
 
 typedef struct {
@@ -78,6 +83,7 @@ typedef struct {
      * toward zero, V by 2^-(te-h)), before the result returns. */
     float *u_gd;          /* m x rank */
     float *v_gd;          /* n x rank */
+    bool fused;           /* trained on the fused op (dl_factorise_config.fused) */
     double train_seconds; /* the gradient-descent loop alone */
     double svd_seconds;
     dl_stop stop; /* why training ended early, if it did; a divergence's message is

@@ -42,7 +42,12 @@ typedef struct {
     int train;      /* rows used for training after shuffling; the rest validate */
     uint64_t seed;  /* shuffle and initial weights of model 0; model b uses seed + b */
     int seeds;      /* models trained together, >= 1 */
-    dl_loop loop;   /* progress and stop hooks (the metrics and their checks are the task's) */
+    /* Training on the backend's fused op (dl_fused_mlp, one call per chunk of
+     * epochs) rather than one op per step: AUTO when the backend has it and
+     * one model fits its fast memory; ON refuses (DL_E_USAGE) where AUTO
+     * would not fuse. */
+    dl_fused_mode fused;
+    dl_loop loop; /* progress and stop hooks (the metrics and their checks are the task's) */
 } dl_mlp_config;
 
 /* Metrics per epoch, in the order they are recorded. */
@@ -78,6 +83,7 @@ typedef struct {
     int *best_epoch; /* per model: 1-based epoch of the highest validation
                               accuracy (earliest on ties; finite-loss epochs only) */
     float *params;   /* models x P: the final parameters */
+    bool fused;      /* trained on the fused op (dl_mlp_config.fused) */
     double train_seconds;
     dl_stop stop;                     /* why training ended early, if it did */
     char warning[DL_MLP_WARNING_LEN]; /* one line (dl_mlp_scale_check), "" when none */
@@ -94,7 +100,8 @@ static inline float dl_mlp_history(const dl_mlp_result *r, int epoch, dl_mlp_met
 size_t dl_mlp_param_count(int features, int hidden, int classes);
 
 /* The preset's optimiser, learning rate and epochs, with the other fields at
- * their defaults (hidden 12, train 100, full batch, momentum 0.9, seed 1). */
+ * their defaults (hidden 12, train 100, full batch, momentum 0.9, seed 1,
+ * fused AUTO). */
 dl_mlp_config dl_mlp_defaults(dl_mlp_preset preset);
 
 /* The checks that do not need the data: a known preset and optimiser,

@@ -105,6 +105,22 @@ typedef struct {
  * (the general path: one op per step, replayed as a graph). */
 typedef enum { DL_FUSED_AUTO = 0, DL_FUSED_OFF, DL_FUSED_ON } dl_fused_mode;
 
+/* "auto", "off" or "on" into *out; DL_E_USAGE with a one-line message
+ * naming `option` for anything else. */
+dl_status dl_fused_mode_parse(const char *s, const char *option, dl_fused_mode *out);
+
+/* Chunk sizes for a loop driven by a fused op (opt->run) whose epoch costs
+ * about `flops_per_epoch` floating-point operations over the group's
+ * models. The chunks start as the general path's do (1, 2, 4, ... epochs,
+ * first_chunk left as it is), so that a divergence ends training after the
+ * same epochs on either path, with the parameters of that epoch; they may
+ * then grow to about 100 ms of work at a conservative 1 GFLOP/s (max_chunk,
+ * at least the general path's 256), so that a tiny model's run takes about
+ * log2(epochs) calls while a stop request and the progress line are still
+ * answered within about a tenth of a second (the loop only doubles a chunk
+ * that took under 50 ms). A max_chunk the caller set is kept. */
+void dl_loop_fused_chunks(dl_loop *loop, double flops_per_epoch);
+
 /* Runs `epochs` replays of `g` (or calls of opt->run) for the models of
  * group `grp`.
  *

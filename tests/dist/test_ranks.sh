@@ -7,7 +7,8 @@
 #              relative; the run's JSON says how many ranks shared the rows
 #   reruns     2 and 3 ranks: the same figures, bit for bit, run after run
 #   bad-input  a bad file, a bad row, too few rows for the ranks, a task that
-#              runs alone: every rank exits 2, rank 0 says why once
+#              runs alone, --fused on for rows spread over ranks: every rank
+#              exits 2, rank 0 says why once
 #   seeds      --seeds split over 2 and 3 ranks, factorise and mlp: every
 #              model's figures, the histories and the stop are bit for bit
 #              one process's (also when some models diverge)
@@ -183,6 +184,9 @@ bad-input)
   expect "predict on several ranks" "predict runs in one process"
   ranks 3 --task factorise --data "$iris" --seeds 2 --quiet
   expect "fewer seeds than ranks" "seeds 2 is fewer than the 3 ranks"
+  # rows spread over ranks sum dV over them inside the epoch: never fused
+  ranks 2 --task factorise --data "$iris" --fused on --quiet
+  expect "--fused on, rows over ranks" "fused on: rows spread over 2 ranks train on the general path"
   ;;
 out)
   ranks 1 --task factorise --data "$iris" --preset careful --quiet --out "$tmp/one"
