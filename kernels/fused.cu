@@ -246,12 +246,10 @@ static __device__ __forceinline__ void mlp_forward(const float *x, int rows, int
 
 /* Loss sum and correct rows of one split, accumulated into this thread's
  * *loss and *correct (rows tid, tid + T, ... of each chunk). */
-static __device__ __forceinline__ void mlp_split_metrics(const float *x, const int32_t *y,
-                                                         int rows, int batch, int d, int h, int c,
-                                                         const float *w1, const float *b1,
-                                                         const float *w2, const float *b2,
-                                                         float *hid, float *logits, double *loss,
-                                                         int *correct)
+static __device__ __forceinline__ void
+mlp_split_metrics(const float *x, const int32_t *y, int rows, int batch, int d, int h, int c,
+                  const float *w1, const float *b1, const float *w2, const float *b2, float *hid,
+                  float *logits, double *loss, int *correct)
 {
     const int T = (int)blockDim.x, tid = (int)threadIdx.x;
     for (int r0 = 0; r0 < rows; r0 += batch) {
@@ -271,9 +269,9 @@ template <int POOL>
 static __global__ void __launch_bounds__(MLP_THREADS, MLP_MIN_BLOCKS)
     fused_mlp_kernel(const float *x_train, const int32_t *y_train, const float *x_val,
                      const int32_t *y_val, float *params, float *opt_m, float *opt_v, float *hist,
-                     int d, int h, int c, int models, int n_train, int n_val, int batch,
-                     int kind, float lr, float momentum, float beta1, float beta2, float eps,
-                     int first_step, int epochs)
+                     int d, int h, int c, int models, int n_train, int n_val, int batch, int kind,
+                     float lr, float momentum, float beta1, float beta2, float eps, int first_step,
+                     int epochs)
 {
     __shared__ float pool[POOL];
     __shared__ double loss_sum[2][MLP_THREADS];
@@ -290,7 +288,7 @@ static __global__ void __launch_bounds__(MLP_THREADS, MLP_MIN_BLOCKS)
     int32_t *yva = (int32_t *)(xva + n_val * d);
     float *p = (float *)(yva + n_val);
     float *g = p + P;
-    float *sm = g + P;                  /* momentum or Adam's first moment */
+    float *sm = g + P;                     /* momentum or Adam's first moment */
     float *sv = sm + (states > 0 ? P : 0); /* Adam's second moment */
     float *hid = sv + (states > 1 ? P : 0);
     float *dhid = hid + batch * h;
@@ -457,9 +455,8 @@ extern "C" cudaError_t dl_launch_fused_factorise(const dl_fused_factorise_args *
 
 extern "C" cudaError_t dl_launch_fused_mlp(const dl_fused_mlp_args *a, cudaStream_t stream)
 {
-    if (!a || a->d < 1 || a->h < 1 || a->c < 2 || a->models < 1 || a->n_train < 1 ||
-        a->n_val < 1 || a->batch < 1 || a->batch > a->n_train || a->epochs < 0 ||
-        a->first_step < 0)
+    if (!a || a->d < 1 || a->h < 1 || a->c < 2 || a->models < 1 || a->n_train < 1 || a->n_val < 1 ||
+        a->batch < 1 || a->batch > a->n_train || a->epochs < 0 || a->first_step < 0)
         return cudaErrorInvalidValue;
     if (a->epochs == 0) return cudaSuccess;
     const dl_optim_kind kind = a->opt.kind;
@@ -468,17 +465,16 @@ extern "C" cudaError_t dl_launch_fused_mlp(const dl_fused_mlp_args *a, cudaStrea
     if (!a->x_train || !a->y_train || !a->x_val || !a->y_val || !a->params || !a->hist ||
         (kind != DL_OPTIM_SGD && !a->m) || (kind == DL_OPTIM_ADAM && !a->v))
         return cudaErrorInvalidValue;
-    const size_t bytes =
-        dl_fused_mlp_bytes(a->d, a->h, a->c, a->n_train, a->n_val, a->batch, kind);
+    const size_t bytes = dl_fused_mlp_bytes(a->d, a->h, a->c, a->n_train, a->n_val, a->batch, kind);
     if (bytes == 0 || bytes > DL_FUSED_LIMIT_BYTES) return cudaErrorInvalidValue;
     /* Adam's step numbers must stay in int (backend.c checks the same). */
     const int64_t batches = ((int64_t)a->n_train + a->batch - 1) / a->batch;
     if (a->first_step > INT32_MAX - (int64_t)a->epochs * batches) return cudaErrorInvalidValue;
-    void (*kernel)(const float *, const int32_t *, const float *, const int32_t *, float *,
-                   float *, float *, float *, int, int, int, int, int, int, int, int, float,
-                   float, float, float, float, int, int) =
-        bytes <= MLP_POOL_SMALL * sizeof(float) ? fused_mlp_kernel<MLP_POOL_SMALL>
-                                                : fused_mlp_kernel<MLP_POOL_LARGE>;
+    void (*kernel)(const float *, const int32_t *, const float *, const int32_t *, float *, float *,
+                   float *, float *, int, int, int, int, int, int, int, int, float, float, float,
+                   float, float, int, int) = bytes <= MLP_POOL_SMALL * sizeof(float)
+                                                 ? fused_mlp_kernel<MLP_POOL_SMALL>
+                                                 : fused_mlp_kernel<MLP_POOL_LARGE>;
     const unsigned grid = fused_grid(a->models);
     kernel<<<grid, MLP_THREADS, 0, stream>>>(
         a->x_train, a->y_train, a->x_val, a->y_val, a->params, kind == DL_OPTIM_SGD ? NULL : a->m,

@@ -110,16 +110,49 @@ static void fact_general(fact_shape s, const float *a, float *params, int epochs
     float *sse = dev_alloc(sizeof(float) * S);
     const dl_optim sgd = {.kind = DL_OPTIM_SGD, .lr = fact_lr(s)};
     for (int ep = 0; ep < epochs; ep++) {
-        dl_gemm_args g1 = {.trans_b = true, .m = s.m, .n = s.n, .k = s.k, .alpha = 1.0f,
-                           .a = params, .lda = s.k, .stride_a = P, .b = params + mk,
-                           .ldb = s.k, .stride_b = P, .c = e, .ldc = s.n, .stride_c = mn,
+        dl_gemm_args g1 = {.trans_b = true,
+                           .m = s.m,
+                           .n = s.n,
+                           .k = s.k,
+                           .alpha = 1.0f,
+                           .a = params,
+                           .lda = s.k,
+                           .stride_a = P,
+                           .b = params + mk,
+                           .ldb = s.k,
+                           .stride_b = P,
+                           .c = e,
+                           .ldc = s.n,
+                           .stride_c = mn,
                            .batch = s.models};
-        dl_gemm_args g2 = {.m = s.m, .n = s.k, .k = s.n, .alpha = 2.0f, .a = e, .lda = s.n,
-                           .stride_a = mn, .b = params + mk, .ldb = s.k, .stride_b = P,
-                           .c = grads, .ldc = s.k, .stride_c = P, .batch = s.models};
-        dl_gemm_args g3 = {.trans_a = true, .m = s.n, .n = s.k, .k = s.m, .alpha = 2.0f,
-                           .a = e, .lda = s.n, .stride_a = mn, .b = params, .ldb = s.k,
-                           .stride_b = P, .c = grads + mk, .ldc = s.k, .stride_c = P,
+        dl_gemm_args g2 = {.m = s.m,
+                           .n = s.k,
+                           .k = s.n,
+                           .alpha = 2.0f,
+                           .a = e,
+                           .lda = s.n,
+                           .stride_a = mn,
+                           .b = params + mk,
+                           .ldb = s.k,
+                           .stride_b = P,
+                           .c = grads,
+                           .ldc = s.k,
+                           .stride_c = P,
+                           .batch = s.models};
+        dl_gemm_args g3 = {.trans_a = true,
+                           .m = s.n,
+                           .n = s.k,
+                           .k = s.m,
+                           .alpha = 2.0f,
+                           .a = e,
+                           .lda = s.n,
+                           .stride_a = mn,
+                           .b = params,
+                           .ldb = s.k,
+                           .stride_b = P,
+                           .c = grads + mk,
+                           .ldc = s.k,
+                           .stride_c = P,
                            .batch = s.models};
         if (dl_gemm(be, &g1) != DL_OK || dl_residual_sse(be, e, a, mn, s.models, 0, sse) != DL_OK ||
             dl_gemm(be, &g2) != DL_OK || dl_gemm(be, &g3) != DL_OK ||
@@ -135,8 +168,14 @@ static dl_status fact_fused(fact_shape s, const float *a, float *params, int epo
 {
     const size_t n = (size_t)epochs * s.models;
     float *dh = poisoned_dev(n);
-    dl_fused_factorise_args args = {.m = s.m, .n = s.n, .k = s.k, .models = s.models, .a = a,
-                                    .params = params, .lr = fact_lr(s), .epochs = epochs,
+    dl_fused_factorise_args args = {.m = s.m,
+                                    .n = s.n,
+                                    .k = s.k,
+                                    .models = s.models,
+                                    .a = a,
+                                    .params = params,
+                                    .lr = fact_lr(s),
+                                    .epochs = epochs,
                                     .hist = dh};
     dl_status st = dl_fused_factorise(be, &args);
     if (st == DL_OK) to_host(hist, dh, sizeof(float) * n);
@@ -158,11 +197,15 @@ static void check_factorise(fact_shape s, int epochs)
     char what[96];
     snprintf(what, sizeof what, "factorise %dx%d rank %d, %d models", s.m, s.n, s.k, s.models);
 
-    DL_CHECK(dl_fused_factorise(be, &(dl_fused_factorise_args){.m = s.m, .n = s.n, .k = s.k,
-                                                               .models = s.models, .a = da,
-                                                               .params = dp, .lr = fact_lr(s),
-                                                               .epochs = 0, .hist = NULL}) ==
-                 DL_OK,
+    DL_CHECK(dl_fused_factorise(be, &(dl_fused_factorise_args){.m = s.m,
+                                                               .n = s.n,
+                                                               .k = s.k,
+                                                               .models = s.models,
+                                                               .a = da,
+                                                               .params = dp,
+                                                               .lr = fact_lr(s),
+                                                               .epochs = 0,
+                                                               .hist = NULL}) == DL_OK,
              "%s: zero epochs refused", what);
     DL_CHECK(fact_fused(s, da, dp, epochs, hf) == DL_OK, "%s: %s", what, dl_errmsg());
     fact_general(s, da, dq, epochs, hg);
@@ -184,8 +227,8 @@ static void check_factorise(fact_shape s, int epochs)
     check_bits(h2, hf, nh, "factorise rerun history");
     check_bits(p2, pf, np, "factorise rerun parameters");
     to_dev(dp, p0, sizeof(float) * np);
-    DL_CHECK(fact_fused(s, da, dp, e1, h2) == DL_OK && fact_fused(s, da, dp, e2, h2 + e1 * S) ==
-                                                           DL_OK,
+    DL_CHECK(fact_fused(s, da, dp, e1, h2) == DL_OK &&
+                 fact_fused(s, da, dp, e2, h2 + e1 * S) == DL_OK,
              "%s: %s", what, dl_errmsg());
     to_host(p2, dp, sizeof(float) * np);
     check_bits(h2, hf, nh, "factorise history, two calls");
@@ -301,7 +344,10 @@ static void mlp_state_host(const mlp_data *D, const mlp_state *s, float *host)
     if (st > 1) to_host(host + 2 * n, s->v, sizeof(float) * n);
 }
 
-static void mlp_state_free(mlp_state *s) { dl_free(be, s->p), dl_free(be, s->m), dl_free(be, s->v); }
+static void mlp_state_free(mlp_state *s)
+{
+    dl_free(be, s->p), dl_free(be, s->m), dl_free(be, s->v);
+}
 
 /* hid = relu(X W1 + b1), logits = hid W2 + b2 for `rows` rows of each model,
  * model b's rows at x + b*x_stride (host/tasks/mlp.c's forward). */
@@ -311,12 +357,34 @@ static void ops_forward(const mlp_data *D, const float *p, const float *x, size_
     const mlp_shape *s = &D->s;
     const size_t P = D->P, w2 = (size_t)s->d * s->h + s->h, rh = (size_t)rows * s->h,
                  rc = (size_t)rows * s->c;
-    dl_gemm_args g1 = {.m = rows, .n = s->h, .k = s->d, .alpha = 1.0f, .a = x, .lda = s->d,
-                       .stride_a = x_stride, .b = p, .ldb = s->h, .stride_b = P, .c = hid,
-                       .ldc = s->h, .stride_c = rh, .batch = s->models};
-    dl_gemm_args g2 = {.m = rows, .n = s->c, .k = s->h, .alpha = 1.0f, .a = hid, .lda = s->h,
-                       .stride_a = rh, .b = p + w2, .ldb = s->c, .stride_b = P, .c = logits,
-                       .ldc = s->c, .stride_c = rc, .batch = s->models};
+    dl_gemm_args g1 = {.m = rows,
+                       .n = s->h,
+                       .k = s->d,
+                       .alpha = 1.0f,
+                       .a = x,
+                       .lda = s->d,
+                       .stride_a = x_stride,
+                       .b = p,
+                       .ldb = s->h,
+                       .stride_b = P,
+                       .c = hid,
+                       .ldc = s->h,
+                       .stride_c = rh,
+                       .batch = s->models};
+    dl_gemm_args g2 = {.m = rows,
+                       .n = s->c,
+                       .k = s->h,
+                       .alpha = 1.0f,
+                       .a = hid,
+                       .lda = s->h,
+                       .stride_a = rh,
+                       .b = p + w2,
+                       .ldb = s->c,
+                       .stride_b = P,
+                       .c = logits,
+                       .ldc = s->c,
+                       .stride_c = rc,
+                       .batch = s->models};
     if (dl_gemm(be, &g1) != DL_OK ||
         dl_bias_act(be, hid, p + (size_t)s->d * s->h, rows, s->h, s->models, P, true) != DL_OK ||
         dl_gemm(be, &g2) != DL_OK ||
@@ -336,7 +404,8 @@ static void mlp_general(const mlp_data *D, mlp_state *st, int epochs, float *his
                  c = (size_t)s->c;
     const size_t rows = (size_t)(s->n_train > s->n_val ? s->n_train : s->n_val);
     float *grads = dev_alloc(sizeof(float) * P * S);
-    float *hid = dev_alloc(sizeof(float) * S * rows * h), *dhid = dev_alloc(sizeof(float) * S * rows * h);
+    float *hid = dev_alloc(sizeof(float) * S * rows * h),
+          *dhid = dev_alloc(sizeof(float) * S * rows * h);
     float *logits = dev_alloc(sizeof(float) * S * rows * c);
     float *dlogits = dev_alloc(sizeof(float) * S * rows * c);
     float *metrics = dev_alloc(sizeof(float) * 4 * S);
@@ -349,20 +418,53 @@ static void mlp_general(const mlp_data *D, mlp_state *st, int epochs, float *his
             const float *x = D->xtr + (size_t)r0 * d;
             const size_t xs = (size_t)s->n_train * d, rh = (size_t)R * h, rc = (size_t)R * c;
             ops_forward(D, st->p, x, xs, R, hid, logits);
-            dl_gemm_args gw2 = {.trans_a = true, .m = s->h, .n = s->c, .k = R, .alpha = 1.0f,
-                                .a = hid, .lda = s->h, .stride_a = rh, .b = dlogits,
-                                .ldb = s->c, .stride_b = rc, .c = grads + w2, .ldc = s->c,
-                                .stride_c = P, .batch = s->models};
-            dl_gemm_args gh = {.trans_b = true, .m = R, .n = s->h, .k = s->c, .alpha = 1.0f,
-                               .a = dlogits, .lda = s->c, .stride_a = rc, .b = st->p + w2,
-                               .ldb = s->c, .stride_b = P, .c = dhid, .ldc = s->h,
-                               .stride_c = rh, .batch = s->models};
-            dl_gemm_args gw1 = {.trans_a = true, .m = s->d, .n = s->h, .k = R, .alpha = 1.0f,
-                                .a = x, .lda = s->d, .stride_a = xs, .b = dhid, .ldb = s->h,
-                                .stride_b = rh, .c = grads, .ldc = s->h, .stride_c = P,
+            dl_gemm_args gw2 = {.trans_a = true,
+                                .m = s->h,
+                                .n = s->c,
+                                .k = R,
+                                .alpha = 1.0f,
+                                .a = hid,
+                                .lda = s->h,
+                                .stride_a = rh,
+                                .b = dlogits,
+                                .ldb = s->c,
+                                .stride_b = rc,
+                                .c = grads + w2,
+                                .ldc = s->c,
+                                .stride_c = P,
                                 .batch = s->models};
-            if (dl_softmax_xent(be, logits, D->ytr + r0, R, s->c, s->models,
-                                (size_t)s->n_train, dlogits, NULL, NULL) != DL_OK ||
+            dl_gemm_args gh = {.trans_b = true,
+                               .m = R,
+                               .n = s->h,
+                               .k = s->c,
+                               .alpha = 1.0f,
+                               .a = dlogits,
+                               .lda = s->c,
+                               .stride_a = rc,
+                               .b = st->p + w2,
+                               .ldb = s->c,
+                               .stride_b = P,
+                               .c = dhid,
+                               .ldc = s->h,
+                               .stride_c = rh,
+                               .batch = s->models};
+            dl_gemm_args gw1 = {.trans_a = true,
+                                .m = s->d,
+                                .n = s->h,
+                                .k = R,
+                                .alpha = 1.0f,
+                                .a = x,
+                                .lda = s->d,
+                                .stride_a = xs,
+                                .b = dhid,
+                                .ldb = s->h,
+                                .stride_b = rh,
+                                .c = grads,
+                                .ldc = s->h,
+                                .stride_c = P,
+                                .batch = s->models};
+            if (dl_softmax_xent(be, logits, D->ytr + r0, R, s->c, s->models, (size_t)s->n_train,
+                                dlogits, NULL, NULL) != DL_OK ||
                 dl_gemm(be, &gw2) != DL_OK ||
                 dl_col_sum(be, dlogits, R, s->c, s->models, grads + b2, P) != DL_OK ||
                 dl_gemm(be, &gh) != DL_OK || dl_relu_bwd(be, dhid, hid, rh * S) != DL_OK ||
@@ -372,12 +474,12 @@ static void mlp_general(const mlp_data *D, mlp_state *st, int epochs, float *his
                 die("general MLP step");
         }
         ops_forward(D, st->p, D->xva, (size_t)s->n_val * d, s->n_val, hid, logits);
-        if (dl_softmax_xent(be, logits, D->yva, s->n_val, s->c, s->models, (size_t)s->n_val,
-                            NULL, metrics + 1 * S, metrics + 3 * S) != DL_OK)
+        if (dl_softmax_xent(be, logits, D->yva, s->n_val, s->c, s->models, (size_t)s->n_val, NULL,
+                            metrics + 1 * S, metrics + 3 * S) != DL_OK)
             die("general MLP validation metrics");
         ops_forward(D, st->p, D->xtr, (size_t)s->n_train * d, s->n_train, hid, logits);
-        if (dl_softmax_xent(be, logits, D->ytr, s->n_train, s->c, s->models,
-                            (size_t)s->n_train, NULL, metrics + 0 * S, metrics + 2 * S) != DL_OK)
+        if (dl_softmax_xent(be, logits, D->ytr, s->n_train, s->c, s->models, (size_t)s->n_train,
+                            NULL, metrics + 0 * S, metrics + 2 * S) != DL_OK)
             die("general MLP training metrics");
         to_host(hist + (size_t)ep * 4 * S, metrics, sizeof(float) * 4 * S);
     }
@@ -391,11 +493,23 @@ static dl_status mlp_fused(const mlp_data *D, mlp_state *st, int64_t first_step,
     const mlp_shape *s = &D->s;
     const size_t n = (size_t)epochs * DL_MLP_METRICS_N * s->models;
     float *dh = poisoned_dev(n);
-    dl_fused_mlp_args args = {.d = s->d, .h = s->h, .c = s->c, .models = s->models,
-                              .n_train = s->n_train, .n_val = s->n_val, .batch = s->batch,
-                              .x_train = D->xtr, .y_train = D->ytr, .x_val = D->xva,
-                              .y_val = D->yva, .params = st->p, .opt = s->opt, .m = st->m,
-                              .v = st->v, .first_step = first_step, .epochs = epochs,
+    dl_fused_mlp_args args = {.d = s->d,
+                              .h = s->h,
+                              .c = s->c,
+                              .models = s->models,
+                              .n_train = s->n_train,
+                              .n_val = s->n_val,
+                              .batch = s->batch,
+                              .x_train = D->xtr,
+                              .y_train = D->ytr,
+                              .x_val = D->xva,
+                              .y_val = D->yva,
+                              .params = st->p,
+                              .opt = s->opt,
+                              .m = st->m,
+                              .v = st->v,
+                              .first_step = first_step,
+                              .epochs = epochs,
                               .hist = dh};
     dl_status r = dl_fused_mlp(be, &args);
     if (r == DL_OK) to_host(hist, dh, sizeof(float) * n);
@@ -433,7 +547,8 @@ static void check_mlp(mlp_shape s, int epochs, int bad_train, int bad_val)
     const size_t nh = (size_t)epochs * 4 * S;
     float *init = rand_floats(nst, -1.0f, 1.0f);
     /* optimiser state as if some steps had been taken: small, v >= 0 */
-    for (size_t i = n; i < nst; i++) init[i] = i >= 2 * n ? 0.01f * init[i] * init[i] : 0.1f * init[i];
+    for (size_t i = n; i < nst; i++)
+        init[i] = i >= 2 * n ? 0.01f * init[i] * init[i] : 0.1f * init[i];
     char what[128];
     snprintf(what, sizeof what, "mlp %d-%d-%d, %d+%d rows, batch %d, optimiser %d, %d models", s.d,
              s.h, s.c, s.n_train, s.n_val, s.batch, (int)s.opt.kind, s.models);
@@ -572,8 +687,15 @@ static void test_refusals(void)
     DL_CHECK(!dl_fused_fits(be, dl_fused_factorise_bytes(side, side, 1)), "fits over the limit");
     const size_t mn = (size_t)side * side, np = 2 * (size_t)side;
     float *a = dev_alloc(sizeof(float) * mn), *p = poisoned_dev(np), *h = poisoned_dev(4);
-    dl_fused_factorise_args fa = {.m = side, .n = side, .k = 1, .models = 1, .a = a, .params = p,
-                                  .lr = 0.01f, .epochs = 4, .hist = h};
+    dl_fused_factorise_args fa = {.m = side,
+                                  .n = side,
+                                  .k = 1,
+                                  .models = 1,
+                                  .a = a,
+                                  .params = p,
+                                  .lr = 0.01f,
+                                  .epochs = 4,
+                                  .hist = h};
     DL_CHECK(dl_fused_factorise(be, &fa) == DL_E_RUNTIME, "a %dx%d model over the limit accepted",
              side, side);
     DL_CHECK(strstr(dl_errmsg(), "dl_fused_factorise") != NULL, "message: %s", dl_errmsg());
@@ -590,9 +712,21 @@ static void test_refusals(void)
     mlp_shape s = {1, 1, 2, rows, 1, rows, 1, SGD, 0};
     mlp_data D = mlp_make(s, -1, -1);
     float *pm = poisoned_dev(D.P);
-    dl_fused_mlp_args ma = {.d = 1, .h = 1, .c = 2, .models = 1, .n_train = rows, .n_val = 1,
-                            .batch = rows, .x_train = D.xtr, .y_train = D.ytr, .x_val = D.xva,
-                            .y_val = D.yva, .params = pm, .opt = SGD, .epochs = 1, .hist = h};
+    dl_fused_mlp_args ma = {.d = 1,
+                            .h = 1,
+                            .c = 2,
+                            .models = 1,
+                            .n_train = rows,
+                            .n_val = 1,
+                            .batch = rows,
+                            .x_train = D.xtr,
+                            .y_train = D.ytr,
+                            .x_val = D.xva,
+                            .y_val = D.yva,
+                            .params = pm,
+                            .opt = SGD,
+                            .epochs = 1,
+                            .hist = h};
     DL_CHECK(dl_fused_mlp(be, &ma) == DL_E_RUNTIME, "an MLP on %d rows over the limit accepted",
              rows);
     ma.n_train = ma.batch = rows - 1;
