@@ -46,24 +46,27 @@
  *            S = 1 it writes V'_jl = V_jl - lr 2 sum straight away.
  *   barrier
  *   phase 2  with S > 1, thread jl adds its S partials in slice order and
- *            writes V'_jl; threads g < T/16 add the SSE of threads
- *            16g..16g+15 in order. (The last thread adds the group sums in phase 1
- *            of the next epoch and writes the history.)
+ *            writes V'_jl; the last T/16 threads (the ones with the fewest
+ *            rows and items) each add the SSEs of 16 threads in order. The
+ *            last thread adds those group sums in phase 1 of the next
+ *            epoch (or after the last one) and writes the history.
  *   barrier
  * S = min(T / (n k), ceil(sqrt m)) balances the slice loop (m / S rows)
- * against the combine (S adds).
+ * against the combine (S adds). Every order depends on (m, n, k) alone.
  *
- * Cost for iris (m 150, n 4, k 2; T 160, S 13): phase 1 is about 16
- * multiply-adds and 4 double squares per row thread and about 36 multiply-
- * adds over 12 rows per item thread, phase 2 13 float adds and 16 double
- * adds; every operand is in shared memory (bank conflicts only between
- * rows of the same bank, A's rows being 4 floats apart) and there is no
- * global memory traffic but one float of history per epoch. Estimated
- * 200-300 cycles per epoch including the two barriers of a 5-warp block,
- * i.e. about 0.15 us at 1.98 GHz: 1000 epochs in about 0.15 ms plus the
- * launch. One block per model, so up to a few hundred models per call
- * cost the same wall time as one on a 132-SM H200 (8 KiB pool: the small
- * shapes fit many blocks per SM).
+ * Cost for iris (m 150, n 4, k 2; T 160, 5 warps, S 13, 12 rows a slice):
+ *   phase 1  row threads: 4 dot products of 2, 4 double squares, 8 read-
+ *            modify-writes of U' in shared memory (a chain through shared
+ *            memory, about 4 x 40 cycles); item threads: 12 rows of 3
+ *            shared loads and 3 multiply-adds, a 12-long dependent chain
+ *            (about 100 cycles); the last thread: 10 double adds.
+ *   phase 2  13 dependent float adds (combine) and 16 dependent double adds
+ *            (SSE groups, about 130 cycles) in different warps.
+ * About 450 cycles per epoch with the two barriers, 0.25 us at 1.98 GHz:
+ * 1000 epochs in about 0.25 ms plus the launch, against a 0.5 ms goal.
+ * Global memory sees one float of history per epoch. One block per model
+ * and an 11 KiB footprint, so several hundred models per call take the
+ * wall time of one on a 132-SM H200.
  */
 
 #define FACT_MAX_THREADS 256
@@ -202,15 +205,19 @@ static __global__ void __launch_bounds__(FACT_MAX_THREADS)
  * (int, exact). Sums over rows run in row order; loss means are taken in
  * double as in dl_softmax_xent.
  *
- * Cost of the lab epoch (4-12-3, 100 + 50 rows, full batch): about 5k
- * multiply-adds forward over the training rows, 10k backward, 7.5k for
- * the metrics' two forward passes, i.e. about 180 per thread, with one
- * or two shared loads each, and 17 barriers: a few thousand cycles, some
- * 2 us per epoch and block. The pool is 16 KiB (plus 3 KiB of scratch),
- * so about ten blocks share an SM and 10,000 models run in about 8 waves
- * on 132 SMs; with each SM's issue and shared-memory bandwidth the bound
- * (some 4e10 shared loads in all), 10,000 models x 100 epochs come to
- * roughly 10-20 ms.
+ * Cost of the lab epoch (4-12-3, 100 + 50 rows, full batch): 8.4k
+ * multiply-adds forward over the training rows, 13.5k backward, 12.6k for
+ * the metrics' two forward passes: about 35k, some 270 per thread, with
+ * about two shared loads each, and 17 barriers. The longest dependent
+ * chains are the gradient sums over the 100 rows (db1, db2 in double,
+ * about 800 cycles each), so one block needs some 2-4 us an epoch. The
+ * small pool takes 19 KiB with the scratch, and 48 registers a thread
+ * (held under 51 by the launch bounds), so ten blocks share an SM: 1320
+ * models at a time on 132 SMs, 10,000 models in 8 waves, whose latency
+ * (8 x 100 epochs x 3 us, some 2.4 ms) hides behind the throughput bound:
+ * 10,000 x 100 x 70k shared loads are 2.2e9 warp-wide loads, 8.4 ms at
+ * one per cycle per SM, and as many multiply-add instructions. Expected
+ * 10-20 ms in all for 10,000 lab models, against a 50 ms goal.
  */
 
 #define MLP_THREADS 128 /* a power of two: the metrics' tree sum */
@@ -434,6 +441,7 @@ extern "C" cudaError_t dl_launch_fused_factorise(const dl_fused_factorise_args *
     /* The kernel's layout: A, U twice, V twice (at most twice `bytes`). */
     const int m = a->m, n = a->n, k = a->k;
     const size_t floats = (size_t)m * n + 2 * ((size_t)m + n) * k;
+    if (floats > (size_t)FACT_POOL_LARGE) return cudaErrorInvalidValue; /* see above: never */
     const int wide = m > n * k ? m : n * k;
     int threads = (wide + 31) / 32 * 32;
     if (threads > FACT_MAX_THREADS) threads = FACT_MAX_THREADS;
