@@ -288,8 +288,9 @@ fi
 # The persistent kernels of kernels/fused.cu (one launch per chunk of epochs,
 # a model per block): the iris factorisation, 1000 epochs, best of 7 runs
 # (goal 0.5 ms), and 10,000 lab MLPs via --seeds, best of 3 (goal 50 ms).
-# --fused on: a run that cannot take the fused path is refused (exit 2), so
-# a silent fallback to the general path shows here as a failure. Goals are
+# --fused on: a run that cannot take the fused path is refused (exit 2), and
+# the JSON must say "fused": true, so a fallback to the general path shows
+# here as a failure. Goals are
 # reported met or missed, never failed: speed is a benchmark, not a test.
 fused_goal() { # label runs goal-seconds goal-text command...
     local label=$1 runs=$2 goal=$3 text=$4 i out rc v ok=0 failed=0 best="" all=()
@@ -298,8 +299,8 @@ fused_goal() { # label runs goal-seconds goal-text command...
         out=$(timeout 120 "$@" 2>"$LOGS/fused-$label-$i.err")
         rc=$?
         printf '%s\n' "$out" >"$LOGS/fused-$label-$i.json"
-        mapfile -t v < <(printf '%s' "$out" | json_get backend train_seconds)
-        if ((rc != 0)) || [ "${v[0]:-}" != cuda ] || [ -z "${v[1]:-}" ]; then
+        mapfile -t v < <(printf '%s' "$out" | json_get backend train_seconds fused)
+        if ((rc != 0)) || [ "${v[0]:-}" != cuda ] || [ -z "${v[1]:-}" ] || [ "${v[2]:-}" != true ]; then
             failed=$((failed + 1))
             continue
         fi
