@@ -39,7 +39,8 @@
  * One epoch, two barriers:
  *   phase 1  each thread takes rows i = tid, tid + T, ...: E_i = U_i V^T - A_i
  *            (n dot products of length k), SSE_i += E_ij^2 in double, and the
- *            new row U'_i = U_i - lr 2 E_i V, accumulated in place in U'.
+ *            new row U'_i = U_i - lr 2 E_i V, accumulated in registers (k <= 4) or
+ *            in place in U'.
  *            At the same time, item (j, l, s) of n k S items sums
  *            E_ij U_il over the s-th of S row slices (E_ij recomputed: k
  *            multiply-adds, cheaper than a barrier and an m x n buffer); with
@@ -55,15 +56,17 @@
  * against the combine (S adds). Every order depends on (m, n, k) alone.
  *
  * Cost for iris (m 150, n 4, k 2; T 160, 5 warps, S 13, 12 rows a slice):
- *   phase 1  row threads: 4 dot products of 2, 4 double squares, 8 read-
- *            modify-writes of U' in shared memory (a chain through shared
- *            memory, about 4 x 40 cycles); item threads: 12 rows of 3
- *            shared loads and 3 multiply-adds, a 12-long dependent chain
- *            (about 100 cycles); the last thread: 10 double adds.
+ *   phase 1  row threads (k in registers): 4 x 5 independent shared loads,
+ *            16 multiply-adds and 4 double squares, about 150 cycles; item
+ *            threads: 12 rows of 3 shared loads and 3 multiply-adds, one
+ *            12-long dependent chain, about 100 cycles; the last thread:
+ *            10 dependent double adds, about 80 cycles.
  *   phase 2  13 dependent float adds (combine) and 16 dependent double adds
  *            (SSE groups, about 130 cycles) in different warps.
- * About 450 cycles per epoch with the two barriers, 0.25 us at 1.98 GHz:
- * 1000 epochs in about 0.25 ms plus the launch, against a 0.5 ms goal.
+ * About 350 cycles per epoch with the two barriers of a 5-warp block,
+ * some 0.2 us at 1.98 GHz: 1000 epochs in about 0.2 ms plus the launches,
+ * against a 0.5 ms goal. (The generic rank, k > 4, accumulates U' through
+ * shared memory: a load-add-store chain per column, some 40 cycles each.)
  * Global memory sees one float of history per epoch. One block per model
  * and an 11 KiB footprint, so several hundred models per call take the
  * wall time of one on a 132-SM H200.
@@ -78,11 +81,18 @@
 
 static __device__ __forceinline__ int imin(int a, int b) { return a < b ? a : b; }
 
-template <int POOL>
+/* The rank in registers: K > 0 is a kernel built for k == K, whose row
+ * loop keeps U_i and its gradient in registers (its loops unrolled, no
+ * shared-memory read-modify-write chain); K == 0 takes any k and
+ * accumulates in U'. Both do the same operations in the same order. */
+#define FACT_MAX_K_REGS 4
+
+template <int POOL, int K>
 static __global__ void __launch_bounds__(FACT_MAX_THREADS)
-    fused_factorise_kernel(const float *a, float *params, float *hist, int m, int n, int k,
+    fused_factorise_kernel(const float *a, float *params, float *hist, int m, int n, int k_arg,
                            int models, int epochs, float lr, int slices)
 {
+    const int k = K > 0 ? K : k_arg;
     __shared__ float pool[POOL];
     __shared__ float part[FACT_MAX_THREADS];
     __shared__ double row_sse[FACT_MAX_THREADS];
@@ -117,7 +127,21 @@ static __global__ void __launch_bounds__(FACT_MAX_THREADS)
 
             /* phase 1: rows */
             double sse = 0.0;
-            for (int i = tid; i < m; i += T) {
+            for (int i = tid; i < m && K > 0; i += T) {
+                const float *ai = A + i * n;
+                float u[K > 0 ? K : 1], du[K > 0 ? K : 1];
+                for (int l = 0; l < K; l++) u[l] = U[i * K + l], du[l] = 0.0f;
+                for (int j = 0; j < n; j++) {
+                    const float *vj = V + j * K;
+                    float dot = 0.0f;
+                    for (int l = 0; l < K; l++) dot += u[l] * vj[l];
+                    const float r = dot - ai[j];
+                    sse += (double)r * (double)r;
+                    for (int l = 0; l < K; l++) du[l] += r * vj[l];
+                }
+                for (int l = 0; l < K; l++) Un[i * K + l] = dl_sgd_step(u[l], 2.0f * du[l], lr);
+            }
+            for (int i = tid; i < m && K == 0; i += T) {
                 const float *ui = U + i * k, *ai = A + i * n;
                 float *un = Un + i * k;
                 for (int l = 0; l < k; l++) un[l] = 0.0f;
@@ -452,9 +476,17 @@ extern "C" cudaError_t dl_launch_fused_factorise(const dl_fused_factorise_args *
         slices = threads / (n * k);
         if (slices > root) slices = root;
     }
-    void (*kernel)(const float *, float *, float *, int, int, int, int, int, float, int) =
-        floats <= FACT_POOL_SMALL ? fused_factorise_kernel<FACT_POOL_SMALL>
-                                  : fused_factorise_kernel<FACT_POOL_LARGE>;
+    typedef void (*fact_kernel)(const float *, float *, float *, int, int, int, int, int, float,
+                                int);
+    static const fact_kernel kernels[2][FACT_MAX_K_REGS + 1] = {
+        {fused_factorise_kernel<FACT_POOL_SMALL, 0>, fused_factorise_kernel<FACT_POOL_SMALL, 1>,
+         fused_factorise_kernel<FACT_POOL_SMALL, 2>, fused_factorise_kernel<FACT_POOL_SMALL, 3>,
+         fused_factorise_kernel<FACT_POOL_SMALL, 4>},
+        {fused_factorise_kernel<FACT_POOL_LARGE, 0>, fused_factorise_kernel<FACT_POOL_LARGE, 1>,
+         fused_factorise_kernel<FACT_POOL_LARGE, 2>, fused_factorise_kernel<FACT_POOL_LARGE, 3>,
+         fused_factorise_kernel<FACT_POOL_LARGE, 4>}};
+    const fact_kernel kernel =
+        kernels[floats <= FACT_POOL_SMALL ? 0 : 1][k <= FACT_MAX_K_REGS ? k : 0];
     const unsigned grid = fused_grid(a->models);
     kernel<<<grid, threads, 0, stream>>>(a->a, a->params, a->hist, m, n, k, a->models, a->epochs,
                                          a->lr, slices);

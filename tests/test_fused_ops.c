@@ -263,6 +263,8 @@ static void test_factorise_shapes(void)
     check_factorise((fact_shape){37, 5, 1, 7}, 25);
     check_factorise((fact_shape){3, 1, 2, 7}, 30);
     check_factorise((fact_shape){1, 1, 1, 1}, 10);
+    check_factorise((fact_shape){20, 9, 4, 3}, 15);  /* the largest rank held in registers */
+    check_factorise((fact_shape){16, 10, 6, 2}, 15); /* a rank accumulated in shared memory */
     check_factorise((fact_shape){300, 6, 3, 2}, 12); /* more rows than threads */
     check_factorise((fact_shape){5, 300, 1, 2}, 12); /* more columns than threads */
     check_factorise((fact_shape){1124, 4, 1, 1}, 4); /* exactly at the limit on cuda */
