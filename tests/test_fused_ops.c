@@ -533,7 +533,7 @@ static void check_mlp_hist(const mlp_shape *s, const float *hf, const float *hg,
     for (int e = 0; e < epochs; e++)
         for (int k = 0; k < 4; k++) {
             const float *x = hf + ((size_t)e * 4 + k) * S, *r = hg + ((size_t)e * 4 + k) * S;
-            char w[160];
+            char w[200];
             snprintf(w, sizeof w, "%s, epoch %d metric %d", what, e, k);
             const int rows = k == 0 || k == 2 ? s->n_train : s->n_val;
             check_close(x, r, S, k < 2 ? mlp_tol(s) : 1.01 / rows, w);
