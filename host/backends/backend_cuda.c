@@ -364,6 +364,30 @@ dl_status dl_cuda_use_rank_device(const dl_comm *comm)
     return DL_OK;
 }
 
+/* --- fused training (kernels/fused.cu) ---------------------------------- */
+
+/* One block's shared memory holds a model's working set; see fused.cu for
+ * the layouts behind the limit. Called directly, never captured. */
+static size_t cuda_fused_limit(dl_backend *be)
+{
+    (void)be;
+    return DL_FUSED_LIMIT_BYTES;
+}
+
+static dl_status cuda_fused_factorise(dl_backend *be, const dl_fused_factorise_args *args)
+{
+    cuda_impl *c = be->impl;
+    CUDA_TRY(dl_launch_fused_factorise(args, c->stream));
+    return DL_OK;
+}
+
+static dl_status cuda_fused_mlp(dl_backend *be, const dl_fused_mlp_args *args)
+{
+    cuda_impl *c = be->impl;
+    CUDA_TRY(dl_launch_fused_mlp(args, c->stream));
+    return DL_OK;
+}
+
 /* --- sync, timing, graphs ------------------------------------------------ */
 
 static dl_status cuda_sync(dl_backend *be)
@@ -535,6 +559,9 @@ dl_status dl_backend_cuda_create(dl_backend **out)
     be->softmax_xent = cuda_softmax_xent;
     be->col_sum = cuda_col_sum;
     be->record = cuda_record;
+    be->fused_limit = cuda_fused_limit;
+    be->fused_factorise = cuda_fused_factorise;
+    be->fused_mlp = cuda_fused_mlp;
     be->sync = cuda_sync;
     be->timer_start = cuda_timer_start;
     be->timer_stop = cuda_timer_stop;

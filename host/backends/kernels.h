@@ -87,6 +87,23 @@ cudaError_t dl_launch_softmax_xent(const float *logits, const int32_t *labels, i
 cudaError_t dl_launch_optim_step(const dl_optim *opt, float *p, const float *g, float *m, float *v,
                                  size_t n, int32_t *t, cudaStream_t stream);
 
+/* --- fused.cu ----------------------------------------------------------- */
+
+/* Bytes of a model's working set (dl_fused_factorise_bytes,
+ * dl_fused_mlp_bytes) the fused kernels accept: the MLP kernel's shared pool
+ * (its layout is exactly dl_fused_mlp_bytes), and half the factorisation
+ * kernel's, whose layout double-buffers U and V. With the kernels' fixed
+ * scratch (3 KiB at most) both stay under sm_90's 48 KiB of static shared
+ * memory per block. */
+#define DL_FUSED_LIMIT_BYTES ((size_t)22 * 1024)
+
+/* dl_fused_factorise() and dl_fused_mlp() (backend.h), one persistent launch
+ * each: one block per model for every epoch of the call. `args` is a host
+ * pointer read at launch time. A model whose working set is over
+ * DL_FUSED_LIMIT_BYTES is refused with cudaErrorInvalidValue. */
+cudaError_t dl_launch_fused_factorise(const dl_fused_factorise_args *args, cudaStream_t stream);
+cudaError_t dl_launch_fused_mlp(const dl_fused_mlp_args *args, cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

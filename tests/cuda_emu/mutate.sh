@@ -12,7 +12,7 @@ set -u
 src=$1 work=$2
 shift 2
 tree=$work/src build=$work/build
-suites=(test_ops test_factorise test_mlp)
+suites=(test_fused_ops test_ops test_factorise test_mlp)
 failures=0 passes=0
 
 rm -rf "$work" && mkdir -p "$tree" || exit 1
