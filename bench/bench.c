@@ -68,8 +68,9 @@ static void usage(FILE *f)
             "  --help\n"
             "\n"
             "Under an MPI launcher with P ranks (mpirun -np P dlab-bench ...): only the\n"
-            "row-sharded factorisation's time per epoch on 1..P CPU ranks, printed by rank 0\n"
-            "(--json, --out DIR: DIR/scaling.json and DIR/scaling.txt).\n"
+            "row-sharded factorisation's time per epoch on 1..P CPU ranks (GPU ranks with\n"
+            "--device cuda), printed by rank 0 (--json, --out DIR: DIR/scaling.json and\n"
+            "DIR/scaling.txt).\n"
             "\n"
             "Exit status: 0 every case ran or was skipped for memory, 1 a case failed or\n"
             "--device cuda found no GPU, 2 bad usage.\n",

@@ -33,7 +33,7 @@ typedef struct {
 
 typedef struct {
     int m, n, rank, epochs, repeats, ranks;
-    char device[160];
+    char device[200]; /* the backend's name and its device line */
     scaling_row *rows;
 } scaling;
 
@@ -43,16 +43,35 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* A backend of `dev` on the p ranks of sub, joined to them (on GPUs:
+ * each rank's own device and an NCCL communicator over sub), as
+ * dlab-gpu makes its own. */
+static dl_status sub_backend(dl_device dev, dl_comm *sub, dl_backend **be)
+{
+    dl_status st = dl_backend_create_rank(dev, sub, be, NULL, 0);
+    st = dl_comm_agree(sub, st);
+    if (st == DL_OK) st = dl_comm_agree(sub, dl_backend_join_ranks(*be, sub));
+    if (st == DL_OK && dl_comm_size(sub) > 1 && !(*be)->allreduce_sum)
+        st = DL_FAIL(DL_E_USAGE, "the %s backend cannot share a matrix's rows over %d ranks: %s",
+                     (*be)->name, dl_comm_size(sub), (*be)->sum_note);
+    if (st != DL_OK) {
+        dl_backend_destroy(*be);
+        *be = NULL;
+    }
+    return st;
+}
+
 /* The first p ranks' runs (the others only wait); rank 0 fills row. */
-static dl_status measure(dl_comm *world, dl_backend *be, const scaling *s, int p, scaling_row *row)
+static dl_status measure(dl_comm *world, dl_device dev, const scaling *s, int p, scaling_row *row)
 {
     dl_comm *sub = NULL;
     DL_TRY(dl_comm_sub(world, p, &sub));
     dl_status st = DL_OK;
+    dl_backend *be = NULL;
     double *t = calloc((size_t)s->repeats, sizeof *t);
     if (!t) st = DL_FAIL(DL_E_MEMORY, "out of host memory for %d timings", s->repeats);
+    if (sub && st == DL_OK) st = sub_backend(dev, sub, &be);
     if (sub && st == DL_OK) {
-        be->comm = sub;
         dl_factorise_config cfg = dl_factorise_defaults(DL_FACTORISE_CAREFUL);
         cfg.rank = s->rank, cfg.epochs = s->epochs, cfg.svd = false;
         for (int i = -1; i < s->repeats && st == DL_OK; i++) { /* -1: the warm-up */
@@ -63,8 +82,8 @@ static dl_status measure(dl_comm *world, dl_backend *be, const scaling *s, int p
             row->sse = r.sse_gd[0];
             dl_factorise_result_free(&r);
         }
-        be->comm = NULL;
     }
+    dl_backend_destroy(be);
     if (st == DL_OK && s->repeats > 0) {
         qsort(t, (size_t)s->repeats, sizeof *t, cmp_double);
         row->ranks = p;
@@ -85,7 +104,7 @@ static void print_table(FILE *f, const scaling *s)
     fprintf(f,
             "dlab-bench scaling: factorise, rows spread over 1..%d ranks\n"
             "  synthetic %dx%d, rank %d, careful preset, %d epochs a run, median of %d runs\n"
-            "  backend cpu (%s)\n",
+            "  backend %s\n",
             s->ranks, s->m, s->n, s->rank, s->epochs, s->repeats, s->device);
     fprintf(f, "  %5s  %12s  %12s  %12s  %8s  %10s  %14s\n", "ranks", "ms/epoch", "min", "max",
             "speedup", "efficiency", "final SSE");
@@ -175,13 +194,9 @@ int bench_scaling(int *argc, char ***argv, bench_level level, int repeats, bool 
         dl_comm_finalize(world);
         return -1;
     }
-    if (!strcmp(device, "cuda")) {
-        if (root)
-            fprintf(stderr, "dlab-bench: --device cuda: the scaling rows run on CPU ranks (the "
-                            "CUDA backend cannot share a matrix's rows over ranks yet)\n");
-        dl_comm_finalize(world);
-        return 2;
-    }
+    /* GPU ranks with --device cuda (each its own GPU, the sums through
+     * NCCL), CPU ranks otherwise. */
+    const dl_device dev = !strcmp(device, "cuda") ? DL_DEVICE_CUDA : DL_DEVICE_CPU;
     /* Sizes: a few seconds (smoke), about a minute (quick) on two cores. */
     scaling s = {.repeats = repeats, .ranks = P};
     if (level == BENCH_SMOKE)
@@ -190,14 +205,15 @@ int bench_scaling(int *argc, char ***argv, bench_level level, int repeats, bool 
         s.m = 20000, s.n = 400, s.rank = 16, s.epochs = 50;
     else
         s.m = 100000, s.n = 1000, s.rank = 32, s.epochs = 50;
-    dl_backend *be = NULL;
-    dl_status st = dl_backend_cpu_create(&be);
-    if (st == DL_OK) snprintf(s.device, sizeof s.device, "%s", be->device);
+    dl_backend *be = NULL; /* this rank's device, named in the table */
+    dl_status st = dl_backend_create_rank(dev, world, &be, NULL, 0);
+    if (st == DL_OK) snprintf(s.device, sizeof s.device, "%s %s", be->name, be->device);
+    dl_backend_destroy(be);
     s.rows = calloc((size_t)P, sizeof *s.rows);
     if (st == DL_OK && !s.rows) st = DL_FAIL(DL_E_MEMORY, "out of host memory for %d rows", P);
     st = dl_comm_agree(world, st);
     for (int p = 1; p <= P && st == DL_OK; p++) {
-        st = measure(world, be, &s, p, &s.rows[p - 1]);
+        st = measure(world, dev, &s, p, &s.rows[p - 1]);
         if (root && st == DL_OK && isatty(STDERR_FILENO))
             fprintf(stderr, "\rdlab-bench: scaling: %d of %d ranks measured", p, P);
     }
@@ -213,7 +229,6 @@ int bench_scaling(int *argc, char ***argv, bench_level level, int repeats, bool 
     int32_t worst = rc;
     if (dl_comm_allreduce_max_i32(world, &worst, 1) == DL_OK) rc = worst;
     free(s.rows);
-    dl_backend_destroy(be);
     dl_comm_finalize(world);
     return rc;
 }

@@ -5,6 +5,8 @@
 # be measured (positive, finite); speed is never judged. Every row trains
 # the same matrix, so the final SSE agrees within 1e-5 relative.
 # usage: test_bench_scaling.sh path/to/dlab-bench mpiexec [flags...]
+# DL_SCALING_DEVICE=cuda: the rows on GPU ranks (the cuda-emu build's
+# emulated GPUs, MPI standing in for NCCL), whose backend the JSON names.
 set -u
 bench=$1
 shift
@@ -12,14 +14,16 @@ launcher=("$@")
 . "$(dirname "$0")/../harness.sh"
 . "$(dirname "$0")/jobs.sh"
 
-run_job 240 "${launcher[@]}" -np 2 "$bench" --smoke --json --out "$tmp/dir"
+device=${DL_SCALING_DEVICE:-cpu}
+run_job 240 "${launcher[@]}" -np 2 "$bench" --smoke --device "$device" --json --out "$tmp/dir"
 finish_job
 [ "$rc" -eq 0 ] && ok || { bad "exit $rc"; sed 's/^/  | /' "$tmp/err" | head -20; }
 cp "$tmp/out" "$tmp/stdout.json"
-check "--json: the scaling rows" python3 - "$tmp/stdout.json" <<'PY'
+check "--json: the scaling rows" python3 - "$tmp/stdout.json" "$device" <<'PY'
 import json, math, sys
 d = json.load(open(sys.argv[1]))
 assert d["bench"] == "scaling" and d["task"] == "factorise" and d["ranks"] == 2, d
+assert d["device"].startswith("cuda" if sys.argv[2] == "cuda" else "cpu "), d["device"]
 rows = d["rows"]
 assert [r["ranks"] for r in rows] == [1, 2], rows
 for r in rows:
