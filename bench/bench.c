@@ -220,7 +220,12 @@ int main(int argc, char **argv)
         return 0;
     }
     /* Under a launcher with several ranks: the scaling over ranks alone. */
-    if ((rc = bench_scaling(&argc, &argv, o.level, o.repeats, o.json, o.out, o.device)) >= 0)
+    const char *case_option = o.peer        ? "--peer"
+                              : o.n_filters ? "--filter"
+                              : o.list      ? "--list"
+                                            : NULL;
+    if ((rc = bench_scaling(&argc, &argv, o.level, o.repeats, o.json, o.out, o.device,
+                            case_option)) >= 0)
         return rc;
     bench_run r = {.level = o.level, .repeats = o.repeats};
     if ((rc = select_cases(&o, &r)) >= 0) {

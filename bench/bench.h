@@ -184,9 +184,11 @@ double bench_now(void); /* monotonic seconds */
 /* Joins the MPI job when a launcher started dlab-bench (dlab/comm.h). With
  * several ranks: measures and reports the scaling rows (bench_scaling.c)
  * and returns the exit status; as a single process: returns -1 and the
- * bench runs as usual. */
+ * bench runs as usual. case_option (NULL: none) names an option that picks
+ * one-process cases (--peer, --filter, --list): with several ranks it is
+ * refused (exit 2) rather than ignored. */
 int bench_scaling(int *argc, char ***argv, bench_level level, int repeats, bool json,
-                  const char *out, const char *device);
+                  const char *out, const char *device, const char *case_option);
 /* Host, threads, BLAS configuration, threading variables and memory. */
 void bench_describe_machine(bench_run *r);
 /* What a backend can give: free memory less a tenth for library workspaces

@@ -181,7 +181,7 @@ static int write_out(const char *dir, const scaling *s)
 }
 
 int bench_scaling(int *argc, char ***argv, bench_level level, int repeats, bool json,
-                  const char *out, const char *device)
+                  const char *out, const char *device, const char *case_option)
 {
     dl_comm *world = NULL;
     if (dl_comm_init(argc, argv, &world) != DL_OK) {
@@ -193,6 +193,16 @@ int bench_scaling(int *argc, char ***argv, bench_level level, int repeats, bool 
     if (P == 1) {
         dl_comm_finalize(world);
         return -1;
+    }
+    if (case_option) { /* it would be ignored: say so rather than run something else */
+        if (root)
+            fprintf(
+                stderr,
+                "dlab-bench: %s chooses among the one-process cases; under a launcher with %d "
+                "ranks only the scaling rows run (run dlab-bench without the launcher for %s)\n",
+                case_option, P, case_option);
+        dl_comm_finalize(world);
+        return 2;
     }
     /* GPU ranks with --device cuda (each its own GPU, the sums through
      * NCCL), CPU ranks otherwise. */

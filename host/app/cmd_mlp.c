@@ -110,6 +110,16 @@ static dl_status apply_first_model(dl_backend *be, const dl_dataset *d, const dl
     return DL_OK;
 }
 
+/* The best epoch, 1-based; null when no epoch had finite losses (0 in the
+ * result), so that no reader takes it for an epoch. */
+static void json_best_epoch(dl_json *j, int best)
+{
+    if (best > 0)
+        dl_json_int(j, "best_epoch", best);
+    else
+        dl_json_null(j, "best_epoch");
+}
+
 static void write_history(dl_json *j, const dl_mlp_result *r)
 {
     dl_json_arr_begin(j, "history");
@@ -149,7 +159,7 @@ static void write_seeds(dl_json *j, const dl_mlp_config *cfg, const dl_mlp_resul
         dl_json_num(j, "val_loss", r->val_loss[b]);
         dl_json_num(j, "train_accuracy", r->train_accuracy[b]);
         dl_json_num(j, "val_accuracy", r->val_accuracy[b]);
-        dl_json_int(j, "best_epoch", r->best_epoch[b]);
+        json_best_epoch(j, r->best_epoch[b]);
         dl_json_obj_end(j);
     }
     dl_json_arr_end(j);
@@ -182,7 +192,7 @@ static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     dl_json_num(&j, "val_loss", r->val_loss[0]);
     dl_json_num(&j, "train_accuracy", r->train_accuracy[0]);
     dl_json_num(&j, "val_accuracy", r->val_accuracy[0]);
-    dl_json_int(&j, "best_epoch", r->best_epoch[0]);
+    json_best_epoch(&j, r->best_epoch[0]);
     dl_json_int(&j, "epochs_run", r->epochs_run);
     dl_json_num(&j, "train_seconds", r->train_seconds);
     dl_json_bool(&j, "fused", r->fused);

@@ -10,7 +10,7 @@
 static const char *path_words(bool fused)
 {
     return fused ? "fused: one pass per epoch over cache- or shared-memory-resident data"
-                 : "general: one op per step, replayed as a graph";
+                 : "general: one op per step (on the GPU, the epoch replayed as a CUDA graph)";
 }
 
 static const char *stop_words(dl_stop_kind stop)

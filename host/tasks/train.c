@@ -199,9 +199,14 @@ static void combine(dl_outcome *run, const dl_outcome *g, bool first)
         *run = *g;
         return;
     }
+    /* The worst stop; among equal ones the group that finished fewest
+     * epochs, whose message ("interrupted after epoch N") then names the
+     * epochs every model finished. */
+    if (g->stop.kind > run->stop.kind ||
+        (g->stop.kind == run->stop.kind && g->epochs_run < run->epochs_run))
+        run->stop = g->stop;
     if (g->epochs_run < run->epochs_run) run->epochs_run = g->epochs_run;
     if (g->seconds > run->seconds) run->seconds = g->seconds;
-    if (g->stop.kind > run->stop.kind) run->stop = g->stop;
 }
 
 dl_status dl_run_models(dl_backend *be, int models, dl_group_fn fn, void *ud, dl_outcome *out)

@@ -155,7 +155,9 @@ typedef dl_status (*dl_group_fn)(dl_backend *be, const dl_group *g, void *ud, dl
  *
  * *out combines the groups: epochs_run is the smallest group's (the
  * epochs every model has finished), seconds the largest, and stop the
- * largest kind with the message of the first group that stopped so.
+ * largest kind with the message of the group that stopped so after the
+ * fewest epochs (the first such group on a tie), so that a stop's message
+ * names the epochs every model finished.
  * Returns DL_OK when every group did (stops included); otherwise the
  * failure of the first group that failed, with its message. */
 dl_status dl_run_models(dl_backend *be, int models, dl_group_fn fn, void *ud, dl_outcome *out);

@@ -40,4 +40,9 @@ check "--out: scaling.json is the document printed" cmp -s <(python3 -m json.too
   || { bad "scaling.txt: not one line per count of ranks"; cat "$tmp/dir/scaling.txt"; }
 # rank 0 alone prints: one table on stderr (--json), one document on stdout
 [ "$(grep -c 'dlab-bench scaling' "$tmp/err")" -eq 1 ] && ok || bad "the table is not printed once"
+# options that pick one-process cases are refused under the launcher, not ignored
+run_job 120 "${launcher[@]}" -np 2 "$bench" --smoke --device "$device" --filter iris
+finish_job
+[ "$rc" -eq 2 ] && [ "$(grep -c 'dlab-bench: --filter chooses' "$tmp/err")" -eq 1 ] && ok \
+  || { bad "--filter under the launcher: exit $rc"; sed 's/^/  | /' "$tmp/err" | head -5; }
 finish "test_bench_scaling"
