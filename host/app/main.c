@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 /* 0, or the signal that asked the run to stop: SIGINT (Ctrl-C) or SIGTERM
@@ -113,8 +114,18 @@ static int finish(dl_comm *comm, dl_status st)
     int code = st == DL_OK              ? 0
                : st == DL_E_INTERRUPTED ? stop_exit_code(stop_requested)
                                         : dl_exit_code(st);
-    if (st != DL_OK && (ranks == 1 || dl_comm_rank(comm) == 0)) fail(st);
+    const int rank = ranks > 1 ? dl_comm_rank(comm) : 0;
+    if (st != DL_OK && rank == 0) fail(st);
     dl_comm_finalize(comm);
+    /* A launcher (mpirun) ends the job when a rank exits non-zero, killing
+     * the ranks still running with SIGTERM, and then reports the first
+     * rank's status it saw. Rank 0 reports the failure: the others leave a
+     * moment after it, so that the job ends with its status (2, 130...)
+     * rather than with a signal sent to it while it exits. */
+    if (code != 0 && rank != 0) {
+        struct timespec pause = {.tv_sec = 1};
+        nanosleep(&pause, NULL);
+    }
     return code;
 }
 
