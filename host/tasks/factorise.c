@@ -464,6 +464,26 @@ dl_status dl_factorise_rows(dl_backend *be, const float *a, int m, int n,
     return fact_rows(be, a, m, n, cfg, false, res);
 }
 
+dl_status fact_rows_fit(dl_backend *be, int m_local, int n, const dl_factorise_config *cfg,
+                        size_t host_floats)
+{
+    const size_t host = sizeof(float) * host_floats, dev = group_bytes(m_local, n, cfg, 1, false);
+    dl_status st;
+    if (!strcmp(be->name, "cpu")) { /* the backend's buffers are host memory too */
+        st = dl_check_fits(be, host + dev, "this rank's share of the factorisation");
+    } else {
+        size_t avail = 0, total = 0;
+        dl_host_mem_info(&avail, &total);
+        st = host > avail - avail / 10
+                 ? DL_FAIL(DL_E_MEMORY,
+                           "this rank's share of the factorisation needs %.2f GiB of host "
+                           "memory, but only %.2f GiB of %.2f GiB is free",
+                           host / 1073741824.0, avail / 1073741824.0, total / 1073741824.0)
+                 : dl_check_fits(be, dev, "this rank's share of the factorisation");
+    }
+    return dl_comm_agree(be->comm, st);
+}
+
 dl_status fact_rows(dl_backend *be, const float *a, int m, int n, const dl_factorise_config *cfg,
                     bool synthetic, dl_factorise_result *res)
 {
@@ -486,6 +506,7 @@ dl_status fact_rows(dl_backend *be, const float *a, int m, int n, const dl_facto
                        "not supported; run them in one process",
                        cfg->seeds, ranks);
     const size_t mn = (size_t)j.m_local * n;
+    DL_TRY(fact_rows_fit(be, j.m_local, n, cfg, mn)); /* the scaled copy */
     j.in = (fact_input){.raw = a, .sigma1_t = -1.0};
     double local;
     (void)dl_scale_exponent(a, mn, &local);

@@ -95,6 +95,13 @@ typedef struct {
 dl_status fact_synthetic_rows(dl_backend *be, const fact_synth *s, int first, int count,
                               fact_synth_sink sink, void *ud);
 
+/* Refuses (DL_E_MEMORY, with the sizes; agreed over the ranks of
+ * be->comm) a rank's share of a row-sharded factorisation that does not fit:
+ * `host_floats` floats of host blocks (the rows as read or made, their
+ * scaled copy) plus the backend's buffers for its m_local rows, checked
+ * before any of them is allocated. */
+dl_status fact_rows_fit(dl_backend *be, int m_local, int n, const dl_factorise_config *cfg,
+                        size_t host_floats);
 /* factorise.c: the row-sharded run on this rank's rows `a` of an m x n
  * matrix; `synthetic`: the matrix is the synthetic one, which is never
  * rescaled (scale_log2 0, as dl_factorise_synthetic). */

@@ -149,6 +149,8 @@ dl_status dl_factorise_synthetic_rows(dl_backend *be, int m, int n, int true_ran
                        m, ranks);
     int first, count;
     dl_comm_shard(m, ranks, dl_comm_rank(comm), &first, &count);
+    /* the rows made here and their scaled copy, before either exists */
+    DL_TRY(fact_rows_fit(be, count, n, cfg, 2 * (size_t)count * n));
     fact_synth s = {.m = m, .n = n, .true_rank = true_rank, .noise = noise, .seed = data_seed};
     fact_synth_host h = {.x = malloc(sizeof(float) * ((size_t)count * n + 1)), .n = n};
     dl_status st = h.x ? fact_synthetic_rows(be, &s, first, count, to_host, &h)

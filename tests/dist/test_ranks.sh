@@ -182,6 +182,10 @@ bad-input)
   expect "one mlp on two ranks" "mlp trains one model, which is not split over ranks: run it as one process (without the launcher), or train --seeds N with N >= 2"
   ranks 2 --task predict --model "$tmp/none.json" --data "$iris" --quiet
   expect "predict on several ranks" "predict runs in one process"
+  # a share too large for memory: refused with the sizes before any row is made
+  ranks 2 --task factorise --device cpu --synthetic 200000x2000000 --quiet
+  [ "$rc" -eq 1 ] && [ "$(grep -c "share of the factorisation needs .* GiB of cpu memory, but only" "$tmp/err")" -eq 1 ] && ok \
+    || { bad "a share too large: exit $rc, expected 1 and one line with the sizes"; show; }
   ranks 3 --task factorise --data "$iris" --seeds 2 --quiet
   expect "fewer seeds than ranks" "seeds 2 is fewer than the 3 ranks"
   # rows spread over ranks sum dV over them inside the epoch: never fused
