@@ -10,6 +10,8 @@
 #include "dlab/report.h"
 
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -129,6 +131,50 @@ static int finish(dl_comm *comm, dl_status st)
     return code;
 }
 
+/* FNV-1a (64-bit) of the bytes of s up to `stop` (or its end), and of
+ * the terminating zero that separates arguments. */
+static uint64_t fnv1a(uint64_t h, const char *s, char stop)
+{
+    for (const unsigned char *p = (const unsigned char *)s;; p++) {
+        h = (h ^ (*p == (unsigned char)stop ? 0u : *p)) * 1099511628211ull;
+        if (!*p || *p == (unsigned char)stop) break;
+    }
+    return h;
+}
+
+/* Every rank must run the same command: ranks started with different
+ * options (an MPMD launch, `mpirun A : B`) would wait for each other in
+ * different collectives forever. Compares a hash of this rank's arguments
+ * with rank 0's; a rank that differs stops them all with its message. The
+ * paths of files (--data, --out, --model) are left out: nodes may hold
+ * the same data at different paths, and the data's content is compared
+ * once read (dl_cmd_load_data). */
+static dl_status same_options(dl_comm *comm, int argc, char **argv)
+{
+    static const char *const paths[] = {"--data", "--out", "--model"};
+    uint64_t h = 1469598103934665603ull, root;
+    for (int i = 1; i < argc; i++) {
+        bool path = false;
+        for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++) {
+            size_t len = strlen(paths[k]);
+            if (!strncmp(argv[i], paths[k], len) && (argv[i][len] == '=' || !argv[i][len]))
+                path = true, i += argv[i][len] == '=' ? 0 : 1;
+            if (path) {
+                h = fnv1a(h, paths[k], '\0');
+                break;
+            }
+        }
+        if (!path) h = fnv1a(h, argv[i], '\0');
+    }
+    root = h;
+    dl_status st = dl_comm_bcast(comm, &root, sizeof root, 0);
+    if (st == DL_OK && root != h)
+        st = DL_FAIL(DL_E_USAGE,
+                     "this rank was started with other options than rank 0; every rank must "
+                     "run the same command (file paths may differ)");
+    return dl_comm_agree(comm, st);
+}
+
 int main(int argc, char **argv)
 {
     dl_comm *comm = NULL;
@@ -145,6 +191,7 @@ int main(int argc, char **argv)
             printf("dlab-gpu %s (CUDA backend %s)\n", DLAB_VERSION, dl_cuda_build_words());
         return finish(comm, DL_OK);
     }
+    if (ranks > 1 && (st = same_options(comm, argc, argv)) != DL_OK) return finish(comm, st);
     if (ranks > 1 && opt.task == DL_TASK_PREDICT)
         return finish(comm, DL_FAIL(DL_E_USAGE,
                                     "--task predict runs in one process, not on %d ranks", ranks));

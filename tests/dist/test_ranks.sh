@@ -347,6 +347,12 @@ bad-slice)
     expect "$task: ranks reading different copies" \
       "rank 1: .*iris2.csv: this rank read other data than rank 0"
   done
+  # Ranks started with other options (here --rank) would wait in different
+  # collectives: refused at start by the rank that differs.
+  run_job 120 "${launcher[@]}" -np 1 "$dlab" --task factorise --data "$iris" --rank 2 --quiet \
+    : -np 1 "$dlab" --task factorise --data "$iris" --rank 3 --quiet
+  finish_run "differing options"
+  expect "ranks with other options" "rank 1: this rank was started with other options than rank 0"
   ;;
 *)
   bad "unknown case $case_name"
