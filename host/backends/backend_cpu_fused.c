@@ -24,6 +24,7 @@
 #include "dlab/backend.h"
 #include "backend_cpu.h"
 #include "elem_math.h"
+#include "vec_math.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,10 +34,10 @@
 #include <omp.h>
 #endif
 
-/* Rows per block: one 256-bit vector of floats. */
-#define DL_FUSED_LANES 8
-typedef float vf __attribute__((vector_size(DL_FUSED_LANES * sizeof(float))));
-typedef int32_t vi __attribute__((vector_size(DL_FUSED_LANES * sizeof(int32_t))));
+/* Rows per block: one 256-bit vector of floats (vec_math.h). */
+#define DL_FUSED_LANES DL_VEC_LANES
+typedef dl_vf vf;
+typedef dl_vi vi;
 /* Double accumulators come as pairs of four lanes (lanes 0-3, 4-7): an
  * eight-double vector is wider than AVX2's registers and compilers spill it. */
 typedef double vd __attribute__((vector_size(4 * sizeof(double))));
@@ -273,6 +274,7 @@ typedef struct {
     int *batch_first; /* batches + 1: the first block of each batch */
     int batches;
     vf *xt, *xv;      /* ntb x d, nvb x d: the splits' blocks, transposed */
+    vi *yt, *yv;      /* ntb, nvb: their labels (0 in the padding lanes) */
     vf *hid, *z, *dz; /* h, c, c: one block's activations */
     vf *gw1, *gw2;    /* d*h, h*c: per-lane weight gradients */
     vd *gb1, *gb2;    /* 2h, 2c: per-lane bias gradients, pairs of four lanes */
@@ -295,13 +297,19 @@ static int tile(int rows, int batch, mlp_block *out, int *batch_first)
     return nb;
 }
 
-static void transpose_blocks(vf *xt, const float *x, const mlp_block *blk, int nblk, int d)
+/* The blocks of a split: its rows' features transposed into xt, their
+ * labels into yt (zero rows and label 0 past the split's end). */
+static void transpose_blocks(vf *xt, vi *yt, const float *x, const int32_t *y, const mlp_block *blk,
+                             int nblk, int d)
 {
     memset(xt, 0, sizeof(vf) * (size_t)nblk * d);
+    memset(yt, 0, sizeof(vi) * (size_t)nblk);
     for (int bi = 0; bi < nblk; bi++)
-        for (int l = 0; l < blk[bi].rows; l++)
+        for (int l = 0; l < blk[bi].rows; l++) {
             for (int p = 0; p < d; p++)
                 xt[(size_t)bi * d + p][l] = x[(size_t)(blk[bi].row0 + l) * d + p];
+            yt[bi][l] = y[blk[bi].row0 + l];
+        }
 }
 
 /* Places `bytes` at *off (rounded up to whole vd) and returns its offset. */
@@ -317,7 +325,7 @@ static size_t mlp_ws_layout(mlp_ws *w, char *base)
 {
     const size_t V = sizeof(vf), D = sizeof(vd), d = (size_t)w->d, h = (size_t)w->h,
                  c = (size_t)w->c;
-    size_t off = 0, o[12];
+    size_t off = 0, o[14];
     o[0] = carve(&off, sizeof(mlp_block) * (size_t)(w->ntb + w->nvb));
     o[1] = carve(&off, sizeof(int) * (size_t)(w->batches + 1));
     o[2] = carve(&off, V * (size_t)w->ntb * d);
@@ -330,6 +338,8 @@ static size_t mlp_ws_layout(mlp_ws *w, char *base)
     o[9] = carve(&off, 2 * D * h);
     o[10] = carve(&off, 2 * D * c);
     o[11] = carve(&off, sizeof(float) * w->P);
+    o[12] = carve(&off, sizeof(vi) * (size_t)w->ntb);
+    o[13] = carve(&off, sizeof(vi) * (size_t)w->nvb);
     if (base) {
         w->tb = (mlp_block *)(base + o[0]);
         w->batch_first = (int *)(base + o[1]);
@@ -343,6 +353,8 @@ static size_t mlp_ws_layout(mlp_ws *w, char *base)
         w->gb1 = (vd *)(base + o[9]);
         w->gb2 = (vd *)(base + o[10]);
         w->grad = (float *)(base + o[11]);
+        w->yt = (vi *)(base + o[12]);
+        w->yv = (vi *)(base + o[13]);
     }
     return off;
 }
@@ -363,22 +375,24 @@ static char *mlp_ws_make(const dl_fused_mlp_args *a, int b, mlp_ws *w)
     tile(a->n_train, a->batch, w->tb, w->batch_first);
     mlp_block *vb = w->tb + w->ntb;
     tile(a->n_val, a->n_val, vb, NULL);
-    transpose_blocks(w->xt, a->x_train + (size_t)b * a->n_train * d, w->tb, w->ntb, d);
-    transpose_blocks(w->xv, a->x_val + (size_t)b * a->n_val * d, vb, w->nvb, d);
+    transpose_blocks(w->xt, w->yt, a->x_train + (size_t)b * a->n_train * d,
+                     a->y_train + (size_t)b * a->n_train, w->tb, w->ntb, d);
+    transpose_blocks(w->xv, w->yv, a->x_val + (size_t)b * a->n_val * d,
+                     a->y_val + (size_t)b * a->n_val, vb, w->nvb, d);
     return mem;
 }
 
 /* Forward, loss and (with `grad`) backward over blocks [b0, b1) of a split
- * whose rows' labels are y: the mean loss and accuracy over `rows` rows,
+ * whose blocks' labels are y: the mean loss and accuracy over `rows` rows,
  * and the gradient of the mean loss in w->grad. */
 static inline __attribute__((always_inline)) void
 mlp_pass_body(mlp_ws *restrict w, const float *restrict p, const vf *restrict x,
-              const mlp_block *restrict blk, int b0, int b1, const int32_t *restrict y, int rows,
+              const mlp_block *restrict blk, int b0, int b1, const vi *restrict y, int rows,
               const bool grad, float *loss, float *acc, const int d, const int c)
 {
     const int h = w->h;
     const float *w1 = p + w->w1, *bias1 = p + w->b1, *w2 = p + w->w2, *bias2 = p + w->b2;
-    vf *restrict hid = w->hid, *restrict z = w->z, *restrict dz = w->dz;
+    vf *restrict hid = w->hid, *restrict z = w->z;
     vf *restrict gw1 = w->gw1, *restrict gw2 = w->gw2;
     vd *restrict gb1 = w->gb1, *restrict gb2 = w->gb2;
     if (grad) {
@@ -389,18 +403,10 @@ mlp_pass_body(mlp_ws *restrict w, const float *restrict p, const vf *restrict x,
     }
     const float scale = 1.0f / (float)rows;
     const vf zero = {0};
-    double lsum = 0.0;
-    long correct = 0;
-    float zr[64], gr[64], *zrow = c <= 64 ? zr : NULL, *grow = c <= 64 ? gr : NULL;
-    float *heap = NULL;
-    if (!zrow) {
-        heap = malloc(sizeof(float) * 2 * (size_t)c);
-        if (!heap) { /* cannot happen for the shapes fused_limit admits; keep it defined */
-            *loss = NAN, *acc = NAN;
-            return;
-        }
-        zrow = heap, grow = heap + c;
-    }
+    vi lane = {0};
+    for (int l = 0; l < DL_FUSED_LANES; l++) lane[l] = l;
+    vd lsum[2] = {{0}, {0}};
+    vi correct = {0};
     for (int bi = b0; bi < b1; bi++) {
         const vf *xb = x + (size_t)bi * d;
         /* hid = relu(X W1 + b1): the sum over features in order, then the bias */
@@ -416,35 +422,35 @@ mlp_pass_body(mlp_ws *restrict w, const float *restrict p, const vf *restrict x,
             for (int j = 0; j < h; j++) s += hid[j] * w2[(size_t)j * c + k];
             z[k] = s + bias2[k];
         }
-        /* the loss row by row, in row order (dl_softmax_xent_row) */
-        const int n = blk[bi].rows, row0 = blk[bi].row0;
-        for (int l = 0; l < n; l++) {
-            int ok;
-            for (int k = 0; k < c; k++) zrow[k] = z[k][l];
-            lsum += dl_softmax_xent_row(zrow, c, y[row0 + l], grad ? grow : NULL, scale, &ok);
-            correct += ok;
-            if (grad)
-                for (int k = 0; k < c; k++) dz[k][l] = grow[k];
-        }
+        /* the loss of the block's rows at once; the padding lanes count for
+         * nothing and their gradient rows are zero */
+        const vi valid = lane < blk[bi].rows;
+        vf lrow;
+        vi ok;
+        dl_softmax_xent_lanes(z, c, &y[bi], grad ? z : NULL, scale, &lrow, &ok);
+        lrow = DL_VSEL(valid, lrow, zero);
+        ADD_D(lsum, lrow);
+        correct -= ok & valid;
         if (!grad) continue;
-        for (int l = n; l < DL_FUSED_LANES; l++)
-            for (int k = 0; k < c; k++) dz[k][l] = 0.0f;
+        /* z now holds dz */
+        for (int k = 0; k < c; k++) z[k] = DL_VSEL(valid, z[k], zero);
         /* dW2 += hid^T dz, db2 += dz, dhid = (dz W2^T) masked, dW1 += X^T dhid */
-        for (int k = 0; k < c; k++) ADD_D(gb2 + 2 * k, dz[k]);
+        for (int k = 0; k < c; k++) ADD_D(gb2 + 2 * k, z[k]);
         for (int j = 0; j < h; j++) {
             vf s = {0};
             for (int k = 0; k < c; k++) {
-                gw2[(size_t)j * c + k] += hid[j] * dz[k];
-                s += dz[k] * w2[(size_t)j * c + k];
+                gw2[(size_t)j * c + k] += hid[j] * z[k];
+                s += z[k] * w2[(size_t)j * c + k];
             }
             vf dh = (vf)((vi)s & (hid[j] > zero));
             ADD_D(gb1 + 2 * j, dh);
             for (int q = 0; q < d; q++) gw1[(size_t)q * h + j] += xb[q] * dh;
         }
     }
-    free(heap);
-    *loss = (float)(lsum / rows);
-    *acc = (float)((double)correct / rows);
+    long ncorrect = 0;
+    for (int l = 0; l < DL_FUSED_LANES; l++) ncorrect += correct[l];
+    *loss = (float)(lane_sum_d(lsum) / rows);
+    *acc = (float)((double)ncorrect / rows);
     if (!grad) return;
     float *g = w->grad;
     for (size_t i = 0; i < (size_t)d * h; i++) g[w->w1 + i] = lane_sum_f(&gw1[i]);
@@ -472,8 +478,8 @@ mlp_pass_body(mlp_ws *restrict w, const float *restrict p, const vf *restrict x,
 
 DL_FUSED_CLONES
 static void mlp_pass(mlp_ws *restrict w, const float *restrict p, const vf *restrict x,
-                     const mlp_block *restrict blk, int b0, int b1, const int32_t *restrict y,
-                     int rows, bool grad, float *loss, float *acc)
+                     const mlp_block *restrict blk, int b0, int b1, const vi *restrict y, int rows,
+                     bool grad, float *loss, float *acc)
 {
     if (grad)
         PASS_C(true);
@@ -509,28 +515,30 @@ static void mlp_step(const dl_optim *o, float *restrict p, const float *restrict
 /* Model b for the call's epochs. Full batch: the training pass that ends
  * an epoch also yields the next step's gradient (the first one is computed
  * at the start of the call, from the same parameters, so it is the same
- * whichever call computes it). */
+ * whichever call computes it; the call's last epoch leaves it to the next
+ * call). */
 static void mlp_model(const dl_fused_mlp_args *a, int b, mlp_ws *w)
 {
     const size_t P = w->P, S = (size_t)a->models;
     float *p = a->params + (size_t)b * P;
     float *m = a->m ? a->m + (size_t)b * P : NULL, *v = a->v ? a->v + (size_t)b * P : NULL;
-    const int32_t *yt = a->y_train + (size_t)b * a->n_train, *yv = a->y_val + (size_t)b * a->n_val;
     const mlp_block *vb = w->tb + w->ntb;
     const bool full = w->batches == 1;
     int64_t step = a->first_step;
     float loss, acc;
-    if (full) mlp_pass(w, p, w->xt, w->tb, 0, w->ntb, yt, a->n_train, true, &loss, &acc);
+    if (full && a->epochs > 0)
+        mlp_pass(w, p, w->xt, w->tb, 0, w->ntb, w->yt, a->n_train, true, &loss, &acc);
     for (int e = 0; e < a->epochs; e++) {
         for (int bi = 0; bi < w->batches; bi++) {
             const int f = w->batch_first[bi], l = w->batch_first[bi + 1];
             const int rows = bi + 1 < w->batches ? a->batch : a->n_train - bi * a->batch;
-            if (!full) mlp_pass(w, p, w->xt, w->tb, f, l, yt, rows, true, &loss, &acc);
+            if (!full) mlp_pass(w, p, w->xt, w->tb, f, l, w->yt, rows, true, &loss, &acc);
             mlp_step(&a->opt, p, w->grad, m, v, P, (int)++step);
         }
         float *row = a->hist + (size_t)e * DL_MLP_METRICS_N * S + (size_t)b;
-        mlp_pass(w, p, w->xv, vb, 0, w->nvb, yv, a->n_val, false, &row[1 * S], &row[3 * S]);
-        mlp_pass(w, p, w->xt, w->tb, 0, w->ntb, yt, a->n_train, full, &row[0], &row[2 * S]);
+        mlp_pass(w, p, w->xv, vb, 0, w->nvb, w->yv, a->n_val, false, &row[1 * S], &row[3 * S]);
+        mlp_pass(w, p, w->xt, w->tb, 0, w->ntb, w->yt, a->n_train, full && e + 1 < a->epochs,
+                 &row[0], &row[2 * S]);
     }
 }
 
