@@ -171,9 +171,9 @@ static void test_special_values(void)
 {
     const struct {
         float x, exp_want;
-    } e[] = {{-INFINITY, 0.0f}, {-1e30f, 0.0f},      {-200.0f, 0.0f},
-             {-104.5f, 0.0f},   {0.0f, 1.0f},        {-0.0f, 1.0f},
-             {89.0f, INFINITY}, {1e30f, INFINITY},   {INFINITY, INFINITY},
+    } e[] = {{-INFINITY, 0.0f},    {-1e30f, 0.0f},         {-200.0f, 0.0f},
+             {-104.5f, 0.0f},      {0.0f, 1.0f},           {-0.0f, 1.0f},
+             {89.0f, INFINITY},    {1e30f, INFINITY},      {INFINITY, INFINITY},
              {88.0f, expf(88.0f)}, {-87.0f, expf(-87.0f)}, {-100.0f, expf(-100.0f)}};
     for (size_t i = 0; i < sizeof e / sizeof e[0]; i++) {
         float got = lane0(vexp_base, e[i].x);
@@ -191,9 +191,14 @@ static void test_special_values(void)
 
     const struct {
         float x, log_want;
-    } g[] = {{1.0f, 0.0f},         {INFINITY, INFINITY}, {0.0f, -INFINITY},
-             {-0.0f, -INFINITY},   {FLT_MAX, logf(FLT_MAX)},
-             {0x1p-149f, logf(0x1p-149f)}, {FLT_MIN, logf(FLT_MIN)}, {2.0f, logf(2.0f)},
+    } g[] = {{1.0f, 0.0f},
+             {INFINITY, INFINITY},
+             {0.0f, -INFINITY},
+             {-0.0f, -INFINITY},
+             {FLT_MAX, logf(FLT_MAX)},
+             {0x1p-149f, logf(0x1p-149f)},
+             {FLT_MIN, logf(FLT_MIN)},
+             {2.0f, logf(2.0f)},
              {3.0f, logf(3.0f)}};
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
         float got = lane0(vlog_base, g[i].x);
@@ -282,9 +287,7 @@ static void make_row(int kind, int c, float *z, int32_t *label)
     case 5: /* an infinite logit */
         z[next_u32() % (uint32_t)c] = next_u32() & 1 ? INFINITY : -INFINITY;
         break;
-    case 6: /* a NaN logit */
-        z[next_u32() % (uint32_t)c] = NAN;
-        break;
+    case 6: /* a NaN logit */ z[next_u32() % (uint32_t)c] = NAN; break;
     case 7: /* the label far below the maximum: a large loss */
         z[*label] = -fabsf(z[*label]) - 50.0f * s;
         break;
@@ -328,7 +331,8 @@ static void test_softmax_lanes(void)
                                   close_or_both_nan(loss[l], lref, 0x1p-21f * (1 + fabsf(lref))) &&
                                   same_bits(loss[l], loss2[l]);
                     for (int j = 0; j < c; j++)
-                        row_ok = row_ok && close_or_both_nan(grad[j][l], gref[j], 0x1p-21f * scale) &&
+                        row_ok = row_ok &&
+                                 close_or_both_nan(grad[j][l], gref[j], 0x1p-21f * scale) &&
                                  same_bits(grad[j][l], zcopy[j][l]);
                     if (!row_ok && bad++ < 5) {
                         fprintf(stderr, "c=%d label %d:", c, lab[l]);

@@ -35,7 +35,7 @@ typedef uint32_t dl_vu __attribute__((vector_size(DL_VEC_LANES * sizeof(uint32_t
  * zeros (the result of a vector comparison). C has no vector ?:; macros,
  * as a function returning a vector by value would change the ABI. The
  * mask is evaluated twice. */
-#define DL_VSEL(mask, a, b) ((dl_vf)(((dl_vi)(a) & (mask)) | ((dl_vi)(b) & ~(mask))))
+#define DL_VSEL(mask, a, b)  ((dl_vf)(((dl_vi)(a) & (mask)) | ((dl_vi)(b) & ~(mask))))
 #define DL_VSELI(mask, a, b) (((a) & (mask)) | ((b) & ~(mask)))
 
 /* e^x lane by lane.
@@ -120,8 +120,7 @@ DL_VEC_INLINE void dl_vlogf(dl_vf *out, const dl_vf *in)
     const dl_vf R = z * (2.0f / 3.0f + z * (2.0f / 5.0f + z * (2.0f / 7.0f + z * (2.0f / 9.0f))));
     const dl_vf hfsq = 0.5f * f * f;
     const dl_vf ef = __builtin_convertvector(e, dl_vf);
-    const dl_vf y =
-        ef * 0x1.62e4p-1f - ((hfsq - (s * (hfsq + R) + ef * 0x1.7f7d1cp-20f)) - f);
+    const dl_vf y = ef * 0x1.62e4p-1f - ((hfsq - (s * (hfsq + R) + ef * 0x1.7f7d1cp-20f)) - f);
     /* +Inf and NaN pass through; 0 gives -Inf, a negative number NaN */
     const dl_vf inf = (dl_vf){0} + INFINITY;
     const dl_vf fin = DL_VSEL(x < inf, y, x);
