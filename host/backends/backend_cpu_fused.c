@@ -266,6 +266,8 @@ static dl_status cpu_fused_factorise(dl_backend *be, const dl_fused_factorise_ar
  * operations (features -> hidden -> logits -> softmax -> loss) with the
  * next ones', few enough that the chunk's logits stay in L1. */
 #define MLP_CHUNK 16
+/* Unrolls a loop over a chunk's blocks: its body is a dozen instructions. */
+#define MLP_UNROLL _Pragma("GCC unroll 4")
 
 /* A block of rows of one split: where its rows start, how many are real. */
 typedef struct {
@@ -286,7 +288,7 @@ typedef struct {
     vf *hid, *dz; /* mb x h, mb x c: a batch's hidden activations, logit gradients */
     vf *dh;       /* mb x h: the gradient at the hidden layer's input */
     int cb;       /* blocks per chunk of the forward sweep (MLP_CHUNK) */
-    vf *hw;       /* h: one block's hidden activations (without a gradient) */
+    vf *hw;       /* cb x h: a chunk's hidden activations (without a gradient) */
     vf *zs;       /* cb x c: a chunk's logits, then their gradients */
     vf *g1, *g2;  /* (d+1)*h, (h+1)*c: per-lane gradients of [W1 | b1], [W2 | b2] */
     float *grad;  /* P: the summed gradient */
@@ -343,7 +345,7 @@ static size_t mlp_ws_layout(mlp_ws *w, char *base)
                  yt = carve(&off, sizeof(vi) * (size_t)w->ntb),
                  yv = carve(&off, sizeof(vi) * (size_t)w->nvb), hid = carve(&off, V * mb * h),
                  dz = carve(&off, V * mb * c), dh = carve(&off, V * mb * h),
-                 hw = carve(&off, V * (h + (size_t)w->cb * c)), g1 = carve(&off, V * (d + 1) * h),
+                 hw = carve(&off, V * (size_t)w->cb * (h + c)), g1 = carve(&off, V * (d + 1) * h),
                  g2 = carve(&off, V * (h + 1) * c), grad = carve(&off, sizeof(float) * w->P);
     if (base) {
         w->tb = (mlp_block *)(base + tb);
@@ -356,7 +358,7 @@ static size_t mlp_ws_layout(mlp_ws *w, char *base)
         w->dz = (vf *)(base + dz);
         w->dh = (vf *)(base + dh);
         w->hw = (vf *)(base + hw);
-        w->zs = w->hw + h;
+        w->zs = w->hw + (size_t)w->cb * h;
         w->g1 = (vf *)(base + g1);
         w->g2 = (vf *)(base + g2);
         w->grad = (float *)(base + grad);
@@ -531,23 +533,28 @@ mlp_pass_body(mlp_ws *restrict w, const float *restrict p, const vf *restrict x,
     for (int c0 = b0; c0 < b1; c0 += MLP_CHUNK) {
         const int c1 = c0 + MLP_CHUNK < b1 ? c0 + MLP_CHUNK : b1;
         /* hid = relu(X W1 + b1): the sum over features in order, then the
-         * bias; logits = hid W2 + b2 */
-        for (int bi = c0; bi < c1; bi++) {
-            const vf *xb = x + (size_t)bi * d;
-            vf *restrict hid = grad ? w->hid + (size_t)(bi - b0) * h : w->hw;
-            vf *restrict z = w->zs + (size_t)(bi - c0) * c;
-            for (int j = 0; j < h; j++) {
-                vf s = {0};
-                for (int q = 0; q < d; q++) s += xb[q] * w1[(size_t)q * h + j];
+         * bias; logits = hid W2 + b2. A unit's or a class's weights at a
+         * time, for every block of the chunk, so that they stay in registers. */
+        vf *restrict hc = grad ? w->hid + (size_t)(c0 - b0) * h : w->hw;
+        vf *restrict zc = w->zs;
+        for (int j = 0; j < h; j++) MLP_UNROLL for (int bi = c0; bi < c1; bi++)
+            {
+                const vf *xb = x + (size_t)bi * d;
+                /* from the first product rather than from zero: the sums
+                 * differ at most in the sign of a zero, which the ReLU
+                 * makes +0 either way */
+                vf s = xb[0] * w1[j];
+                for (int q = 1; q < d; q++) s += xb[q] * w1[(size_t)q * h + j];
                 s += bias1[j];
-                hid[j] = (vf)((vi)s & (s > zero));
+                hc[(size_t)(bi - c0) * h + j] = (vf)((vi)s & (s > zero));
             }
-            for (int k = 0; k < c; k++) {
+        for (int k = 0; k < c; k++) MLP_UNROLL for (int bi = c0; bi < c1; bi++)
+            {
+                const vf *hb = hc + (size_t)(bi - c0) * h;
                 vf s = {0};
-                for (int j = 0; j < h; j++) s += hid[j] * w2[(size_t)j * c + k];
-                z[k] = s + bias2[k];
+                for (int j = 0; j < h; j++) s += hb[j] * w2[(size_t)j * c + k];
+                zc[(size_t)(bi - c0) * c + k] = s + bias2[k];
             }
-        }
         /* the loss of each block's rows at once; the padding lanes count
          * for nothing and their gradient rows are zero */
         for (int bi = c0; bi < c1; bi++) {
@@ -564,18 +571,14 @@ mlp_pass_body(mlp_ws *restrict w, const float *restrict p, const vf *restrict x,
             for (int k = 0; k < c; k++) dz[k] = DL_VSEL(valid, z[k], zero);
         }
         if (!grad) continue;
-        /* dhid = (dz W2^T) masked by the ReLU */
-        for (int bi = c0; bi < c1; bi++) {
-            const vf *restrict hid = w->hid + (size_t)(bi - b0) * h, *restrict dz =
-                                                                         w->dz +
-                                                                         (size_t)(bi - b0) * c;
-            vf *restrict dh = w->dh + (size_t)(bi - b0) * h;
-            for (int j = 0; j < h; j++) {
+        /* dhid = (dz W2^T) masked by the ReLU, a unit at a time */
+        for (int j = 0; j < h; j++) MLP_UNROLL for (int bi = c0; bi < c1; bi++)
+            {
+                const size_t o = (size_t)(bi - b0);
                 vf s = {0};
-                for (int k = 0; k < c; k++) s += dz[k] * w2[(size_t)j * c + k];
-                dh[j] = (vf)((vi)s & (hid[j] > zero));
+                for (int k = 0; k < c; k++) s += w->dz[o * c + k] * w2[(size_t)j * c + k];
+                w->dh[o * h + j] = (vf)((vi)s & (w->hid[o * h + j] > zero));
             }
-        }
     }
     long ncorrect = 0;
     for (int l = 0; l < DL_FUSED_LANES; l++) ncorrect += correct[l];
