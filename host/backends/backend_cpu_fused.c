@@ -14,7 +14,9 @@
  * rows l, l + L, l + 2L, ... of the batch) and the lanes added in order at
  * the end. That order is fixed by the shapes alone, so a model's bits do
  * not depend on the thread count, on how many models share a call, or on
- * how the epochs are cut into calls.
+ * how the epochs are cut into calls. The MLP's softmax cross-entropy takes
+ * a block's rows at once with vec_math.h's exp and log (within 1 ulp of
+ * the C library's expf and logf, not the same bits).
  *
  * No floating-point contraction (ISO C17 leaves it off) and no reassociation:
  * the AVX2 clone of a kernel (picked at load time where the CPU has AVX2)
