@@ -14,7 +14,9 @@
  * rows l, l + L, l + 2L, ... of the batch) and the lanes added in order at
  * the end. That order is fixed by the shapes alone, so a model's bits do
  * not depend on the thread count, on how many models share a call, or on
- * how the epochs are cut into calls.
+ * how the epochs are cut into calls. The MLP's softmax cross-entropy takes
+ * a block's rows at once with vec_math.h's exp and log (within 1 ulp of
+ * the C library's expf and logf, not the same bits).
  *
  * No floating-point contraction (ISO C17 leaves it off) and no reassociation:
  * the AVX2 clone of a kernel (picked at load time where the CPU has AVX2)
@@ -24,6 +26,7 @@
 #include "dlab/backend.h"
 #include "backend_cpu.h"
 #include "elem_math.h"
+#include "vec_math.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +38,9 @@
 
 /* Rows per block: one 256-bit vector of floats. */
 #define DL_FUSED_LANES 8
-typedef float vf __attribute__((vector_size(DL_FUSED_LANES * sizeof(float))));
-typedef int32_t vi __attribute__((vector_size(DL_FUSED_LANES * sizeof(int32_t))));
+_Static_assert(DL_FUSED_LANES == DL_VEC_LANES, "a block's column is one of vec_math.h's vectors");
+typedef dl_vf vf;
+typedef dl_vi vi;
 /* Double accumulators come as pairs of four lanes (lanes 0-3, 4-7): an
  * eight-double vector is wider than AVX2's registers and compilers spill it. */
 typedef double vd __attribute__((vector_size(4 * sizeof(double))));
@@ -259,6 +263,14 @@ static dl_status cpu_fused_factorise(dl_backend *be, const dl_fused_factorise_ar
 
 /* --- MLP ---------------------------------------------------------------------- */
 
+/* Blocks per chunk of the forward sweep: enough independent blocks in a
+ * row for the processor to overlap one block's chain of dependent
+ * operations (features -> hidden -> logits -> softmax -> loss) with the
+ * next ones', few enough that the chunk's logits stay in L1. */
+#define MLP_CHUNK 16
+/* Unrolls a loop over a chunk's blocks: its body is a dozen instructions. */
+#define MLP_UNROLL _Pragma("GCC unroll 4")
+
 /* A block of rows of one split: where its rows start, how many are real. */
 typedef struct {
     int row0, rows;
@@ -272,11 +284,16 @@ typedef struct {
     mlp_block *tb;    /* ntb: the training blocks, batch by batch */
     int *batch_first; /* batches + 1: the first block of each batch */
     int batches;
-    vf *xt, *xv;      /* ntb x d, nvb x d: the splits' blocks, transposed */
-    vf *hid, *z, *dz; /* h, c, c: one block's activations */
-    vf *gw1, *gw2;    /* d*h, h*c: per-lane weight gradients */
-    vd *gb1, *gb2;    /* 2h, 2c: per-lane bias gradients, pairs of four lanes */
-    float *grad;      /* P: the summed gradient */
+    vf *xt, *xv;  /* ntb x d, nvb x d: the splits' blocks, transposed */
+    vi *yt, *yv;  /* ntb, nvb: their labels (0 in the padding lanes) */
+    int mb;       /* the most blocks in one batch */
+    vf *hid, *dz; /* mb x h, mb x c: a batch's hidden activations, logit gradients */
+    vf *dh;       /* mb x h: the gradient at the hidden layer's input */
+    int cb;       /* blocks per chunk of the forward sweep (MLP_CHUNK) */
+    vf *hw;       /* cb x h: a chunk's hidden activations (without a gradient) */
+    vf *zs;       /* cb x c: a chunk's logits, then their gradients */
+    vf *g1, *g2;  /* (d+1)*h, (h+1)*c: per-lane gradients of [W1 | b1], [W2 | b2] */
+    float *grad;  /* P: the summed gradient */
 } mlp_ws;
 
 /* Splits [0, rows) into batches of `batch` rows (the last may be short),
@@ -295,13 +312,19 @@ static int tile(int rows, int batch, mlp_block *out, int *batch_first)
     return nb;
 }
 
-static void transpose_blocks(vf *xt, const float *x, const mlp_block *blk, int nblk, int d)
+/* The blocks of a split: its rows' features transposed into xt, their
+ * labels into yt (zero rows and label 0 past the split's end). */
+static void transpose_blocks(vf *xt, vi *yt, const float *x, const int32_t *y, const mlp_block *blk,
+                             int nblk, int d)
 {
     memset(xt, 0, sizeof(vf) * (size_t)nblk * d);
+    memset(yt, 0, sizeof(vi) * (size_t)nblk);
     for (int bi = 0; bi < nblk; bi++)
-        for (int l = 0; l < blk[bi].rows; l++)
+        for (int l = 0; l < blk[bi].rows; l++) {
             for (int p = 0; p < d; p++)
                 xt[(size_t)bi * d + p][l] = x[(size_t)(blk[bi].row0 + l) * d + p];
+            yt[bi][l] = y[blk[bi].row0 + l];
+        }
 }
 
 /* Places `bytes` at *off (rounded up to whole vd) and returns its offset. */
@@ -315,34 +338,32 @@ static size_t carve(size_t *off, size_t bytes)
 /* Lays out the workspace from `base` (NULL: only measures); returns its size. */
 static size_t mlp_ws_layout(mlp_ws *w, char *base)
 {
-    const size_t V = sizeof(vf), D = sizeof(vd), d = (size_t)w->d, h = (size_t)w->h,
-                 c = (size_t)w->c;
-    size_t off = 0, o[12];
-    o[0] = carve(&off, sizeof(mlp_block) * (size_t)(w->ntb + w->nvb));
-    o[1] = carve(&off, sizeof(int) * (size_t)(w->batches + 1));
-    o[2] = carve(&off, V * (size_t)w->ntb * d);
-    o[3] = carve(&off, V * (size_t)w->nvb * d);
-    o[4] = carve(&off, V * h);
-    o[5] = carve(&off, V * c);
-    o[6] = carve(&off, V * c);
-    o[7] = carve(&off, V * d * h);
-    o[8] = carve(&off, V * h * c);
-    o[9] = carve(&off, 2 * D * h);
-    o[10] = carve(&off, 2 * D * c);
-    o[11] = carve(&off, sizeof(float) * w->P);
+    const size_t V = sizeof(vf), d = (size_t)w->d, h = (size_t)w->h, c = (size_t)w->c,
+                 mb = (size_t)w->mb;
+    size_t off = 0;
+    const size_t tb = carve(&off, sizeof(mlp_block) * (size_t)(w->ntb + w->nvb)),
+                 bf = carve(&off, sizeof(int) * (size_t)(w->batches + 1)),
+                 xt = carve(&off, V * (size_t)w->ntb * d), xv = carve(&off, V * (size_t)w->nvb * d),
+                 yt = carve(&off, sizeof(vi) * (size_t)w->ntb),
+                 yv = carve(&off, sizeof(vi) * (size_t)w->nvb), hid = carve(&off, V * mb * h),
+                 dz = carve(&off, V * mb * c), dh = carve(&off, V * mb * h),
+                 hw = carve(&off, V * (size_t)w->cb * (h + c)), g1 = carve(&off, V * (d + 1) * h),
+                 g2 = carve(&off, V * (h + 1) * c), grad = carve(&off, sizeof(float) * w->P);
     if (base) {
-        w->tb = (mlp_block *)(base + o[0]);
-        w->batch_first = (int *)(base + o[1]);
-        w->xt = (vf *)(base + o[2]);
-        w->xv = (vf *)(base + o[3]);
-        w->hid = (vf *)(base + o[4]);
-        w->z = (vf *)(base + o[5]);
-        w->dz = (vf *)(base + o[6]);
-        w->gw1 = (vf *)(base + o[7]);
-        w->gw2 = (vf *)(base + o[8]);
-        w->gb1 = (vd *)(base + o[9]);
-        w->gb2 = (vd *)(base + o[10]);
-        w->grad = (float *)(base + o[11]);
+        w->tb = (mlp_block *)(base + tb);
+        w->batch_first = (int *)(base + bf);
+        w->xt = (vf *)(base + xt);
+        w->xv = (vf *)(base + xv);
+        w->yt = (vi *)(base + yt);
+        w->yv = (vi *)(base + yv);
+        w->hid = (vf *)(base + hid);
+        w->dz = (vf *)(base + dz);
+        w->dh = (vf *)(base + dh);
+        w->hw = (vf *)(base + hw);
+        w->zs = w->hw + (size_t)w->cb * h;
+        w->g1 = (vf *)(base + g1);
+        w->g2 = (vf *)(base + g2);
+        w->grad = (float *)(base + grad);
     }
     return off;
 }
@@ -357,109 +378,236 @@ static char *mlp_ws_make(const dl_fused_mlp_args *a, int b, mlp_ws *w)
     w->batches = (a->n_train + a->batch - 1) / a->batch;
     w->ntb = tile(a->n_train, a->batch, NULL, NULL);
     w->nvb = (int)blocks_of((size_t)a->n_val);
+    w->mb = (int)blocks_of((size_t)a->batch);
+    w->cb = MLP_CHUNK;
     char *mem = aligned_alloc(sizeof(vd), mlp_ws_layout(w, NULL));
     if (!mem) return NULL;
     mlp_ws_layout(w, mem);
     tile(a->n_train, a->batch, w->tb, w->batch_first);
     mlp_block *vb = w->tb + w->ntb;
     tile(a->n_val, a->n_val, vb, NULL);
-    transpose_blocks(w->xt, a->x_train + (size_t)b * a->n_train * d, w->tb, w->ntb, d);
-    transpose_blocks(w->xv, a->x_val + (size_t)b * a->n_val * d, vb, w->nvb, d);
+    transpose_blocks(w->xt, w->yt, a->x_train + (size_t)b * a->n_train * d,
+                     a->y_train + (size_t)b * a->n_train, w->tb, w->ntb, d);
+    transpose_blocks(w->xv, w->yv, a->x_val + (size_t)b * a->n_val * d,
+                     a->y_val + (size_t)b * a->n_val, vb, w->nvb, d);
     return mem;
 }
 
+/* out[i*ldo + k] = sum over blocks b < nb of A[b*lda + i] * B[b*ldb + k]
+ * for i < ti, k < tk (constants where this is inlined, so that the ti x tk
+ * sums stay in registers), each sum from zero in block order. */
+static inline __attribute__((always_inline)) void outer_tile(vf *restrict out, size_t ldo,
+                                                             const vf *restrict A, size_t lda,
+                                                             const vf *restrict B, size_t ldb,
+                                                             int nb, const int ti, const int tk)
+{
+    vf acc[4][4];
+    for (int i = 0; i < ti; i++)
+        for (int k = 0; k < tk; k++) acc[i][k] = (vf){0};
+    for (int b = 0; b < nb; b++)
+        for (int i = 0; i < ti; i++) {
+            const vf a = A[(size_t)b * lda + i];
+            for (int k = 0; k < tk; k++) acc[i][k] += a * B[(size_t)b * ldb + k];
+        }
+    for (int i = 0; i < ti; i++)
+        for (int k = 0; k < tk; k++) out[(size_t)i * ldo + k] = acc[i][k];
+}
+
+/* The per-lane sums over a batch's nb blocks of the outer products of the
+ * blocks' rows: out[i*m + k] = sum_b A[b*n + i] * B[b*m + k] (i < n,
+ * k < m), in tiles of up to 4 x 3. */
+static inline __attribute__((always_inline)) void
+outer_sum(vf *restrict out, const vf *restrict A, int n, const vf *restrict B, int m, int nb)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        int k = 0;
+        for (; k + 3 <= m; k += 3)
+            outer_tile(out + (size_t)i * m + k, (size_t)m, A + i, (size_t)n, B + k, (size_t)m, nb,
+                       4, 3);
+        for (; k < m; k++)
+            outer_tile(out + (size_t)i * m + k, (size_t)m, A + i, (size_t)n, B + k, (size_t)m, nb,
+                       4, 1);
+    }
+    for (; i < n; i++) {
+        int k = 0;
+        for (; k + 3 <= m; k += 3)
+            outer_tile(out + (size_t)i * m + k, (size_t)m, A + i, (size_t)n, B + k, (size_t)m, nb,
+                       1, 3);
+        for (; k < m; k++)
+            outer_tile(out + (size_t)i * m + k, (size_t)m, A + i, (size_t)n, B + k, (size_t)m, nb,
+                       1, 1);
+    }
+}
+
+/* out[k] = sum over blocks b < nb of B[b*m + k], for k < m, each sum from
+ * zero in block order, four at a time in registers. */
+static inline __attribute__((always_inline)) void col_sum(vf *restrict out, const vf *restrict B,
+                                                          int m, int nb)
+{
+    int k = 0;
+    for (; k + 4 <= m; k += 4) {
+        vf s[4] = {{0}, {0}, {0}, {0}};
+        for (int b = 0; b < nb; b++)
+            for (int t = 0; t < 4; t++) s[t] += B[(size_t)b * m + k + t];
+        for (int t = 0; t < 4; t++) out[k + t] = s[t];
+    }
+    for (; k < m; k++) {
+        vf s = {0};
+        for (int b = 0; b < nb; b++) s += B[(size_t)b * m + k];
+        out[k] = s;
+    }
+}
+
+/* out[i] = the sum of the lanes of v[i] in lane order from zero, as
+ * lane_sum_f, for i < n: eight vectors at a time transposed, so that the
+ * sums run across vectors. */
+static inline __attribute__((always_inline)) void lane_sums(float *restrict out,
+                                                            const vf *restrict v, size_t n)
+{
+    const size_t full = n / 8 * 8;
+    size_t i = 0;
+#if DL_FUSED_LANES == 8
+    for (; i < full; i += 8) {
+        const vf *r = v + i;
+        /* t[l] = lane l of r[0..8) */
+        vf a0 = __builtin_shufflevector(r[0], r[1], 0, 8, 1, 9, 4, 12, 5, 13);
+        vf a1 = __builtin_shufflevector(r[0], r[1], 2, 10, 3, 11, 6, 14, 7, 15);
+        vf a2 = __builtin_shufflevector(r[2], r[3], 0, 8, 1, 9, 4, 12, 5, 13);
+        vf a3 = __builtin_shufflevector(r[2], r[3], 2, 10, 3, 11, 6, 14, 7, 15);
+        vf a4 = __builtin_shufflevector(r[4], r[5], 0, 8, 1, 9, 4, 12, 5, 13);
+        vf a5 = __builtin_shufflevector(r[4], r[5], 2, 10, 3, 11, 6, 14, 7, 15);
+        vf a6 = __builtin_shufflevector(r[6], r[7], 0, 8, 1, 9, 4, 12, 5, 13);
+        vf a7 = __builtin_shufflevector(r[6], r[7], 2, 10, 3, 11, 6, 14, 7, 15);
+        /* a0 = r0[0] r1[0] r0[1] r1[1] | r0[4] r1[4] r0[5] r1[5], ... */
+        vf b0 = __builtin_shufflevector(a0, a2, 0, 1, 8, 9, 4, 5, 12, 13);
+        vf b1 = __builtin_shufflevector(a0, a2, 2, 3, 10, 11, 6, 7, 14, 15);
+        vf b2 = __builtin_shufflevector(a1, a3, 0, 1, 8, 9, 4, 5, 12, 13);
+        vf b3 = __builtin_shufflevector(a1, a3, 2, 3, 10, 11, 6, 7, 14, 15);
+        vf b4 = __builtin_shufflevector(a4, a6, 0, 1, 8, 9, 4, 5, 12, 13);
+        vf b5 = __builtin_shufflevector(a4, a6, 2, 3, 10, 11, 6, 7, 14, 15);
+        vf b6 = __builtin_shufflevector(a5, a7, 0, 1, 8, 9, 4, 5, 12, 13);
+        vf b7 = __builtin_shufflevector(a5, a7, 2, 3, 10, 11, 6, 7, 14, 15);
+        /* b0 = lane 0 of r0..r3 | lane 4 of r0..r3, b1 = lane 1 | lane 5, ... */
+        const vf t[8] = {
+            __builtin_shufflevector(b0, b4, 0, 1, 2, 3, 8, 9, 10, 11),
+            __builtin_shufflevector(b1, b5, 0, 1, 2, 3, 8, 9, 10, 11),
+            __builtin_shufflevector(b2, b6, 0, 1, 2, 3, 8, 9, 10, 11),
+            __builtin_shufflevector(b3, b7, 0, 1, 2, 3, 8, 9, 10, 11),
+            __builtin_shufflevector(b0, b4, 4, 5, 6, 7, 12, 13, 14, 15),
+            __builtin_shufflevector(b1, b5, 4, 5, 6, 7, 12, 13, 14, 15),
+            __builtin_shufflevector(b2, b6, 4, 5, 6, 7, 12, 13, 14, 15),
+            __builtin_shufflevector(b3, b7, 4, 5, 6, 7, 12, 13, 14, 15),
+        };
+        vf s = {0};
+        for (int l = 0; l < 8; l++) s += t[l];
+        memcpy(out + i, &s, sizeof s);
+    }
+#endif
+    for (; i < n; i++) out[i] = lane_sum_f(&v[i]);
+}
+
 /* Forward, loss and (with `grad`) backward over blocks [b0, b1) of a split
- * whose rows' labels are y: the mean loss and accuracy over `rows` rows,
- * and the gradient of the mean loss in w->grad. */
+ * whose blocks' labels are y: the mean loss and accuracy over `rows` rows,
+ * and the gradient of the mean loss in w->grad.
+ *
+ * Chunk by chunk of MLP_CHUNK blocks, one step at a time over the chunk's
+ * blocks (the hidden layer and logits, then the softmax, then the gradient
+ * at the hidden layer), so that consecutive iterations are independent;
+ * each lane's arithmetic is the same as one block at a time. With a
+ * gradient, the sweep keeps the batch's hidden activations, logit
+ * gradients and hidden-layer gradients, and the weight gradients' per-lane
+ * sums over the blocks are taken after it, each in a register (the same
+ * sums in the same order as adding each block's products as it comes). */
 static inline __attribute__((always_inline)) void
 mlp_pass_body(mlp_ws *restrict w, const float *restrict p, const vf *restrict x,
-              const mlp_block *restrict blk, int b0, int b1, const int32_t *restrict y, int rows,
-              const bool grad, float *loss, float *acc, const int d, const int c)
+              const mlp_block *restrict blk, int b0, int b1, const vi *restrict y, int rows,
+              const bool grad, float *loss, float *acc, const int d, const int h, const int c)
 {
-    const int h = w->h;
+    const int nb = b1 - b0;
     const float *w1 = p + w->w1, *bias1 = p + w->b1, *w2 = p + w->w2, *bias2 = p + w->b2;
-    vf *restrict hid = w->hid, *restrict z = w->z, *restrict dz = w->dz;
-    vf *restrict gw1 = w->gw1, *restrict gw2 = w->gw2;
-    vd *restrict gb1 = w->gb1, *restrict gb2 = w->gb2;
-    if (grad) {
-        for (size_t i = 0; i < (size_t)d * h; i++) gw1[i] = (vf){0};
-        for (size_t i = 0; i < (size_t)h * c; i++) gw2[i] = (vf){0};
-        for (int j = 0; j < 2 * h; j++) gb1[j] = (vd){0};
-        for (int k = 0; k < 2 * c; k++) gb2[k] = (vd){0};
-    }
     const float scale = 1.0f / (float)rows;
     const vf zero = {0};
-    double lsum = 0.0;
-    long correct = 0;
-    float zr[64], gr[64], *zrow = c <= 64 ? zr : NULL, *grow = c <= 64 ? gr : NULL;
-    float *heap = NULL;
-    if (!zrow) {
-        heap = malloc(sizeof(float) * 2 * (size_t)c);
-        if (!heap) { /* cannot happen for the shapes fused_limit admits; keep it defined */
-            *loss = NAN, *acc = NAN;
-            return;
-        }
-        zrow = heap, grow = heap + c;
-    }
-    for (int bi = b0; bi < b1; bi++) {
-        const vf *xb = x + (size_t)bi * d;
-        /* hid = relu(X W1 + b1): the sum over features in order, then the bias */
-        for (int j = 0; j < h; j++) {
-            vf s = {0};
-            for (int q = 0; q < d; q++) s += xb[q] * w1[(size_t)q * h + j];
-            s += bias1[j];
-            hid[j] = (vf)((vi)s & (s > zero));
-        }
-        /* logits = hid W2 + b2 */
-        for (int k = 0; k < c; k++) {
-            vf s = {0};
-            for (int j = 0; j < h; j++) s += hid[j] * w2[(size_t)j * c + k];
-            z[k] = s + bias2[k];
-        }
-        /* the loss row by row, in row order (dl_softmax_xent_row) */
-        const int n = blk[bi].rows, row0 = blk[bi].row0;
-        for (int l = 0; l < n; l++) {
-            int ok;
-            for (int k = 0; k < c; k++) zrow[k] = z[k][l];
-            lsum += dl_softmax_xent_row(zrow, c, y[row0 + l], grad ? grow : NULL, scale, &ok);
-            correct += ok;
-            if (grad)
-                for (int k = 0; k < c; k++) dz[k][l] = grow[k];
+    vi lane = {0};
+    for (int l = 0; l < DL_FUSED_LANES; l++) lane[l] = l;
+    vd lsum[2] = {{0}, {0}};
+    vi correct = {0};
+    for (int c0 = b0; c0 < b1; c0 += MLP_CHUNK) {
+        const int c1 = c0 + MLP_CHUNK < b1 ? c0 + MLP_CHUNK : b1;
+        /* hid = relu(X W1 + b1): the sum over features in order, then the
+         * bias; logits = hid W2 + b2. A unit's or a class's weights at a
+         * time, for every block of the chunk, so that they stay in registers. */
+        vf *restrict hc = grad ? w->hid + (size_t)(c0 - b0) * h : w->hw;
+        vf *restrict zc = w->zs;
+        for (int j = 0; j < h; j++) MLP_UNROLL for (int bi = c0; bi < c1; bi++)
+            {
+                const vf *xb = x + (size_t)bi * d;
+                /* from the first product rather than from zero: the sums
+                 * differ at most in the sign of a zero, which the ReLU
+                 * makes +0 either way */
+                vf s = xb[0] * w1[j];
+                for (int q = 1; q < d; q++) s += xb[q] * w1[(size_t)q * h + j];
+                s += bias1[j];
+                hc[(size_t)(bi - c0) * h + j] = (vf)((vi)s & (s > zero));
+            }
+        for (int k = 0; k < c; k++) MLP_UNROLL for (int bi = c0; bi < c1; bi++)
+            {
+                const vf *hb = hc + (size_t)(bi - c0) * h;
+                vf s = {0};
+                for (int j = 0; j < h; j++) s += hb[j] * w2[(size_t)j * c + k];
+                zc[(size_t)(bi - c0) * c + k] = s + bias2[k];
+            }
+        /* the loss of each block's rows at once; the padding lanes count
+         * for nothing and their gradient rows are zero */
+        for (int bi = c0; bi < c1; bi++) {
+            vf *restrict z = w->zs + (size_t)(bi - c0) * c;
+            const vi valid = lane < blk[bi].rows;
+            vf lrow;
+            vi ok;
+            dl_softmax_xent_lanes(z, c, &y[bi], grad ? z : NULL, scale, &lrow, &ok);
+            lrow = DL_VSEL(valid, lrow, zero);
+            ADD_D(lsum, lrow);
+            correct -= ok & valid;
+            if (!grad) continue;
+            vf *restrict dz = w->dz + (size_t)(bi - b0) * c;
+            for (int k = 0; k < c; k++) dz[k] = DL_VSEL(valid, z[k], zero);
         }
         if (!grad) continue;
-        for (int l = n; l < DL_FUSED_LANES; l++)
-            for (int k = 0; k < c; k++) dz[k][l] = 0.0f;
-        /* dW2 += hid^T dz, db2 += dz, dhid = (dz W2^T) masked, dW1 += X^T dhid */
-        for (int k = 0; k < c; k++) ADD_D(gb2 + 2 * k, dz[k]);
-        for (int j = 0; j < h; j++) {
-            vf s = {0};
-            for (int k = 0; k < c; k++) {
-                gw2[(size_t)j * c + k] += hid[j] * dz[k];
-                s += dz[k] * w2[(size_t)j * c + k];
+        /* dhid = (dz W2^T) masked by the ReLU, a unit at a time */
+        for (int j = 0; j < h; j++) MLP_UNROLL for (int bi = c0; bi < c1; bi++)
+            {
+                const size_t o = (size_t)(bi - b0);
+                vf s = {0};
+                for (int k = 0; k < c; k++) s += w->dz[o * c + k] * w2[(size_t)j * c + k];
+                w->dh[o * h + j] = (vf)((vi)s & (w->hid[o * h + j] > zero));
             }
-            vf dh = (vf)((vi)s & (hid[j] > zero));
-            ADD_D(gb1 + 2 * j, dh);
-            for (int q = 0; q < d; q++) gw1[(size_t)q * h + j] += xb[q] * dh;
-        }
     }
-    free(heap);
-    *loss = (float)(lsum / rows);
-    *acc = (float)((double)correct / rows);
+    long ncorrect = 0;
+    for (int l = 0; l < DL_FUSED_LANES; l++) ncorrect += correct[l];
+    *loss = (float)(lane_sum_d(lsum) / rows);
+    *acc = (float)((double)ncorrect / rows);
     if (!grad) return;
-    float *g = w->grad;
-    for (size_t i = 0; i < (size_t)d * h; i++) g[w->w1 + i] = lane_sum_f(&gw1[i]);
-    for (int j = 0; j < h; j++) g[w->b1 + j] = (float)lane_sum_d(gb1 + 2 * j);
-    for (size_t i = 0; i < (size_t)h * c; i++) g[w->w2 + i] = lane_sum_f(&gw2[i]);
-    for (int k = 0; k < c; k++) g[w->b2 + k] = (float)lane_sum_d(gb2 + 2 * k);
+    /* dW2 = hid^T dz, dW1 = X^T dhid, per lane; db2, db1 per lane in double */
+    /* per lane: dW2 = hid^T dz, db2 = the sum of dz, dW1 = X^T dhid, db1 =
+     * the sum of dhid; then their lanes' sums, in the parameters' layout */
+    vf *restrict g1 = w->g1, *restrict g2 = w->g2;
+    outer_sum(g2, w->hid, h, w->dz, c, nb);
+    col_sum(g2 + (size_t)h * c, w->dz, c, nb);
+    outer_sum(g1, x + (size_t)b0 * d, d, w->dh, h, nb);
+    col_sum(g1 + (size_t)d * h, w->dh, h, nb);
+    lane_sums(w->grad + w->w1, g1, (size_t)(d + 1) * h);
+    lane_sums(w->grad + w->w2, g2, (size_t)(h + 1) * c);
 }
 
 /* mlp_pass_body with the shapes that are short loops (features, classes)
- * made constants where they are small, so that those loops unroll. */
-#define PASS(grad_, d_, c_) mlp_pass_body(w, p, x, blk, b0, b1, y, rows, grad_, loss, acc, d_, c_)
+ * made constants where they are small, so that those loops unroll, and
+ * the lab's 4-12-3 network's all three. */
+#define PASS(grad_, d_, c_)                                                                        \
+    mlp_pass_body(w, p, x, blk, b0, b1, y, rows, grad_, loss, acc, d_, w->h, c_)
 #define PASS_C(grad_)                                                                              \
     do {                                                                                           \
-        if (w->d == 4 && w->c == 3)                                                                \
-            PASS(grad_, 4, 3);                                                                     \
+        if (w->d == 4 && w->h == 12 && w->c == 3)                                                  \
+            mlp_pass_body(w, p, x, blk, b0, b1, y, rows, grad_, loss, acc, 4, 12, 3);              \
         else if (w->c == 2)                                                                        \
             PASS(grad_, w->d, 2);                                                                  \
         else if (w->c == 3)                                                                        \
@@ -472,8 +620,8 @@ mlp_pass_body(mlp_ws *restrict w, const float *restrict p, const vf *restrict x,
 
 DL_FUSED_CLONES
 static void mlp_pass(mlp_ws *restrict w, const float *restrict p, const vf *restrict x,
-                     const mlp_block *restrict blk, int b0, int b1, const int32_t *restrict y,
-                     int rows, bool grad, float *loss, float *acc)
+                     const mlp_block *restrict blk, int b0, int b1, const vi *restrict y, int rows,
+                     bool grad, float *loss, float *acc)
 {
     if (grad)
         PASS_C(true);
@@ -509,28 +657,30 @@ static void mlp_step(const dl_optim *o, float *restrict p, const float *restrict
 /* Model b for the call's epochs. Full batch: the training pass that ends
  * an epoch also yields the next step's gradient (the first one is computed
  * at the start of the call, from the same parameters, so it is the same
- * whichever call computes it). */
+ * whichever call computes it; the call's last epoch leaves it to the next
+ * call). */
 static void mlp_model(const dl_fused_mlp_args *a, int b, mlp_ws *w)
 {
     const size_t P = w->P, S = (size_t)a->models;
     float *p = a->params + (size_t)b * P;
     float *m = a->m ? a->m + (size_t)b * P : NULL, *v = a->v ? a->v + (size_t)b * P : NULL;
-    const int32_t *yt = a->y_train + (size_t)b * a->n_train, *yv = a->y_val + (size_t)b * a->n_val;
     const mlp_block *vb = w->tb + w->ntb;
     const bool full = w->batches == 1;
     int64_t step = a->first_step;
     float loss, acc;
-    if (full) mlp_pass(w, p, w->xt, w->tb, 0, w->ntb, yt, a->n_train, true, &loss, &acc);
+    if (full && a->epochs > 0)
+        mlp_pass(w, p, w->xt, w->tb, 0, w->ntb, w->yt, a->n_train, true, &loss, &acc);
     for (int e = 0; e < a->epochs; e++) {
         for (int bi = 0; bi < w->batches; bi++) {
             const int f = w->batch_first[bi], l = w->batch_first[bi + 1];
             const int rows = bi + 1 < w->batches ? a->batch : a->n_train - bi * a->batch;
-            if (!full) mlp_pass(w, p, w->xt, w->tb, f, l, yt, rows, true, &loss, &acc);
+            if (!full) mlp_pass(w, p, w->xt, w->tb, f, l, w->yt, rows, true, &loss, &acc);
             mlp_step(&a->opt, p, w->grad, m, v, P, (int)++step);
         }
         float *row = a->hist + (size_t)e * DL_MLP_METRICS_N * S + (size_t)b;
-        mlp_pass(w, p, w->xv, vb, 0, w->nvb, yv, a->n_val, false, &row[1 * S], &row[3 * S]);
-        mlp_pass(w, p, w->xt, w->tb, 0, w->ntb, yt, a->n_train, full, &row[0], &row[2 * S]);
+        mlp_pass(w, p, w->xv, vb, 0, w->nvb, w->yv, a->n_val, false, &row[1 * S], &row[3 * S]);
+        mlp_pass(w, p, w->xt, w->tb, 0, w->ntb, w->yt, a->n_train, full && e + 1 < a->epochs,
+                 &row[0], &row[2 * S]);
     }
 }
 
