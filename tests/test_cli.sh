@@ -283,4 +283,13 @@ then ok; else bad "factorise --fused on/off --json"; fi
 grep -q "us/epoch, fused path)" "$tmp/f_on.err" && grep -q "us/epoch, general path)" "$tmp/f_off.err" &&
   ok || bad "the text report does not name the path: $(grep 'training time' "$tmp"/f_*.err)"
 
+# auto on the CPU: a factorisation whose V holds more than 512 values stays
+# on the general path although it fits; 512 or fewer fuse; on still fuses it.
+for case in "400x60 5 True auto" "500x100 8 False auto" "500x100 8 True on"; do
+  set -- $case
+  got=$("$bin" --task factorise --device cpu --synthetic "$1" --rank "$2" --epochs 2 --fused "$4" \
+    --json --quiet 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["fused"])')
+  [ "$got" = "$3" ] && ok || bad "factorise $1 rank $2 --fused $4: fused $got, expected $3"
+done
+
 finish test_cli

@@ -518,6 +518,12 @@ bool dl_fused_fits(dl_backend *be, size_t bytes)
     return bytes <= be->fused_limit(be);
 }
 
+bool dl_fused_factorise_pays(dl_backend *be, int m, int n, int k)
+{
+    if (!dl_fused_fits(be, dl_fused_factorise_bytes(m, n, k))) return false;
+    return !be->fused_factorise_pays || be->fused_factorise_pays(be, m, n, k);
+}
+
 dl_status dl_fused_factorise(dl_backend *be, const dl_fused_factorise_args *a)
 {
     NEED_OP(fused_factorise);

@@ -111,7 +111,7 @@ static dl_status fact_choose_path(dl_backend *be, const fact_job *j, bool *fused
         return DL_OK;
     }
     const size_t bytes = dl_fused_factorise_bytes(j->m, j->n, cfg->rank);
-    *fused = dl_fused_fits(be, bytes);
+    *fused = on ? dl_fused_fits(be, bytes) : dl_fused_factorise_pays(be, j->m, j->n, cfg->rank);
     if (*fused || !on) return DL_OK;
     if (!be->fused_factorise || !be->fused_limit)
         return DL_FAIL(DL_E_USAGE, "--fused on: the %s backend has no fused training ops",

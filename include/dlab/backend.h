@@ -172,6 +172,9 @@ struct dl_backend {
     size_t (*fused_limit)(dl_backend *be); /* bytes of a model's working set it accepts */
     dl_status (*fused_factorise)(dl_backend *be, const dl_fused_factorise_args *args);
     dl_status (*fused_mlp)(dl_backend *be, const dl_fused_mlp_args *args);
+    /* Whether a fitting m x n rank-k factorisation is expected to train
+     * faster fused than on the general path (NULL: whenever it fits). */
+    bool (*fused_factorise_pays)(dl_backend *be, int m, int n, int k);
 
     /* --- sync, timing, graphs ----------------------------------------- */
     dl_status (*sync)(dl_backend *be);
@@ -431,6 +434,12 @@ size_t dl_fused_mlp_bytes(int d, int h, int c, int n_train, int n_val, int batch
  * for a backend without fused ops, so a task falls back on the general
  * path. */
 bool dl_fused_fits(dl_backend *be, size_t bytes);
+
+/* What --fused auto asks: dl_fused_fits() for the model's working set and,
+ * where the backend knows a shape beyond which its general path is faster
+ * (the CPU: a V of more than 512 values, which no longer lives in
+ * registers, against OpenBLAS's blocked gemm), that the shape is within it. */
+bool dl_fused_factorise_pays(dl_backend *be, int m, int n, int k);
 
 /* The two fused ops. Checks (DL_E_RUNTIME, "dl_fused_<op>: ..."): args not
  * NULL; shapes as documented at the argument structs; every pointer the
