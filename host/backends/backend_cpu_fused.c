@@ -12,7 +12,9 @@
  * the order of the sums over rows: a gradient's sum over a batch's rows
  * and the squared error's sum are accumulated per lane (lane l holding
  * rows l, l + L, l + 2L, ... of the batch) and the lanes added in order at
- * the end. That order is fixed by the shapes alone, so a model's bits do
+ * the end; the factorisation's squares are first summed in float over
+ * groups of up to 4 columns of a block (FACT_SQ_GROUP) and each group's
+ * partial added in double. That order is fixed by the shapes alone, so a model's bits do
  * not depend on the thread count, on how many models share a call, or on
  * how the epochs are cut into calls. The MLP's softmax cross-entropy takes
  * a block's rows at once with vec_math.h's exp and log (within 1 ulp of
