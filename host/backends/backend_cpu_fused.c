@@ -12,7 +12,9 @@
  * the order of the sums over rows: a gradient's sum over a batch's rows
  * and the squared error's sum are accumulated per lane (lane l holding
  * rows l, l + L, l + 2L, ... of the batch) and the lanes added in order at
- * the end. That order is fixed by the shapes alone, so a model's bits do
+ * the end; the factorisation's squares are first summed in float over
+ * groups of up to 4 columns of a block (FACT_SQ_GROUP) and each group's
+ * partial added in double. That order is fixed by the shapes alone, so a model's bits do
  * not depend on the thread count, on how many models share a call, or on
  * how the epochs are cut into calls. The MLP's softmax cross-entropy takes
  * a block's rows at once with vec_math.h's exp and log (within 1 ulp of
@@ -106,21 +108,13 @@ static inline float lane_sum_f(const vf *x)
     return s;
 }
 
-/* acc[0], acc[1] += the lanes of x (0-3, 4-7) in double; the square of
- * a float is exact in double. */
+/* acc[0], acc[1] += the lanes of x (0-3, 4-7) in double. */
 #define LANES_LO(x) __builtin_shufflevector(x, x, 0, 1, 2, 3)
 #define LANES_HI(x) __builtin_shufflevector(x, x, 4, 5, 6, 7)
 #define ADD_D(acc, x)                                                                              \
     do {                                                                                           \
         (acc)[0] += __builtin_convertvector(LANES_LO(x), vd);                                      \
         (acc)[1] += __builtin_convertvector(LANES_HI(x), vd);                                      \
-    } while (0)
-#define ADD_SQUARE_D(acc, x)                                                                       \
-    do {                                                                                           \
-        vd lo_ = __builtin_convertvector(LANES_LO(x), vd);                                         \
-        vd hi_ = __builtin_convertvector(LANES_HI(x), vd);                                         \
-        (acc)[0] += lo_ * lo_;                                                                     \
-        (acc)[1] += hi_ * hi_;                                                                     \
     } while (0)
 
 /* The sum of the eight lanes of a pair, in lane order. */
@@ -170,6 +164,14 @@ static inline double lane_sum_d(const vd *pair)
 
 /* Ranks up to this keep a block's U rows and dU sums in registers. */
 #define FACT_K_REGS 4
+/* Columns per float partial of the squared error: a block's squares of
+ * this many consecutive columns are summed per lane in float, and each
+ * partial is added in double to the epoch's per-lane sums. Converting once
+ * per group rather than once per column halves the sweep's instructions on
+ * iris; a partial of at most 4 non-negative terms (each a rounded square)
+ * carries a relative error of at most 4u (u = 2^-24, Higham's gamma_4 plus
+ * the squares' own rounding), far inside the history's float rounding. */
+#define FACT_SQ_GROUP 4
 
 /* The epochs of one model (see factorise_model), with `k` a constant where
  * the caller can make it one, so that the loops over the rank unroll. */
@@ -187,13 +189,18 @@ factorise_epochs(int n, const int k, size_t nb, const vf *restrict at, float *re
         for (size_t q = 0; q < nk; q++) dv[q] = (vf){0};
         for (size_t blk = 0; blk < nb; blk++) {
             for (int r = 0; r < k; r++) u[r] = ut[(size_t)r * nb + blk], gu[r] = (vf){0};
+            vf sq = {0};
             for (int j = 0; j < n; j++) {
                 const float *vj = v + (size_t)j * k;
                 /* E's row entries, as U V^T then minus A */
                 vf err = {0};
                 for (int r = 0; r < k; r++) err += u[r] * vj[r];
                 err -= at[(size_t)j * nb + blk];
-                ADD_SQUARE_D(sse, err);
+                sq += err * err;
+                if (j % FACT_SQ_GROUP == FACT_SQ_GROUP - 1 || j == n - 1) {
+                    ADD_D(sse, sq);
+                    sq = (vf){0};
+                }
                 /* dU's sum over j for these rows; dV's per-lane sum over rows,
                  * both with the U the epoch started with */
                 vf *dvj = dv + (size_t)j * k;
