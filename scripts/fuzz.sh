@@ -13,7 +13,7 @@ cc=$(command -v clang || command -v clang-14 || true)
 [ -f /usr/include/csv.h ] || { echo "fuzz: libcsv not found (install libcsv-dev)" >&2; exit 1; }
 mkdir -p build-fuzz/corpus
 "$cc" -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -Iinclude tests/fuzz_data.c host/data/data.c host/data/data_layout.c host/data/data_number.c host/data/npy.c host/core/status.c \
+  -Iinclude tests/fuzz_data.c host/data/data.c host/data/data_layout.c host/data/data_number.c host/data/npy.c host/dist/comm.c host/core/status.c \
   -o build-fuzz/fuzz_data -lcsv -lm
 cd build-fuzz
 ./fuzz_data -max_total_time="$secs" -max_len=4096 -timeout=5 -print_final_stats=1 \
