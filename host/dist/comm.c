@@ -549,10 +549,10 @@ void dl_comm_catch_stop_signals(volatile sig_atomic_t *flag)
     dl_comm_on_stop_signals(on_stop_signal);
 }
 
-dl_status dl_comm_share_stop(dl_comm *c, volatile sig_atomic_t *flag)
+dl_status dl_comm_share_stop(dl_comm *c, bool local, bool *any)
 {
-    int32_t any = *flag ? 1 : 0;
-    DL_TRY(dl_comm_allreduce_max_i32(c, &any, 1));
-    if (any) *flag = 1;
+    int32_t v = local ? 1 : 0;
+    DL_TRY(dl_comm_allreduce_max_i32(c, &v, 1));
+    *any = v != 0;
     return DL_OK;
 }

@@ -111,9 +111,9 @@ dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hi
                              hist_host + (size_t)(out->epochs_run - 1) * host_row, 1.0};
             o->progress(o->progress_ud, &p);
         }
-        volatile sig_atomic_t stop = o->stop ? *o->stop : 0;
+        bool stop = o->stop && *o->stop; /* read once: the ranks act on what they agreed */
         double took = wall() - c0;
-        if (ranks > 1 && ((st = dl_comm_share_stop(o->comm, &stop)) != DL_OK ||
+        if (ranks > 1 && ((st = dl_comm_share_stop(o->comm, stop, &stop)) != DL_OK ||
                           (st = dl_comm_allreduce_max_f64(o->comm, &took, 1)) != DL_OK))
             dl_comm_abort(o->comm, st);
         if (stop) {

@@ -185,11 +185,13 @@ void dl_comm_catch_stop_signals(volatile sig_atomic_t *flag);
  * a program's own that also sets a stop flag). */
 void dl_comm_on_stop_signals(void (*handler)(int));
 
-/* The end-of-chunk stop check: takes the MAX of *flag over all ranks and,
- * when any rank's flag was set, sets *flag on every rank. The flag is read
- * once and never cleared, so a signal that lands during the exchange is
- * seen at the next chunk end. A collective. */
-dl_status dl_comm_share_stop(dl_comm *c, volatile sig_atomic_t *flag);
+/* The end-of-chunk stop check: *any becomes true on every rank when `local`
+ * (this rank's stop flag, read once by the caller) is true on any rank. The
+ * caller must act on *any, never on its live flag: a signal that lands
+ * after the exchange would otherwise stop this rank alone, and the others
+ * would wait for it in their next collective. Such a signal is seen at the
+ * next chunk end. A collective. */
+dl_status dl_comm_share_stop(dl_comm *c, bool local, bool *any);
 
 #ifdef __cplusplus
 }

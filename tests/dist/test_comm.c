@@ -259,11 +259,12 @@ static void test_agree(void)
 
 static void test_share_stop(void)
 {
-    volatile sig_atomic_t flag = 0;
-    DL_CHECK(dl_comm_share_stop(C, &flag) == DL_OK && flag == 0, "no stop: flag %d", (int)flag);
-    flag = R == P - 1;
-    DL_CHECK(dl_comm_share_stop(C, &flag) == DL_OK && flag == 1, "stop on rank %d: flag %d", P - 1,
-             (int)flag);
+    bool any = true;
+    DL_CHECK(dl_comm_share_stop(C, false, &any) == DL_OK && !any, "no stop: any %d", (int)any);
+    DL_CHECK(dl_comm_share_stop(C, R == P - 1, &any) == DL_OK && any, "stop on rank %d: any %d",
+             P - 1, (int)any);
+    DL_CHECK(dl_comm_share_stop(C, R == 0, &any) == DL_OK && any, "stop on rank 0: any %d",
+             (int)any);
 }
 
 /* A digest of the bits of a fixed set of sums, printed by rank 0. */
@@ -329,9 +330,10 @@ static int loop(const char *dir)
         nanosleep(&(struct timespec){0, 20000000}, NULL);
         float work[64];
         for (int i = 0; i < 64; i++) work[i] = (float)value(R, (size_t)i);
-        if (dl_comm_allreduce_sum_f32(C, work, 64) || dl_comm_share_stop(C, &stop))
+        bool any;
+        if (dl_comm_allreduce_sum_f32(C, work, 64) || dl_comm_share_stop(C, stop, &any))
             dl_comm_abort(C, DL_E_RUNTIME);
-        if (stop) break;
+        if (any) break;
     }
     void *all = NULL;
     if (dl_comm_gather(C, &chunk, sizeof chunk, &all, NULL)) dl_comm_abort(C, DL_E_RUNTIME);
