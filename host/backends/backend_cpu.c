@@ -468,6 +468,7 @@ dl_status dl_backend_cpu_create(dl_backend **out)
 #endif
     be->name = "cpu";
     be->model_groups = true;
+    be->host_memory = true;
     be->impl = im;
     describe_cpu(be->device, sizeof be->device);
     be->destroy = cpu_destroy;

@@ -469,7 +469,7 @@ dl_status fact_rows_fit(dl_backend *be, int m_local, int n, const dl_factorise_c
 {
     const size_t host = sizeof(float) * host_floats, dev = group_bytes(m_local, n, cfg, 1, false);
     dl_status st;
-    if (!strcmp(be->name, "cpu")) { /* the backend's buffers are host memory too */
+    if (be->host_memory) { /* one budget for the host copy and the backend's buffers */
         st = dl_check_fits(be, host + dev, "this rank's share of the factorisation");
     } else {
         size_t avail = 0, total = 0;

@@ -169,7 +169,7 @@ dl_status fact_place_matrix(dl_backend *be, fact_ctx *c, const fact_input *in, i
     const int m = c->m, n = c->n;
     const size_t mn = (size_t)m * n;
     if (in->raw) return dl_upload(be, c->a, e ? in->scaled : in->raw, sizeof(float) * mn);
-    if (strcmp(be->name, "cuda") != 0) {
+    if (be->host_memory) {
         fact_synth s = {
             .m = m, .n = n, .true_rank = in->true_rank, .noise = in->noise, .seed = in->data_seed};
         device_rows sink = {be, c->a, n};

@@ -120,6 +120,9 @@ struct dl_backend {
      * thread, each on a backend of its own (the CPU). False where one launch
      * already covers every model of a batch (CUDA). */
     bool model_groups;
+    /* Capability: the buffers dl_alloc() returns are host memory, so a task's
+     * host copies and the backend's buffers draw on one budget (the CPU). */
+    bool host_memory;
     void *impl;
     /* Set by dl_timer_start(), cleared by dl_timer_stop(); backends leave it. */
     bool timer_running;
