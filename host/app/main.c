@@ -113,9 +113,12 @@ static int finish(dl_comm *comm, dl_status st)
 {
     int ranks = comm ? dl_comm_size(comm) : 1;
     if (ranks > 1) st = dl_comm_agree(comm, st);
-    int code = st == DL_OK              ? 0
-               : st == DL_E_INTERRUPTED ? stop_exit_code(stop_requested)
-                                        : dl_exit_code(st);
+    /* A signal to one rank stops them all: each exits as that rank would
+     * (SIGTERM's 143 over SIGINT's 130, whose number is lower). */
+    int32_t sig = stop_requested;
+    if (st == DL_E_INTERRUPTED && ranks > 1 && dl_comm_allreduce_max_i32(comm, &sig, 1) != DL_OK)
+        sig = stop_requested;
+    int code = st == DL_OK ? 0 : st == DL_E_INTERRUPTED ? stop_exit_code(sig) : dl_exit_code(st);
     const int rank = ranks > 1 ? dl_comm_rank(comm) : 0;
     if (st != DL_OK && rank == 0) fail(st);
     dl_comm_finalize(comm);

@@ -13,8 +13,9 @@
 #              model's figures, the histories and the stop are bit for bit
 #              one process's (also when some models diverge)
 #   out        --out: rank 0 alone writes the files, with every row of U
-#   interrupt  SIGINT to one rank: every rank stops after the same epoch and
-#              rank 0 reports the interrupted run, exit 130
+#   interrupt  SIGINT, then SIGTERM, to one rank: every rank stops after the
+#              same epoch and rank 0 reports the interrupted run, exit 130,
+#              then 143
 #   synthetic  --synthetic on 2 and 3 ranks, each making only its rows: the
 #              figures equal one process's within 1e-5 relative and are bit
 #              for bit the same run after run; with --seeds, bit for bit one
@@ -211,24 +212,28 @@ sys.exit(0 if len(a) == len(b) == 150 and worst <= 1e-3 * scale else 1)
 EOF
   ;;
 interrupt)
-  run_job 90 "${launcher[@]}" -np 2 "$dlab" --task factorise --data "$iris" --epochs 100000000 \
-    --json --quiet
-  for _ in $(seq 50); do
-    # the launcher's children: the ranks (Open MPI starts them itself on one node)
-    pids=($(cat /proc/"$job"/task/*/children 2>/dev/null))
-    [ "${#pids[@]}" -eq 2 ] && break
-    sleep 0.2
-  done
-  sleep 1.5
-  kill -INT "${pids[1]}" 2>/dev/null || bad "no rank to interrupt"
-  finish_run "interrupt"
-  [ "$rc" -eq 130 ] && ok || { bad "exit $rc, expected 130"; show; }
-  python3 -c '
+  # A signal to one rank stops both; they exit as that rank would.
+  for sig in INT TERM; do
+    run_job 90 "${launcher[@]}" -np 2 "$dlab" --task factorise --data "$iris" --epochs 100000000 \
+      --json --quiet
+    for _ in $(seq 50); do
+      # the launcher's children: the ranks (Open MPI starts them itself on one node)
+      pids=($(cat /proc/"$job"/task/*/children 2>/dev/null))
+      [ "${#pids[@]}" -eq 2 ] && break
+      sleep 0.2
+    done
+    sleep 1.5
+    kill -"$sig" "${pids[1]}" 2>/dev/null || bad "no rank to interrupt"
+    finish_run "interrupt ($sig)"
+    want=$([ "$sig" = INT ] && echo 130 || echo 143)
+    [ "$rc" -eq "$want" ] && ok || { bad "SIG$sig to rank 1: exit $rc, expected $want"; show; }
+    python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 sys.exit(0 if d["status"] == "interrupted" and 0 < d["epochs_run"] < d["epochs"]
          and len(d["loss_history"]) == d["epochs_run"] else 1)' "$tmp/out" && ok \
-    || { bad "rank 0 did not report the interrupted run"; show; }
+      || { bad "rank 0 did not report the run SIG$sig interrupted"; show; }
+  done
   ;;
 seeds-interrupt)
   # Rank 1 is interrupted first, rank 0 a second later: they stop at
