@@ -265,9 +265,19 @@ expect 2 "--fused given twice" -- --task mlp --fused on --fused off
 expect 2 "--fused does not apply to --task predict" -- --task predict --model m.json --data "$iris" --fused on
 expect 2 "--fused on: a 1500x400 rank-2 model needs [0-9]+ bytes of fast memory, more than the cpu backend's [0-9]+$" -- --task factorise --device cpu --synthetic 1500x400 --fused on
 expect 2 "--fused on: a 4-40000-3 model on 100 \+ 50 rows needs [0-9]+ bytes" -- --task mlp --device cpu --hidden 40000 --epochs 1 --fused on
-mlp_json fused-on 'd["status"] == "ok" and d["fused"] is True' --fused on --epochs 5
-mlp_json fused-off 'd["status"] == "ok" and d["fused"] is False' --fused off --epochs 5
-mlp_json fused-auto 'd["fused"] is True' --epochs 5
+# a refused run leaves no --out directory behind, not even its new parents
+mkdir -p "$tmp/keep"
+expect 2 "--fused on: a 1500x400 rank-2 model needs" -- --task factorise --device cpu --synthetic 1500x400 --fused on --out "$tmp/refused/a/b/"
+expect 2 "--fused on: a 4-40000-3 model" -- --task mlp --device cpu --hidden 40000 --epochs 1 --fused on --out "$tmp/keep/new"
+if [ -e "$tmp/refused" ] || [ -e "$tmp/keep/new" ] || [ ! -d "$tmp/keep" ]; then
+  echo "FAIL: a refused run left its --out behind, or took a directory it did not make"
+  fail=$((fail + 1))
+else
+  pass=$((pass + 1))
+fi
+mlp_json fused-on 'd["status"] == "ok" and d["fused"] is True and d["fused_mode"] == "on"' --fused on --epochs 5
+mlp_json fused-off 'd["status"] == "ok" and d["fused"] is False and d["fused_mode"] == "off"' --fused off --epochs 5
+mlp_json fused-auto 'd["fused"] is True and d["fused_mode"] == "auto"' --epochs 5
 mlp_json fused-big 'd["fused"] is False' --hidden 40000 --epochs 1
 for mode in on off; do
   "$bin" --task factorise --preset lab --device cpu --json --fused $mode >"$tmp/f_$mode.json" 2>"$tmp/f_$mode.err"
@@ -276,6 +286,7 @@ if python3 - "$tmp/f_on.json" "$tmp/f_off.json" <<'PY'
 import json, sys
 on, off = (json.load(open(p)) for p in sys.argv[1:3])
 assert on["fused"] is True and off["fused"] is False
+assert on["fused_mode"] == "on" and off["fused_mode"] == "off"
 assert abs(on["sse_gd"] - off["sse_gd"]) <= 1e-4 * off["sse_gd"], (on["sse_gd"], off["sse_gd"])
 assert on["sse_svd"] == off["sse_svd"]
 PY

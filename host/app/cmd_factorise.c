@@ -188,6 +188,7 @@ static dl_status write_json(FILE *f, const void *ctx)
     dl_json_str(&j, "backend", rep->c->be->name);
     dl_json_str(&j, "device", rep->c->be->device);
     dl_json_bool(&j, "fused", r->fused);
+    dl_json_str(&j, "fused_mode", dl_fused_mode_name(cfg->fused));
     dl_json_num(&j, "sse_gd", reported_sse_gd(r));
     if (r->have_svd) {
         dl_json_num(&j, "sse_svd", r->sse_svd);
@@ -560,6 +561,7 @@ dl_status dl_cmd_factorise(dl_cmd *c)
                              : dl_factorise(c->be, d.x, m, d.cols, &cfg, &r);
     }
     if (st != DL_OK) {
+        dl_out_discard(&out); /* a refused or failed run leaves no empty --out */
         dl_dataset_free(&d);
         free(means);
         return st;

@@ -196,6 +196,7 @@ static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     dl_json_int(&j, "epochs_run", r->epochs_run);
     dl_json_num(&j, "train_seconds", r->train_seconds);
     dl_json_bool(&j, "fused", r->fused);
+    dl_json_str(&j, "fused_mode", dl_fused_mode_name(cfg->fused));
     dl_json_obj_begin(&j, "config");
     dl_json_int(&j, "hidden", r->hidden);
     dl_json_int(&j, "epochs", cfg->epochs);
@@ -447,6 +448,7 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     if (st == DL_OK)
         st = ranks > 1 ? dl_mlp_split_seeds(c->be, &d, &cfg, &r) : dl_mlp_run(c->be, &d, &cfg, &r);
     if (st != DL_OK) {
+        dl_out_discard(&out); /* a refused or failed run leaves no empty --out */
         dl_dataset_free(&d);
         return st;
     }

@@ -146,6 +146,7 @@ dl_status dl_cmd_predict(dl_cmd *c)
         if (o->json) write_json(stdout, &rep);
         fflush(stdout);
     }
+    if (st != DL_OK) dl_out_discard(&out); /* empty only when nothing was written */
     dl_predictions_free(&p);
     free(labels), free(confusion), free(predicted);
     dl_dataset_free(&d);

@@ -26,7 +26,7 @@ static bool is_dir(const char *path)
 }
 
 /* mkdir -p: each missing component in turn. */
-static dl_status make_dirs(const char *dir)
+static dl_status make_dirs(const char *dir, size_t *created)
 {
     size_t len = strlen(dir);
     char *path = malloc(len + 1);
@@ -38,9 +38,11 @@ static dl_status make_dirs(const char *dir)
         if (path[i - 1] == '/') continue; /* "a//b" */
         char saved = path[i];
         path[i] = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            st =
-                DL_FAIL(DL_E_RUNTIME, "--out %s: cannot create %s: %s", dir, path, strerror(errno));
+        const bool made = mkdir(path, 0777) == 0;
+        if (!made && errno != EEXIST)
+            st = DL_FAIL(DL_E_IO, "--out %s: cannot create %s: %s", dir, path, strerror(errno));
+        else if (made && !*created)
+            *created = i;
         else if (!is_dir(path))
             st = DL_FAIL(DL_E_USAGE, "--out %s: %s exists and is not a directory", dir, path);
         path[i] = saved;
@@ -53,8 +55,7 @@ static dl_status count_entries(const char *dir, int *n)
 {
     DIR *d = opendir(dir);
     if (!d)
-        return DL_FAIL(DL_E_RUNTIME, "--out %s: cannot read the directory: %s", dir,
-                       strerror(errno));
+        return DL_FAIL(DL_E_IO, "--out %s: cannot read the directory: %s", dir, strerror(errno));
     *n = 0;
     for (struct dirent *e; (e = readdir(d));)
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) (*n)++;
@@ -114,8 +115,7 @@ static dl_status remove_known(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d)
-        return DL_FAIL(DL_E_RUNTIME, "--out %s: cannot read the directory: %s", dir,
-                       strerror(errno));
+        return DL_FAIL(DL_E_IO, "--out %s: cannot read the directory: %s", dir, strerror(errno));
     dl_status st = DL_OK;
     for (struct dirent *e; st == DL_OK && (e = readdir(d));) {
         if (!dl_out_known_name(e->d_name) && !known_temp(e->d_name)) continue;
@@ -128,7 +128,7 @@ static dl_status remove_known(const char *dir)
         snprintf(path, len, "%s/%s", dir, e->d_name);
         struct stat sb;
         if (lstat(path, &sb) == 0 && !S_ISDIR(sb.st_mode) && unlink(path) != 0 && errno != ENOENT)
-            st = DL_FAIL(DL_E_RUNTIME, "--out %s --force: cannot remove %s: %s", dir, e->d_name,
+            st = DL_FAIL(DL_E_IO, "--out %s --force: cannot remove %s: %s", dir, e->d_name,
                          strerror(errno));
         free(path);
     }
@@ -140,7 +140,7 @@ dl_status dl_out_prepare(dl_out *o, bool force)
 {
     if (!o->dir) return DL_OK;
     if (!o->dir[0]) return DL_FAIL(DL_E_USAGE, "--out: empty directory name");
-    DL_TRY(make_dirs(o->dir));
+    DL_TRY(make_dirs(o->dir, &o->created));
     int n = 0;
     DL_TRY(count_entries(o->dir, &n));
     if (n > 0 && !force)
@@ -149,9 +149,29 @@ dl_status dl_out_prepare(dl_out *o, bool force)
                        "add --force to write into it",
                        o->dir, n, n == 1 ? "y" : "ies");
     if (access(o->dir, W_OK | X_OK) != 0)
-        return DL_FAIL(DL_E_RUNTIME, "--out %s: cannot write into it: %s", o->dir, strerror(errno));
+        return DL_FAIL(DL_E_IO, "--out %s: cannot write into it: %s", o->dir, strerror(errno));
     if (n > 0) DL_TRY(remove_known(o->dir));
     return DL_OK;
+}
+
+void dl_out_discard(dl_out *o)
+{
+    if (!o->dir || !o->created || o->n_files > 0) return;
+    size_t len = strlen(o->dir);
+    char *path = malloc(len + 1);
+    if (!path) return;
+    memcpy(path, o->dir, len + 1);
+    /* From the whole path up to the first component made: each is cut at
+     * its own end in turn (trailing and doubled slashes are skipped). */
+    for (size_t end = len; end >= o->created; end--) {
+        if (end < len && path[end] != '/') continue;
+        if (end > 0 && path[end - 1] == '/') continue;
+        path[end] = '\0';
+        if (rmdir(path) != 0) break;
+        if (end == 0) break;
+    }
+    free(path);
+    o->created = 0;
 }
 
 /* --- atomic files -------------------------------------------------------- */
@@ -203,8 +223,7 @@ static dl_status make_temp(const dl_out *o, const char *name, char **tmp, int *f
     if (*fd >= 0) pending_begin(*tmp);
     sigprocmask(SIG_SETMASK, &saved, NULL);
     if (*fd < 0) {
-        dl_status st =
-            DL_FAIL(DL_E_RUNTIME, "cannot create a file in %s: %s", o->dir, strerror(errno));
+        dl_status st = DL_FAIL(DL_E_IO, "cannot create a file in %s: %s", o->dir, strerror(errno));
         free(*tmp);
         *tmp = NULL;
         return st;
@@ -225,7 +244,7 @@ static dl_status commit(dl_out *o, const char *tmp, const char *name)
     snprintf(final, len, "%s/%s", o->dir, name);
     dl_status st = DL_OK;
     if (rename(tmp, final) != 0)
-        st = DL_FAIL(DL_E_RUNTIME, "cannot write %s: rename failed: %s", final, strerror(errno));
+        st = DL_FAIL(DL_E_IO, "cannot write %s: rename failed: %s", final, strerror(errno));
     free(final);
     if (st != DL_OK) return st;
     int dfd = open(o->dir, O_RDONLY | O_DIRECTORY);
@@ -244,7 +263,7 @@ static dl_status write_atomic(dl_out *o, const char *name, dl_write_fn fn, const
     dl_status st = DL_OK;
     FILE *f = fdopen(fd, "w");
     if (!f) {
-        st = DL_FAIL(DL_E_RUNTIME, "cannot write %s/%s: %s", o->dir, name, strerror(errno));
+        st = DL_FAIL(DL_E_IO, "cannot write %s/%s: %s", o->dir, name, strerror(errno));
         close(fd);
     } else {
         st = fn(f, ctx);
@@ -252,7 +271,7 @@ static dl_status write_atomic(dl_out *o, const char *name, dl_write_fn fn, const
         int err = errno;
         if (fclose(f) != 0 && !bad) bad = 1, err = errno;
         if (st == DL_OK && bad)
-            st = DL_FAIL(DL_E_RUNTIME, "cannot write %s/%s: %s", o->dir, name, strerror(err));
+            st = DL_FAIL(DL_E_IO, "cannot write %s/%s: %s", o->dir, name, strerror(err));
     }
     if (st == DL_OK) st = commit(o, tmp, name);
     if (st != DL_OK) unlink(tmp);
@@ -292,9 +311,9 @@ static dl_status render(dl_out *o, const char *name, dl_fig_format fmt, draw_fn 
         struct stat sb = {0};
         int rfd = open(tmp, O_RDONLY);
         if (rfd < 0 || fstat(rfd, &sb) != 0 || fsync(rfd) != 0)
-            st = DL_FAIL(DL_E_RUNTIME, "cannot write %s/%s: %s", o->dir, name, strerror(errno));
+            st = DL_FAIL(DL_E_IO, "cannot write %s/%s: %s", o->dir, name, strerror(errno));
         else if (sb.st_size == 0)
-            st = DL_FAIL(DL_E_RUNTIME, "cannot write %s/%s: nothing was drawn", o->dir, name);
+            st = DL_FAIL(DL_E_IO, "cannot write %s/%s: nothing was drawn", o->dir, name);
         if (rfd >= 0) close(rfd);
     }
     if (st == DL_OK) st = commit(o, tmp, name);

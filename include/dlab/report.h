@@ -25,6 +25,7 @@ typedef struct {
     int n_files;
     char files[DL_OUT_MAX_FILES][64]; /* names written, in order */
     char figures_note[256];           /* why figures were not drawn, "" otherwise */
+    size_t created; /* dir[0..created) is the first directory dl_out_prepare made; 0: none */
 } dl_out;
 
 /* Writes the whole content of one file to f. Output errors need not be
@@ -42,6 +43,12 @@ void dl_out_init(dl_out *o, const char *dir);
  * it cannot be created, written to or cleared. Does nothing without a
  * directory. */
 dl_status dl_out_prepare(dl_out *o, bool force);
+
+/* After a run that failed before writing anything: removes the directories
+ * dl_out_prepare created (empty ones only, deepest first), so a refused or
+ * failed run leaves no trace. Does nothing once a file was written, or when
+ * the directory existed before. */
+void dl_out_discard(dl_out *o);
 
 /* Whether `name` is one of the file names any task writes under --out: a
  * task that writes a new name must add it to the list, or --force will not
