@@ -135,7 +135,7 @@ static void panel(const bench_run *r, const bench_crossover *x)
 static dl_status draw(const bench_run *r, const char *device, const char *path)
 {
     FILE *probe = fopen(path, "w");
-    if (!probe) return DL_FAIL(DL_E_RUNTIME, "cannot write %s", path);
+    if (!probe) return DL_FAIL(DL_E_IO, "cannot write %s", path);
     fclose(probe);
     int panels = r->n_cross, cols = panels > 1 ? 2 : 1, rows = (panels + cols - 1) / cols;
     char geometry[32];

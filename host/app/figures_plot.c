@@ -74,7 +74,7 @@ dl_status fig_begin(const char *path, dl_fig_format fmt)
     if (!have_device(dev))
         return DL_FAIL(DL_E_RUNTIME, "cannot draw %s: PLplot's %s device is missing", path, dev);
     FILE *probe = fopen(path, "wb");
-    if (!probe) return DL_FAIL(DL_E_RUNTIME, "cannot draw %s: cannot open it for writing", path);
+    if (!probe) return DL_FAIL(DL_E_IO, "cannot draw %s: cannot open it for writing", path);
     fclose(probe);
     plplot_complaint[0] = '\0';
     plsabort(on_plabort);

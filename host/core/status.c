@@ -39,6 +39,7 @@ const char *dl_status_name(dl_status s)
     case DL_E_MEMORY: return "memory";
     case DL_E_DIVERGED: return "diverged";
     case DL_E_INTERRUPTED: return "interrupted";
+    case DL_E_IO: return "io";
     }
     return "unknown";
 }

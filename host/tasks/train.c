@@ -128,6 +128,11 @@ dl_status dl_train_loop(dl_backend *be, dl_graph *g, int epochs, const float *hi
     return st != DL_OK ? st : ts;
 }
 
+const char *dl_fused_mode_name(dl_fused_mode m)
+{
+    return m == DL_FUSED_ON ? "on" : m == DL_FUSED_OFF ? "off" : "auto";
+}
+
 dl_status dl_fused_mode_parse(const char *s, const char *option, dl_fused_mode *out)
 {
     if (!strcmp(s, "auto"))

@@ -1,7 +1,9 @@
 /* Status codes and error messages.
  *
  * Library functions return a dl_status. On failure they record one message
- * (and, for runtime faults, the source location of the failing call) in a
+ * (and, for DL_E_RUNTIME, the source location of the failing call, which
+ * the program prints after the message; an I/O failure's message names its
+ * file and needs none) in a
  * thread-local buffer that the caller reads with dl_errmsg()/dl_errwhere().
  * Nothing below main() prints or exits.
  */
@@ -21,6 +23,7 @@ typedef enum {
     DL_E_MEMORY,      /* an allocation failed or would not fit (exit 1) */
     DL_E_DIVERGED,    /* the loss became NaN or Inf (exit 1) */
     DL_E_INTERRUPTED, /* stopped by SIGINT (exit 130) */
+    DL_E_IO,          /* a file or directory could not be read or written (exit 1) */
 } dl_status;
 
 /* Records a message (printf-style) for `code` and returns `code`. */

@@ -109,6 +109,9 @@ typedef enum { DL_FUSED_AUTO = 0, DL_FUSED_OFF, DL_FUSED_ON } dl_fused_mode;
  * naming `option` for anything else. */
 dl_status dl_fused_mode_parse(const char *s, const char *option, dl_fused_mode *out);
 
+/* "auto", "off" or "on": the option's spelling, as dl_fused_mode_parse reads it. */
+const char *dl_fused_mode_name(dl_fused_mode m);
+
 /* Chunk sizes for a loop driven by a fused op (opt->run) whose epoch costs
  * about `flops_per_epoch` floating-point operations over the group's
  * models. The chunks start as the general path's do (1, 2, 4, ... epochs,
