@@ -97,12 +97,30 @@ usage_error(const char *fmt, ...)
 static int parse_options(int argc, char **argv, bench_options *o)
 {
     *o = (bench_options){.level = BENCH_FULL, .repeats = BENCH_MIN_REPEATS, .device = "both"};
+    unsigned seen = 0;
+    const char *level_given = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = !strcmp(a, "--device") || !strcmp(a, "--filter") || !strcmp(a, "--out") ||
                      !strcmp(a, "--repeats") || !strcmp(a, "--peer");
         if (takes && !val) return usage_error("%s needs a value", a);
+        /* Each option once, but --filter, which adds; --quick and --smoke
+         * set the one level. */
+        static const struct {
+            const char *name;
+            unsigned bit;
+        } once[] = {{"--device", 1}, {"--peer", 2},  {"--out", 4},    {"--repeats", 8},
+                    {"--json", 16},  {"--list", 32}, {"--quick", 64}, {"--smoke", 64}};
+        for (size_t k = 0; k < sizeof once / sizeof once[0]; k++) {
+            if (strcmp(a, once[k].name)) continue;
+            if (seen & once[k].bit)
+                return strcmp(a, level_given ? level_given : a)
+                           ? usage_error("--quick and --smoke exclude each other")
+                           : usage_error("%s given twice", a);
+            seen |= once[k].bit;
+            if (once[k].bit == 64) level_given = a;
+        }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             o->help = true;
         } else if (!strcmp(a, "--quick")) {

@@ -23,8 +23,9 @@
 #endif
 
 #define PEER_SCRIPT   "peer_pytorch.py"
-#define EXIT_NO_TORCH 3 /* the script's status when torch cannot be imported */
-#define EXIT_NO_EXEC  127
+#define EXIT_NO_TORCH 3   /* the script's status when torch cannot be imported */
+#define EXIT_NO_EXEC  127 /* as a shell says: not found */
+#define EXIT_NO_RUN   126 /* found, but not a program that can run (a directory, no x bit) */
 
 /* The project's goals against single-threaded PyTorch on the CPU. */
 static const bench_peer_row row_specs[BENCH_PEER_ROWS] = {
@@ -130,7 +131,7 @@ static bool run_child(char *const argv[], child_result *c)
         close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
         close(STDIN_FILENO);
         execvp(argv[0], argv);
-        _exit(EXIT_NO_EXEC);
+        _exit(errno == ENOENT || errno == ENOTDIR ? EXIT_NO_EXEC : EXIT_NO_RUN);
     }
     close(po[1]), close(pe[1]);
     struct pollfd fds[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
@@ -367,6 +368,13 @@ void bench_peer_run(bench_peer *p, const bench_run *r)
                 snprintf(p->note, sizeof p->note, "%s not found (set DLAB_BENCH_PYTHON)",
                          pythons[i]);
             p->failed = false;
+        } else if (c.status == EXIT_NO_RUN && !c.out_len) {
+            snprintf(p->note, sizeof p->note,
+                     "%s cannot be run (a directory, or not executable); set DLAB_BENCH_PYTHON "
+                     "to a Python 3 interpreter",
+                     pythons[i]);
+            p->failed = false; /* as for one not found: the comparison is skipped */
+            break;
         } else if (c.status == EXIT_NO_TORCH) {
             snprintf(p->note, sizeof p->note,
                      "PyTorch not installed for %s (Debian: python3-torch; bash scripts/setup.sh "

@@ -330,6 +330,9 @@ def check_peer_paths(exe):
         p = peer_one(exe, {"DLAB_BENCH_PYTHON": os.path.join(tmp, "no-python")}, "no interpreter")
         if p:
             check(p["status"] == "skipped" and "not found" in p["note"], f"no interpreter: {p.get('note')!r}")
+        p = peer_one(exe, {"DLAB_BENCH_PYTHON": tmp}, "a directory")
+        if p:
+            check(p["status"] == "skipped" and "cannot be run" in p["note"], f"a directory: {p.get('note')!r}")
         # An installed layout: the script beside the executable is not there.
         os.makedirs(os.path.join(tmp, "bin"))
         os.makedirs(os.path.join(tmp, "share", "dlab-gpu"))
@@ -411,6 +414,12 @@ def main():
     check(bad.returncode == 2 and "--device" in bad.stderr, f"bad --device: exit {bad.returncode}")
     bad = run(exe, ["--repeats", "3"])
     check(bad.returncode == 2 and "--repeats" in bad.stderr, f"--repeats 3: exit {bad.returncode}")
+    for args, what in ((["--device", "cpu", "--device", "cuda"], "--device given twice"),
+                       (["--quick", "--smoke"], "--quick and --smoke exclude each other"),
+                       (["--json", "--json"], "--json given twice")):
+        bad = run(exe, args)
+        check(bad.returncode == 2 and what in bad.stderr and bad.stderr.count("\n") == 1,
+              f"{' '.join(args)}: exit {bad.returncode}, stderr {bad.stderr!r}")
     cuda = run(exe, ["--smoke", "--device", "cuda", "--filter", "factorise-iris", "--json"])
     if cuda.returncode == 1:
         check("no usable GPU" in cuda.stderr and cuda.stdout == "",
