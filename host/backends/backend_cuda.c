@@ -205,12 +205,26 @@ static dl_status cuda_upload(dl_backend *be, void *dst, const void *src, size_t 
     return DL_OK;
 }
 
+/* The host waits for the stream. With sums over ranks queued on it, NCCL's
+ * asynchronous errors are polled meanwhile (dl_nccl_wait): a dead peer
+ * then stops every rank with NCCL's reason instead of blocking forever. */
+static dl_status stream_wait(cuda_impl *c)
+{
+#ifdef DLAB_HAVE_NCCL
+    if (c->nccl) {
+        dl_nccl_wait(c->nccl, c->stream);
+        return DL_OK;
+    }
+#endif
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    return DL_OK;
+}
+
 static dl_status cuda_download(dl_backend *be, void *dst, const void *src, size_t bytes)
 {
     cuda_impl *c = be->impl;
     CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
-    CUDA_TRY(cudaStreamSynchronize(c->stream));
-    return DL_OK;
+    return stream_wait(c);
 }
 
 static dl_status cuda_copy(dl_backend *be, void *dst, const void *src, size_t bytes)
@@ -390,12 +404,7 @@ static dl_status cuda_fused_mlp(dl_backend *be, const dl_fused_mlp_args *args)
 
 /* --- sync, timing, graphs ------------------------------------------------ */
 
-static dl_status cuda_sync(dl_backend *be)
-{
-    cuda_impl *c = be->impl;
-    CUDA_TRY(cudaStreamSynchronize(c->stream));
-    return DL_OK;
-}
+static dl_status cuda_sync(dl_backend *be) { return stream_wait(be->impl); }
 
 static dl_status cuda_timer_start(dl_backend *be)
 {
@@ -408,6 +417,7 @@ static dl_status cuda_timer_stop(dl_backend *be, double *seconds)
 {
     cuda_impl *c = be->impl;
     CUDA_TRY(cudaEventRecord(c->timer_end, c->stream));
+    DL_TRY(stream_wait(c)); /* the event is the stream's last item */
     CUDA_TRY(cudaEventSynchronize(c->timer_end));
     float ms = 0.0f;
     CUDA_TRY(cudaEventElapsedTime(&ms, c->timer_begin, c->timer_end));

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>
@@ -158,10 +159,29 @@ dl_status dl_nccl_allreduce_sum_fast(dl_nccl *nc, const float *send, float *recv
 
 dl_status dl_nccl_check(dl_nccl *nc)
 {
+    if (!nc->comm) return DL_FAIL(DL_E_RUNTIME, "the NCCL communicator was aborted");
     ncclResult_t async = ncclSuccess;
     NCCL_TRY(ncclCommGetAsyncError(nc->comm, &async));
     if (async != ncclSuccess)
         return DL_FAIL(DL_E_RUNTIME, "NCCL reported an asynchronous error on rank %d: %s",
                        dl_comm_rank(nc->c), ncclGetErrorString(async));
     return DL_OK;
+}
+
+void dl_nccl_wait(dl_nccl *nc, cudaStream_t stream)
+{
+    for (long polls = 0;; polls++) {
+        cudaError_t e = cudaStreamQuery(stream);
+        dl_status st = e == cudaSuccess || e == cudaErrorNotReady ? dl_nccl_check(nc) : DL_OK;
+        if (st == DL_OK && e != cudaSuccess && e != cudaErrorNotReady)
+            st = DL_FAIL(DL_E_RUNTIME, "cudaStreamQuery failed: %s (%s)", cudaGetErrorName(e),
+                         cudaGetErrorString(e));
+        if (st != DL_OK) {
+            if (nc->comm) ncclCommAbort(nc->comm);
+            nc->comm = NULL;
+            dl_comm_abort(nc->c, st); /* the others may wait in a sum that cannot end */
+        }
+        if (e == cudaSuccess) return;
+        if (polls >= 100) nanosleep(&(struct timespec){0, 50000}, NULL);
+    }
 }

@@ -76,8 +76,20 @@ dl_status dl_nccl_allreduce_sum_fast(dl_nccl *nc, const float *send, float *recv
                                      cudaStream_t stream);
 
 /* DL_E_RUNTIME if NCCL has recorded an asynchronous error (a peer died, a
- * network fault); call it where the host waits for the stream anyway. */
+ * network fault). */
 dl_status dl_nccl_check(dl_nccl *nc);
+
+/* Waits for `stream` as cudaStreamSynchronize does, but polls NCCL's
+ * asynchronous error meanwhile (cudaStreamQuery, then
+ * ncclCommGetAsyncError: the pattern of NCCL's documentation, "Fault
+ * Tolerance"), so a collective that can never finish does not block the
+ * host forever. On such an error, or when the stream itself failed, the
+ * other ranks may be waiting in a sum that cannot end: the communicator is
+ * aborted (ncclCommAbort, which also stops its pending kernels) and every
+ * rank is stopped with this rank's message (dl_comm_abort, exit 1). It
+ * returns only once the stream's work is done. Busy for the first 100
+ * polls, then sleeping 50 us between polls. */
+void dl_nccl_wait(dl_nccl *nc, cudaStream_t stream);
 
 /* kernels/dist.cu: out[i] = (float)(parts[0][i] + ... + parts[ranks-1][i])
  * added in double in rank order, part r at parts + r*n; queued on stream

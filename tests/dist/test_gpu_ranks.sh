@@ -10,7 +10,8 @@
 #   devices  (cuda-emu) a node of 3 GPUs seen by every rank: 3 ranks take one
 #            each (local rank -> device) and share the rows; with 2 GPUs two
 #            ranks would share one: the rows are refused on every rank with
-#            the reason, exit 2, while a seed sweep (no sums) still runs
+#            the reason, exit 2, while a seed sweep (no sums) still runs;
+#            an injected NCCL fault on one rank stops both with its reason
 # Every run has a watchdog: a hang is killed and fails the case.
 set -u
 case_name=$1 dlab=$2 iris=$3
@@ -145,6 +146,11 @@ sys.exit(0 if d["ranks"] == 3 and d["device"].endswith("device 0") else 1)' "$tm
     || { bad "3 ranks on 2 GPUs: exit $rc, expected 2 and the shared GPU named once"; show; }
   DLAB_CUDA_EMU_DEVICES=2 ranks 3 --task factorise --data "$iris" --seeds 3 --json --quiet
   [ "$rc" -eq 0 ] && ok || { bad "a seed sweep on 3 ranks sharing 2 GPUs: exit $rc"; show; }
+  # NCCL on rank 1 reports a dead peer: the rank's polling wait aborts its
+  # communicator and every rank stops with its message, exit 1, no hang.
+  DLAB_CUDA_EMU_NCCL_FAULT=1 ranks 2 --task factorise --data "$iris" --quiet
+  [ "$rc" -eq 1 ] && grep -q "rank 1: error: NCCL reported an asynchronous error on rank 1" "$tmp/err" \
+    && ok || { bad "an NCCL fault on rank 1: exit $rc, expected 1 and NCCL's reason"; show; }
   ;;
 *)
   bad "unknown case $case_name"

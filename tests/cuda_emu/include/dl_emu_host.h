@@ -62,6 +62,7 @@ curandStatus_t dl_emu_curandGenerateNormal(curandGenerator_t generator, float *o
 #define cudaStreamCreateWithFlags(...) DL_EMU_AT(cudaStreamCreateWithFlags, __VA_ARGS__)
 #define cudaStreamDestroy(...)         DL_EMU_AT(cudaStreamDestroy, __VA_ARGS__)
 #define cudaStreamSynchronize(...)     DL_EMU_AT(cudaStreamSynchronize, __VA_ARGS__)
+#define cudaStreamQuery(...)           DL_EMU_AT(cudaStreamQuery, __VA_ARGS__)
 #define cudaDeviceSynchronize(...)     DL_EMU_AT(cudaDeviceSynchronize, __VA_ARGS__)
 #define cudaStreamBeginCapture(...)    DL_EMU_AT(cudaStreamBeginCapture, __VA_ARGS__)
 #define cudaStreamEndCapture(...)      DL_EMU_AT(cudaStreamEndCapture, __VA_ARGS__)

@@ -291,7 +291,10 @@ ncclResult_t ncclCommGetAsyncError(ncclComm_t c, ncclResult_t *async)
 {
     take_site();
     if (!c || !async) return ncclInvalidArgument;
-    *async = ncclSuccess;
+    /* DLAB_CUDA_EMU_NCCL_FAULT=R: rank R's communicator reports what NCCL
+     * reports when a peer has died, to test the callers' polling. */
+    const char *f = getenv("DLAB_CUDA_EMU_NCCL_FAULT");
+    *async = f && *f && atoi(f) == c->rank ? ncclRemoteError : ncclSuccess;
     return ncclSuccess;
 }
 
