@@ -211,6 +211,23 @@ else
   bad "mlp --out $dir: $(cat "$tmp/err")"
 fi
 
+# --force never removes this run's inputs: predictions written beside their
+# model keep model.json (byte for byte), while the training run's other
+# files go as above.
+dir=$tmp/beside iris=$(dirname "$0")/../data/iris.data
+if "$bin" --task mlp --device cpu --epochs 5 --out "$dir" >/dev/null 2>"$tmp/err"; then
+  cp "$dir/model.json" "$tmp/model.before"
+  if "$bin" --task predict --device cpu --model "$dir/model.json" --data "$iris" --out "$dir" \
+    --force >/dev/null 2>"$tmp/err" && cmp -s "$dir/model.json" "$tmp/model.before" &&
+    [ -s "$dir/predictions.csv" ] && [ ! -e "$dir/report.html" ]; then
+    ok
+  else
+    bad "predict --out beside its model --force: $(ls -A "$dir" | tr '\n' ' ') $(cat "$tmp/err")"
+  fi
+else
+  bad "mlp --out $dir: $(cat "$tmp/err")"
+fi
+
 mkdir -p "$tmp/mlpfull" && touch "$tmp/mlpfull/x"
 "$bin" --task mlp --device cpu --epochs 5 --out "$tmp/mlpfull" >/dev/null 2>&1
 rc=$?

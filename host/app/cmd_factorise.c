@@ -553,6 +553,7 @@ dl_status dl_cmd_factorise(dl_cmd *c)
         }
         centred = o->center;
         if (st == DL_OK) st = dl_factorise_validate(m, d.cols, &cfg);
+        dl_out_keep(&out, path);
         if (st == DL_OK && root) st = dl_out_prepare(&out, o->force);
         if (ranks > 1) st = dl_comm_agree(comm, st);
         if (st == DL_OK)

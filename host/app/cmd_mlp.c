@@ -443,6 +443,7 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     dl_out out;
     dl_out_init(&out, c->opt->out);
     st = name_the_file(dl_mlp_validate(&d, &cfg), path);
+    dl_out_keep(&out, path);
     if (st == DL_OK && root) st = dl_out_prepare(&out, c->opt->force);
     if (ranks > 1) st = dl_comm_agree(comm, st);
     if (st == DL_OK)

@@ -109,10 +109,29 @@ static bool known_temp(const char *entry)
     return dl_out_known_name(name);
 }
 
-/* --force: removes the files of an earlier run (known names and their
- * temporary files); directories and unknown names are left alone. */
-static dl_status remove_known(const char *dir)
+void dl_out_keep(dl_out *o, const char *path)
 {
+    struct stat sb;
+    if (!path || o->n_keep == (int)(sizeof o->keep / sizeof o->keep[0]) || stat(path, &sb) != 0)
+        return;
+    o->keep[o->n_keep].dev = (uint64_t)sb.st_dev;
+    o->keep[o->n_keep++].ino = (uint64_t)sb.st_ino;
+}
+
+static bool kept(const dl_out *o, const struct stat *sb)
+{
+    for (int i = 0; i < o->n_keep; i++)
+        if (o->keep[i].dev == (uint64_t)sb->st_dev && o->keep[i].ino == (uint64_t)sb->st_ino)
+            return true;
+    return false;
+}
+
+/* --force: removes the files of an earlier run (known names and their
+ * temporary files) but this run's inputs; directories and unknown names are
+ * left alone. */
+static dl_status remove_known(const dl_out *o)
+{
+    const char *dir = o->dir;
     DIR *d = opendir(dir);
     if (!d)
         return DL_FAIL(DL_E_IO, "--out %s: cannot read the directory: %s", dir, strerror(errno));
@@ -127,7 +146,8 @@ static dl_status remove_known(const char *dir)
         }
         snprintf(path, len, "%s/%s", dir, e->d_name);
         struct stat sb;
-        if (lstat(path, &sb) == 0 && !S_ISDIR(sb.st_mode) && unlink(path) != 0 && errno != ENOENT)
+        if (lstat(path, &sb) == 0 && !S_ISDIR(sb.st_mode) && !kept(o, &sb) && unlink(path) != 0 &&
+            errno != ENOENT)
             st = DL_FAIL(DL_E_IO, "--out %s --force: cannot remove %s: %s", dir, e->d_name,
                          strerror(errno));
         free(path);
@@ -150,7 +170,7 @@ dl_status dl_out_prepare(dl_out *o, bool force)
                        o->dir, n, n == 1 ? "y" : "ies");
     if (access(o->dir, W_OK | X_OK) != 0)
         return DL_FAIL(DL_E_IO, "--out %s: cannot write into it: %s", o->dir, strerror(errno));
-    if (n > 0) DL_TRY(remove_known(o->dir));
+    if (n > 0) DL_TRY(remove_known(o));
     return DL_OK;
 }
 

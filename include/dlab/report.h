@@ -26,6 +26,10 @@ typedef struct {
     char files[DL_OUT_MAX_FILES][64]; /* names written, in order */
     char figures_note[256];           /* why figures were not drawn, "" otherwise */
     size_t created; /* dir[0..created) is the first directory dl_out_prepare made; 0: none */
+    int n_keep;
+    struct {
+        uint64_t dev, ino;
+    } keep[4]; /* this run's input files (dl_out_keep): --force never removes them */
 } dl_out;
 
 /* Writes the whole content of one file to f. Output errors need not be
@@ -43,6 +47,13 @@ void dl_out_init(dl_out *o, const char *dir);
  * it cannot be created, written to or cleared. Does nothing without a
  * directory. */
 dl_status dl_out_prepare(dl_out *o, bool force);
+
+/* Marks `path`, an input of this run (--data, --model), as one that
+ * dl_out_prepare's --force must leave in place even under a name a task
+ * writes (a model.json read by --task predict --out into its own folder).
+ * Up to 4 paths; a path that does not exist is ignored. Call before
+ * dl_out_prepare. */
+void dl_out_keep(dl_out *o, const char *path);
 
 /* After a run that failed before writing anything: removes the directories
  * dl_out_prepare created (empty ones only, deepest first), so a refused or
