@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 void dl_out_init(dl_out *o, const char *dir)
@@ -319,6 +320,25 @@ dl_status dl_out_summary(dl_out *o, dl_write_fn fn, const void *ctx)
 /* A figure drawn by path: the drawing library opens the file itself. */
 typedef dl_status (*draw_fn)(const char *path, dl_fig_format fmt, const void *fig);
 
+/* Whether the file the drawing library wrote ends as a whole one does: a
+ * PNG with its IEND chunk (the PNG specification, section 11.2.5: length 0,
+ * type "IEND", CRC ae426082), an SVG with its closing tag. The library
+ * writes through its own buffers and does not report a full disk, which
+ * leaves the file cut short. */
+static bool figure_complete(int fd, dl_fig_format fmt, off_t size)
+{
+    static const unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
+    unsigned char tail[64];
+    const off_t want = size < (off_t)sizeof tail ? size : (off_t)sizeof tail;
+    if (want < (off_t)sizeof iend || pread(fd, tail, (size_t)want, size - want) != want)
+        return false;
+    if (fmt == DL_FIG_PNG) return memcmp(tail + want - sizeof iend, iend, sizeof iend) == 0;
+    off_t end = want;
+    while (end > 0 && (tail[end - 1] == '\n' || tail[end - 1] == ' ' || tail[end - 1] == '\r'))
+        end--;
+    return end >= 6 && memcmp(tail + end - 6, "</svg>", 6) == 0;
+}
+
 static dl_status render(dl_out *o, const char *name, dl_fig_format fmt, draw_fn draw,
                         const void *fig)
 {
@@ -332,8 +352,17 @@ static dl_status render(dl_out *o, const char *name, dl_fig_format fmt, draw_fn 
         int rfd = open(tmp, O_RDONLY);
         if (rfd < 0 || fstat(rfd, &sb) != 0 || fsync(rfd) != 0)
             st = DL_FAIL(DL_E_IO, "cannot write %s/%s: %s", o->dir, name, strerror(errno));
-        else if (sb.st_size == 0)
-            st = DL_FAIL(DL_E_IO, "cannot write %s/%s: nothing was drawn", o->dir, name);
+        else if (!figure_complete(rfd, fmt, sb.st_size)) {
+            struct statvfs fs;
+            char free_note[96] = "";
+            if (fstatvfs(rfd, &fs) == 0)
+                snprintf(free_note, sizeof free_note, " %llu bytes are free on it",
+                         (unsigned long long)fs.f_bavail * fs.f_frsize);
+            st = DL_FAIL(DL_E_IO,
+                         "cannot write %s/%s: the drawing stopped after %lld bytes, cut short "
+                         "(is the disk full?%s)",
+                         o->dir, name, (long long)sb.st_size, free_note);
+        }
         if (rfd >= 0) close(rfd);
     }
     if (st == DL_OK) st = commit(o, tmp, name);
