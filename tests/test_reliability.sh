@@ -65,6 +65,21 @@ wait $pid
 rc=$?
 [ $rc -eq 130 ] && ok || bad "double SIGINT: exit $rc"
 
+# Two stop signals at once during training (two of a kind could merge into
+# one): the run leaves at once saying so, and no file was being written;
+# the --out directory it made for results that never came is gone.
+"$bin" --task factorise --synthetic 1000x300 --rank 8 --lr 1e-6 --epochs 100000000 --no-svd \
+  --device cpu --out "$tmp/never/made" >/dev/null 2>"$tmp/err" &
+pid=$!
+sleep 1
+kill -TERM $pid
+kill -INT $pid
+wait $pid
+rc=$?
+{ [ $rc -eq 130 ] || [ $rc -eq 143 ]; } && [ "$(cat "$tmp/err")" = "dlab-gpu: stopped at once" ] &&
+  [ ! -e "$tmp/never" ] && ok \
+  || bad "two signals during training: exit $rc, '$(cat "$tmp/err")', $(ls -d "$tmp"/never* 2>&1)"
+
 # SIGTERM (a scheduler, timeout) stops like the first Ctrl-C, with 143.
 stop_run TERM
 if [ $rc -eq 143 ] && python3 -c 'import json,sys; d = json.load(open(sys.argv[1])); assert d["status"] == "interrupted" and 0 < d["epochs_run"] < d["epochs"], d' "$tmp/json"
@@ -92,8 +107,11 @@ p.send_signal(signal.SIGINT)
 _, err = p.communicate(timeout=60)
 assert p.returncode == 130, (p.returncode, err)
 assert b"stopped at once" in err, err
-left = [n for n in os.listdir(d) if ".tmp-" in n]
+# When no result was complete yet, the directory the run made went with
+# the file being written: it is never left empty.
+left = [n for n in os.listdir(d) if ".tmp-" in n] if os.path.isdir(d) else []
 assert not left, (seen, left)
+assert not os.path.isdir(d) or os.listdir(d), "an empty directory was left"
 PY
 then ok; else bad "second SIGINT while writing"; fi
 

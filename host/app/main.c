@@ -26,14 +26,25 @@ static volatile sig_atomic_t stop_requested;
 /* 128 + the signal, as a shell reports a process the signal ended. */
 static int stop_exit_code(int sig) { return sig == SIGTERM ? 143 : 130; }
 
+/* Whether this process speaks (rank 0, or the only one), and whether a
+ * progress line is on screen: read by the handler below. */
+static volatile sig_atomic_t speaks = 1, progress_drawn;
+
+static void say(const char *msg)
+{
+    ssize_t w = write(STDERR_FILENO, msg, strlen(msg));
+    (void)w;
+}
+
 static void on_stop_signal(int sig)
 {
     if (stop_requested) { /* the second one: leave at once, without a partial file */
-        static const char msg[] = "\ndlab-gpu: stopped at once; the file being written was "
-                                  "removed\n";
-        dl_out_abandon_temp();
-        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-        (void)w;
+        const bool removed = dl_out_abandon();
+        if (speaks) {
+            if (progress_drawn) say("\n");
+            say(removed ? "dlab-gpu: stopped at once; the file being written was removed\n"
+                        : "dlab-gpu: stopped at once\n");
+        }
         _exit(stop_exit_code(sig));
     }
     stop_requested = sig;
@@ -76,6 +87,7 @@ static void show_progress(void *ud, const dl_progress *p)
         if (ps->width) fprintf(stderr, "\r%*s\r", ps->width, "");
         fflush(stderr);
         ps->width = 0;
+        progress_drawn = 0;
         return;
     }
     if (!ps->active || p->elapsed < 1.0) return;
@@ -93,6 +105,7 @@ static void show_progress(void *ud, const dl_progress *p)
     line[n] = '\0';
     fprintf(stderr, "\r%s%*s", line, ps->width > n ? ps->width - n : 0, "");
     fflush(stderr);
+    progress_drawn = 1;
     if (n > ps->width) ps->width = n;
 }
 
@@ -198,7 +211,7 @@ int main(int argc, char **argv)
     if (ranks > 1 && opt.task == DL_TASK_PREDICT)
         return finish(comm, DL_FAIL(DL_E_USAGE,
                                     "--task predict runs in one process, not on %d ranks", ranks));
-    if (!root) opt.quiet = true;
+    if (!root) opt.quiet = true, speaks = 0;
 
     char note[512];
     dl_backend *be = NULL;

@@ -52,6 +52,26 @@ static dl_status make_dirs(const char *dir, size_t *created)
     return st;
 }
 
+/* rmdir of path, then of each parent down to the component that ends at
+ * `created` (deepest first, skipping trailing and doubled slashes); stops
+ * at the first that is not empty. Cuts path in place; async-signal-safe. */
+static void remove_made_dirs(char *path, size_t created)
+{
+    const size_t len = strlen(path);
+    for (size_t end = len; end >= created && end > 0; end--) {
+        if (end < len && path[end] != '/') continue;
+        if (path[end - 1] == '/') continue;
+        path[end] = '\0';
+        if (rmdir(path) != 0) break;
+    }
+}
+
+/* The directories dl_out_prepare made, for a handler of a second stop
+ * signal while nothing has been written into them yet (made_set). */
+static char made_path[4096];
+static size_t made_from;
+static volatile sig_atomic_t made_set;
+
 static dl_status count_entries(const char *dir, int *n)
 {
     DIR *d = opendir(dir);
@@ -172,25 +192,24 @@ dl_status dl_out_prepare(dl_out *o, bool force)
     if (access(o->dir, W_OK | X_OK) != 0)
         return DL_FAIL(DL_E_IO, "--out %s: cannot write into it: %s", o->dir, strerror(errno));
     if (n > 0) DL_TRY(remove_known(o));
+    made_set = 0;
+    if (o->created && strlen(o->dir) < sizeof made_path) {
+        memcpy(made_path, o->dir, strlen(o->dir) + 1);
+        made_from = o->created;
+        made_set = 1;
+    }
     return DL_OK;
 }
 
 void dl_out_discard(dl_out *o)
 {
+    made_set = 0;
     if (!o->dir || !o->created || o->n_files > 0) return;
     size_t len = strlen(o->dir);
     char *path = malloc(len + 1);
     if (!path) return;
     memcpy(path, o->dir, len + 1);
-    /* From the whole path up to the first component made: each is cut at
-     * its own end in turn (trailing and doubled slashes are skipped). */
-    for (size_t end = len; end >= o->created; end--) {
-        if (end < len && path[end] != '/') continue;
-        if (end > 0 && path[end - 1] == '/') continue;
-        path[end] = '\0';
-        if (rmdir(path) != 0) break;
-        if (end == 0) break;
-    }
+    remove_made_dirs(path, o->created);
     free(path);
     o->created = 0;
 }
@@ -199,6 +218,7 @@ void dl_out_discard(dl_out *o)
 
 static void note_file(dl_out *o, const char *name)
 {
+    made_set = 0; /* the directory holds a result now: it stays */
     if (o->n_files < DL_OUT_MAX_FILES)
         snprintf(o->files[o->n_files++], sizeof o->files[0], "%s", name);
 }
@@ -209,9 +229,11 @@ static void note_file(dl_out *o, const char *name)
 static char pending_path[4096];
 static volatile sig_atomic_t pending_set;
 
-void dl_out_abandon_temp(void)
+bool dl_out_abandon(void)
 {
-    if (pending_set) unlink(pending_path);
+    bool removed = pending_set && unlink(pending_path) == 0;
+    if (made_set) remove_made_dirs(made_path, made_from);
+    return removed;
 }
 
 static void pending_begin(const char *tmp)

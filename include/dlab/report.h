@@ -67,9 +67,11 @@ void dl_out_discard(dl_out *o);
 bool dl_out_known_name(const char *name);
 
 /* For a handler of a second SIGINT, which exits at once: removes the
- * temporary file being written at that moment, if any. Async-signal-safe
- * (reads a static buffer, calls unlink). */
-void dl_out_abandon_temp(void);
+ * temporary file being written at that moment, if any, and the directories
+ * dl_out_prepare made while none of its files is written yet. True when a
+ * temporary file was removed. Async-signal-safe (reads static buffers,
+ * calls unlink and rmdir). */
+bool dl_out_abandon(void);
 
 /* DIR/name written atomically by fn. DL_E_RUNTIME (naming the file) when
  * anything fails; the temporary file is then removed. */
