@@ -120,10 +120,10 @@ dl_status dl_cmd_predict(dl_cmd *c)
      * predictions.csv to report for those rows; a partial report would read
      * as a complete one, so nothing is written. */
     if (st == DL_OK && p.non_finite > 0)
-        st = DL_FAIL(DL_E_RUNTIME,
-                     "%s: %d of %d rows of %s have non-finite outputs: the model's weights "
-                     "overflow float32; nothing was predicted",
-                     o->model, p.non_finite, d.rows, o->data);
+        st = DL_FAIL_PLAIN(DL_E_RUNTIME,
+                           "%s: %d of %d rows of %s have non-finite outputs: the model's weights "
+                           "overflow float32; nothing was predicted",
+                           o->model, p.non_finite, d.rows, o->data);
     report rep = {.c = c,
                   .m = &m,
                   .d = &d,

@@ -14,6 +14,10 @@ dl_status dl_fail_at(dl_status code, const char *file, int line, const char *fmt
     va_start(ap, fmt);
     vsnprintf(dl_err_msg, sizeof dl_err_msg, fmt, ap);
     va_end(ap);
+    if (!file) {
+        dl_err_where[0] = '\0';
+        return code;
+    }
     const char *base = strrchr(file, '/');
     snprintf(dl_err_where, sizeof dl_err_where, "%s:%d", base ? base + 1 : file, line);
     return code;

@@ -33,6 +33,9 @@ dl_status dl_fail_at(dl_status code, const char *file, int line, const char *fmt
 #endif
     ;
 #define DL_FAIL(code, ...) dl_fail_at((code), __FILE__, __LINE__, __VA_ARGS__)
+/* The same without a source location (file NULL): for a runtime failure of
+ * the user's data or model, which its message names, not of a call. */
+#define DL_FAIL_PLAIN(code, ...) dl_fail_at((code), NULL, 0, __VA_ARGS__)
 
 /* Propagates a failure from a call that returns dl_status. */
 #define DL_TRY(expr)                                                                               \
