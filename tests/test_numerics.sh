@@ -60,6 +60,13 @@ for p in careful lab; do
     --preset $p --data "$c/c10_zero.csv"
 done
 
+# Entries near float32's largest (3e38) at rank 1: the optimum is rounding,
+# and so is the gap, which is huge in the data's units: the text says so.
+printf '1,2,3\n4,1e38,6\n7,8,9\n4,3e38,6\n' >"$tmp/near_max.csv"
+fact "near float32 max, rank 1" 0 'd["relative_gap"] is None and d["gap"] > 1e60
+    and "within float32 rounding" in text and "relative gap undefined: the optimum is at rounding level" in text' \
+  --preset careful --rank 1 --data "$tmp/near_max.csv"
+
 # Rank 1 (sigma_1 10.24695): at rank 2 the optimum is rounding and the rank-2
 # subspace is any that holds the one direction; at rank 1 only the gap is.
 for p in careful lab; do

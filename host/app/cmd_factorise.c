@@ -318,6 +318,13 @@ static void write_text(FILE *f, const report *rep)
                     diverged(r) ? "training diverged" : "the final SSE is not finite");
         else if (rep->rel_gaps)
             fprintf(f, "  gap                  %.3e  (%.2e relative)\n", gap, rel_gap(rep, 0));
+        else if (fabs(gap) <= dl_factorise_below_tol(r->m, r->n, r->sumsq, r->sse_svd))
+            /* no ratio to read, and the difference itself is rounding */
+            fprintf(f,
+                    "  gap                  %.3e  (within float32 rounding, %.2g, of these SSEs; "
+                    "relative gap undefined: %s)\n",
+                    gap, dl_factorise_below_tol(r->m, r->n, r->sumsq, r->sse_svd),
+                    rep->checks.gap_why);
         else
             fprintf(f, "  gap                  %.3e  (relative gap undefined: %s)\n", gap,
                     rep->checks.gap_why);
