@@ -115,7 +115,7 @@ static int parse_options(int argc, char **argv, bench_options *o)
         for (size_t k = 0; k < sizeof once / sizeof once[0]; k++) {
             if (strcmp(a, once[k].name)) continue;
             if (seen & once[k].bit)
-                return strcmp(a, level_given ? level_given : a)
+                return once[k].bit == 64 && strcmp(a, level_given)
                            ? usage_error("--quick and --smoke exclude each other")
                            : usage_error("%s given twice", a);
             seen |= once[k].bit;

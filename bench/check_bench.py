@@ -416,9 +416,17 @@ def main():
     check(bad.returncode == 2 and "--repeats" in bad.stderr, f"--repeats 3: exit {bad.returncode}")
     for args, what in ((["--device", "cpu", "--device", "cuda"], "--device given twice"),
                        (["--quick", "--smoke"], "--quick and --smoke exclude each other"),
-                       (["--json", "--json"], "--json given twice")):
+                       (["--smoke", "--quick"], "--quick and --smoke exclude each other"),
+                       (["--json", "--json"], "--json given twice"),
+                       (["--quick", "--quick"], "--quick given twice"),
+                       (["--smoke", "--smoke"], "--smoke given twice"),
+                       # A repeat after the level names the repeated option, not the level.
+                       (["--smoke", "--peer", "pytorch", "--peer", "pytorch"], "--peer given twice"),
+                       (["--smoke", "--json", "--json"], "--json given twice"),
+                       (["--quick", "--device", "cpu", "--device", "cpu"], "--device given twice")):
         bad = run(exe, args)
-        check(bad.returncode == 2 and what in bad.stderr and bad.stderr.count("\n") == 1,
+        check(bad.returncode == 2 and what in bad.stderr and bad.stderr.count("\n") == 1 and
+              ("exclude each other" in bad.stderr) == ("exclude each other" in what),
               f"{' '.join(args)}: exit {bad.returncode}, stderr {bad.stderr!r}")
     cuda = run(exe, ["--smoke", "--device", "cuda", "--filter", "factorise-iris", "--json"])
     if cuda.returncode == 1:
