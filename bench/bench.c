@@ -72,8 +72,10 @@ static void usage(FILE *f)
             "--device cuda), printed by rank 0 (--json, --out DIR: DIR/scaling.json and\n"
             "DIR/scaling.txt).\n"
             "\n"
-            "Exit status: 0 every case ran or was skipped for memory, 1 a case failed or\n"
-            "--device cuda found no GPU, 2 bad usage.\n",
+            "Exit status: 0 every case ran or was skipped for memory (and the --peer\n"
+            "comparison ran or was skipped for want of Python or PyTorch), 1 a case failed,\n"
+            "the --peer script failed (crashed, or printed no valid JSON) or --device cuda\n"
+            "found no GPU, 2 bad usage.\n",
             BENCH_MIN_REPEATS, BENCH_MIN_REPEATS);
 }
 
@@ -323,7 +325,16 @@ int main(int argc, char **argv)
     }
     if (isatty(STDERR_FILENO)) fputs("\r\033[K", stderr);
     bench_peer peer = {.name = o.peer};
-    if (o.peer) bench_peer_run(&peer, &r), r.peer = &peer;
+    if (o.peer) {
+        bench_peer_run(&peer, &r), r.peer = &peer;
+        /* A comparison the machine cannot make (no interpreter, no torch)
+         * is skipped; one whose script misbehaved is a failure of the run. */
+        if (peer.failed) {
+            failures++;
+            fprintf(stderr, "dlab-bench: the comparison against %s failed: %s\n", peer.name,
+                    peer.note);
+        }
+    }
     r.wall_s = bench_now() - t0;
     bench_find_crossovers(&r);
     bench_find_goals(&r);
