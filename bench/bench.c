@@ -72,8 +72,10 @@ static void usage(FILE *f)
             "--device cuda), printed by rank 0 (--json, --out DIR: DIR/scaling.json and\n"
             "DIR/scaling.txt).\n"
             "\n"
-            "Exit status: 0 every case ran or was skipped for memory, 1 a case failed or\n"
-            "--device cuda found no GPU, 2 bad usage.\n",
+            "Exit status: 0 every case ran or was skipped for memory (and the --peer\n"
+            "comparison ran or was skipped for want of Python or PyTorch), 1 a case failed,\n"
+            "the --peer script failed (crashed, or printed no valid JSON) or --device cuda\n"
+            "found no GPU, 2 bad usage.\n",
             BENCH_MIN_REPEATS, BENCH_MIN_REPEATS);
 }
 
@@ -115,7 +117,7 @@ static int parse_options(int argc, char **argv, bench_options *o)
         for (size_t k = 0; k < sizeof once / sizeof once[0]; k++) {
             if (strcmp(a, once[k].name)) continue;
             if (seen & once[k].bit)
-                return strcmp(a, level_given ? level_given : a)
+                return once[k].bit == 64 && strcmp(a, level_given)
                            ? usage_error("--quick and --smoke exclude each other")
                            : usage_error("%s given twice", a);
             seen |= once[k].bit;
@@ -323,7 +325,16 @@ int main(int argc, char **argv)
     }
     if (isatty(STDERR_FILENO)) fputs("\r\033[K", stderr);
     bench_peer peer = {.name = o.peer};
-    if (o.peer) bench_peer_run(&peer, &r), r.peer = &peer;
+    if (o.peer) {
+        bench_peer_run(&peer, &r), r.peer = &peer;
+        /* A comparison the machine cannot make (no interpreter, no torch)
+         * is skipped; one whose script misbehaved is a failure of the run. */
+        if (peer.failed) {
+            failures++;
+            fprintf(stderr, "dlab-bench: the comparison against %s failed: %s\n", peer.name,
+                    peer.note);
+        }
+    }
     r.wall_s = bench_now() - t0;
     bench_find_crossovers(&r);
     bench_find_goals(&r);

@@ -8,9 +8,10 @@
  * looked for next to the executable (the build directory), in
  * ../share/dlab-gpu/ from the executable's directory (an installed layout:
  * bin/dlab-bench, share/dlab-gpu/peer_pytorch.py), then in the source
- * tree's bench/. A missing interpreter, a missing torch, a failing script
- * or output that is not the expected JSON becomes one note in place of the
- * peer's figures; never an error of the benchmark. */
+ * tree's bench/. A missing interpreter, a missing torch or a build
+ * without Jansson skips the comparison; a missing script, a failing script
+ * or output that is not the expected JSON fails it. Either becomes one note
+ * in place of the peer's figures (failed also makes dlab-bench exit 1). */
 #ifndef DLAB_BENCH_PEER_H
 #define DLAB_BENCH_PEER_H
 

@@ -253,8 +253,8 @@ def check_peer(doc, selected_all):
     if selected_all:
         for name, *_ in PEER_ROWS:
             check(name in cases, f"--peer did not add {name} to the level")
-    if NO_JANSSON:  # a build without Jansson (the minimal preset) says so and times nothing
-        check(p["status"] == "failed" and "built without Jansson" in (p.get("note") or ""),
+    if NO_JANSSON:  # a build without Jansson (the minimal preset) skips, says so and times nothing
+        check(p["status"] == "skipped" and "built without Jansson" in (p.get("note") or ""),
               f"without Jansson: peer status {p['status']!r}, note {p.get('note')!r}")
         check(all(r["pytorch_s"] is None and r["ratio"] is None for r in p["rows"]),
               "without Jansson: PyTorch figures")
@@ -296,21 +296,32 @@ def check_peer(doc, selected_all):
                   f"peer row {r['case']}: figures without PyTorch")
 
 
-def peer_one(exe, env, where):
-    """dlab-bench --peer pytorch on the iris factorisation alone: exit 0 and
-    its peer object."""
+def peer_one(exe, env, where, status=0):
+    """dlab-bench --peer pytorch on the iris factorisation alone: exit
+    `status` (0 for a comparison made or skipped, 1 for a failed one), the
+    whole JSON document on stdout all the same, and its peer object."""
     p = run(exe, ["--smoke", "--device", "cpu", "--peer", "pytorch", "--filter", "factorise-iris",
                   "--json"], env=env)
-    if not check(p.returncode == 0, f"{where}: exit {p.returncode}: {p.stderr[-500:]}"):
+    if not check(p.returncode == status,
+                 f"{where}: exit {p.returncode}, not {status}: {p.stderr[-500:]}"):
         return None
-    doc = json.loads(p.stdout)
+    try:
+        doc = json.loads(p.stdout)
+    except ValueError as e:
+        check(False, f"{where}: stdout is not one JSON object ({e}): {p.stdout[-500:]!r}")
+        return None
     check([c["name"] for c in doc["cases"]] == ["factorise-iris/150x4-r2"]
           and doc["cases"][0]["cpu"]["status"] == "ok", f"{where}: the case did not run alone")
+    check((doc["peer"]["status"] == "failed") == (status == 1),
+          f"{where}: exit {status} with peer status {doc['peer']['status']!r}")
+    # A failed comparison says so once on stderr too (the table is there with --json).
+    check(("comparison against pytorch failed" in p.stderr) == (status == 1),
+          f"{where}: stderr {p.stderr[-500:]!r}")
     return doc["peer"]
 
 
 def check_peer_paths(exe):
-    if NO_JANSSON:  # every path ends in the same failure note, checked by check_peer
+    if NO_JANSSON:  # every path ends in the same skip note, checked by check_peer
         return
     with tempfile.TemporaryDirectory() as tmp:
         fake = os.path.join(tmp, "hide", "torch")
@@ -323,7 +334,7 @@ def check_peer_paths(exe):
                   f"torch hidden: status {p['status']!r}, note {p.get('note')!r}")
             check(all(r["ratio"] is None for r in p["rows"]), "torch hidden: a ratio")
         for py, what in (("/bin/echo", "is not JSON"), ("/bin/false", "exited with status 1")):
-            p = peer_one(exe, {"DLAB_BENCH_PYTHON": py}, f"DLAB_BENCH_PYTHON={py}")
+            p = peer_one(exe, {"DLAB_BENCH_PYTHON": py}, f"DLAB_BENCH_PYTHON={py}", status=1)
             if p:
                 check(p["status"] == "failed" and what in p["note"],
                       f"DLAB_BENCH_PYTHON={py}: status {p['status']!r}, note {p.get('note')!r}")
@@ -416,9 +427,17 @@ def main():
     check(bad.returncode == 2 and "--repeats" in bad.stderr, f"--repeats 3: exit {bad.returncode}")
     for args, what in ((["--device", "cpu", "--device", "cuda"], "--device given twice"),
                        (["--quick", "--smoke"], "--quick and --smoke exclude each other"),
-                       (["--json", "--json"], "--json given twice")):
+                       (["--smoke", "--quick"], "--quick and --smoke exclude each other"),
+                       (["--json", "--json"], "--json given twice"),
+                       (["--quick", "--quick"], "--quick given twice"),
+                       (["--smoke", "--smoke"], "--smoke given twice"),
+                       # A repeat after the level names the repeated option, not the level.
+                       (["--smoke", "--peer", "pytorch", "--peer", "pytorch"], "--peer given twice"),
+                       (["--smoke", "--json", "--json"], "--json given twice"),
+                       (["--quick", "--device", "cpu", "--device", "cpu"], "--device given twice")):
         bad = run(exe, args)
-        check(bad.returncode == 2 and what in bad.stderr and bad.stderr.count("\n") == 1,
+        check(bad.returncode == 2 and what in bad.stderr and bad.stderr.count("\n") == 1 and
+              ("exclude each other" in bad.stderr) == ("exclude each other" in what),
               f"{' '.join(args)}: exit {bad.returncode}, stderr {bad.stderr!r}")
     cuda = run(exe, ["--smoke", "--device", "cuda", "--filter", "factorise-iris", "--json"])
     if cuda.returncode == 1:

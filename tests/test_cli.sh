@@ -164,6 +164,10 @@ grep -q "factorise lab      U, V ~ U\[0,1), lr 0.01" "$tmp/out" && grep -q "fact
 expect 2 "--hidden: 0 is out of range" -- --task mlp --hidden 0
 expect 2 "--preset: unknown value 'fast'" -- --task mlp --preset fast
 expect 2 "--optim: unknown value 'rmsprop'" -- --task mlp --optim rmsprop
+# A momentum coefficient the chosen optimiser never reads is refused, not recorded.
+expect 2 "^dlab-gpu: error: --momentum applies to --optim momentum only, not sgd$" -- --task mlp --optim sgd --momentum 0.5
+expect 2 "^dlab-gpu: error: --momentum applies to --optim momentum only, not adam$" -- --task mlp --momentum 0.5 --optim adam
+expect 2 "--momentum applies to --optim momentum only \(--preset lab trains with sgd" -- --task mlp --preset lab --momentum 0.5
 expect 2 "--rank applies to --task factorise, not mlp" -- --task mlp --rank 2
 expect 2 "--train: expected a row count or a fraction in \\(0, 1\\), got '50%'" -- --task mlp --train 50% --device cpu
 expect 2 "--train: expected a row count or a fraction in \\(0, 1\\), got 'half'" -- --task mlp --train half --device cpu
@@ -206,12 +210,22 @@ PY
 mlp_json lab-defaults 'd["status"] == "ok" and d["config"]["preset"] == "lab" and d["config"]["epochs"] == 100
   and abs(d["config"]["lr"] - 0.01) < 1e-6 and d["config"]["optim"] == "sgd" and d["config"]["hidden"] == 12
   and d["config"]["batch"] == 100 and d["config"]["train"] == 100 and d["config"]["classes"] == 3
-  and d["config"]["features"] == 4 and d["backend"] == "cpu" and 0 < d["train_seconds"] < 10' --preset lab
+  and d["config"]["features"] == 4 and d["backend"] == "cpu" and 0 < d["train_seconds"] < 10
+  and d["config"]["momentum"] is None' --preset lab
 mlp_json careful-defaults 'd["status"] == "ok" and d["config"]["preset"] == "careful" and d["config"]["epochs"] == 300
-  and d["config"]["optim"] == "momentum" and d["val_accuracy"] >= 0.9 and d["train_accuracy"] >= 0.95'
+  and d["config"]["optim"] == "momentum" and abs(d["config"]["momentum"] - 0.9) < 1e-6
+  and d["val_accuracy"] >= 0.9 and d["train_accuracy"] >= 0.95'
 mlp_json overrides 'd["config"]["optim"] == "adam" and d["config"]["epochs"] == 20 and abs(d["config"]["lr"] - 0.02) < 1e-6
-  and d["config"]["batch"] == 32 and d["config"]["train"] == 120 and d["config"]["hidden"] == 5 and d["config"]["seed"] == 7' \
+  and d["config"]["batch"] == 32 and d["config"]["train"] == 120 and d["config"]["hidden"] == 5 and d["config"]["seed"] == 7
+  and d["config"]["momentum"] is None' \
   --optim adam --epochs 20 --lr 0.02 --batch 32 --train 120 --hidden 5 --seed 7
+mlp_json momentum-given 'd["status"] == "ok" and d["config"]["optim"] == "momentum" and abs(d["config"]["momentum"] - 0.5) < 1e-6' \
+  --preset lab --optim momentum --momentum 0.5 --epochs 5
+# A batch above the training rows is the full batch, and the report says which ran.
+mlp_json batch-over 'd["status"] == "ok" and d["config"]["batch"] == 100 and d["config"]["train"] == 100' \
+  --batch 1000 --epochs 3
+"$bin" --task mlp --device cpu --batch 1000 --epochs 3 >"$tmp/out" 2>"$tmp/err" &&
+  grep -q ", batch 100 (full)," "$tmp/out" && ok || bad "--batch 1000: the text does not say batch 100 (full)"
 mlp_json seeds 'd["status"] == "ok" and [s["seed"] for s in d["seeds"]] == [3, 4, 5]' --seeds 3 --seed 3 --epochs 10
 mlp_json diverged 'd["status"] == "diverged" and rc == 1 and 1 <= len(d["history"]) <= 100' --preset lab --lr 1e6
 if "$bin" --task mlp --device cpu --epochs 5 >"$tmp/out" 2>"$tmp/err" &&

@@ -53,8 +53,10 @@ void dl_cli_usage(FILE *f)
            "  --no-svd           factorise: skip the SVD baseline\n"
            "  --hidden H         mlp: hidden units (default 12)\n"
            "  --optim O          mlp: sgd, momentum or adam (careful default: momentum)\n"
-           "  --momentum M       mlp: momentum coefficient in [0, 1) (default 0.9)\n"
-           "  --batch B          mlp: mini-batch size (default: the whole training split)\n"
+           "  --momentum M       mlp: momentum coefficient in [0, 1) (default 0.9); only\n"
+           "                     for the momentum optimiser\n"
+           "  --batch B          mlp: mini-batch size (default, or B above the training\n"
+           "                     rows: the whole training split)\n"
            "  --train N|F        mlp: training rows after shuffling, a count N or a fraction\n"
            "                     F in (0, 1) (default 2/3 of the rows: 100 of iris's 150)\n"
            "  --fused F          auto (default), on or off: train a model that fits the\n"
@@ -332,9 +334,10 @@ static dl_status apply(dl_options *o, const char *name, const char *v)
         DL_TRY(parse_choice(name, v, optims, &pick));
         o->optim = optim_of[pick];
         o->given_optim = true;
-    } else if (!strcmp(name, "--momentum"))
+    } else if (!strcmp(name, "--momentum")) {
         DL_TRY(parse_float(name, v, 0.0, 0.999999, false, &o->momentum));
-    else if (!strcmp(name, "--batch"))
+        o->given_momentum = true;
+    } else if (!strcmp(name, "--batch"))
         DL_TRY(parse_int(name, v, 1, INT_MAX, &o->batch));
     else if (!strcmp(name, "--train"))
         DL_TRY(parse_train(name, v, &o->train, &o->train_fraction));
@@ -457,5 +460,17 @@ dl_status dl_cli_parse(int argc, char **argv, dl_options *o)
             return DL_FAIL(DL_E_USAGE, "%s describes a --data file, not --synthetic", file_opt);
     }
     if (o->force && !o->out) return DL_FAIL(DL_E_USAGE, "--force only makes sense with --out DIR");
+    if (o->given_momentum) {
+        /* A coefficient the optimiser never reads would be recorded as if used. */
+        const dl_optim_kind k = o->given_optim ? o->optim : dl_mlp_defaults(o->preset).optim;
+        const char *name = k == DL_OPTIM_ADAM ? "adam" : "sgd";
+        if (k != DL_OPTIM_MOMENTUM && o->given_optim)
+            return DL_FAIL(DL_E_USAGE, "--momentum applies to --optim momentum only, not %s", name);
+        if (k != DL_OPTIM_MOMENTUM)
+            return DL_FAIL(DL_E_USAGE,
+                           "--momentum applies to --optim momentum only (--preset %s trains with "
+                           "%s; add --optim momentum)",
+                           o->preset == DL_MLP_LAB ? "lab" : "careful", name);
+    }
     return DL_OK;
 }

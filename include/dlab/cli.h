@@ -25,8 +25,8 @@ typedef struct {
     dl_optim_kind optim;  /* --optim sgd | momentum | adam, when given_optim */
     dl_mlp_preset preset; /* --preset lab | careful (default careful) */
     dl_device device;
-    dl_fused_mode fused;                      /* --fused auto | on | off (factorise, mlp) */
-    bool given_epochs, given_lr, given_optim; /* explicit, beats the preset's default */
+    dl_fused_mode fused; /* --fused auto | on | off (factorise, mlp) */
+    bool given_epochs, given_lr, given_optim, given_momentum; /* explicit, beats the preset */
     bool help, version;
     /* Data files: --delimiter, --header, --label-column, --columns. */
     dl_load_options load;
