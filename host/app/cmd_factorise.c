@@ -172,7 +172,10 @@ static dl_status write_json(FILE *f, const void *ctx)
     dl_json_int(&j, "rank", cfg->rank);
     dl_json_int(&j, "epochs", cfg->epochs);
     dl_json_int(&j, "epochs_run", r->epochs_run);
-    dl_json_num(&j, "lr", r->lr);
+    if ((double)(float)r->lr == r->lr) /* the --lr given, as the user wrote it */
+        dl_json_f32(&j, "lr", (float)r->lr);
+    else
+        dl_json_num(&j, "lr", r->lr);
     if (r->init_std > 0.0)
         dl_json_num(&j, "init_std", r->init_std);
     else

@@ -200,11 +200,11 @@ static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     dl_json_obj_begin(&j, "config");
     dl_json_int(&j, "hidden", r->hidden);
     dl_json_int(&j, "epochs", cfg->epochs);
-    dl_json_num(&j, "lr", cfg->lr);
+    dl_json_f32(&j, "lr", cfg->lr);
     dl_json_str(&j, "optim", optim_name(cfg->optim));
     /* Only the momentum optimiser has a coefficient. */
     if (cfg->optim == DL_OPTIM_MOMENTUM)
-        dl_json_num(&j, "momentum", cfg->momentum);
+        dl_json_f32(&j, "momentum", cfg->momentum);
     else
         dl_json_null(&j, "momentum");
     dl_json_int(&j, "batch", r->batch);

@@ -1,6 +1,7 @@
 #include "dlab/json.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 void dl_json_init(dl_json *j, FILE *f, bool pretty)
 {
@@ -82,6 +83,21 @@ void dl_json_num(dl_json *j, const char *key, double v)
 {
     lead(j, key);
     raw_num(j->f, v);
+}
+
+void dl_json_f32(dl_json *j, const char *key, float v)
+{
+    lead(j, key);
+    if (!isfinite(v)) {
+        fputs("null", j->f);
+        return;
+    }
+    char buf[32];
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    fputs(buf, j->f);
 }
 
 void dl_json_int(dl_json *j, const char *key, long long v)

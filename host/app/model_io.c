@@ -77,7 +77,7 @@ dl_status dl_model_write(FILE *f, const void *arg)
                     : "the standard deviation of each column over the "
                       "training rows");
     dl_json_str(&j, "optim", rec->optim);
-    dl_json_num(&j, "lr", rec->lr);
+    dl_json_f32(&j, "lr", (float)rec->lr); /* the float32 step the model trained with */
     dl_json_int(&j, "epochs_run", rec->epochs_run);
     dl_json_int(&j, "seed", (long long)rec->seed);
     dl_json_int(&j, "train_rows", rec->train_rows);

@@ -19,6 +19,13 @@ void dl_json_obj_end(dl_json *j);
 void dl_json_arr_begin(dl_json *j, const char *key);
 void dl_json_arr_end(dl_json *j);
 void dl_json_num(dl_json *j, const char *key, double v);
+/* A setting the user gave as a decimal and the run holds as float32 (a
+ * learning rate, a momentum): the fewest significant digits (1 to 9,
+ * FLT_DECIMAL_DIG in C17 5.2.4.2.2) that read back as that float, so --lr
+ * 0.05 is echoed "0.05", not "0.0500000007". Measured figures keep
+ * dl_json_num's 9 digits, which a double parser reads to within 1e-9
+ * relative of the float. null when not finite. */
+void dl_json_f32(dl_json *j, const char *key, float v);
 void dl_json_int(dl_json *j, const char *key, long long v);
 void dl_json_str(dl_json *j, const char *key, const char *s);
 void dl_json_bool(dl_json *j, const char *key, bool v);
