@@ -202,6 +202,8 @@ static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     dl_json_str(&j, "status", dl_stop_name(r->stop.kind));
     dl_json_str(&j, "stop_message", r->stop.message);
     dl_json_str(&j, "data", source);
+    if (c->be->comm && dl_comm_size(c->be->comm) > 1)
+        dl_json_int(&j, "ranks", dl_comm_size(c->be->comm));
     dl_json_str(&j, "backend", c->be->name);
     dl_json_str(&j, "device", c->be->device);
     dl_json_num(&j, "train_loss", r->train_loss[0]);
@@ -415,6 +417,8 @@ static void write_text(FILE *f, const dl_cmd *c, const char *source, const dl_ml
             dl_plural(cfg->epochs), r->batch, r->batch == r->n_train ? " (full)" : "",
             (unsigned long long)cfg->seed);
     fprintf(f, "  backend              %s (%s)\n", c->be->name, c->be->device);
+    const int ranks = c->be->comm ? dl_comm_size(c->be->comm) : 1;
+    if (ranks > 1) fprintf(f, "  MPI ranks            %d  (the seeds split over them)\n", ranks);
     write_split(f, "training  ", r->train_loss[0], r->train_accuracy[0],
                 r->epochs_run < cfg->epochs ? "  (stopped early)" : "");
     write_split(f, "validation", r->val_loss[0], r->val_accuracy[0], "");
