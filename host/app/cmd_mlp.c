@@ -172,6 +172,7 @@ static void write_seeds(dl_json *j, const dl_mlp_config *cfg, const dl_mlp_resul
         dl_json_num(j, "train_accuracy", r->train_accuracy[b]);
         dl_json_num(j, "val_accuracy", r->val_accuracy[b]);
         json_best_epoch(j, r->best_epoch[b]);
+        if (r->epochs_trained) dl_json_int(j, "epochs_trained", r->epochs_trained[b]);
         dl_json_obj_end(j);
     }
     dl_json_arr_end(j);
