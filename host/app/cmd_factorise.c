@@ -297,6 +297,12 @@ static void write_text(FILE *f, const report *rep)
             cfg->epochs, dl_plural(cfg->epochs), preset_name(cfg->preset), r->lr,
             (unsigned long long)cfg->seed);
     fprintf(f, "  backend              %s (%s)\n", rep->c->be->name, rep->c->be->device);
+    /* The header's "rank" is the factorisation's; these are MPI's processes,
+     * which share one model's rows or split the seeds. */
+    const int ranks = rep->c->be->comm ? dl_comm_size(rep->c->be->comm) : 1;
+    if (ranks > 1)
+        fprintf(f, "  MPI ranks            %d  (%s)\n", ranks,
+                r->seeds > 1 ? "the seeds split over them" : "the rows shared over them");
     if (cfg->preset == DL_FACTORISE_CAREFUL)
         fprintf(f,
                 "  start                U, V ~ N(0, %.3g^2); sigma_1 ~ %.6g (power iteration)%s\n",

@@ -139,11 +139,23 @@ static void write_history(dl_json *j, const dl_mlp_result *r)
 #define LAB_BAND_LO 0.40
 #define LAB_BAND_HI 0.55
 
-static int in_lab_band(const dl_mlp_result *r)
+/* The runs in the lab's band among the measured ones: a model whose
+ * validation accuracy is undefined (its loss is not finite, or no epoch
+ * finished) is neither in the band nor out of it, so the share is over the
+ * measured runs and undefined when there are none. */
+typedef struct {
+    int in, measured;
+} lab_band;
+
+static lab_band in_lab_band(const dl_mlp_result *r)
 {
-    int k = 0;
-    for (int b = 0; b < r->models; b++)
-        k += r->val_accuracy[b] >= LAB_BAND_LO - 1e-6 && r->val_accuracy[b] <= LAB_BAND_HI + 1e-6;
+    lab_band k = {0, 0};
+    for (int b = 0; b < r->models; b++) {
+        const float a = r->val_accuracy[b];
+        if (!isfinite(a)) continue;
+        k.measured++;
+        k.in += a >= LAB_BAND_LO - 1e-6 && a <= LAB_BAND_HI + 1e-6;
+    }
     return k;
 }
 
@@ -160,6 +172,7 @@ static void write_seeds(dl_json *j, const dl_mlp_config *cfg, const dl_mlp_resul
         dl_json_num(j, "train_accuracy", r->train_accuracy[b]);
         dl_json_num(j, "val_accuracy", r->val_accuracy[b]);
         json_best_epoch(j, r->best_epoch[b]);
+        if (r->epochs_trained) dl_json_int(j, "epochs_trained", r->epochs_trained[b]);
         dl_json_obj_end(j);
     }
     dl_json_arr_end(j);
@@ -171,7 +184,11 @@ static void write_seeds(dl_json *j, const dl_mlp_config *cfg, const dl_mlp_resul
     dl_json_stats(j, "train_accuracy", &st);
     dl_stats_compute(r->val_loss, r->models, 1, &st);
     dl_json_stats(j, "val_loss", &st);
-    dl_json_num(j, "val_accuracy_40_55", (double)in_lab_band(r) / r->models);
+    const lab_band band = in_lab_band(r);
+    if (band.measured > 0)
+        dl_json_num(j, "val_accuracy_40_55", (double)band.in / band.measured);
+    else
+        dl_json_null(j, "val_accuracy_40_55");
     dl_json_obj_end(j);
 }
 
@@ -186,6 +203,8 @@ static void write_json(FILE *f, const dl_cmd *c, const char *source, const dl_ml
     dl_json_str(&j, "status", dl_stop_name(r->stop.kind));
     dl_json_str(&j, "stop_message", r->stop.message);
     dl_json_str(&j, "data", source);
+    if (c->be->comm && dl_comm_size(c->be->comm) > 1)
+        dl_json_int(&j, "ranks", dl_comm_size(c->be->comm));
     dl_json_str(&j, "backend", c->be->name);
     dl_json_str(&j, "device", c->be->device);
     dl_json_num(&j, "train_loss", r->train_loss[0]);
@@ -334,6 +353,7 @@ static dl_status write_files(dl_out *out, const json_args *a)
         DL_TRY(dl_out_figure_histogram(out, "figure3_seeds_histogram", &hist));
     }
     DL_TRY(write_model_files(out, a));
+    const lab_band band = in_lab_band(r);
     dl_html_mlp page = {.source = a->source,
                         .cfg = a->cfg,
                         .r = r,
@@ -344,7 +364,8 @@ static dl_status write_files(dl_out *out, const json_args *a)
                         .confusion_note = a->fm->note,
                         .band_lo = LAB_BAND_LO,
                         .band_hi = LAB_BAND_HI,
-                        .in_band = in_lab_band(r),
+                        .in_band = band.in,
+                        .measured = band.measured,
                         .out = out};
     DL_TRY(dl_out_write(out, "report.html", dl_html_write_mlp, &page));
     return dl_out_summary(out, json_writer, a);
@@ -356,9 +377,16 @@ static void write_seed_spread(FILE *f, const dl_mlp_result *r)
     dl_stats st;
     dl_stats_compute(r->val_accuracy, r->models, 1, &st);
     dl_print_stats(f, "validation accuracy", &st, "%.3f");
-    int band = in_lab_band(r);
-    fprintf(f, "  runs at %.0f-%.0f %%       %d of %d (%.1f %%)\n", 100 * LAB_BAND_LO,
-            100 * LAB_BAND_HI, band, r->models, 100.0 * band / r->models);
+    const lab_band band = in_lab_band(r);
+    fprintf(f, "  runs at %.0f-%.0f %%       ", 100 * LAB_BAND_LO, 100 * LAB_BAND_HI);
+    if (band.measured == 0)
+        fprintf(f, "not measured: %s\n",
+                r->epochs_run == 0 ? "no epoch finished" : "every run diverged");
+    else if (band.measured < r->models)
+        fprintf(f, "%d of %d runs with an accuracy (%.1f %%); the other %d diverged\n", band.in,
+                band.measured, 100.0 * band.in / band.measured, r->models - band.measured);
+    else
+        fprintf(f, "%d of %d (%.1f %%)\n", band.in, r->models, 100.0 * band.in / r->models);
     dl_print_histogram(f, r->val_accuracy, r->models, 1, 0.0, 1.0, 20, "%.2f");
 }
 
@@ -394,6 +422,8 @@ static void write_text(FILE *f, const dl_cmd *c, const char *source, const dl_ml
             dl_plural(cfg->epochs), r->batch, r->batch == r->n_train ? " (full)" : "",
             (unsigned long long)cfg->seed);
     fprintf(f, "  backend              %s (%s)\n", c->be->name, c->be->device);
+    const int ranks = c->be->comm ? dl_comm_size(c->be->comm) : 1;
+    if (ranks > 1) fprintf(f, "  MPI ranks            %d  (the seeds split over them)\n", ranks);
     write_split(f, "training  ", r->train_loss[0], r->train_accuracy[0],
                 r->epochs_run < cfg->epochs ? "  (stopped early)" : "");
     write_split(f, "validation", r->val_loss[0], r->val_accuracy[0], "");

@@ -384,14 +384,30 @@ dl_status dl_html_write_mlp(FILE *f, const void *arg)
     if (r->models > 1) {
         dl_html_h2(f, "seeds", "Distribution over seeds");
         fputs("<p>", f);
-        dl_html_text(
-            f,
-            "%d models trained together from seeds %llu to %llu, each on its own shuffle and "
-            "initial weights; %d of them (%.1f %%) end with a validation accuracy between "
-            "%.0f %% and %.0f %%.",
-            r->models, (unsigned long long)cfg->seed,
-            (unsigned long long)(cfg->seed + r->models - 1), pg->in_band,
-            100.0 * pg->in_band / r->models, 100 * pg->band_lo, 100 * pg->band_hi);
+        dl_html_text(f,
+                     "%d models trained together from seeds %llu to %llu, each on its own "
+                     "shuffle and initial weights; ",
+                     r->models, (unsigned long long)cfg->seed,
+                     (unsigned long long)(cfg->seed + r->models - 1));
+        /* The share in the band is over the models that have an accuracy. */
+        if (pg->measured == 0)
+            dl_html_text(f,
+                         "none has a validation accuracy (%s), so how many end between %.0f %% "
+                         "and %.0f %% is not measured.",
+                         r->epochs_run == 0 ? "no epoch finished" : "every one diverged",
+                         100 * pg->band_lo, 100 * pg->band_hi);
+        else if (pg->measured < r->models)
+            dl_html_text(f,
+                         "of the %d with a validation accuracy (the other %d diverged), %d "
+                         "(%.1f %%) end with one between %.0f %% and %.0f %%.",
+                         pg->measured, r->models - pg->measured, pg->in_band,
+                         100.0 * pg->in_band / pg->measured, 100 * pg->band_lo, 100 * pg->band_hi);
+        else
+            dl_html_text(f,
+                         "%d of them (%.1f %%) end with a validation accuracy between %.0f %% "
+                         "and %.0f %%.",
+                         pg->in_band, 100.0 * pg->in_band / r->models, 100 * pg->band_lo,
+                         100 * pg->band_hi);
         fputs("</p>\n", f);
         dl_stats st;
         dl_html_stats_begin(f);

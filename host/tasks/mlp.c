@@ -344,7 +344,7 @@ void dl_mlp_result_free(dl_mlp_result *r)
     free(r->history);
     free(r->train_loss), free(r->val_loss), free(r->train_accuracy), free(r->val_accuracy);
     free(r->best_epoch);
-    free(r->params);
+    free(r->params), free(r->epochs_trained);
     memset(r, 0, sizeof *r);
 }
 

@@ -50,16 +50,24 @@ static dl_status merge(void *ud, const char *all, const size_t *sizes, int ranks
             chosen = r;
         at += sizes[r];
     }
+    /* A signal stops each rank at its own chunk's end: the run reports the
+     * epochs every rank finished, and epochs_trained how far each model
+     * went. (Ranks stopped by a divergence report what one process would:
+     * every model at the epoch of the first divergence.) */
+    const rank_head *worst = (const rank_head *)all;
+    for (int q = 0; q < chosen; q++) worst = (const rank_head *)((const char *)worst + sizes[q]);
+    const bool count_epochs = uneven && worst->stop_kind == DL_STOP_INTERRUPTED;
     dl_mlp_result m = *res;
     m.models = seeds;
     m.epochs_run = epochs;
+    m.epochs_trained = count_epochs ? malloc(sizeof(int) * S) : NULL;
     m.history = malloc(sizeof(float) * ((size_t)epochs * DL_MLP_METRICS * S + 1));
     m.train_loss = malloc(sizeof(float) * S), m.val_loss = malloc(sizeof(float) * S);
     m.train_accuracy = malloc(sizeof(float) * S), m.val_accuracy = malloc(sizeof(float) * S);
     m.best_epoch = malloc(sizeof(int) * S);
     m.params = malloc(sizeof(float) * S * P);
     if (!m.history || !m.train_loss || !m.val_loss || !m.train_accuracy || !m.val_accuracy ||
-        !m.best_epoch || !m.params) {
+        !m.best_epoch || !m.params || (count_epochs && !m.epochs_trained)) {
         dl_mlp_result_free(&m);
         return DL_FAIL(DL_E_MEMORY, "out of host memory for %d models' figures", seeds);
     }
@@ -76,6 +84,7 @@ static dl_status merge(void *ud, const char *all, const size_t *sizes, int ranks
         memcpy(m.val_accuracy + first, v + 3 * c, sizeof(float) * c);
         const int32_t *best = (const int32_t *)(v + 4 * c);
         for (size_t b = 0; b < c; b++) m.best_epoch[first + b] = best[b];
+        for (size_t b = 0; count_epochs && b < c; b++) m.epochs_trained[first + b] = h->epochs_run;
         memcpy(m.params + (size_t)first * P, v + 5 * c, sizeof(float) * c * P);
         const float *hist = v + 5 * c + c * P;
         for (size_t row = 0; row < (size_t)epochs * DL_MLP_METRICS; row++)
@@ -87,8 +96,7 @@ static dl_status merge(void *ud, const char *all, const size_t *sizes, int ranks
         }
         at += sizes[r];
     }
-    /* A signal stops each rank at its own chunk's end: the run reports the
-     * epochs every rank finished, and the figures of that epoch. */
+    /* The figures of the epoch every rank finished. */
     if (uneven) dl_mlp_summarise(&m);
     /* m took res's sizes; res's own arrays go. */
     dl_mlp_result old = *res;

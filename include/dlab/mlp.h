@@ -80,10 +80,13 @@ typedef struct {
     float *history;               /* epochs_run x (DL_MLP_METRICS * models), see dl_mlp_history */
     float *train_loss, *val_loss; /* per model: after the last epoch run */
     float *train_accuracy, *val_accuracy;
-    int *best_epoch; /* per model: 1-based epoch of the highest validation
+    int *best_epoch;     /* per model: 1-based epoch of the highest validation
                               accuracy (earliest on ties; finite-loss epochs only) */
-    float *params;   /* models x P: the final parameters */
-    bool fused;      /* trained on the fused op (dl_mlp_config.fused) */
+    float *params;       /* models x P: the final parameters */
+    int *epochs_trained; /* per model: the epochs it ran, when a --seeds split over ranks
+                            was interrupted at different epochs (the figures above and the
+                            history are then those after epochs_run); else NULL */
+    bool fused;          /* trained on the fused op (dl_mlp_config.fused) */
     double train_seconds;
     dl_stop stop;                     /* why training ended early, if it did */
     char warning[DL_MLP_WARNING_LEN]; /* one line (dl_mlp_scale_check), "" when none */

@@ -54,6 +54,7 @@ typedef struct {
     const char *confusion_note; /* why there is no confusion matrix */
     double band_lo, band_hi;    /* the lab's worrying validation band */
     int in_band;                /* models whose validation accuracy is in it */
+    int measured;               /* models with a validation accuracy (finite loss) */
     const dl_out *out;
 } dl_html_mlp;
 

@@ -4,14 +4,17 @@
 # usage: test_ranks.sh CASE path/to/dlab-gpu path/to/iris.data mpiexec [flags...]
 #   equal      lab and careful on iris: the SSE, the SVD's singular values and
 #              SSE, and the loss history equal one process's within 1e-5
-#              relative; the run's JSON says how many ranks shared the rows
+#              relative; the run's JSON and text say how many ranks shared
+#              the rows
 #   reruns     2 and 3 ranks: the same figures, bit for bit, run after run
 #   bad-input  a bad file, a bad row, too few rows for the ranks, a task that
 #              runs alone, --fused on for rows spread over ranks: every rank
 #              exits 2, rank 0 says why once
 #   seeds      --seeds split over 2 and 3 ranks, factorise and mlp: every
 #              model's figures, the histories and the stop are bit for bit
-#              one process's (also when some models diverge)
+#              one process's (also when some or all models diverge), and the
+#              text report names the ranks; mlp's share of runs at 40-55 %
+#              is over the models with an accuracy, null when none has one
 #   out        --out: rank 0 alone writes the files, with every row of U
 #   interrupt  SIGINT, then SIGTERM, to one rank: every rank stops after the
 #              same epoch and rank 0 reports the interrupted run, exit 130,
@@ -23,10 +26,10 @@
 #   npy        a .npy array (C and Fortran order) read by rows on 2 and 3
 #              ranks: the figures equal one process's within 1e-5 relative,
 #              and bit for bit those of the CSV rank 0 scatters
-#   seeds-interrupt  --seeds split over 2 ranks, the ranks interrupted at
-#              different epochs: the report is the epochs every model finished
-#              (one process's figures for that many), with each model's own
-#              count in epochs_trained
+#   seeds-interrupt  --seeds split over 2 ranks (factorise and mlp), the
+#              ranks interrupted at different epochs: the report is the epochs
+#              every model finished (one process's figures for that many), with
+#              each model's own count in epochs_trained
 #   bad-slice  a .npy file whose fault lies in the last rank's rows (a NaN,
 #              a file cut short): every rank exits 2, rank 0 prints the
 #              message once; ranks of a seed sweep reading different
@@ -102,6 +105,30 @@ print(json.dumps({k: v for k, v in d.items() if "seconds" not in k and k not in 
                  sort_keys=True))' "$1"
 }
 
+# band_share OUT.json ERR.txt: mlp's share of runs at 40-55 % is over the
+# models with a validation accuracy (null when none has one), and the text
+# says over how many.
+band_share() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+text = open(sys.argv[2]).read()
+acc = [s["val_accuracy"] for s in d["seeds"]]
+measured = [a for a in acc if a is not None]
+share = d["summary"]["val_accuracy_40_55"]
+assert d["summary"]["val_accuracy"]["n"] == len(measured), d["summary"]
+if not measured:
+    assert share is None, share
+    assert "runs at 40-55 %       not measured: every run diverged\n" in text, text
+else:
+    k = sum(0.4 - 1e-6 <= a <= 0.55 + 1e-6 for a in measured)
+    assert share == k / len(measured), (share, k, measured)
+    if len(measured) < len(acc):
+        line = f"{k} of {len(measured)} runs with an accuracy"
+        assert line in text and f"the other {len(acc) - len(measured)} diverged" in text, text
+PY
+}
+
 # make_npy IRIS DIR: iris as float32 .npy in C and Fortran order, and two
 # damaged copies whose fault lies in the last rows (written with struct by
 # the format's specification, numpy.lib.format).
@@ -136,6 +163,9 @@ equal)
       cp "$tmp/out" "$tmp/$preset.$np.json"
       check "$preset on $np ranks equals one process" compare "$tmp/$preset.1.json" \
         "$tmp/$preset.$np.json"
+      # with --json the text report is on stderr
+      check "$preset on $np ranks: the text names the ranks" \
+        grep -qx "  MPI ranks            $np  (the rows shared over them)" "$tmp/err"
     done
   done
   ;;
@@ -154,16 +184,28 @@ seeds)
   for args in "--task factorise --preset lab --seeds 7" \
     "--task factorise --preset careful --seeds 5 --rank 3" \
     "--task factorise --preset lab --seeds 4 --lr 0.3" "--task mlp --preset lab --seeds 5" \
-    "--task mlp --optim adam --batch 16 --seeds 4 --epochs 60"; do
+    "--task mlp --optim adam --batch 16 --seeds 4 --epochs 60" \
+    "--task mlp --preset lab --seeds 3 --lr 1e30"; do
     ranks 1 --data "$iris" $args --json --quiet
     figures "$tmp/out" >"$tmp/one" || { bad "$args: one process: exit $rc"; show; }
+    if grep -q "MPI ranks" "$tmp/err"; then bad "$args: one process names MPI ranks"; else ok; fi
+    [[ $args == *mlp* ]] && check "$args: the share at 40-55 % is over the measured runs" \
+      band_share "$tmp/out" "$tmp/err"
     for np in 2 3; do
       ranks "$np" --data "$iris" $args --json --quiet
       figures "$tmp/out" >"$tmp/split" || { bad "$args: $np ranks: exit $rc"; show; }
       cmp -s "$tmp/one" "$tmp/split" && ok \
         || bad "$args on $np ranks: the figures differ from one process's"
+      check "$args on $np ranks: the text names the ranks" \
+        grep -qx "  MPI ranks            $np  (the seeds split over them)" "$tmp/err"
     done
   done
+  # some models diverge (one process: a split reports the first model's
+  # figures at the epoch of the first divergence, but its weights are those
+  # its rank trained on to)
+  ranks 1 --data "$iris" --task mlp --preset lab --seeds 4 --lr 20 --json --quiet
+  check "some models diverge: the share at 40-55 % is over the measured runs" \
+    band_share "$tmp/out" "$tmp/err"
   ;;
 bad-input)
   printf '1,2,3\n4,5,6\n7,8,9\n1,2,3\n4,5,x\n7,8,9\n' >"$tmp/bad-row.csv"
@@ -274,6 +316,50 @@ for e in (0, n - 1):  # model 0's
 PY
   else
     bad "no epoch count in the interrupted run's report"
+    show
+  fi
+  # mlp: rank 1 is interrupted as soon as both ranks catch SIGINT (it still
+  # finishes its first chunk of epochs), rank 0 a second later.
+  margs=(--task mlp --data "$iris" --seeds 4 --batch 4 --json --quiet)
+  run_job 90 "${launcher[@]}" -np 2 "$dlab" "${margs[@]}" --epochs 1000000
+  pids=()
+  for _ in $(seq 100); do
+    pids=($(cat /proc/"$job"/task/*/children 2>/dev/null))
+    [ "${#pids[@]}" -eq 2 ] && break
+    sleep 0.1
+  done
+  # SigCgt: the signals a process catches, SIGINT (2) in bit 1
+  catches_int() { (($(printf '%d' "0x$(awk '/^SigCgt/ {print $2}' /proc/"$1"/status)") & 2)); }
+  for _ in $(seq 200); do
+    [ "${#pids[@]}" -eq 2 ] && catches_int "${pids[0]}" 2>/dev/null \
+      && catches_int "${pids[1]}" 2>/dev/null && break
+    sleep 0.05
+  done
+  kill -INT "${pids[1]}" 2>/dev/null || bad "mlp: no rank 1 to interrupt"
+  sleep 1
+  kill -INT "${pids[0]}" 2>/dev/null || bad "mlp: no rank 0 to interrupt"
+  finish_run "mlp seeds interrupt"
+  [ "$rc" -eq 130 ] && ok || { bad "mlp: exit $rc, expected 130"; show; }
+  cp "$tmp/out" "$tmp/mlp-split.json"
+  n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["epochs_run"])' \
+    "$tmp/mlp-split.json" 2>/dev/null)
+  if [ -n "$n" ] && [ "$n" -gt 0 ]; then
+    ranks 1 "${margs[@]}" --epochs "$n"
+    check "an interrupted mlp seed split reports what one process trains in its epochs" \
+      python3 - "$tmp/mlp-split.json" "$tmp/out" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+n = a["epochs_run"]
+assert a["status"] == "interrupted" and len(a["history"]) == n, a["status"]
+trained = [s.pop("epochs_trained") for s in a["seeds"]]
+# rank 0 trains seeds 1-2 and went on after rank 1 (seeds 3-4) stopped
+assert trained[2:] == [n, n] and min(trained[:2]) > n, (n, trained)
+assert all("epochs_trained" not in s for s in b["seeds"]), b["seeds"]
+assert a["seeds"] == b["seeds"] and a["history"] == b["history"], (a["seeds"], b["seeds"])
+assert a["summary"] == b["summary"], (a["summary"], b["summary"])
+PY
+  else
+    bad "mlp: no epoch count in the interrupted run's report"
     show
   fi
   ;;
