@@ -120,9 +120,9 @@ dl_mlp_model dl_model_view(const dl_model *m)
 dl_status dl_model_read(const char *path, dl_model *out)
 {
     memset(out, 0, sizeof *out);
-    return DL_FAIL(DL_E_RUNTIME,
-                   "cannot read %s: dlab-gpu was built without Jansson (Debian: libjansson-dev)",
-                   path);
+    return DL_FAIL_PLAIN(
+        DL_E_RUNTIME, "cannot read %s: dlab-gpu was built without Jansson (Debian: libjansson-dev)",
+        path);
 }
 
 #else
