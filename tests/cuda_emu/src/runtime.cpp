@@ -803,14 +803,12 @@ cudaError_t cudaStreamQuery(cudaStream_t h)
         sp->invalidated = true;
         return set_error(cudaErrorStreamCaptureUnsupported);
     }
-    /* The device makes progress while the host polls: one queued item runs
-     * per query, so a polling loop ends as it would on a GPU. */
-    if (!sp->queue.empty()) {
-        work_ptr w = sp->queue.front();
-        sp->queue.pop_front();
-        w->run();
-    }
-    return sp->queue.empty() ? cudaSuccess : cudaErrorNotReady;
+    /* The device makes progress while the host polls: here the queued work
+     * runs in the query (the host is the device), so a polling loop ends as
+     * it would on a GPU, and ranks polling in turn meet in their
+     * collectives as when they synchronise. */
+    drain(sp);
+    return cudaSuccess;
 }
 
 /* --- graphs -------------------------------------------------------------- */
