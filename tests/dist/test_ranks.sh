@@ -282,23 +282,40 @@ seeds-interrupt)
   # different epochs. The report is the run every model finished: its
   # figures equal one process trained for exactly that many epochs, and
   # epochs_trained says how far each model went.
+  # interrupt_split NAME BEFORE BETWEEN ARGS...: ARGS on 2 ranks; once both
+  # catch SIGINT and BEFORE seconds more, rank 1 is interrupted, rank 0
+  # BETWEEN seconds later; expects exit 130, keeps the report in
+  # $tmp/NAME.json and its epochs_run in $n.
+  # SigCgt: the signals a process catches, SIGINT (2) in bit 1
+  catches_int() { (($(printf '%d' "0x$(awk '/^SigCgt/ {print $2}' /proc/"$1"/status)") & 2)); }
+  interrupt_split() {
+    local name=$1 before=$2 between=$3
+    shift 3
+    run_job 90 "${launcher[@]}" -np 2 "$dlab" "$@"
+    pids=()
+    for _ in $(seq 100); do
+      pids=($(cat /proc/"$job"/task/*/children 2>/dev/null))
+      [ "${#pids[@]}" -eq 2 ] && break
+      sleep 0.1
+    done
+    for _ in $(seq 200); do
+      [ "${#pids[@]}" -eq 2 ] && catches_int "${pids[0]}" 2>/dev/null \
+        && catches_int "${pids[1]}" 2>/dev/null && break
+      sleep 0.05
+    done
+    sleep "$before"
+    kill -INT "${pids[1]}" 2>/dev/null || bad "$name: no rank 1 to interrupt"
+    sleep "$between"
+    kill -INT "${pids[0]}" 2>/dev/null || bad "$name: no rank 0 to interrupt"
+    finish_run "$name"
+    [ "$rc" -eq 130 ] && ok || { bad "$name: exit $rc, expected 130"; show; }
+    cp "$tmp/out" "$tmp/$name.json"
+    n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["epochs_run"])' \
+      "$tmp/$name.json" 2>/dev/null)
+  }
   args=(--task factorise --data "$iris" --preset careful --seeds 4 --json --quiet)
-  run_job 90 "${launcher[@]}" -np 2 "$dlab" "${args[@]}" --epochs 100000000
-  for _ in $(seq 50); do
-    pids=($(cat /proc/"$job"/task/*/children 2>/dev/null))
-    [ "${#pids[@]}" -eq 2 ] && break
-    sleep 0.2
-  done
-  # time to start MPI and reach training on loaded machines
-  sleep 4
-  kill -INT "${pids[1]}" 2>/dev/null || bad "no rank 1 to interrupt"
-  sleep 1.5
-  kill -INT "${pids[0]}" 2>/dev/null || bad "no rank 0 to interrupt"
-  finish_run "seeds interrupt"
-  [ "$rc" -eq 130 ] && ok || { bad "exit $rc, expected 130"; show; }
-  cp "$tmp/out" "$tmp/split.json"
-  n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["epochs_run"])' \
-    "$tmp/split.json" 2>/dev/null)
+  # time to reach training on loaded machines
+  interrupt_split split 3 1.5 "${args[@]}" --epochs 100000000
   if [ -n "$n" ] && [ "$n" -gt 0 ]; then
     ranks 1 "${args[@]}" --epochs "$n"
     check "an interrupted seed split reports what one process trains in its epochs" \
@@ -321,28 +338,7 @@ PY
   # mlp: rank 1 is interrupted as soon as both ranks catch SIGINT (it still
   # finishes its first chunk of epochs), rank 0 a second later.
   margs=(--task mlp --data "$iris" --seeds 4 --batch 4 --json --quiet)
-  run_job 90 "${launcher[@]}" -np 2 "$dlab" "${margs[@]}" --epochs 1000000
-  pids=()
-  for _ in $(seq 100); do
-    pids=($(cat /proc/"$job"/task/*/children 2>/dev/null))
-    [ "${#pids[@]}" -eq 2 ] && break
-    sleep 0.1
-  done
-  # SigCgt: the signals a process catches, SIGINT (2) in bit 1
-  catches_int() { (($(printf '%d' "0x$(awk '/^SigCgt/ {print $2}' /proc/"$1"/status)") & 2)); }
-  for _ in $(seq 200); do
-    [ "${#pids[@]}" -eq 2 ] && catches_int "${pids[0]}" 2>/dev/null \
-      && catches_int "${pids[1]}" 2>/dev/null && break
-    sleep 0.05
-  done
-  kill -INT "${pids[1]}" 2>/dev/null || bad "mlp: no rank 1 to interrupt"
-  sleep 1
-  kill -INT "${pids[0]}" 2>/dev/null || bad "mlp: no rank 0 to interrupt"
-  finish_run "mlp seeds interrupt"
-  [ "$rc" -eq 130 ] && ok || { bad "mlp: exit $rc, expected 130"; show; }
-  cp "$tmp/out" "$tmp/mlp-split.json"
-  n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["epochs_run"])' \
-    "$tmp/mlp-split.json" 2>/dev/null)
+  interrupt_split mlp-split 0 1 "${margs[@]}" --epochs 1000000
   if [ -n "$n" ] && [ "$n" -gt 0 ]; then
     ranks 1 "${margs[@]}" --epochs "$n"
     check "an interrupted mlp seed split reports what one process trains in its epochs" \
