@@ -230,6 +230,21 @@ else
   bad "mlp --out $dir: $(cat "$tmp/err")"
 fi
 
+# A result is never written over this run's own input: refused before
+# training (exit 2), the input untouched.
+dir=$tmp/selfin
+if "$bin" --task factorise --device cpu --epochs 5 --out "$dir" >/dev/null 2>"$tmp/err"; then
+  cp "$dir/U.csv" "$tmp/U.before"
+  "$bin" --task factorise --device cpu --epochs 5 --data "$dir/U.csv" --out "$dir" --force \
+    >/dev/null 2>"$tmp/err"
+  rc=$?
+  [ "$rc" -eq 2 ] && grep -q "^dlab-gpu: error: --out $dir: $dir/U.csv, this run's --data, would be overwritten by its U.csv; write the results to another directory$" "$tmp/err" &&
+    cmp -s "$dir/U.csv" "$tmp/U.before" && ok \
+    || bad "--data inside --out under an output's name: exit $rc, $(cat "$tmp/err")"
+else
+  bad "factorise --out $dir: $(cat "$tmp/err")"
+fi
+
 # A full disk cuts a figure short, which the drawing library does not
 # report: the file is refused, not kept under its name (where a small
 # file system can be mounted: root in a container).
@@ -243,6 +258,13 @@ if [ "$figures" = 1 ] && mount -t tmpfs -o size=40k tmpfs "$tmp/tiny" 2>/dev/nul
   else
     bad "a figure on a full disk: exit $rc, $(ls -A "$tmp/tiny/o" | tr '\n' ' ') $(cat "$tmp/err")"
   fi
+  # With no room for even the first file, the folder it made goes too.
+  rm -rf "$tmp/tiny/o"
+  head -c 100000 /dev/zero >"$tmp/tiny/filler" 2>/dev/null
+  "$bin" --task mlp --device cpu --epochs 5 --out "$tmp/tiny/p/q" --quiet >/dev/null 2>"$tmp/err"
+  rc=$?
+  [ "$rc" -eq 1 ] && grep -q "No space left on device" "$tmp/err" && [ ! -e "$tmp/tiny/p" ] && ok \
+    || bad "no room for any file: exit $rc, $(ls -A "$tmp/tiny" | tr '\n' ' ') $(cat "$tmp/err")"
   umount "$tmp/tiny"
 fi
 

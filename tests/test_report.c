@@ -66,7 +66,7 @@ static void test_prepare(void)
     char dir[512], file[512];
     dl_out o;
     path_of(dir, sizeof dir, "a/b/c");
-    dl_out_init(&o, dir);
+    dl_out_init(&o, dir, NULL);
     DL_CHECK(dl_out_prepare(&o, false) == DL_OK, "missing parents: %s", dl_errmsg());
     DL_CHECK(entries(dir) == 0, "%s was not created empty", dir);
     DL_CHECK(dl_out_prepare(&o, false) == DL_OK, "an existing empty directory: %s", dl_errmsg());
@@ -80,21 +80,21 @@ static void test_prepare(void)
              "message: '%s'", dl_errmsg());
     DL_CHECK(dl_out_prepare(&o, true) == DL_OK, "--force: %s", dl_errmsg());
 
-    dl_out_init(&o, file); /* a file, not a directory */
+    dl_out_init(&o, file, NULL); /* a file, not a directory */
     DL_CHECK(dl_out_prepare(&o, true) == DL_E_USAGE, "a plain file accepted as --out");
     char below[600];
     snprintf(below, sizeof below, "%s/sub", file); /* a file as a parent */
-    dl_out_init(&o, below);
+    dl_out_init(&o, below, NULL);
     DL_CHECK(dl_out_prepare(&o, true) == DL_E_USAGE, "a path below a plain file accepted");
 
-    dl_out_init(&o, NULL);
+    dl_out_init(&o, NULL, NULL);
     DL_CHECK(dl_out_prepare(&o, false) == DL_OK, "no --out must be a no-op");
 
     if (geteuid() != 0) { /* root writes anywhere */
         char ro[512];
         path_of(ro, sizeof ro, "readonly");
         mkdir(ro, 0555);
-        dl_out_init(&o, ro);
+        dl_out_init(&o, ro, NULL);
         DL_CHECK(dl_out_prepare(&o, false) == DL_E_RUNTIME, "a read-only directory accepted");
     }
 }
@@ -124,7 +124,7 @@ static void test_atomic_write(void)
     char dir[512], file[600];
     path_of(dir, sizeof dir, "atomic");
     dl_out o;
-    dl_out_init(&o, dir);
+    dl_out_init(&o, dir, NULL);
     DL_CHECK(dl_out_prepare(&o, false) == DL_OK, "%s", dl_errmsg());
     DL_CHECK(dl_out_write(&o, "a.txt", write_hello, "world") == DL_OK, "%s", dl_errmsg());
     snprintf(file, sizeof file, "%s/a.txt", dir);
@@ -158,7 +158,7 @@ static void test_csv(void)
     char dir[512], file[600];
     path_of(dir, sizeof dir, "csv");
     dl_out o;
-    dl_out_init(&o, dir);
+    dl_out_init(&o, dir, NULL);
     DL_CHECK(dl_out_prepare(&o, false) == DL_OK, "%s", dl_errmsg());
 
     const float sse[3] = {10.5f, 2.25f, NAN};
@@ -350,7 +350,7 @@ static void test_figures(void)
     else
         path_of(dir, sizeof dir, "figures");
     dl_out o;
-    dl_out_init(&o, dir);
+    dl_out_init(&o, dir, NULL);
     DL_CHECK(dl_out_prepare(&o, true) == DL_OK, "%s", dl_errmsg());
     char why[256];
     bool available = dl_figures_available(why, sizeof why);

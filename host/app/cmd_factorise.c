@@ -511,7 +511,23 @@ dl_status dl_cmd_factorise(dl_cmd *c)
     dl_factorise_result r;
     dl_dataset d = {0};
     dl_out out;
-    dl_out_init(&out, o->out);
+    static const char *const writes[] = {"history.csv",
+                                         "report.html",
+                                         "summary.json",
+                                         "figure1_projections.png",
+                                         "figure1_projections.svg",
+                                         "figure3_seeds_histogram.png",
+                                         "figure3_seeds_histogram.svg",
+                                         "U.npy",
+                                         "U.csv",
+                                         "V.npy",
+                                         "V.csv",
+                                         "column_means.npy",
+                                         "svd_U.npy",
+                                         "svd_S.npy",
+                                         "svd_V.npy",
+                                         NULL};
+    dl_out_init(&out, o->out, writes);
     dl_status st;
     char source[512];
     bool centred = false;
@@ -569,7 +585,7 @@ dl_status dl_cmd_factorise(dl_cmd *c)
         }
         centred = o->center;
         if (st == DL_OK) st = dl_factorise_validate(m, d.cols, &cfg);
-        dl_out_keep(&out, path);
+        dl_out_keep(&out, "--data", path);
         if (st == DL_OK && root) st = dl_out_prepare(&out, o->force);
         if (ranks > 1) st = dl_comm_agree(comm, st);
         if (st == DL_OK)
@@ -601,6 +617,7 @@ dl_status dl_cmd_factorise(dl_cmd *c)
                   .out = &out};
     dl_status wst = derive(&rep);
     if (wst == DL_OK && out.dir) wst = write_files(&rep, &d);
+    if (wst != DL_OK) dl_out_discard(&out); /* a folder it made that holds nothing goes */
     write_text(c->text, &rep);
     if (o->json) write_json(stdout, &rep);
     fflush(stdout);

@@ -475,9 +475,21 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     }
     dl_mlp_result r;
     dl_out out;
-    dl_out_init(&out, c->opt->out);
+    static const char *const writes[] = {"model.json",
+                                         "predictions.csv",
+                                         "history.csv",
+                                         "report.html",
+                                         "summary.json",
+                                         "figure2_learning_curves.png",
+                                         "figure2_learning_curves.svg",
+                                         "figure3_seeds_histogram.png",
+                                         "figure3_seeds_histogram.svg",
+                                         "figure4_confusion_matrix.png",
+                                         "figure4_confusion_matrix.svg",
+                                         NULL};
+    dl_out_init(&out, c->opt->out, writes);
     st = name_the_file(dl_mlp_validate(&d, &cfg), path);
-    dl_out_keep(&out, path);
+    dl_out_keep(&out, "--data", path);
     if (st == DL_OK && root) st = dl_out_prepare(&out, c->opt->force);
     if (ranks > 1) st = dl_comm_agree(comm, st);
     if (st == DL_OK)
@@ -498,6 +510,7 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     dl_status wst = apply_first_model(c->be, &d, &cfg, &r, &fm);
     json_args ja = {.c = c, .source = path, .cfg = &cfg, .r = &r, .d = &d, .fm = &fm, .out = &out};
     if (wst == DL_OK && out.dir) wst = write_files(&out, &ja);
+    if (wst != DL_OK) dl_out_discard(&out); /* a folder it made that holds nothing goes */
     write_text(c->text, c, path, &cfg, &r, &d, &fm, &out);
     dl_out_text(c->text, &out);
     if (c->opt->json) json_writer(stdout, &ja);

@@ -12,10 +12,11 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-void dl_out_init(dl_out *o, const char *dir)
+void dl_out_init(dl_out *o, const char *dir, const char *const *writes)
 {
     memset(o, 0, sizeof *o);
     o->dir = dir;
+    o->writes = writes;
 }
 
 /* --- the directory ------------------------------------------------------ */
@@ -130,21 +131,45 @@ static bool known_temp(const char *entry)
     return dl_out_known_name(name);
 }
 
-void dl_out_keep(dl_out *o, const char *path)
+void dl_out_keep(dl_out *o, const char *option, const char *path)
 {
     struct stat sb;
     if (!path || o->n_keep == (int)(sizeof o->keep / sizeof o->keep[0]) || stat(path, &sb) != 0)
         return;
     o->keep[o->n_keep].dev = (uint64_t)sb.st_dev;
-    o->keep[o->n_keep++].ino = (uint64_t)sb.st_ino;
+    o->keep[o->n_keep].ino = (uint64_t)sb.st_ino;
+    snprintf(o->keep[o->n_keep++].option, sizeof o->keep[0].option, "%s", option);
 }
 
-static bool kept(const dl_out *o, const struct stat *sb)
+/* The option of the kept input that sb is, or NULL. */
+static const char *kept(const dl_out *o, const struct stat *sb)
 {
     for (int i = 0; i < o->n_keep; i++)
         if (o->keep[i].dev == (uint64_t)sb->st_dev && o->keep[i].ino == (uint64_t)sb->st_ino)
-            return true;
-    return false;
+            return o->keep[i].option;
+    return NULL;
+}
+
+/* A result would be renamed over this run's own input: refused before
+ * anything is trained or written. */
+static dl_status check_inputs(const dl_out *o)
+{
+    for (const char *const *w = o->writes; w && *w && o->n_keep > 0; w++) {
+        size_t len = strlen(o->dir) + strlen(*w) + 2;
+        char *path = malloc(len);
+        if (!path) return DL_FAIL(DL_E_MEMORY, "--out: out of memory");
+        snprintf(path, len, "%s/%s", o->dir, *w);
+        struct stat sb;
+        const char *option = stat(path, &sb) == 0 ? kept(o, &sb) : NULL;
+        dl_status st = option ? DL_FAIL(DL_E_USAGE,
+                                        "--out %s: %s, this run's %s, would be overwritten by "
+                                        "its %s; write the results to another directory",
+                                        o->dir, path, option, *w)
+                              : DL_OK;
+        free(path);
+        DL_TRY(st);
+    }
+    return DL_OK;
 }
 
 /* --force: removes the files of an earlier run (known names and their
@@ -181,6 +206,7 @@ dl_status dl_out_prepare(dl_out *o, bool force)
 {
     if (!o->dir) return DL_OK;
     if (!o->dir[0]) return DL_FAIL(DL_E_USAGE, "--out: empty directory name");
+    DL_TRY(check_inputs(o));
     DL_TRY(make_dirs(o->dir, &o->created));
     int n = 0;
     DL_TRY(count_entries(o->dir, &n));

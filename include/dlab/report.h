@@ -29,14 +29,18 @@ typedef struct {
     int n_keep;
     struct {
         uint64_t dev, ino;
+        char option[16];
     } keep[4]; /* this run's input files (dl_out_keep): --force never removes them */
+    const char *const *writes; /* the names this task writes, NULL-terminated (dl_out_init) */
 } dl_out;
 
 /* Writes the whole content of one file to f. Output errors need not be
  * reported: the caller checks the stream. */
 typedef dl_status (*dl_write_fn)(FILE *f, const void *ctx);
 
-void dl_out_init(dl_out *o, const char *dir);
+/* `writes`: every name the task may write under dir, NULL-terminated; a
+ * run whose input has one of them there is refused (dl_out_prepare). */
+void dl_out_init(dl_out *o, const char *dir, const char *const *writes);
 
 /* Makes o->dir ready: creates it and its missing parents. A directory that
  * already holds entries is refused unless `force` (DL_E_USAGE, one line), as
@@ -48,12 +52,14 @@ void dl_out_init(dl_out *o, const char *dir);
  * directory. */
 dl_status dl_out_prepare(dl_out *o, bool force);
 
-/* Marks `path`, an input of this run (--data, --model), as one that
+/* Marks `path`, the input given by `option` (--data, --model), as one that
  * dl_out_prepare's --force must leave in place even under a name a task
- * writes (a model.json read by --task predict --out into its own folder).
- * Up to 4 paths; a path that does not exist is ignored. Call before
+ * writes (a model.json read by --task predict --out into its own folder),
+ * and that no result may be written over: dl_out_prepare refuses a run
+ * whose input is dir/NAME for a NAME in `writes` (DL_E_USAGE). Up to 4
+ * paths; a path that does not exist is ignored. Call before
  * dl_out_prepare. */
-void dl_out_keep(dl_out *o, const char *path);
+void dl_out_keep(dl_out *o, const char *option, const char *path);
 
 /* After a run that failed before writing anything: removes the directories
  * dl_out_prepare created (empty ones only, deepest first), so a refused or
