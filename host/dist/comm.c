@@ -491,9 +491,11 @@ dl_status dl_comm_agree(dl_comm *c, dl_status local)
     char *colon = strrchr(m.where, ':');
     int line = colon ? atoi(colon + 1) : 0;
     if (colon) *colon = '\0';
-    const char *file = m.where[0] ? m.where : __FILE__;
-    if (!m.where[0]) line = __LINE__;
-    if (names_a_rank(m.msg)) return dl_fail_at((dl_status)m.status, file, line, "%s", m.msg);
+    const char *file = m.where[0] ? m.where : NULL; /* a message without one stays so */
+    /* A stop every rank shares names no rank: each was interrupted, though
+     * the signal may have reached one of them. */
+    if (names_a_rank(m.msg) || m.status == DL_E_INTERRUPTED)
+        return dl_fail_at((dl_status)m.status, file, line, "%s", m.msg);
     return dl_fail_at((dl_status)m.status, file, line, "rank %d: %s", out[1], m.msg);
 #else
     (void)c;

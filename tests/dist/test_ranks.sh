@@ -269,6 +269,9 @@ interrupt)
     finish_run "interrupt ($sig)"
     want=$([ "$sig" = INT ] && echo 130 || echo 143)
     [ "$rc" -eq "$want" ] && ok || { bad "SIG$sig to rank 1: exit $rc, expected $want"; show; }
+    # every rank stopped: the message names none of them
+    grep -q "^dlab-gpu: interrupted after epoch [0-9]* of 100000000$" "$tmp/err" && ok \
+      || { bad "SIG$sig to rank 1: the stop message"; show; }
     python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
