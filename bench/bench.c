@@ -58,7 +58,8 @@ static void usage(FILE *f)
             "  --repeats N        timed runs per case and backend (at least %d, default %d)\n"
             "  --json             one JSON object on stdout (the table goes to stderr)\n"
             "  --out DIR          also write DIR/bench.json, DIR/bench.txt and the figure\n"
-            "                     DIR/bench.png and .svg (time per epoch against size)\n"
+            "                     DIR/bench.png and .svg (time per epoch against size),\n"
+            "                     each whole or not at all (an earlier bench's are replaced)\n"
             "  --peer pytorch     also time the iris factorisation, the lab MLP and 1000 lab\n"
             "                     MLPs in PyTorch (bench/peer_pytorch.py, one thread) and\n"
             "                     report PyTorch / dlab CPU time against the goals; adds\n"
@@ -197,35 +198,38 @@ static int select_cases(const bench_options *o, bench_run *r)
     return -1;
 }
 
+static dl_status json_file(FILE *f, const void *r)
+{
+    bench_write_json(f, r);
+    return DL_OK;
+}
+
+static dl_status table_file(FILE *f, const void *r)
+{
+    bench_print_table(f, r);
+    return DL_OK;
+}
+
+/* Each file atomically, as dlab-gpu writes --out (a temporary file renamed
+ * once whole), replacing the files of an earlier bench in DIR. */
 static int write_outputs(const bench_options *o, const bench_run *r)
 {
     if (mkdir(o->out, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "dlab-bench: error: cannot create %s: %s\n", o->out, strerror(errno));
         return 1;
     }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/bench.json", o->out);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "dlab-bench: error: cannot write %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    bench_write_json(f, r);
-    bool bad = fclose(f) != 0;
-    snprintf(path, sizeof path, "%s/bench.txt", o->out);
-    f = fopen(path, "w");
-    if (f) {
-        bench_print_table(f, r);
-        bad = fclose(f) != 0 || bad;
-    }
-    if (!f || bad) {
-        fprintf(stderr, "dlab-bench: error: cannot write into %s\n", o->out);
-        return 1;
-    }
+    dl_out out;
+    dl_out_init(&out, o->out, NULL);
+    dl_status st = dl_out_write(&out, "bench.json", json_file, r);
+    if (st == DL_OK) st = dl_out_write(&out, "bench.txt", table_file, r);
     int figures = 0;
-    if (bench_plot(r, o->out, &figures) != DL_OK) {
-        fprintf(stderr, "dlab-bench: no figure: %s\n", dl_errmsg());
-        dl_clear_error();
+    if (st == DL_OK && (st = bench_plot(r, &out, &figures)) == DL_E_RUNTIME) {
+        fprintf(stderr, "dlab-bench: no figure: %s\n", dl_errmsg()); /* not built to draw */
+        st = DL_OK;
+    }
+    if (st != DL_OK) {
+        fprintf(stderr, "dlab-bench: error: %s\n", dl_errmsg());
+        return 1;
     }
     return 0;
 }

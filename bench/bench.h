@@ -24,6 +24,7 @@
 #include <stdio.h>
 
 #include "dlab/backend.h"
+#include "dlab/report.h"
 
 enum { BENCH_CPU = 0, BENCH_CUDA = 1, BENCH_BACKENDS = 2 };
 
@@ -219,8 +220,10 @@ void bench_print_table(FILE *f, const bench_run *r);
 void bench_write_json(FILE *f, const bench_run *r);
 
 /* bench_plot.c: one figure, a panel per family with more than one size,
- * both backends, as dir/bench.png and dir/bench.svg; *figures counts the
- * files written. DL_E_RUNTIME when PLplot is not built in or cannot write. */
-dl_status bench_plot(const bench_run *r, const char *dir, int *figures);
+ * both backends, as DIR/bench.png and DIR/bench.svg, each atomically
+ * (dl_out_render); *figures counts the files written. DL_E_RUNTIME when
+ * PLplot or its cairo devices are missing, DL_E_IO when a file cannot be
+ * written. */
+dl_status bench_plot(const bench_run *r, dl_out *out, int *figures);
 
 #endif

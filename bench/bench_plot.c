@@ -132,11 +132,10 @@ static void panel(const bench_run *r, const bench_crossover *x)
              lcol, lsty, lwid, scol, sscale, snum, sym);
 }
 
-static dl_status draw(const bench_run *r, const char *device, const char *path)
+static dl_status draw(const char *path, dl_fig_format fmt, const void *run)
 {
-    FILE *probe = fopen(path, "w");
-    if (!probe) return DL_FAIL(DL_E_IO, "cannot write %s", path);
-    fclose(probe);
+    const bench_run *r = run;
+    const char *device = fmt == DL_FIG_SVG ? "svgcairo" : "pngcairo";
     int panels = r->n_cross, cols = panels > 1 ? 2 : 1, rows = (panels + cols - 1) / cols;
     char geometry[32];
     snprintf(geometry, sizeof geometry, "%dx%d", 700 * cols, 480 * rows);
@@ -157,18 +156,19 @@ static dl_status draw(const bench_run *r, const char *device, const char *path)
     return DL_OK;
 }
 
-dl_status bench_plot(const bench_run *r, const char *dir, int *figures)
+dl_status bench_plot(const bench_run *r, dl_out *out, int *figures)
 {
     *figures = 0;
     if (r->n_cross == 0) return DL_OK; /* no family with more than one size */
-    const char *devices[2] = {"pngcairo", "svgcairo"}, *ext[2] = {"png", "svg"};
+    const char *devices[2] = {"pngcairo", "svgcairo"};
+    const dl_fig_format formats[2] = {DL_FIG_PNG, DL_FIG_SVG};
     for (int i = 0; i < 2; i++) {
         if (!have_device(devices[i]))
             return DL_FAIL(DL_E_RUNTIME, "PLplot has no %s device (install plplot-driver-cairo)",
                            devices[i]);
-        char path[4096];
-        snprintf(path, sizeof path, "%s/bench.%s", dir, ext[i]);
-        DL_TRY(draw(r, devices[i], path));
+        char name[32];
+        snprintf(name, sizeof name, "bench.%s", dl_fig_extension(formats[i]));
+        DL_TRY(dl_out_render(out, name, formats[i], draw, r));
         ++*figures;
     }
     return DL_OK;
@@ -176,9 +176,9 @@ dl_status bench_plot(const bench_run *r, const char *dir, int *figures)
 
 #else
 
-dl_status bench_plot(const bench_run *r, const char *dir, int *figures)
+dl_status bench_plot(const bench_run *r, dl_out *out, int *figures)
 {
-    (void)r, (void)dir;
+    (void)r, (void)out;
     *figures = 0;
     return DL_FAIL(DL_E_RUNTIME, "this build has no PLplot (install libplplot-dev and rebuild)");
 }

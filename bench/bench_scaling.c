@@ -158,26 +158,31 @@ static void write_json(FILE *f, const scaling *s)
     fputc('\n', f);
 }
 
+static dl_status json_file(FILE *f, const void *s)
+{
+    write_json(f, s);
+    return DL_OK;
+}
+
+static dl_status table_file(FILE *f, const void *s)
+{
+    print_table(f, s);
+    return DL_OK;
+}
+
+/* Each file atomically (dl_out_write), as the one-process bench writes. */
 static int write_out(const char *dir, const scaling *s)
 {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "dlab-bench: error: cannot create %s: %s\n", dir, strerror(errno));
         return 1;
     }
-    char path[4096];
-    bool bad = false;
-    for (int k = 0; k < 2; k++) {
-        snprintf(path, sizeof path, "%s/%s", dir, k ? "scaling.txt" : "scaling.json");
-        FILE *f = fopen(path, "w");
-        if (!f) {
-            bad = true;
-            continue;
-        }
-        k ? print_table(f, s) : write_json(f, s);
-        bad = fclose(f) != 0 || bad;
-    }
-    if (bad) fprintf(stderr, "dlab-bench: error: cannot write into %s\n", dir);
-    return bad;
+    dl_out out;
+    dl_out_init(&out, dir, NULL);
+    dl_status st = dl_out_write(&out, "scaling.json", json_file, s);
+    if (st == DL_OK) st = dl_out_write(&out, "scaling.txt", table_file, s);
+    if (st != DL_OK) fprintf(stderr, "dlab-bench: error: %s\n", dl_errmsg());
+    return st != DL_OK;
 }
 
 int bench_scaling(int *argc, char ***argv, bench_level level, int repeats, bool json,

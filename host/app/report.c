@@ -365,9 +365,6 @@ dl_status dl_out_summary(dl_out *o, dl_write_fn fn, const void *ctx)
     return st;
 }
 
-/* A figure drawn by path: the drawing library opens the file itself. */
-typedef dl_status (*draw_fn)(const char *path, dl_fig_format fmt, const void *fig);
-
 /* Whether the file the drawing library wrote ends as a whole one does: a
  * PNG with its IEND chunk (the PNG specification, section 11.2.5: length 0,
  * type "IEND", CRC ae426082), an SVG with its closing tag. The library
@@ -387,7 +384,7 @@ static bool figure_complete(int fd, dl_fig_format fmt, off_t size)
     return end >= 6 && memcmp(tail + end - 6, "</svg>", 6) == 0;
 }
 
-static dl_status render(dl_out *o, const char *name, dl_fig_format fmt, draw_fn draw,
+dl_status dl_out_render(dl_out *o, const char *name, dl_fig_format fmt, dl_draw_fn draw,
                         const void *fig)
 {
     char *tmp;
@@ -423,14 +420,14 @@ static dl_status render(dl_out *o, const char *name, dl_fig_format fmt, draw_fn 
     return st;
 }
 
-static dl_status figure_pair(dl_out *o, const char *base, draw_fn draw, const void *fig)
+static dl_status figure_pair(dl_out *o, const char *base, dl_draw_fn draw, const void *fig)
 {
     if (!dl_figures_available(o->figures_note, sizeof o->figures_note)) return DL_OK;
     static const dl_fig_format formats[] = {DL_FIG_PNG, DL_FIG_SVG};
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
         char name[64];
         snprintf(name, sizeof name, "%s.%s", base, dl_fig_extension(formats[i]));
-        DL_TRY(render(o, name, formats[i], draw, fig));
+        DL_TRY(dl_out_render(o, name, formats[i], draw, fig));
     }
     return DL_OK;
 }

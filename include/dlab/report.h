@@ -83,6 +83,16 @@ bool dl_out_abandon(void);
  * anything fails; the temporary file is then removed. */
 dl_status dl_out_write(dl_out *o, const char *name, dl_write_fn fn, const void *ctx);
 
+/* A figure drawn by path: the drawing library opens and closes the file. */
+typedef dl_status (*dl_draw_fn)(const char *path, dl_fig_format fmt, const void *fig);
+
+/* DIR/name drawn by draw into a temporary file, checked to be whole (a PNG
+ * ends with its IEND chunk, an SVG with its closing tag: a drawing library
+ * does not report a full disk) and renamed, as dl_out_write. DL_E_IO naming
+ * the file when it cannot be written or was cut short. */
+dl_status dl_out_render(dl_out *o, const char *name, dl_fig_format fmt, dl_draw_fn draw,
+                        const void *fig);
+
 /* summary.json, written by fn like dl_out_write, but listed in o->files
  * before fn runs: the summary it writes names itself among the files, just
  * as the same summary printed afterwards does. */
