@@ -78,4 +78,13 @@ assert os.path.exists(os.path.join(d, "out", "history.csv"))
 PY
 fi
 
+# A sweep stops as one: when a model diverges, every model stops at that
+# chunk's end, and the text says the figures are those of that epoch.
+"$bin" --task mlp --seeds 20 --lr 20 --device cpu --json >"$tmp/div.json" 2>"$tmp/div.txt"
+rc=$?
+n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["epochs_run"])' "$tmp/div.json" 2>/dev/null)
+[ "$rc" -eq 1 ] && [ -n "$n" ] && [ "$n" -lt 300 ] &&
+  grep -q "^  (every model stopped after epoch $n of 300, when training stopped: a model diverged)$" "$tmp/div.txt" &&
+  ok || bad "a sweep with a diverging model: exit $rc, epochs_run '$n', $(grep 'stopped' "$tmp/div.txt")"
+
 finish test_seeds

@@ -372,11 +372,18 @@ static dl_status write_files(dl_out *out, const json_args *a)
 }
 
 /* With --seeds N > 1: the spread of the final validation accuracy. */
-static void write_seed_spread(FILE *f, const dl_mlp_result *r)
+static void write_seed_spread(FILE *f, const dl_mlp_result *r, int epochs)
 {
     dl_stats st;
     dl_stats_compute(r->val_accuracy, r->models, 1, &st);
     dl_print_stats(f, "validation accuracy", &st, "%.3f");
+    /* The sweep stops as one: a model's divergence (or a stop request) ends
+     * every model's training at that chunk, so these are not the figures
+     * of full runs. */
+    if (r->epochs_run < epochs && r->epochs_run > 0)
+        fprintf(f, "  (every model stopped after epoch %d of %d, when training stopped: %s)\n",
+                r->epochs_run, epochs,
+                r->stop.kind == DL_STOP_DIVERGED ? "a model diverged" : "interrupted");
     const lab_band band = in_lab_band(r);
     fprintf(f, "  runs at %.0f-%.0f %%       ", 100 * LAB_BAND_LO, 100 * LAB_BAND_HI);
     if (band.measured == 0)
@@ -438,7 +445,7 @@ static void write_text(FILE *f, const dl_cmd *c, const char *source, const dl_ml
         fprintf(f, "  confusion matrix     none: %s\n", fm->note);
         if (out->dir) fprintf(f, "  model.json, predictions.csv  not written: %s\n", fm->note);
     }
-    if (r->models > 1) write_seed_spread(f, r);
+    if (r->models > 1) write_seed_spread(f, r, cfg->epochs);
     fprintf(f, "  training time        %.3f ms  (%d epoch%s, %.2f us/epoch, %s path)\n",
             r->train_seconds * 1e3, r->epochs_run, dl_plural(r->epochs_run),
             r->epochs_run ? r->train_seconds * 1e6 / r->epochs_run : 0.0,
