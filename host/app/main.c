@@ -9,6 +9,7 @@
 #include "dlab/comm.h"
 #include "dlab/report.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,8 +37,22 @@ static void say(const char *msg)
     (void)w;
 }
 
+/* The thread that runs the tasks and writes --out. */
+static pthread_t main_thread;
+
 static void on_stop_signal(int sig)
 {
+    /* A signal to the process reaches any thread that does not block it:
+     * while the main thread blocks stop signals around creating a temporary
+     * file, another (OpenMP's, MPI's) would take it and exit between the
+     * file's creation and its recording, leaving it behind. Such a thread
+     * hands the signal to the main thread, which takes it once the file is
+     * recorded (pthread_kill is async-signal-safe: POSIX.1-2008, signal-
+     * safety(7)). */
+    if (!pthread_equal(pthread_self(), main_thread)) {
+        pthread_kill(main_thread, sig);
+        return;
+    }
     if (stop_requested) { /* the second one: leave at once, without a partial file */
         const bool removed = dl_out_abandon();
         if (speaks) {
@@ -228,6 +243,7 @@ int main(int argc, char **argv)
     /* SIGTERM too: schedulers send it, and a launcher turns Ctrl-C into
      * SIGTERM to every rank. On several ranks the flag is shared at chunk
      * ends (dl_comm_share_stop), so every rank stops after the same one. */
+    main_thread = pthread_self();
     dl_comm_on_stop_signals(on_stop_signal);
 
     progress_state ps = {.active = !opt.quiet && isatty(STDERR_FILENO)};
