@@ -511,23 +511,7 @@ dl_status dl_cmd_factorise(dl_cmd *c)
     dl_factorise_result r;
     dl_dataset d = {0};
     dl_out out;
-    static const char *const writes[] = {"history.csv",
-                                         "report.html",
-                                         "summary.json",
-                                         "figure1_projections.png",
-                                         "figure1_projections.svg",
-                                         "figure3_seeds_histogram.png",
-                                         "figure3_seeds_histogram.svg",
-                                         "U.npy",
-                                         "U.csv",
-                                         "V.npy",
-                                         "V.csv",
-                                         "column_means.npy",
-                                         "svd_U.npy",
-                                         "svd_S.npy",
-                                         "svd_V.npy",
-                                         NULL};
-    dl_out_init(&out, o->out, writes);
+    dl_out_init(&out, o->out, dl_out_names_factorise);
     dl_status st;
     char source[512];
     bool centred = false;

@@ -482,19 +482,7 @@ dl_status dl_cmd_mlp(dl_cmd *c)
     }
     dl_mlp_result r;
     dl_out out;
-    static const char *const writes[] = {"model.json",
-                                         "predictions.csv",
-                                         "history.csv",
-                                         "report.html",
-                                         "summary.json",
-                                         "figure2_learning_curves.png",
-                                         "figure2_learning_curves.svg",
-                                         "figure3_seeds_histogram.png",
-                                         "figure3_seeds_histogram.svg",
-                                         "figure4_confusion_matrix.png",
-                                         "figure4_confusion_matrix.svg",
-                                         NULL};
-    dl_out_init(&out, c->opt->out, writes);
+    dl_out_init(&out, c->opt->out, dl_out_names_mlp);
     st = name_the_file(dl_mlp_validate(&d, &cfg), path);
     dl_out_keep(&out, "--data", path);
     if (st == DL_OK && root) st = dl_out_prepare(&out, c->opt->force);

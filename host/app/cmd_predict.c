@@ -107,8 +107,7 @@ dl_status dl_cmd_predict(dl_cmd *c)
         st = DL_FAIL(DL_E_MEMORY, "out of host memory for %d rows", d.rows);
     if (st == DL_OK) st = dl_model_check_data(&m, o->model, &d, o->data, labels);
     dl_out out;
-    static const char *const writes[] = {"predictions.csv", "summary.json", NULL};
-    dl_out_init(&out, o->out, writes);
+    dl_out_init(&out, o->out, dl_out_names_predict);
     dl_out_keep(&out, "--model", o->model); /* predictions beside their model keep it */
     dl_out_keep(&out, "--data", o->data);
     if (st == DL_OK) st = dl_out_prepare(&out, o->force);

@@ -85,34 +85,43 @@ static dl_status count_entries(const char *dir, int *n)
     return DL_OK;
 }
 
-/* Every name a task writes under --out. */
-static const char *const known_names[] = {"summary.json",
-                                          "report.html",
-                                          "history.csv",
-                                          "figure1_projections.png",
-                                          "figure1_projections.svg",
-                                          "figure2_learning_curves.png",
-                                          "figure2_learning_curves.svg",
-                                          "figure3_seeds_histogram.png",
-                                          "figure3_seeds_histogram.svg",
-                                          "figure4_confusion_matrix.png",
-                                          "figure4_confusion_matrix.svg",
-                                          "U.npy",
-                                          "U.csv",
-                                          "V.npy",
-                                          "V.csv",
-                                          "column_means.npy",
-                                          "svd_U.npy",
-                                          "svd_S.npy",
-                                          "svd_V.npy",
-                                          "model.json",
-                                          "predictions.csv",
-                                          NULL};
+/* The names each task writes under --out (dl_out_init's `writes`). */
+const char *const dl_out_names_factorise[] = {"history.csv",
+                                              "report.html",
+                                              "summary.json",
+                                              "figure1_projections.png",
+                                              "figure1_projections.svg",
+                                              "figure3_seeds_histogram.png",
+                                              "figure3_seeds_histogram.svg",
+                                              "U.npy",
+                                              "U.csv",
+                                              "V.npy",
+                                              "V.csv",
+                                              "column_means.npy",
+                                              "svd_U.npy",
+                                              "svd_S.npy",
+                                              "svd_V.npy",
+                                              NULL};
+const char *const dl_out_names_mlp[] = {"model.json",
+                                        "predictions.csv",
+                                        "history.csv",
+                                        "report.html",
+                                        "summary.json",
+                                        "figure2_learning_curves.png",
+                                        "figure2_learning_curves.svg",
+                                        "figure3_seeds_histogram.png",
+                                        "figure3_seeds_histogram.svg",
+                                        "figure4_confusion_matrix.png",
+                                        "figure4_confusion_matrix.svg",
+                                        NULL};
+const char *const dl_out_names_predict[] = {"predictions.csv", "summary.json", NULL};
 
 bool dl_out_known_name(const char *name)
 {
-    for (int i = 0; known_names[i]; i++)
-        if (!strcmp(name, known_names[i])) return true;
+    const char *const *lists[] = {dl_out_names_factorise, dl_out_names_mlp, dl_out_names_predict};
+    for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++)
+        for (const char *const *n = lists[l]; *n; n++)
+            if (!strcmp(name, *n)) return true;
     return false;
 }
 

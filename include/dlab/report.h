@@ -72,6 +72,12 @@ void dl_out_discard(dl_out *o);
  * clear it. */
 bool dl_out_known_name(const char *name);
 
+/* The names --task factorise, mlp and predict write under --out,
+ * NULL-terminated; dl_out_known_name knows every one of them. */
+extern const char *const dl_out_names_factorise[];
+extern const char *const dl_out_names_mlp[];
+extern const char *const dl_out_names_predict[];
+
 /* For a handler of a second SIGINT, which exits at once: removes the
  * temporary file being written at that moment, if any, and the directories
  * dl_out_prepare made while none of its files is written yet. True when a
